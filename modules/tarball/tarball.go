@@ -83,12 +83,18 @@ func Decompress(r io.Reader) (io.Reader, Compression, func(), error) {
 		}
 		return zr, c, noop, nil
 	case Zstd:
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		// The window a frame may ask for is capped: zstd --ultra -22 uses
+		// 128 MiB, and a 10-byte header must not reserve more than that.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow),
+			zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
 			return nil, c, nil, fmt.Errorf("%w: zstd: %v", ErrBroken, err)
 		}
 		return zr, c, zr.Close, nil
 	case XZ:
+		if err := checkXZDict(br); err != nil {
+			return nil, c, nil, err
+		}
 		zr, err := xz.NewReader(br)
 		if err != nil {
 			return nil, c, nil, fmt.Errorf("%w: xz: %v", ErrBroken, err)
@@ -220,4 +226,62 @@ func convert(th *tar.Header) (h *entry.Header, skip bool, err error) {
 		return nil, false, fmt.Errorf("%s: %w", th.Name, err)
 	}
 	return h, false, nil
+}
+
+// maxWindow bounds the history a decompressor may allocate: the largest
+// that zstd (--ultra -22) or xz (-9, 64 MiB) use by default, doubled.
+const maxWindow = 128 << 20
+
+// checkXZDict reads the LZMA2 dictionary size from the first block header
+// of the xz stream in br and refuses one over maxWindow. ulikunitz/xz sizes
+// its dictionary from the header alone, so a 68-byte stream could otherwise
+// reserve 1.5 GB. Later blocks are not checked: xz writes every block of a
+// stream with the same filter.
+func checkXZDict(br *bufio.Reader) error {
+	const streamHeader = 12
+	hdr, _ := br.Peek(streamHeader + 1)
+	if len(hdr) <= streamHeader || hdr[streamHeader] == 0 {
+		return nil // an empty stream, or too short: the decoder reports it
+	}
+	size := (int(hdr[streamHeader]) + 1) * 4
+	b, err := br.Peek(streamHeader + size)
+	if err != nil {
+		return nil
+	}
+	b = b[streamHeader+1 : streamHeader+size-4] // flags .. filters, no CRC32
+	flags := b[0]
+	b = b[1:]
+	varint := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && i < len(b); i++ {
+			v |= uint64(b[i]&0x7f) << (7 * i)
+			if b[i]&0x80 == 0 {
+				b = b[i+1:]
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} {
+		if present {
+			if _, ok := varint(); !ok {
+				return nil
+			}
+		}
+	}
+	for n := int(flags&3) + 1; n > 0; n-- {
+		id, ok1 := varint()
+		psize, ok2 := varint()
+		if !ok1 || !ok2 || uint64(len(b)) < psize {
+			return nil
+		}
+		if id == 0x21 && psize == 1 { // LZMA2: one byte encodes the dictionary
+			bits := uint64(b[0] & 0x3f)
+			if bits > 40 || (2|bits&1)<<(bits/2+11) > maxWindow {
+				return fmt.Errorf("%w: xz: dictionary larger than %d MiB", ErrBroken, maxWindow>>20)
+			}
+		}
+		b = b[psize:]
+	}
+	return nil
 }
