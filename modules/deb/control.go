@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net/textproto"
 	"strconv"
 	"strings"
 )
@@ -37,7 +36,27 @@ type Control struct {
 
 // Field returns the value of the named field, whatever its case.
 func (c *Control) Field(name string) string {
-	return c.Fields[textproto.CanonicalMIMEHeaderKey(name)]
+	return c.Fields[canonicalName(name)]
+}
+
+// canonicalName is the key of a field name in Fields: each ASCII letter
+// upper case at the start and after a '-', lower case elsewhere
+// ("Pre-Depends"). It agrees with textproto.CanonicalMIMEHeaderKey on HTTP
+// tokens, but deb-control(5) allows more characters in a name ('/', '(', '"'
+// …), which that leaves as they are, case and all.
+func canonicalName(name string) string {
+	b := []byte(name)
+	upper := true
+	for i, c := range b {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			b[i] = c - 'A' + 'a'
+		}
+		upper = c == '-'
+	}
+	return string(b)
 }
 
 // ParseControl parses the first stanza of an RFC 822-style control file.
@@ -45,12 +64,22 @@ func ParseControl(r io.Reader) (*Control, error) {
 	c := &Control{Fields: map[string]string{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	// The value of the last field grows in a Builder: appending each
+	// continuation line to the string in Fields would copy the value so
+	// far every time, quadratic in a long description.
 	var last string
+	var value strings.Builder
+	flush := func() {
+		if last != "" {
+			c.Fields[last] = value.String()
+		}
+	}
 	for line := 1; sc.Scan(); line++ {
 		text := sc.Text()
 		switch {
 		case strings.TrimSpace(text) == "":
-			if len(c.Fields) > 0 {
+			if last != "" {
+				flush()
 				return c, c.fill() // a blank line ends the stanza
 			}
 		case strings.HasPrefix(text, "#"):
@@ -59,22 +88,27 @@ func ParseControl(r io.Reader) (*Control, error) {
 			if last == "" {
 				return nil, fmt.Errorf("control line %d: continuation line before any field", line)
 			}
-			c.Fields[last] += "\n" + text
+			value.WriteString("\n")
+			value.WriteString(text)
 		default:
-			name, value, ok := strings.Cut(text, ":")
+			name, v, ok := strings.Cut(text, ":")
 			if !ok || name == "" || strings.ContainsAny(name, " \t") {
 				return nil, fmt.Errorf("control line %d: %q is not a field", line, text)
 			}
-			last = textproto.CanonicalMIMEHeaderKey(name)
+			flush()
+			last = canonicalName(name)
 			if _, dup := c.Fields[last]; dup {
 				return nil, fmt.Errorf("control line %d: field %s given twice", line, last)
 			}
-			c.Fields[last] = strings.TrimSpace(value)
+			c.Fields[last] = "" // for the check above, until flushed
+			value.Reset()
+			value.WriteString(strings.TrimSpace(v))
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
+	flush()
 	return c, c.fill()
 }
 

@@ -17,7 +17,8 @@ import (
 // Errors callers branch on; each is wrapped with the package's name.
 var (
 	// ErrNotDeb reports input that is not a well-formed .deb: no ar magic,
-	// a bad member header, a wrong debian-binary or missing members.
+	// a bad member header, a wrong debian-binary, missing members or a
+	// control file ParseControl rejects.
 	ErrNotDeb = errors.New("deb: not a Debian binary package")
 	// ErrCompression reports a control or data member compressed in a way
 	// tarball cannot read (data.tar.lzma, or an unknown suffix).
@@ -130,7 +131,7 @@ func readControl(r io.Reader, label string) (*Control, error) {
 		if h.Path == "control" && h.Type == entry.TypeRegular {
 			c, err := ParseControl(io.LimitReader(tr, 1<<20))
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", label, err)
+				return nil, fmt.Errorf("%w: %s: %w", ErrNotDeb, label, err)
 			}
 			return c, nil
 		}

@@ -53,6 +53,7 @@ func TestOpenErrors(t *testing.T) {
 		{"lzma data", archive(version, [2]string{"control.tar", ctl}, [2]string{"data.tar.lzma", "x"}), ErrCompression, "data.tar.lzma"},
 		{"odd control", archive(version, [2]string{"control.tar.lz4", "x"}), ErrCompression, "control.tar.lz4"},
 		{"no control file", archive(version, [2]string{"control.tar", tarOf(t)}, [2]string{"data.tar", data}), ErrNotDeb, "no control file"},
+		{"bad control", archive(version, [2]string{"control.tar", tarOf(t, [2]string{"./control", "Package p\n"})}), ErrNotDeb, "not a field"},
 		{"truncated", archive(version, [2]string{"control.tar", ctl})[:100], ErrNotDeb, "control.tar"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
