@@ -1,0 +1,263 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// byzBin is the byz binary built once for these tests.
+var byzBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "byz-cli-")
+	if err != nil {
+		panic(err)
+	}
+	byzBin = filepath.Join(dir, "byz")
+	if out, err := exec.Command("go", "build", "-o", byzBin, ".").CombinedOutput(); err != nil {
+		panic("go build: " + err.Error() + "\n" + string(out))
+	}
+	os.Chmod(dir, 0o755) // the unprivileged test runs it as nobody
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// unavailable skips, or fails under CI=true, where every tool is installed.
+func unavailable(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true: a failure, not a skip)", why)
+	}
+	t.Skip(why)
+}
+
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		unavailable(t, name+" not found: run ci/install-deps")
+	}
+	return p
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		unavailable(t, "needs root")
+	}
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func byz(t *testing.T, cred *syscall.Credential, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(byzBin, args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("byz %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"module", "create", "--help"}, {"module", "ls", "--help"},
+		{"module", "info", "--help"}, {"module", "extract", "--help"}, {"module", "deps", "--help"}} {
+		r := byz(t, nil, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
+			t.Errorf("byz %v: exit %d, no Examples section:\n%s", args, r.code, r.stdout)
+		}
+	}
+	if r := byz(t, nil, "completion", "bash"); r.code != 0 || !strings.Contains(r.stdout, "__start_byz") {
+		t.Errorf("byz completion bash: exit %d", r.code)
+	}
+}
+
+// TestCreateLsInfoExtract drives the commands the way a user does, with
+// unsquashfs as the oracle for ls.
+func TestCreateLsInfoExtract(t *testing.T) {
+	unsquashfs := requireTool(t, "unsquashfs")
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "etc"), 0o755)
+	os.WriteFile(filepath.Join(src, "etc/motd"), []byte("hello mesh\n"), 0o644)
+	os.Symlink("/nowhere", filepath.Join(src, "dangling"))
+	os.WriteFile(filepath.Join(src, "big"), make([]byte, 300000), 0o600)
+	out := filepath.Join(t.TempDir(), "010-base.xzm")
+
+	if r := byz(t, nil, "module", "create", src, "-o", out, "--version", "1.0", "--comp", "gzip", "--block-size", "64K"); r.code != 0 {
+		t.Fatalf("create: exit %d: %s", r.code, r.stderr)
+	}
+	ls := byz(t, nil, "module", "ls", out)
+	if ls.code != 0 {
+		t.Fatalf("ls: exit %d: %s", ls.code, ls.stderr)
+	}
+	oracle, err := exec.Command(unsquashfs, "-lls", "-d", "", out).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Compare the sets of (mode, size, path) with unsquashfs's listing.
+	key := func(line string) string {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			return ""
+		}
+		path := f[5]
+		if path == "/" {
+			path = ""
+		}
+		return f[0] + " " + f[2] + " " + path
+	}
+	var got, want []string
+	for _, l := range strings.Split(strings.TrimSpace(ls.stdout), "\n") {
+		if strings.HasPrefix(l, "d") {
+			continue // directory sizes differ by design (we print 0)
+		}
+		got = append(got, key(l))
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(oracle)), "\n") {
+		if strings.HasPrefix(l, "d") || !strings.Contains(l, "/") {
+			continue
+		}
+		want = append(want, key(l))
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("byz module ls disagrees with unsquashfs -lls:\nbyz:\n%s\nunsquashfs:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	info := byz(t, nil, "module", "info", "--json", out)
+	var doc struct {
+		Compressor string
+		BlockSize  int `json:"block_size"`
+		Manifest   struct{ Name, Version string }
+	}
+	if err := json.Unmarshal([]byte(info.stdout), &doc); err != nil {
+		t.Fatalf("info --json: %v\n%s", err, info.stdout)
+	}
+	if doc.Compressor != "gzip" || doc.BlockSize != 64<<10 || doc.Manifest.Name != "base" || doc.Manifest.Version != "1.0" {
+		t.Errorf("info --json = %+v", doc)
+	}
+
+	dest := filepath.Join(t.TempDir(), "x")
+	if r := byz(t, nil, "module", "extract", out, dest); r.code != 0 {
+		t.Fatalf("extract: exit %d: %s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "etc/motd")); string(b) != "hello mesh\n" {
+		t.Errorf("extracted motd = %q", b)
+	}
+	if l, _ := os.Readlink(filepath.Join(dest, "dangling")); l != "/nowhere" {
+		t.Errorf("extracted symlink = %q", l)
+	}
+	if r := byz(t, nil, "module", "extract", out, dest); r.code == 0 || !strings.Contains(r.stderr, dest) {
+		t.Errorf("extract into a non-empty dir: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestDeps(t *testing.T) {
+	dir := t.TempDir()
+	src := t.TempDir()
+	mk := func(file, name string, depends string) {
+		args := []string{"module", "create", src, "-o", filepath.Join(dir, file), "--name", name, "-q"}
+		if depends != "" {
+			args = append(args, "--depends", depends)
+		}
+		if r := byz(t, nil, args...); r.code != 0 {
+			t.Fatalf("create %s: %s", file, r.stderr)
+		}
+	}
+	mk("050-irc.xzm", "irc", "tls,base")
+	mk("020-tls.xzm", "tls", "base")
+	mk("001-base.xzm", "base", "")
+	r := byz(t, nil, "module", "deps", dir)
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		names = append(names, strings.Fields(l)[0])
+	}
+	if r.code != 0 || strings.Join(names, " ") != "base tls irc" {
+		t.Errorf("deps: exit %d, order %v, want base tls irc (%s)", r.code, names, r.stderr)
+	}
+	os.Remove(filepath.Join(dir, "020-tls.xzm"))
+	r = byz(t, nil, "module", "deps", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "irc needs tls") {
+		t.Errorf("deps with tls missing: exit %d, %q; want an error naming irc and tls", r.code, r.stderr)
+	}
+}
+
+// TestBadUsage: usage errors exit 2, failures exit 1, neither leaves output.
+func TestBadUsage(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "o.xzm")
+	src := t.TempDir()
+	tests := []struct {
+		name  string
+		args  []string
+		code  int
+		names string
+	}{
+		{"no output", []string{"module", "create", src}, 2, "-o"},
+		{"unknown compressor", []string{"module", "create", src, "-o", out, "--comp", "lz5"}, 2, "lz5"},
+		{"bad block size", []string{"module", "create", src, "-o", out, "--block-size", "100K"}, 1, "102400"},
+		{"both layouts", []string{"module", "create", src, "-o", out, "--flatten", "--per-layer"}, 2, "flatten"},
+		{"unknown flag", []string{"module", "create", src, "-o", out, "--fast"}, 2, "--fast"},
+		{"missing source", []string{"module", "create", filepath.Join(dir, "nope"), "-o", out}, 1, "nope"},
+		{"not a module", []string{"module", "ls", filepath.Join(dir, "..")}, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := byz(t, nil, tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.names) {
+				t.Errorf("exit %d, stderr %q; want exit %d naming %q", r.code, r.stderr, tt.code, tt.names)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
+	}
+}
+
+// TestUnreadableFile runs byz as an unprivileged user over a tree with a
+// file it cannot read: the error names the file and no output is left.
+func TestUnreadableFile(t *testing.T) {
+	requireRoot(t)
+	// t.TempDir's parent is private to root; nobody must reach the tree.
+	base, err := os.MkdirTemp("", "byz-unreadable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	src := filepath.Join(base, "src")
+	os.Mkdir(src, 0o755)
+	os.WriteFile(filepath.Join(src, "ok"), []byte("x"), 0o644)
+	secret := filepath.Join(src, "secret")
+	os.WriteFile(secret, []byte("x"), 0o600)
+	outDir := filepath.Join(base, "out")
+	os.Mkdir(outDir, 0o777)
+	os.Chmod(outDir, 0o777) // past the umask
+	r := byz(t, &syscall.Credential{Uid: 65534, Gid: 65534}, "module", "create", src, "-o", filepath.Join(outDir, "m.xzm"))
+	if r.code != 1 || !strings.Contains(r.stderr, secret) || !strings.Contains(r.stderr, "permission denied") {
+		t.Errorf("exit %d, stderr %q; want exit 1 naming %s", r.code, r.stderr, secret)
+	}
+	if left, _ := os.ReadDir(outDir); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}

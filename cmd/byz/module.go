@@ -1,0 +1,229 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"byzantium/modules"
+	"byzantium/modules/entry"
+	"byzantium/modules/squashfs"
+)
+
+func newModuleCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "module",
+		Short: "Create and inspect modules (SquashFS .xzm files)",
+		Long: `A module is a SquashFS image (NNN-name.xzm) that Byzantium stacks with overlayfs.
+Each carries a manifest at /usr/share/byzantium/modules/<name>.json.`,
+	}
+	c.AddCommand(newModuleCreateCmd(), newModuleLsCmd(), newModuleInfoCmd(), newModuleExtractCmd(), newModuleDepsCmd())
+	return c
+}
+
+func newModuleCreateCmd() *cobra.Command {
+	var (
+		out, comp, blockSize, name, ver string
+		depends                         []string
+		level                           int
+		flatten, perLayer, export       bool
+		quiet                           bool
+		workers                         int
+	)
+	c := &cobra.Command{
+		Use:   "create SRC... -o OUT.xzm",
+		Short: "Build a module from directories, tarballs, .debs, OCI images or modules",
+		Long: `Build a module from one or more sources, merged in order (a later source's file
+replaces an earlier one's at the same path).
+
+Sources:
+  DIR                          a directory: everything it holds (owners, modes,
+                               xattrs, devices, hardlinks, sparse files)
+  FILE.tar[.gz|.zst|.xz|.bz2]  a tarball; Slackware .txz packages too
+  FILE.deb                     a Debian package (its data); several .debs merge
+  FILE.xzm                     an existing module
+  oci:PATH[:tag]               an OCI image layout directory
+  docker-archive:FILE[:tag]    a 'docker save' tarball
+  REGISTRY/REPO[:tag]          an image in a registry you can reach
+
+Set SOURCE_DATE_EPOCH for a reproducible module: the same sources and epoch give
+the same bytes on any machine.`,
+		Example: `  byz module create rootfs/ -o 010-base.xzm
+  byz module create busybox-static_*.deb -o 001-busybox.xzm --comp xz
+  byz module create a.deb b.deb c.deb -o 020-tools.xzm --name tools --depends base
+  byz module create oci:./layout:latest -o 050-app.xzm --flatten
+  byz module create docker-archive:app.tar -o 050-app.xzm --per-layer
+  SOURCE_DATE_EPOCH=1700000000 byz module create rootfs/ -o base.xzm --level 3`,
+		Args: argsUsage(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{fmt.Errorf("module create: -o OUT.xzm is required")}
+			}
+			if flatten && perLayer {
+				return usageError{fmt.Errorf("module create: choose one of --flatten and --per-layer")}
+			}
+			var opts modules.CreateOptions
+			var err error
+			opts.Squashfs.Compressor, err = squashfs.ParseCompressor(comp)
+			if err != nil {
+				return usageError{err}
+			}
+			if opts.Squashfs.BlockSize, err = parseSize(blockSize); err != nil {
+				return usageError{fmt.Errorf("--block-size: %w", err)}
+			}
+			opts.Squashfs.Level = level
+			opts.Squashfs.Export = export
+			opts.Squashfs.Workers = workers
+			opts.Name, opts.Version, opts.Depends = name, ver, depends
+			if perLayer {
+				opts.Layout = modules.PerLayer
+			}
+			if opts.Epoch, err = sourceDateEpoch(); err != nil {
+				return usageError{err}
+			}
+			var counter entry.Counter
+			opts.Counter = &counter
+			stop := startProgress(os.Stderr, quiet, "reading sources", &counter)
+			outs, err := modules.Create(args, out, opts)
+			stop()
+			if err != nil {
+				return err
+			}
+			if !quiet {
+				for _, o := range outs {
+					if fi, err := os.Stat(o); err == nil {
+						fmt.Fprintf(os.Stderr, "wrote %s (%s)\n", o, human(fi.Size()))
+					}
+				}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&out, "output", "o", "", "module file to write (required)")
+	f.StringVar(&comp, "comp", "zstd", "compression: zstd, gzip or xz")
+	f.IntVar(&level, "level", 0, "compression level: zstd 1-22 (default: the encoder's best), gzip 1-9 (default 9)")
+	f.StringVar(&blockSize, "block-size", "128K", "data block size, a power of two from 4K to 1M")
+	f.StringVar(&name, "name", "", "module name (default: from a lone .deb, else from OUT: 050-foo.xzm → foo)")
+	f.StringVar(&ver, "version", "", "module version (default: from a lone .deb)")
+	f.StringSliceVar(&depends, "depends", nil, "modules this one needs, comma-separated")
+	f.BoolVar(&flatten, "flatten", false, "OCI image: merge all layers into one module (default)")
+	f.BoolVar(&perLayer, "per-layer", false, "OCI image: one module per layer, OUT-layerNN.xzm")
+	f.BoolVar(&export, "export", false, "write an export table so the module can be exported over NFS")
+	f.IntVar(&workers, "processors", 0, "compression workers (default: all cores; output is the same either way)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress or summary on stderr")
+	c.RegisterFlagCompletionFunc("comp", cobra.FixedCompletions([]string{"zstd", "gzip", "xz"}, cobra.ShellCompDirectiveNoFileComp))
+	return c
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH (seconds since 1970), if set.
+func sourceDateEpoch() (*time.Time, error) {
+	s, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+	if !ok || s == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want a number of seconds since 1970", s)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+func newModuleLsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls FILE.xzm",
+		Short:   "List a module's files with owners, modes, sizes and times (like unsquashfs -lls)",
+		Example: "  byz module ls 010-base.xzm | grep bin/",
+		Args:    argsUsage(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return modules.List(cmd.OutOrStdout(), args[0])
+		},
+	}
+}
+
+func newModuleInfoCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "info FILE.xzm",
+		Short: "Show a module's manifest and SquashFS superblock",
+		Example: `  byz module info 010-base.xzm
+  byz module info --json 010-base.xzm | jq .manifest.depends`,
+		Args: argsUsage(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			info, err := modules.Inspect(args[0])
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(info)
+			}
+			return info.WriteText(w)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func newModuleExtractCmd() *cobra.Command {
+	var overwrite bool
+	c := &cobra.Command{
+		Use:   "extract FILE.xzm DIR",
+		Short: "Extract a module's files into a directory (owners and xattrs need root)",
+		Example: `  byz module extract 010-base.xzm /tmp/base
+  byz module extract --overwrite 010-base.xzm /tmp/base`,
+		Args: argsUsage(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return modules.Extract(args[0], args[1], overwrite)
+		},
+	}
+	c.Flags().BoolVar(&overwrite, "overwrite", false, "extract into a directory that is not empty")
+	return c
+}
+
+func newModuleDepsCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "deps DIR|FILE...",
+		Short: "Resolve the stacking order of a set of modules, or say why it cannot stack",
+		Long: `Read the manifests of the given modules (a directory means every .xzm below it)
+and print them in stacking order, dependencies first. A missing dependency, a
+cycle or a conflict is an error that names the modules.`,
+		Example: `  byz module deps out/media/byzantium
+  byz module deps 010-base.xzm 050-ngircd.xzm`,
+		Args: argsUsage(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			order, err := modules.Resolve(args)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(order)
+			}
+			for _, m := range order {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", m.Name, orDash(m.Version), m.File)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}
