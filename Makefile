@@ -4,8 +4,10 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-# Reproducible outputs: the epoch is the last commit's time.
-export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# Reproducible outputs: the epoch is the last commit's time. It is passed
+# to the builds only: the tests' oracle tools (mksquashfs, dpkg-deb) honour
+# it too and must see the times the tests give them.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 .PHONY: all byz sample deps fetch test test-short vet fuzz bench clean
 
@@ -18,7 +20,7 @@ byz:
 # module built from a Debian package.
 sample: byz fetch
 	mkdir -p out
-	bin/byz module create .cache/debs/busybox-static_*.deb -o out/001-busybox.xzm
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz module create .cache/debs/busybox-static_*.deb -o out/001-busybox.xzm
 	bin/byz module info out/001-busybox.xzm
 
 fetch:
