@@ -137,6 +137,7 @@ func open(src Source) (*stream, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.closers = append(s.closers, r.Close)
 		h := sha256.New()
 		s.Reader, s.digest = entry.Hash(r, h), hexSum(h)
 	case KindTar:
