@@ -41,7 +41,7 @@ func main() {
 	tree := flag.String("tree", "/usr/local/go", "directory tree to build modules from")
 	debFile := flag.String("deb", "", "package for the .deb comparison (default: the generic kernel image, fetched into .cache/debs)")
 	quick := flag.Bool("quick", false, "skip the slow cases (xz, the kernel package)")
-	runs := flag.Int("runs", 1, "runs per command; the fastest counts")
+	runs := flag.Int("runs", 3, "runs per command; the fastest counts")
 	byz := flag.String("byz", "bin/byz", "byz binary")
 	flag.Parse()
 
