@@ -226,7 +226,7 @@ func List(w io.Writer, path string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		mode, size := h.FileMode().String(), fmt.Sprintf("%d", h.Size)
+		mode, size := h.ModeString(), fmt.Sprintf("%d", h.Size)
 		name := "/" + h.Path
 		if h.Path == "." {
 			name = "/"
@@ -235,7 +235,6 @@ func List(w io.Writer, path string) error {
 		case entry.TypeRegular:
 			sizes[h.Path] = h.Size
 		case entry.TypeHardlink:
-			mode = (&entry.Header{Type: entry.TypeRegular, Mode: h.Mode}).FileMode().String()
 			size = fmt.Sprintf("%d", sizes[h.Linkname])
 			name += " link to /" + h.Linkname
 		case entry.TypeSymlink:
@@ -244,60 +243,11 @@ func List(w io.Writer, path string) error {
 		case entry.TypeCharDev, entry.TypeBlockDev:
 			size = fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor)
 		}
-		mode = unixMode(mode)
 		if _, err := fmt.Fprintf(w, "%s %d/%d %12s %s %s\n", mode, h.UID, h.GID, size,
 			h.ModTime.UTC().Format("2006-01-02 15:04"), name); err != nil {
 			return err
 		}
 	}
-}
-
-// unixMode turns Go's fs.FileMode string ("dtrwxrwxrwx", "urwxr-xr-x")
-// into the ls form ("drwxrwxrwt", "-rwsr-xr-x").
-func unixMode(s string) string {
-	var typ byte = '-'
-	i := 0
-	sticky, setuid, setgid := false, false, false
-	for ; i < len(s) && !strings.ContainsRune("-rwx", rune(s[i])); i++ {
-		switch s[i] {
-		case 'd':
-			typ = 'd'
-		case 'L':
-			typ = 'l'
-		case 'D':
-			typ = 'b'
-		case 'c':
-			typ = 'c'
-		case 'p':
-			typ = 'p'
-		case 'S':
-			typ = 's'
-		case 't':
-			sticky = true
-		case 'u':
-			setuid = true
-		case 'g':
-			setgid = true
-		}
-	}
-	perm := []byte(s[i:])
-	if len(perm) != 9 {
-		return s
-	}
-	special := func(pos int, on bool, lower byte) {
-		if !on {
-			return
-		}
-		if perm[pos] == 'x' {
-			perm[pos] = lower
-		} else {
-			perm[pos] = lower - 'a' + 'A'
-		}
-	}
-	special(2, setuid, 's')
-	special(5, setgid, 's')
-	special(8, sticky, 't')
-	return string(typ) + string(perm)
 }
 
 // Extract writes a module's files into dir, which must be empty or absent

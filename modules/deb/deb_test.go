@@ -224,30 +224,13 @@ func lsLine(h *entry.Header) string {
 	return fmt.Sprintf("%s %d %s", modeString(h), h.Size, name)
 }
 
+// modeString is ls's form, with hardlinks marked 'h' as dpkg-deb -c does.
 func modeString(h *entry.Header) string {
-	t := map[entry.Type]byte{entry.TypeRegular: '-', entry.TypeDir: 'd', entry.TypeSymlink: 'l',
-		entry.TypeHardlink: 'h', entry.TypeCharDev: 'c', entry.TypeBlockDev: 'b', entry.TypeFIFO: 'p'}[h.Type]
-	b := []byte{t}
-	for i, c := range "rwxrwxrwx" {
-		if h.Mode&(1<<(8-i)) != 0 {
-			b = append(b, byte(c))
-		} else {
-			b = append(b, '-')
-		}
+	m := h.ModeString()
+	if h.Type == entry.TypeHardlink {
+		m = "h" + m[1:]
 	}
-	special := func(bit uint32, pos int, set, unset byte) {
-		if h.Mode&bit != 0 {
-			if b[pos] == 'x' {
-				b[pos] = set
-			} else {
-				b[pos] = unset
-			}
-		}
-	}
-	special(entry.ModeSetuid, 3, 's', 'S')
-	special(entry.ModeSetgid, 6, 's', 'S')
-	special(entry.ModeSticky, 9, 't', 'T')
-	return string(b)
+	return m
 }
 
 func repoRoot(t *testing.T) string {

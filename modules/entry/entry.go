@@ -133,6 +133,41 @@ func (h *Header) FileMode() fs.FileMode {
 	return m
 }
 
+// ModeString renders the type and mode the way ls -l and unsquashfs -lls
+// do: "drwxr-xr-x", "-rwsr-xr-x", "drwxrwxrwt", "crw-rw-rw-". A hardlink
+// shows as the regular file it names.
+func (h *Header) ModeString() string {
+	typ := map[Type]byte{TypeRegular: '-', TypeHardlink: '-', TypeDir: 'd', TypeSymlink: 'l',
+		TypeCharDev: 'c', TypeBlockDev: 'b', TypeFIFO: 'p', TypeSocket: 's'}[h.Type]
+	if typ == 0 {
+		typ = '?'
+	}
+	b := []byte{typ}
+	for i, c := range "rwxrwxrwx" {
+		if h.Mode&(1<<(8-i)) != 0 {
+			b = append(b, byte(c))
+		} else {
+			b = append(b, '-')
+		}
+	}
+	// Setuid, setgid and sticky replace the x they sit on: lower case when
+	// x is set, upper case when it is not.
+	for _, s := range []struct {
+		bit uint32
+		pos int
+		set byte
+	}{{ModeSetuid, 3, 's'}, {ModeSetgid, 6, 's'}, {ModeSticky, 9, 't'}} {
+		if h.Mode&s.bit != 0 {
+			if b[s.pos] == 'x' {
+				b[s.pos] = s.set
+			} else {
+				b[s.pos] = s.set - 'a' + 'A'
+			}
+		}
+	}
+	return string(b)
+}
+
 // Validate checks that h is well formed: a clean path, a known type, mode
 // bits within ModePerm, a size only on regular files and a link name where
 // one is needed.

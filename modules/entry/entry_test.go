@@ -68,6 +68,26 @@ func TestFileMode(t *testing.T) {
 	}
 }
 
+func TestModeString(t *testing.T) {
+	for _, tt := range []struct {
+		h    Header
+		want string
+	}{
+		{Header{Type: TypeRegular, Mode: 0o644}, "-rw-r--r--"},
+		{Header{Type: TypeRegular, Mode: 0o4755}, "-rwsr-xr-x"},
+		{Header{Type: TypeRegular, Mode: 0o6644}, "-rwSr-Sr--"},
+		{Header{Type: TypeDir, Mode: 0o1777}, "drwxrwxrwt"},
+		{Header{Type: TypeDir, Mode: 0o1770}, "drwxrwx--T"},
+		{Header{Type: TypeHardlink, Mode: 0o600}, "-rw-------"},
+		{Header{Type: TypeBlockDev, Mode: 0o660}, "brw-rw----"},
+		{Header{Type: TypeSocket, Mode: 0o777}, "srwxrwxrwx"},
+	} {
+		if got := tt.h.ModeString(); got != tt.want {
+			t.Errorf("ModeString(%v %o) = %s, want %s", tt.h.Type, tt.h.Mode, got, tt.want)
+		}
+	}
+}
+
 // collect records what Copy hands a writer.
 type collect struct {
 	paths  []string

@@ -22,22 +22,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"byzantium/modules/entry"
+	"byzantium/modules/internal/testtree"
 )
-
-// needTool returns the path of an external tool. A missing tool skips the
-// test on a developer's machine and fails it under CI (CI=true), where
-// .ci/run installs every tool.
-func needTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI: %v", name, err)
-		}
-		t.Skipf("%s not installed (apt-get install squashfs-tools): %v", name, err)
-	}
-	return p
-}
 
 // readHaveRoot reports whether root-only parts of a test can run; without
 // root they are left out with a log line, but under CI that is a failure.
@@ -46,7 +32,7 @@ func readHaveRoot(t testing.TB) bool {
 	if os.Geteuid() == 0 {
 		return true
 	}
-	if os.Getenv("CI") == "true" {
+	if testtree.InCI() {
 		t.Fatalf("root is required under CI (devices, ownership, trusted.* and security.* xattrs)")
 	}
 	t.Logf("not root: leaving out devices, ownership and trusted/security xattrs")
@@ -334,7 +320,7 @@ func readAll(t *testing.T, r *Reader) []readWant {
 // mksquashfs under several compressors and block sizes, and checks that the
 // reader gives back exactly what the source tree holds.
 func TestReaderOracle(t *testing.T) {
-	mksquashfs := needTool(t, "mksquashfs")
+	mksquashfs := testtree.RequireTool(t, "mksquashfs")
 	root := readHaveRoot(t)
 	src := filepath.Join(t.TempDir(), "src")
 	buildReadTree(t, src, root)
@@ -482,7 +468,7 @@ func TestReaderLargeFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads 4 GiB")
 	}
-	mksquashfs := needTool(t, "mksquashfs")
+	mksquashfs := testtree.RequireTool(t, "mksquashfs")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	if err := os.Mkdir(src, 0o755); err != nil {
@@ -687,7 +673,7 @@ func TestReaderCorrupt(t *testing.T) {
 // stat-ing inside a 10,000-entry directory must not re-decompress its
 // blocks for every entry.
 func TestReaderLargeDirNotQuadratic(t *testing.T) {
-	mksquashfs := needTool(t, "mksquashfs")
+	mksquashfs := testtree.RequireTool(t, "mksquashfs")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	if err := os.MkdirAll(filepath.Join(src, "d"), 0o755); err != nil {

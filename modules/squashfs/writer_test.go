@@ -23,33 +23,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"byzantium/modules/entry"
+	"byzantium/modules/internal/testtree"
 )
-
-// requireTool skips the test when a program is missing, except under CI
-// (CI=true), where every oracle must run.
-func requireTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		writeTestNeed(t, fmt.Sprintf("%s not found (apt-get install squashfs-tools)", name))
-	}
-}
-
-// requireRoot skips (or fails under CI) unless the test runs as root, which
-// loop mounts and extracting owners, devices and trusted xattrs need.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		writeTestNeed(t, "needs root")
-	}
-}
-
-func writeTestNeed(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s, and CI=true forbids skipping", why)
-	}
-	t.Skip(why)
-}
 
 // memImage is an in-memory WriteSeeker that can truncate, like an *os.File.
 type memImage struct {
@@ -520,31 +495,11 @@ func checkListing(t *testing.T, img string, wants map[string]*want) {
 
 // lsMode renders a mode the way ls and unsquashfs do.
 func lsMode(w *want) string {
-	b := []byte("?rwxrwxrwx")
-	b[0] = map[entry.Type]byte{entry.TypeDir: 'd', entry.TypeRegular: '-', entry.TypeSymlink: 'l', entry.TypeCharDev: 'c',
-		entry.TypeBlockDev: 'b', entry.TypeFIFO: 'p', entry.TypeSocket: 's'}[w.typ]
-	for i := range 9 {
-		if w.mode&(1<<(8-i)) == 0 {
-			b[i+1] = '-'
-		}
-	}
-	special := func(bit uint32, i int, set, unset byte) {
-		if w.mode&bit != 0 {
-			if b[i] == '-' {
-				b[i] = unset
-			} else {
-				b[i] = set
-			}
-		}
-	}
-	special(entry.ModeSetuid, 3, 's', 'S')
-	special(entry.ModeSetgid, 6, 's', 'S')
-	special(entry.ModeSticky, 9, 't', 'T')
-	return string(b)
+	return (&entry.Header{Type: w.typ, Mode: w.mode}).ModeString()
 }
 
 func TestWriterOracle(t *testing.T) {
-	requireTool(t, "unsquashfs")
+	testtree.RequireTool(t, "unsquashfs")
 	for _, tc := range []struct {
 		name string
 		opts Options
@@ -582,7 +537,7 @@ func TestWriterOracle(t *testing.T) {
 			}
 			checkListing(t, img, wants)
 
-			requireRoot(t)
+			testtree.RequireRoot(t)
 			ext := filepath.Join(dir, "x")
 			out, err := exec.Command("unsquashfs", "-d", ext, img).CombinedOutput()
 			if err != nil {
@@ -861,7 +816,7 @@ func TestWriterLargeFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and reads back 4 GiB")
 	}
-	requireTool(t, "unsquashfs")
+	testtree.RequireTool(t, "unsquashfs")
 	const bs = 1 << 20
 	size := int64(4<<30 + 3*bs + 4321)
 	gen := func() io.Reader { return &bigBody{size: size, stride: 256<<20 + 3} }
@@ -883,7 +838,7 @@ func TestWriterLargeFile(t *testing.T) {
 	wants := expect(items, testEpoch)
 	checkListing(t, img, wants)
 
-	requireRoot(t)
+	testtree.RequireRoot(t)
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	if out, err := exec.Command("mount", "-o", "loop,ro", "-t", "squashfs", img, mnt).CombinedOutput(); err != nil {
