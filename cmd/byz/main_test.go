@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"byzantium/ci/testenv"
 )
 
 // byzBin is the byz binary built once for these tests.
@@ -27,31 +29,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// unavailable skips, or fails under CI=true, where every tool is installed.
-func unavailable(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true: a failure, not a skip)", why)
-	}
-	t.Skip(why)
-}
-
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		unavailable(t, name+" not found: run ci/install-deps")
-	}
-	return p
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		unavailable(t, "needs root")
-	}
 }
 
 type result struct {
@@ -94,7 +71,7 @@ func TestHelpHasExamples(t *testing.T) {
 // TestCreateLsInfoExtract drives the commands the way a user does, with
 // unsquashfs as the oracle for ls.
 func TestCreateLsInfoExtract(t *testing.T) {
-	unsquashfs := requireTool(t, "unsquashfs")
+	unsquashfs := testenv.RequireTool(t, "unsquashfs")
 	src := t.TempDir()
 	os.MkdirAll(filepath.Join(src, "etc"), 0o755)
 	os.WriteFile(filepath.Join(src, "etc/motd"), []byte("hello mesh\n"), 0o644)
@@ -237,7 +214,7 @@ func TestBadUsage(t *testing.T) {
 // TestUnreadableFile runs byz as an unprivileged user over a tree with a
 // file it cannot read: the error names the file and no output is left.
 func TestUnreadableFile(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	// t.TempDir's parent is private to root; nobody must reach the tree.
 	base, err := os.MkdirTemp("", "byz-unreadable-")
 	if err != nil {

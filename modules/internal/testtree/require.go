@@ -11,41 +11,13 @@
 //	testtree.Compare(t, src, dst, testtree.CompareOptions{})
 package testtree
 
-import (
-	"os"
-	"os/exec"
-	"testing"
+import "byzantium/ci/testenv"
+
+// The skip-or-fail rule lives in ci/testenv; these names keep testtree's
+// callers in one import.
+var (
+	InCI        = testenv.InCI
+	Unavailable = testenv.Unavailable
+	RequireRoot = testenv.RequireRoot
+	RequireTool = testenv.RequireTool
 )
-
-// InCI reports whether the tests run under CI (CI=true), where a missing
-// privilege or tool is a failure rather than a reason to skip.
-func InCI() bool { return os.Getenv("CI") == "true" }
-
-// Unavailable skips the test with reason, or fails it under CI: the tests a
-// developer's laptop cannot run must still run in CI.
-func Unavailable(t testing.TB, reason string) {
-	t.Helper()
-	if InCI() {
-		t.Fatalf("%s (CI=true, so this is a failure, not a skip)", reason)
-	}
-	t.Skip(reason)
-}
-
-// RequireRoot skips (or under CI fails) the test unless it runs as root.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		Unavailable(t, "needs root (device nodes, chown, trusted.* xattrs)")
-	}
-}
-
-// RequireTool returns the path of the executable name, skipping (or under CI
-// failing) the test when it is not on $PATH.
-func RequireTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		Unavailable(t, "needs "+name+" on $PATH")
-	}
-	return p
-}
