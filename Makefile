@@ -24,7 +24,7 @@ sample: byz fetch
 	bin/byz module info out/001-busybox.xzm
 
 fetch:
-	ci/fetch-debs busybox-static
+	ci/fetch-debs busybox-static dep:linux-image-cloud-amd64
 
 deps:
 	ci/install-deps
