@@ -1,0 +1,70 @@
+package modules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"byzantium/modules/entry"
+	"byzantium/modules/hostfs"
+	"byzantium/modules/oci"
+)
+
+// Digest returns the sha256 a module built from ref would record for it in
+// its manifest, without building anything: the bytes of a file source, the
+// entry stream of a directory, the config of an OCI image. Builders key
+// their caches on it, so a second build with unchanged inputs compresses
+// nothing.
+func Digest(ref string) (string, error) {
+	src, err := ParseSource(ref)
+	if err != nil {
+		return "", err
+	}
+	switch src.Kind {
+	case KindTar, KindDeb, KindModule:
+		f, err := os.Open(ref)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return "", fmt.Errorf("%s: %w", ref, err)
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
+	case KindDir:
+		r, err := hostfs.NewReader(ref)
+		if err != nil {
+			return "", err
+		}
+		defer r.Close()
+		h := sha256.New()
+		hr := entry.Hash(r, h)
+		for {
+			_, err := hr.Next()
+			if err == io.EOF {
+				return hex.EncodeToString(h.Sum(nil)), nil
+			}
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", ref, err)
+			}
+			if _, err := io.Copy(io.Discard, hr); err != nil {
+				return "", fmt.Errorf("%s: %w", ref, err)
+			}
+		}
+	case KindOCI:
+		img, err := oci.Open(ref)
+		if err != nil {
+			return "", err
+		}
+		d, err := img.ConfigDigest()
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimPrefix(d, "sha256:"), nil
+	}
+	return "", fmt.Errorf("%w: %s: kind %q", ErrSource, ref, src.Kind)
+}
