@@ -11,7 +11,7 @@ func TestKey(t *testing.T) {
 	if Key("ab", "c") == Key("a", "bc") {
 		t.Error("Key does not separate its parts")
 	}
-	if Key("x", "y") != Key("x", "y") {
+	if a, b := Key("x", "y"), Key("x", "y"); a != b {
 		t.Error("Key is not deterministic")
 	}
 }

@@ -54,6 +54,7 @@ Porteus-style SquashFS modules, and manages those modules.`,
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	root.AddCommand(newModuleCmd())
+	root.AddCommand(newRunCmd())
 	return root
 }
 

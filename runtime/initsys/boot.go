@@ -1,0 +1,106 @@
+// Package initsys is byz-init, the PID 1 of the initramfs: it mounts the
+// kernel filesystems, loads the kernel modules the builder put in, reads
+// the boot parameters and (later slices) finds the media, stacks the
+// modules and switches root. Every host path is joined to Config.RootDir
+// so the steps can run against a temporary tree in tests.
+package initsys
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReadyLine is printed once the init has done its work: the boot tests
+// wait for it on the console.
+const ReadyLine = "ready"
+
+// Config is what Boot works on. The zero value boots the real machine,
+// logging nowhere: Main passes a Console.
+type Config struct {
+	// RootDir prefixes every path; "" means "/".
+	RootDir string
+	// Console receives the log and is opened once /dev and /sys are up.
+	// Logf, when set, is used instead of Console.Logf.
+	Console *Console
+	Logf    Logf
+	// Mounts is the mount table; nil means BaseMounts.
+	Mounts []Mount
+	// Mount and LoadModule default to mount(2) and finit_module(2).
+	Mount      MountFunc
+	LoadModule LoadFunc
+}
+
+// State is what Boot found and did.
+type State struct {
+	Cmdline        Cmdline
+	Loaded, Failed []string
+}
+
+// FatalError is a failure that stops the boot, with what to try.
+type FatalError struct {
+	Err  error
+	Hint string
+}
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// Boot runs the init's steps in order. Only an essential mount failure is
+// fatal (a *FatalError); everything else is logged and skipped.
+func Boot(cfg Config) (*State, error) {
+	root := rootDir(cfg.RootDir)
+	logf := cfg.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+		if cfg.Console != nil {
+			logf = cfg.Console.Logf
+		}
+	}
+	if cfg.Mounts == nil {
+		cfg.Mounts = BaseMounts
+	}
+	if cfg.Mount == nil {
+		cfg.Mount = unix.Mount
+	}
+	if cfg.LoadModule == nil {
+		cfg.LoadModule = finitModule
+	}
+
+	if err := mountAll(root, cfg.Mounts, cfg.Mount, logf); err != nil {
+		return nil, &FatalError{Err: err, Hint: "the kernel lacks proc, sysfs or devtmpfs (CONFIG_DEVTMPFS), or init is not PID 1; boot a Debian kernel built for Byzantium"}
+	}
+	if cfg.Console != nil {
+		if err := cfg.Console.Open(); err != nil {
+			logf("warning: %v", err)
+		}
+	}
+	st := &State{}
+	b, err := os.ReadFile(filepath.Join(root, "proc/cmdline"))
+	if err != nil {
+		logf("warning: reading the kernel command line: %v (using defaults)", err)
+	}
+	st.Cmdline, err = ParseCmdline(string(b))
+	if err != nil {
+		logf("warning: boot parameters: %v (ignored)", err)
+	}
+	st.Loaded, st.Failed = loadModules(root, cfg.LoadModule, logf)
+	logf("loaded %d kernel modules, %d failed", len(st.Loaded), len(st.Failed))
+	if st.Cmdline.Debug {
+		logf("cmdline: %s", strings.TrimSpace(string(b)))
+		mods, err := loadedModules(root)
+		if err != nil {
+			logf("warning: listing modules: %v", err)
+		}
+		logf("modules loaded: %s", strings.Join(mods, " "))
+	}
+	return st, nil
+}
+
+// String renders the hint the way the console shows it.
+func (e *FatalError) String() string {
+	return fmt.Sprintf("FATAL: %v\nwhat to try: %s", e.Err, e.Hint)
+}

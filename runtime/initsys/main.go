@@ -1,0 +1,106 @@
+package initsys
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Main is the whole of byz-init's main. It never returns: PID 1 exiting
+// panics the kernel, so a failure ends in a rescue shell or a hint
+// repeated on the console.
+func Main() {
+	con := NewConsole("/")
+	go reap()
+	st, err := Boot(Config{Console: con})
+	if err == nil {
+		// From here on a Go panic, and the rescue shell, reach the console.
+		redirectStdio(con)
+		con.Logf(ReadyLine)
+		if st.Cmdline.Test() == "poweroff" {
+			err = powerOff(con)
+		} else {
+			// The next slice switches root here; until then, wait.
+			err = errors.New("no root to switch to yet (this init only boots to ready)")
+		}
+	}
+	rescue(con, err)
+}
+
+func powerOff(con *Console) error {
+	con.Logf("byz.test=poweroff: powering off")
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		return &FatalError{Err: err, Hint: "power the machine off by hand"}
+	}
+	return nil
+}
+
+// rescue reports err and then offers /bin/sh, again and again, or, with
+// no shell in the initramfs, repeats the hint every 30 seconds.
+func rescue(con *Console, err error) {
+	hint := "add a shell (busybox) to the initramfs for a rescue prompt, or boot with debug for more detail"
+	var fe *FatalError
+	if errors.As(err, &fe) {
+		hint = fe.Hint
+	}
+	_ = con.Open() // a failed boot may not have got that far; nothing better to do if it fails
+	con.Logf("FATAL: %v", err)
+	con.Logf("what to try: %s", hint)
+	redirectStdio(con)
+	for {
+		if _, statErr := os.Stat("/bin/sh"); statErr == nil {
+			con.Logf("starting a rescue shell (/bin/sh); exit it to get another")
+			cmd := exec.Command("/bin/sh")
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+			// Wait may lose the race to the reaper and report ECHILD;
+			// either way the shell is gone and another is started.
+			_ = cmd.Run()
+			time.Sleep(time.Second)
+			continue
+		}
+		time.Sleep(30 * time.Second)
+		con.Logf("FATAL: %v; what to try: %s", err, hint)
+	}
+}
+
+// redirectStdio points fds 0-2 at /dev/console (the kernel could not: the
+// initramfs has no device nodes, see DevNullPlaceholder).
+func redirectStdio(con *Console) {
+	f, err := os.OpenFile(filepath.Join("/dev", "console"), os.O_RDWR, 0)
+	if err != nil {
+		con.Logf("warning: opening /dev/console: %v", err)
+		return
+	}
+	for fd := 0; fd < 3; fd++ {
+		if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
+			con.Logf("warning: dup3 /dev/console to fd %d: %v", fd, err)
+		}
+	}
+	if f.Fd() > 2 {
+		f.Close()
+	}
+}
+
+// reap collects every child that exits: PID 1 inherits orphans, and
+// zombies would pile up otherwise.
+func reap() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, unix.SIGCHLD)
+	for range ch {
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
