@@ -1,0 +1,56 @@
+// Command byzd is the node's control daemon, started by the base's init
+// after switch_root. Build it static:
+//
+//	CGO_ENABLED=0 go build ./cmd/byzd
+//
+// All of its logic is in runtime/daemon.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"byzantium/runtime/daemon"
+	"byzantium/runtime/netcfg"
+)
+
+// version is set at link time (-ldflags "-X main.version=…").
+var version = "dev"
+
+func main() {
+	var cfg daemon.Config
+	flag.StringVar(&cfg.StateDir, "state", "/var/lib/byzantium", "directory for state kept across reboots (TLS certificate)")
+	flag.StringVar(&cfg.HTTPSAddr, "https", ":443", "HTTPS listen address")
+	flag.StringVar(&cfg.HTTPAddr, "http", ":80", "HTTP listen address (redirects to HTTPS)")
+	flag.StringVar(&cfg.NodeName, "node-name", daemon.Hostname(), "node name for the certificate and /healthz (default: the host name, else byzantium)")
+	flag.StringVar(&cfg.RootDir, "root", "/", "root of the running system, where module manifests are read")
+	noNet := flag.Bool("no-net", false, "leave networking alone (no loopback, no DHCP)")
+	debug := flag.Bool("debug", false, "log debug lines too")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "byzd: unexpected arguments %q\n", flag.Args())
+		os.Exit(2)
+	}
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = daemon.NewConsoleLogger(os.Stderr, "byzd: ", level)
+	cfg.Version = version
+	if !*noNet {
+		cfg.Network = &netcfg.Config{}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := daemon.Run(ctx, cfg); err != nil {
+		cfg.Logger.Error("exiting", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,196 @@
+// Package daemon is byzd, the node's control daemon: it brings up wired
+// networking, keeps the node's TLS certificate and serves HTTPS (for now
+// GET /healthz; the panel and API come with issue 5) while HTTP only
+// redirects.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"byzantium/runtime/netcfg"
+	"byzantium/runtime/tlscert"
+)
+
+// Config is usable as its zero value on a node: state in
+// /var/lib/byzantium, HTTPS on :443, HTTP on :80, networking left alone.
+type Config struct {
+	// StateDir keeps what must survive reboots when persistence is on;
+	// the certificate lives in StateDir/tls. "" means /var/lib/byzantium.
+	StateDir string
+	// RootDir prefixes paths read from the running root (module
+	// manifests); "" means "/".
+	RootDir string
+	// NodeName names the node in the certificate and /healthz; "" means
+	// "byzantium".
+	NodeName string
+	// HTTPSAddr and HTTPAddr are listen addresses; "" means ":443" and
+	// ":80".
+	HTTPSAddr, HTTPAddr string
+	// Version is reported by /healthz; "" means "dev".
+	Version string
+	// Network, when set, is how networking is brought up (its Hostname
+	// defaults to NodeName, its Logger to Logger). nil leaves networking
+	// alone: for tests, and hosts that configure their own.
+	Network *netcfg.Config
+	// Logger receives the console log; nil discards.
+	Logger *slog.Logger
+	// Ready, if set, is called with the bound addresses once both
+	// listeners are open (":0" ports in tests).
+	Ready func(https, http net.Addr)
+	// ShutdownTimeout bounds the graceful shutdown; 0 means 5s.
+	ShutdownTimeout time.Duration
+}
+
+// nodeNamePattern is a DNS label: the name goes into the certificate and
+// into NAME.local.
+var nodeNamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+func (c Config) withDefaults() (Config, error) {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.StateDir, "/var/lib/byzantium")
+	def(&c.RootDir, "/")
+	def(&c.NodeName, "byzantium")
+	def(&c.HTTPSAddr, ":443")
+	def(&c.HTTPAddr, ":80")
+	def(&c.Version, "dev")
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 5 * time.Second
+	}
+	if !nodeNamePattern.MatchString(c.NodeName) {
+		return c, fmt.Errorf("daemon: node name %q: use letters, digits and inner hyphens, at most 63", c.NodeName)
+	}
+	return c, nil
+}
+
+// Run starts the daemon and serves until ctx is done (SIGTERM in byzd),
+// then shuts down gracefully. Networking and the module list are best
+// effort (logged); the certificate and the listeners are essential, and
+// their failure is returned.
+func Run(ctx context.Context, cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger
+	started := time.Now()
+
+	var network *netcfg.Network
+	if cfg.Network != nil {
+		nc := *cfg.Network
+		if nc.Hostname == "" {
+			nc.Hostname = cfg.NodeName
+		}
+		if nc.Logger == nil {
+			nc.Logger = log
+		}
+		if network, err = netcfg.Start(ctx, nc); err != nil {
+			log.Error("networking", "err", err)
+		}
+	}
+
+	mods, err := LoadedModules(cfg.RootDir, log)
+	if err != nil {
+		log.Error("listing modules", "err", err)
+	}
+
+	cert, err := tlscert.LoadOrCreate(tlscert.Options{
+		Dir:    filepath.Join(cfg.StateDir, "tls"),
+		Names:  []string{cfg.NodeName, cfg.NodeName + ".local", "localhost"},
+		IPs:    hostIPs(),
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	// The exact form of this line is what users compare with their
+	// browser, and what the QEMU tests wait for.
+	log.Info("TLS certificate sha256 fingerprint " + cert.Fingerprint)
+
+	httpsLn, err := net.Listen("tcp", cfg.HTTPSAddr)
+	if err != nil {
+		return fmt.Errorf("daemon: HTTPS: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		httpsLn.Close()
+		return fmt.Errorf("daemon: HTTP: %w", err)
+	}
+	_, httpsPort, _ := net.SplitHostPort(httpsLn.Addr().String())
+
+	srv := &Server{Node: cfg.NodeName, Version: cfg.Version, Modules: mods, Started: started}
+	// Handshake failures from scanners and browsers rejecting the
+	// self-signed certificate would flood the console; keep them at debug.
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	https := &http.Server{Handler: srv.Handler(), TLSConfig: TLSConfig(cert.TLS), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	plain := &http.Server{Handler: RedirectHandler(httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+
+	errc := make(chan error, 2)
+	go func() { errc <- https.ServeTLS(httpsLn, "", "") }()
+	go func() { errc <- plain.Serve(httpLn) }()
+	log.Info("serving", "https", httpsLn.Addr(), "http", httpLn.Addr(), "node", cfg.NodeName, "modules", len(mods))
+	if cfg.Ready != nil {
+		cfg.Ready(httpsLn.Addr(), httpLn.Addr())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("daemon: serving: %w", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	err = errors.Join(serveErr, https.Shutdown(sctx), plain.Shutdown(sctx))
+	if network != nil {
+		// The DHCP goroutines end with ctx; a serving error does not
+		// cancel it, so only wait when ctx is done.
+		if ctx.Err() != nil {
+			network.Wait()
+		}
+	}
+	return err
+}
+
+// hostIPs lists the addresses to name in a new certificate: loopback and
+// whatever the interfaces have now. DHCP may not have answered yet at
+// first boot; the certificate is kept anyway, since a stable fingerprint
+// matters more to the user than an IP SAN.
+func hostIPs() []net.IP {
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ips
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+			ips = append(ips, n.IP)
+		}
+	}
+	return ips
+}
+
+// Hostname returns the kernel's host name if it can name a node, else "".
+func Hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "localhost" || !nodeNamePattern.MatchString(h) {
+		return ""
+	}
+	return h
+}

@@ -1,0 +1,261 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"byzantium/runtime/tlscert"
+)
+
+// syncBuffer is a log sink the test reads while the daemon writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// running is one daemon started by startDaemon.
+type running struct {
+	https, http string // host:port
+	log         *syncBuffer
+	stop        func() error
+}
+
+// startDaemon runs Run on loopback ports chosen by the kernel and returns
+// once both listeners are open.
+func startDaemon(t *testing.T, stateDir, rootDir string) *running {
+	t.Helper()
+	r := &running{log: &syncBuffer{}}
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			StateDir: stateDir, RootDir: rootDir, NodeName: "node1", Version: "1.2.3",
+			HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+			Logger: NewConsoleLogger(r.log, "byzd: ", nil),
+			Ready: func(https, http net.Addr) {
+				r.https, r.http = https.String(), http.String()
+				close(ready)
+			},
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run: %v\nlog:\n%s", err, r.log)
+	}
+	var once sync.Once
+	var stopErr error
+	r.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(10 * time.Second):
+				stopErr = fmt.Errorf("Run did not return 10s after cancel")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+var fingerprintLine = regexp.MustCompile(`(?m)^byzd: TLS certificate sha256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})$`)
+
+func (r *running) fingerprint(t *testing.T) string {
+	t.Helper()
+	m := fingerprintLine.FindStringSubmatch(r.log.String())
+	if m == nil {
+		t.Fatalf("no fingerprint line in the log:\n%s", r.log)
+	}
+	return m[1]
+}
+
+// client trusts only the certificate in stateDir and dials the daemon
+// whatever host name the URL carries, so SAN checks see that name.
+func client(t *testing.T, stateDir, addr string, maxVersion uint16) *http.Client {
+	t.Helper()
+	pemBytes, err := os.ReadFile(filepath.Join(stateDir, "tls", tlscert.CertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("cert.pem holds no certificate")
+	}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: maxVersion},
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func writeManifests(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	dir := filepath.Join(root, "usr/share/byzantium/modules")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	state, root := t.TempDir(), t.TempDir()
+	writeManifests(t, root, map[string]string{
+		"base.json":   `{"name":"base","version":"1"}`,
+		"ngircd.json": `{"name":"ngircd","depends":["base"]}`,
+	})
+	d := startDaemon(t, state, root)
+	fp := d.fingerprint(t)
+
+	// Every name the certificate must cover, reached over TLS with that
+	// certificate as the only root.
+	for _, host := range []string{"127.0.0.1", "localhost", "node1", "node1.local"} {
+		t.Run(host, func(t *testing.T) {
+			resp, err := client(t, state, d.https, 0).Get("https://" + host + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if got := tlscert.Fingerprint(resp.TLS.PeerCertificates[0].Raw); got != fp {
+				t.Errorf("served certificate %s, logged %s", got, fp)
+			}
+			for k, want := range map[string]string{
+				"Content-Type":              "application/json",
+				"Strict-Transport-Security": "max-age=63072000",
+				"X-Content-Type-Options":    "nosniff",
+			} {
+				if got := resp.Header.Get(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+			var h Health
+			if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+				t.Fatal(err)
+			}
+			if h.Status != "ok" || h.Version != "1.2.3" || h.Node != "node1" || !slices.Equal(h.Modules, []string{"base", "ngircd"}) || h.UptimeSeconds < 0 {
+				t.Errorf("healthz = %+v", h)
+			}
+		})
+	}
+	if err := d.stop(); err != nil {
+		t.Errorf("graceful stop: %v", err)
+	}
+	if !strings.Contains(d.log.String(), "byzd: shutting down\n") {
+		t.Errorf("no shutdown line in the log:\n%s", d.log)
+	}
+}
+
+// TestCertificateAcrossRestarts: the same certificate after a restart, a
+// new one (with a warning) after the key is damaged.
+func TestCertificateAcrossRestarts(t *testing.T) {
+	state := t.TempDir()
+	first := startDaemon(t, state, t.TempDir())
+	fp1 := first.fingerprint(t)
+	first.stop()
+
+	second := startDaemon(t, state, t.TempDir())
+	if fp2 := second.fingerprint(t); fp2 != fp1 {
+		t.Errorf("after restart fingerprint %s, want %s", fp2, fp1)
+	}
+	second.stop()
+
+	if err := os.WriteFile(filepath.Join(state, "tls", tlscert.KeyFile), []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	third := startDaemon(t, state, t.TempDir())
+	if fp3 := third.fingerprint(t); fp3 == fp1 {
+		t.Error("damaged key: certificate reused, want a new one")
+	}
+	if !strings.Contains(third.log.String(), "byzd: WARN TLS certificate unusable") {
+		t.Errorf("damaged key: no warning in the log:\n%s", third.log)
+	}
+	resp, err := client(t, state, third.https, 0).Get("https://localhost/healthz")
+	if err != nil {
+		t.Fatalf("new certificate does not verify: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// TestTLSVersions: 1.0 and 1.1 are refused at the handshake.
+func TestTLSVersions(t *testing.T) {
+	state := t.TempDir()
+	d := startDaemon(t, state, t.TempDir())
+	tests := []struct {
+		name    string
+		max     uint16
+		wantErr bool
+	}{
+		{"TLS 1.0", tls.VersionTLS10, true},
+		{"TLS 1.1", tls.VersionTLS11, true},
+		{"TLS 1.2", tls.VersionTLS12, false},
+		{"TLS 1.3", tls.VersionTLS13, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := client(t, state, d.https, tt.max).Get("https://localhost/healthz")
+			if err == nil {
+				resp.Body.Close()
+			}
+			if (err != nil) != tt.wantErr {
+				t.Errorf("GET with MaxVersion %s: err = %v, want error %v", tt.name, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestHTTPRedirect checks the exact Location the live HTTP listener sends.
+func TestHTTPRedirect(t *testing.T) {
+	state := t.TempDir()
+	d := startDaemon(t, state, t.TempDir())
+	_, port, _ := net.SplitHostPort(d.https)
+	resp, err := client(t, state, d.http, 0).Get("http://node1.local:80/status?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := "https://node1.local:" + port + "/status?x=1"
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
+		t.Errorf("redirect = %d %q, want 301 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+}

@@ -1,0 +1,131 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Server holds what the HTTPS handlers report. Its fields are set once
+// before serving; issue 5's module and service managers will replace the
+// static ones.
+type Server struct {
+	Node    string
+	Version string
+	Modules []string         // names of the loaded modules
+	Started time.Time        // for uptime
+	Now     func() time.Time // nil means time.Now
+}
+
+// route is one entry of the HTTPS router. Public routes answer without
+// authentication; issue 5 adds the rest and a test that walks this table
+// to prove every other route refuses anonymous requests.
+type route struct {
+	pattern string
+	public  bool
+	handler http.HandlerFunc
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /healthz", true, s.healthz},
+	}
+}
+
+// Handler returns the HTTPS handler: the routes behind the security
+// headers every answer carries.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range s.routes() {
+		mux.HandleFunc(r.pattern, r.handler)
+	}
+	return securityHeaders(mux)
+}
+
+// securityHeaders sets headers for a panel that is only ever served by
+// itself over HTTPS: HSTS (two years) so a browser that has seen the node
+// does not try HTTP again, no framing, no sniffing, no referrers.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Strict-Transport-Security", "max-age=63072000")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Health is the body of GET /healthz.
+type Health struct {
+	Status        string   `json:"status"`
+	Version       string   `json:"version"`
+	Node          string   `json:"node"`
+	Modules       []string `json:"modules"`
+	UptimeSeconds int64    `json:"uptime_seconds"` // of the daemon, not the kernel
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	h := Health{
+		Status:        "ok",
+		Version:       s.Version,
+		Node:          s.Node,
+		Modules:       s.Modules,
+		UptimeSeconds: int64(now().Sub(s.Started) / time.Second),
+	}
+	if h.Modules == nil {
+		h.Modules = []string{} // [] rather than null for clients
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(h)
+}
+
+// RedirectHandler answers every plain-HTTP request with a redirect to the
+// same host and path over HTTPS on httpsPort ("443" is left out of the
+// URL). GET and HEAD get 301, which every client follows; other methods get
+// 308, which keeps the method and body.
+func RedirectHandler(httpsPort string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if host == "" {
+			// HTTP/1.0 without Host: name the address the client reached.
+			if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+				host, _, _ = net.SplitHostPort(a.String())
+			}
+		}
+		target := host
+		if httpsPort != "443" {
+			target = net.JoinHostPort(host, httpsPort)
+		} else if strings.Contains(host, ":") {
+			target = "[" + host + "]"
+		}
+		code := http.StatusPermanentRedirect
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			code = http.StatusMovedPermanently
+		}
+		w.Header().Set("Location", "https://"+target+r.URL.RequestURI())
+		w.WriteHeader(code)
+	})
+}
+
+// TLSConfig serves cert with TLS 1.2 as the floor: 1.0 and 1.1 are broken
+// and every browser that can show the panel speaks 1.2.
+func TLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+	}
+}

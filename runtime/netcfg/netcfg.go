@@ -1,0 +1,156 @@
+// Package netcfg brings up a node's wired networking: loopback, then DHCPv4
+// on every wired interface in the background, applying each lease's
+// address, default route and DNS servers and renewing it before it ends.
+//
+// Nothing here blocks on the network: a node with no cable or no DHCP
+// server still starts its daemon, and keeps asking.
+package netcfg
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Config is usable as its zero value: every wired interface of the running
+// system, /etc/resolv.conf written, logs discarded. The path fields are
+// test seams (STYLE §5).
+type Config struct {
+	// RootDir prefixes the files written (etc/resolv.conf); "" means "/".
+	RootDir string
+	// SysDir is where sysfs is mounted, read to find interfaces; "" means
+	// "/sys".
+	SysDir string
+	// Interfaces, when set, replaces discovery with this list.
+	Interfaces []string
+	// Hostname is sent to the DHCP server (option 12) so it can name the
+	// node in its lease table.
+	Hostname string
+	// Timeout bounds one DHCP exchange attempt; 0 means 5s.
+	Timeout time.Duration
+	// Retries is how many times one exchange is resent; 0 means 3.
+	Retries int
+	// MaxBackoff caps the pause between failed exchanges; 0 means 60s.
+	MaxBackoff time.Duration
+	// Logger gets one line per lease and per failure; nil discards.
+	Logger *slog.Logger
+	// OnLease, if set, is called after each lease (first or renewed) is
+	// applied.
+	OnLease func(Lease)
+}
+
+// Lease is what a DHCP server gave one interface, as applied.
+type Lease struct {
+	Interface string
+	Address   netip.Prefix
+	Router    netip.Addr // invalid when the server named none
+	DNS       []netip.Addr
+	Search    []string
+	Server    netip.Addr
+	Acquired  time.Time
+	Duration  time.Duration // lease time (option 51)
+	Renew     time.Duration // T1 (option 58), or half the lease
+}
+
+func (c Config) withDefaults() Config {
+	if c.RootDir == "" {
+		c.RootDir = "/"
+	}
+	if c.SysDir == "" {
+		c.SysDir = "/sys"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+	if c.Retries == 0 {
+		c.Retries = 3
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 60 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Network is the running configuration started by Start.
+type Network struct {
+	cfg    Config
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	leases map[string]Lease
+}
+
+// Start brings loopback up, which is essential (local clients and the
+// daemon's own health checks need it), then starts one DHCP goroutine per
+// wired interface and returns. The goroutines run until ctx is done.
+func Start(ctx context.Context, cfg Config) (*Network, error) {
+	cfg = cfg.withDefaults()
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return nil, fmt.Errorf("netcfg: loopback: %w", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return nil, fmt.Errorf("netcfg: bringing up lo: %w", err)
+	}
+	ifaces := cfg.Interfaces
+	if ifaces == nil {
+		if ifaces, err = WiredInterfaces(cfg.SysDir); err != nil {
+			return nil, err
+		}
+	}
+	if len(ifaces) == 0 {
+		cfg.Logger.Warn("no wired network interface found")
+	}
+	n := &Network{cfg: cfg, leases: map[string]Lease{}}
+	for _, name := range ifaces {
+		link, err := netlink.LinkByName(name)
+		if err == nil {
+			err = netlink.LinkSetUp(link)
+		}
+		if err != nil {
+			// Best effort: one broken interface must not stop the others.
+			cfg.Logger.Error("cannot bring up interface", "iface", name, "err", err)
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.run(ctx, name)
+		}()
+	}
+	return n, nil
+}
+
+// Wait blocks until every DHCP goroutine has returned (after ctx is done).
+func (n *Network) Wait() { n.wg.Wait() }
+
+// Leases returns the current leases, sorted by interface.
+func (n *Network) Leases() []Lease {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []Lease
+	for _, l := range n.leases {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b Lease) int { return strings.Compare(a.Interface, b.Interface) })
+	return out
+}
+
+func (n *Network) setLease(name string, l *Lease) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if l == nil {
+		delete(n.leases, name)
+		return
+	}
+	n.leases[name] = *l
+}
