@@ -1,0 +1,254 @@
+package boot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"byzantium/modules/entry"
+)
+
+// Paths in the media tree that other packages rely on.
+const (
+	ManifestPath  = "byzantium/manifest.json"
+	RootcopyDir   = "byzantium/rootcopy"
+	EFIImagePath  = "boot/efi.img" // ISO only: the El Torito EFI image
+	IsolinuxDir   = "boot/isolinux"
+	GrubCfgDisk   = "EFI/debian/grub.cfg" // grubx64's prefix is /EFI/debian
+	GrubCfgCD     = "boot/grub/grub.cfg"  // gcdx64's prefix is /boot/grub
+	shimPath      = "EFI/BOOT/BOOTX64.EFI"
+	grubPath      = "EFI/BOOT/grubx64.efi" // the name shim loads
+	mokPath       = "EFI/BOOT/mmx64.efi"   // the name shim loads MokManager by
+	isolinuxCfg   = IsolinuxDir + "/isolinux.cfg"
+	moduleDirBase = "byzantium/"
+)
+
+// Media describes a media tree. Files come as host paths and are read
+// twice, never copied: once by Plan, which hashes them for the manifest
+// and the media ID, and once by the stream, which checks they still hash
+// the same.
+type Media struct {
+	Flavour   Flavour
+	Loader    *Loader
+	Kernel    string // becomes boot/vmlinuz
+	Initramfs string // becomes boot/initrd.zst
+	// Base, Modules and Optional are .xzm files for byzantium/base,
+	// byzantium/modules and byzantium/optional; their names are kept.
+	Base, Modules, Optional []string
+	// Rootcopy folders are merged in order into byzantium/rootcopy: a
+	// later folder's file replaces an earlier one's.
+	Rootcopy []string
+	// Menu configures both bootloaders; Plan fills in its MediaID.
+	Menu Config
+	// ModTime is the time of generated entries and the latest time any
+	// entry keeps (SOURCE_DATE_EPOCH); the zero value is the Unix epoch.
+	ModTime time.Time
+}
+
+// Tree is a planned media tree: every entry, hashed, with the media ID
+// and the manifest that follow from them.
+type Tree struct {
+	// ID is the media ID: the first 16 hex digits of the SHA-256 of the
+	// payload listing (every file that does not embed the ID, with its
+	// size and digest) and of the menu. The configs, the marker, the EFI
+	// image and the manifest embed it, so they cannot be part of it.
+	ID string
+	// Manifest is byzantium/manifest.json.
+	Manifest []byte
+	nodes    []*node // sorted by sortKey
+	modTime  time.Time
+}
+
+// node is one planned entry: its header and where its body comes from.
+type node struct {
+	hdr  entry.Header
+	src  string // host file of the body, or "" when data holds it
+	data []byte
+	sum  string // hex SHA-256 of the body, for regular files
+}
+
+// ManifestFile is one file in the manifest.
+type ManifestFile struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Manifest is the content of byzantium/manifest.json: every regular file
+// of the tree but the manifest itself, sorted by path.
+type Manifest struct {
+	ID    string         `json:"id"`
+	Files []ManifestFile `json:"files"`
+}
+
+// Plan reads and hashes every input and lays out the tree. Nothing is
+// written; a missing or unreadable input is an error naming it.
+func Plan(m Media) (*Tree, error) {
+	p := &planner{files: map[string]*node{}, mtime: m.ModTime}
+	if p.mtime.IsZero() {
+		p.mtime = time.Unix(0, 0).UTC()
+	}
+	if err := p.payload(&m); err != nil {
+		return nil, err
+	}
+	id, err := p.mediaID(&m)
+	if err != nil {
+		return nil, err
+	}
+	cfg := m.Menu
+	cfg.MediaID = id
+	if err := p.configs(&m, cfg); err != nil {
+		return nil, err
+	}
+	p.addData(MarkerPath(id), []byte(id+"\n"))
+	t := &Tree{ID: id, modTime: p.mtime}
+	man := Manifest{ID: id, Files: []ManifestFile{}}
+	for _, n := range p.sorted() {
+		if n.hdr.Type == entry.TypeRegular {
+			man.Files = append(man.Files, ManifestFile{Path: n.hdr.Path, Size: n.hdr.Size, SHA256: n.sum})
+		}
+	}
+	t.Manifest, err = json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("boot: manifest: %w", err)
+	}
+	t.Manifest = append(t.Manifest, '\n')
+	p.addData(ManifestPath, t.Manifest)
+	p.addDirs()
+	t.nodes = p.sorted()
+	return t, nil
+}
+
+// Reader returns a new stream of the tree: the root, then a depth-first
+// walk with names sorted bytewise, each directory before its contents.
+func (t *Tree) Reader() entry.Reader { return &stream{nodes: t.nodes} }
+
+type planner struct {
+	files map[string]*node
+	mtime time.Time
+}
+
+func (p *planner) sorted() []*node {
+	out := make([]*node, 0, len(p.files))
+	for _, n := range p.files {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b *node) int { return strings.Compare(sortKey(a.hdr.Path), sortKey(b.hdr.Path)) })
+	return out
+}
+
+// sortKey makes a bytewise sort a depth-first walk: "/" sorts below every
+// other byte, so "a/b" comes before "a-b" and a directory's contents
+// follow it directly.
+func sortKey(p string) string {
+	if p == "." {
+		return ""
+	}
+	return strings.ReplaceAll(p, "/", "\x00")
+}
+
+// addData adds a generated file held in memory.
+func (p *planner) addData(mediaPath string, data []byte) {
+	sum := sha256.Sum256(data)
+	p.files[mediaPath] = &node{
+		hdr:  entry.Header{Path: mediaPath, Type: entry.TypeRegular, Mode: 0o644, ModTime: p.mtime, Size: int64(len(data))},
+		data: data, sum: hex.EncodeToString(sum[:]),
+	}
+}
+
+// addDirs adds every directory the files imply that no rootcopy folder
+// named, and the root.
+func (p *planner) addDirs() {
+	for _, n := range p.sorted() {
+		for d := path.Dir(n.hdr.Path); ; d = path.Dir(d) {
+			if _, ok := p.files[d]; !ok {
+				p.files[d] = &node{hdr: entry.Header{Path: d, Type: entry.TypeDir, Mode: 0o755, ModTime: p.mtime}}
+			}
+			if d == "." {
+				break
+			}
+		}
+	}
+}
+
+// mediaID hashes the payload listing and the menu.
+func (p *planner) mediaID(m *Media) (string, error) {
+	var files []ManifestFile
+	for _, n := range p.sorted() {
+		if n.hdr.Type == entry.TypeRegular {
+			files = append(files, ManifestFile{n.hdr.Path, n.hdr.Size, n.sum})
+		}
+	}
+	in := struct {
+		Flavour string
+		Files   []ManifestFile
+		Menu    Config
+	}{m.Flavour.String(), files, m.Menu}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return "", fmt.Errorf("boot: media ID: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// configs adds the bootloader configs and, for an ISO, the EFI image.
+func (p *planner) configs(m *Media, cfg Config) error {
+	grub, err := Grub(cfg)
+	if err != nil {
+		return err
+	}
+	p.addData(GrubCfgDisk, grub)
+	p.addData(GrubCfgCD, grub)
+	if m.Flavour != ISO {
+		return nil
+	}
+	iso, err := Isolinux(cfg)
+	if err != nil {
+		return err
+	}
+	p.addData(isolinuxCfg, iso)
+	files, err := m.Loader.EFIFiles(ISO, grub)
+	if err != nil {
+		return err
+	}
+	var img memImage
+	if _, err := EFIImage(&img, EFIOptions{ModTime: p.mtime, Seed: []byte(cfg.MediaID)}, files...); err != nil {
+		return err
+	}
+	p.addData(EFIImagePath, img.b)
+	return nil
+}
+
+// memImage is an io.WriterAt over a growing byte slice.
+type memImage struct{ b []byte }
+
+func (m *memImage) WriteAt(p []byte, off int64) (int, error) {
+	if end := off + int64(len(p)); end > int64(len(m.b)) {
+		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+// xzmPaths checks module file names and returns their media paths.
+func xzmPaths(dir string, files []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if !strings.HasSuffix(name, ".xzm") || name == ".xzm" {
+			return nil, fmt.Errorf("%w: module %s: the name must end in .xzm", ErrBadMedia, f)
+		}
+		mp := moduleDirBase + dir + "/" + name
+		if prev, dup := out[mp]; dup {
+			return nil, fmt.Errorf("%w: modules %s and %s would both be %s", ErrBadMedia, prev, f, mp)
+		}
+		out[mp] = f
+	}
+	return out, nil
+}

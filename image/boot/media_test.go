@@ -1,0 +1,197 @@
+package boot
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"byzantium/modules/entry"
+)
+
+var epoch = time.Unix(1700000000, 0).UTC()
+
+// fakeLoader holds every bootloader file with made-up contents.
+func fakeLoader() *Loader {
+	l := &Loader{files: map[string]*File{}}
+	for _, files := range wanted {
+		for name := range files {
+			data := []byte("fake " + name)
+			sum := sha256.Sum256(data)
+			l.files[name] = &File{Name: name, Data: data, SHA256: hex.EncodeToString(sum[:])}
+		}
+	}
+	return l
+}
+
+// testMedia writes small inputs under a temp dir.
+func testMedia(t *testing.T, f Flavour) Media {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(rel, body string) string {
+		p := filepath.Join(dir, rel)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(body), 0o644))
+		return p
+	}
+	write("rc1/etc/motd", "one\n")
+	write("rc1/etc/hostname", "node\n")
+	write("rc2/etc/motd", "two\n")
+	return Media{
+		Flavour: f, Loader: fakeLoader(),
+		Kernel: write("vmlinuz", "kernel"), Initramfs: write("initrd", "initramfs"),
+		Base:     []string{write("m/000-kernel.xzm", "k"), write("m/001-core.xzm", "c")},
+		Modules:  []string{write("m/010-byzd.xzm", "d")},
+		Optional: []string{write("m/100-extra.xzm", "e")},
+		Rootcopy: []string{filepath.Join(dir, "rc1"), filepath.Join(dir, "rc2")},
+		Menu:     Config{Cmdline: "console=ttyS0", Entries: StandardMenu("Byzantium")},
+		ModTime:  epoch,
+	}
+}
+
+// drain reads a stream into paths and bodies.
+func drain(t *testing.T, r entry.Reader) ([]string, map[string][]byte) {
+	t.Helper()
+	var paths []string
+	bodies := map[string][]byte{}
+	for {
+		h, err := r.Next()
+		if err == io.EOF {
+			return paths, bodies
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, h.Path)
+		if h.Type == entry.TypeRegular {
+			b, err := io.ReadAll(io.LimitReader(r, h.Size))
+			if err != nil {
+				t.Fatalf("%s: %v", h.Path, err)
+			}
+			bodies[h.Path] = b
+		}
+	}
+}
+
+func TestMediaUSB(t *testing.T) {
+	tr, err := Plan(testMedia(t, USB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, bodies := drain(t, tr.Reader())
+	want := []string{".", "EFI", "EFI/BOOT", "EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grubx64.efi", "EFI/BOOT/mmx64.efi",
+		"EFI/debian", "EFI/debian/grub.cfg", "boot", "boot/grub", "boot/grub/grub.cfg", "boot/initrd.zst", "boot/vmlinuz",
+		"byzantium", "byzantium/base", "byzantium/base/000-kernel.xzm", "byzantium/base/001-core.xzm",
+		"byzantium/manifest.json", "byzantium/media-" + tr.ID, "byzantium/modules", "byzantium/modules/010-byzd.xzm",
+		"byzantium/optional", "byzantium/optional/100-extra.xzm",
+		"byzantium/rootcopy", "byzantium/rootcopy/etc", "byzantium/rootcopy/etc/hostname", "byzantium/rootcopy/etc/motd"}
+	if len(paths) != len(want) {
+		t.Fatalf("paths:\n%q\nwant\n%q", paths, want)
+	}
+	for i := range want {
+		if paths[i] != want[i] {
+			t.Fatalf("entry %d is %s, want %s; all:\n%q", i, paths[i], want[i], paths)
+		}
+	}
+	if string(bodies["EFI/BOOT/grubx64.efi"]) != "fake "+GrubDisk || string(bodies["EFI/BOOT/BOOTX64.EFI"]) != "fake "+Shim {
+		t.Error("USB flavour: wrong GRUB or shim")
+	}
+	if got := string(bodies["byzantium/rootcopy/etc/motd"]); got != "two\n" {
+		t.Errorf("rootcopy motd = %q, want the later folder's", got)
+	}
+	// The manifest lists every other file with its true size and digest.
+	var man Manifest
+	must(t, json.Unmarshal(bodies[ManifestPath], &man))
+	if man.ID != tr.ID || len(man.Files) != len(bodies)-1 {
+		t.Errorf("manifest ID %s (want %s), %d files (want %d)", man.ID, tr.ID, len(man.Files), len(bodies)-1)
+	}
+	for _, f := range man.Files {
+		sum := sha256.Sum256(bodies[f.Path])
+		if hex.EncodeToString(sum[:]) != f.SHA256 || int64(len(bodies[f.Path])) != f.Size {
+			t.Errorf("manifest entry %s does not match the stream", f.Path)
+		}
+	}
+	if !bytes.Contains(bodies[GrubCfgDisk], []byte("byz.media="+tr.ID)) {
+		t.Errorf("grub.cfg lacks the media ID")
+	}
+}
+
+// TestMediaDeterministic plans twice from copies of the same inputs in
+// different places and expects the same ID and manifest; a change in one
+// input changes both.
+func TestMediaDeterministic(t *testing.T) {
+	a, err := Plan(testMedia(t, USB))
+	must(t, err)
+	b, err := Plan(testMedia(t, USB))
+	must(t, err)
+	if a.ID != b.ID || !bytes.Equal(a.Manifest, b.Manifest) {
+		t.Fatalf("two plans differ: %s vs %s", a.ID, b.ID)
+	}
+	m := testMedia(t, USB)
+	must(t, os.WriteFile(m.Kernel, []byte("kernel2"), 0o644))
+	c, err := Plan(m)
+	must(t, err)
+	if c.ID == a.ID {
+		t.Error("a changed kernel kept the media ID")
+	}
+	m.Menu.Entries = m.Menu.Entries[:1]
+	d, err := Plan(m)
+	must(t, err)
+	if d.ID == c.ID {
+		t.Error("a changed menu kept the media ID")
+	}
+}
+
+func TestMediaChangedInput(t *testing.T) {
+	m := testMedia(t, USB)
+	tr, err := Plan(m)
+	must(t, err)
+	must(t, os.WriteFile(m.Kernel, []byte("kernEL"), 0o644))
+	r := tr.Reader()
+	for {
+		h, err := r.Next()
+		if err != nil {
+			t.Fatalf("Next: %v before reaching the kernel", err)
+		}
+		if h.Path == KernelPath {
+			_, err = io.ReadAll(io.LimitReader(r, h.Size))
+			if !errors.Is(err, ErrChanged) {
+				t.Fatalf("err = %v, want ErrChanged", err)
+			}
+			return
+		}
+	}
+}
+
+func TestMediaBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Media)
+		want error
+	}{
+		{"no loader", func(m *Media) { m.Loader = nil }, ErrBadMedia},
+		{"no flavour", func(m *Media) { m.Flavour = 0 }, ErrBadMedia},
+		{"module name", func(m *Media) { m.Base = append(m.Base, m.Kernel) }, ErrBadMedia},
+		{"duplicate module", func(m *Media) { m.Modules = append(m.Modules, m.Modules[0]) }, ErrBadMedia},
+		{"missing kernel", func(m *Media) { m.Kernel += ".gone" }, os.ErrNotExist},
+		{"missing loader file", func(m *Media) { delete(m.Loader.files, MokManager) }, ErrMissingFile},
+		{"bad label", func(m *Media) { m.Menu.Entries[0].Label = "a'b" }, ErrBadMenu},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testMedia(t, USB)
+			tc.edit(&m)
+			if _, err := Plan(m); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
