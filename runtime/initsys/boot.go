@@ -1,12 +1,14 @@
 // Package initsys is byz-init, the PID 1 of the initramfs: it mounts the
 // kernel filesystems, loads the kernel modules the builder put in, reads
-// the boot parameters and (later slices) finds the media, stacks the
-// modules and switches root. Every host path is joined to Config.RootDir
+// the boot parameters (Boot), finds the media, stacks its modules under
+// one overlayfs with rootcopy on top (Stack) and switches root into the
+// base's init (SwitchRoot). Every host path is joined to Config.RootDir
 // so the steps can run against a temporary tree in tests.
 package initsys
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ReadyLine is printed once the init has done its work: the boot tests
-// wait for it on the console.
+// ReadyLine starts the line printed once the init has done its work,
+// just before it execs the system's init ("ready: switching root to
+// /sbin/init"), or, with byz.test=poweroff, once its modules are loaded:
+// the boot tests wait for it on the console.
 const ReadyLine = "ready"
 
 // Config is what Boot works on. The zero value boots the real machine,
@@ -29,9 +33,38 @@ type Config struct {
 	Logf    Logf
 	// Mounts is the mount table; nil means BaseMounts.
 	Mounts []Mount
-	// Mount and LoadModule default to mount(2) and finit_module(2).
+	// Mount, Unmount and LoadModule default to mount(2), umount2(2) and
+	// finit_module(2).
 	Mount      MountFunc
+	Unmount    func(target string, flags int) error
 	LoadModule LoadFunc
+	// AttachLoop sets up a read-only loop device on a module file and
+	// returns it open (it detaches when closed unless mounted) with its
+	// path; nil means the kernel's /dev/loop-control.
+	AttachLoop func(file string) (io.Closer, string, error)
+}
+
+// withDefaults resolves the zero fields, in one place for every step.
+func (cfg Config) withDefaults() Config {
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+		if cfg.Console != nil {
+			cfg.Logf = cfg.Console.Logf
+		}
+	}
+	if cfg.Mounts == nil {
+		cfg.Mounts = BaseMounts
+	}
+	if cfg.Mount == nil {
+		cfg.Mount = unix.Mount
+	}
+	if cfg.Unmount == nil {
+		cfg.Unmount = unix.Unmount
+	}
+	if cfg.LoadModule == nil {
+		cfg.LoadModule = finitModule
+	}
+	return cfg
 }
 
 // State is what Boot found and did.
@@ -52,23 +85,9 @@ func (e *FatalError) Unwrap() error { return e.Err }
 // Boot runs the init's steps in order. Only an essential mount failure is
 // fatal (a *FatalError); everything else is logged and skipped.
 func Boot(cfg Config) (*State, error) {
+	cfg = cfg.withDefaults()
 	root := rootDir(cfg.RootDir)
 	logf := cfg.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
-		if cfg.Console != nil {
-			logf = cfg.Console.Logf
-		}
-	}
-	if cfg.Mounts == nil {
-		cfg.Mounts = BaseMounts
-	}
-	if cfg.Mount == nil {
-		cfg.Mount = unix.Mount
-	}
-	if cfg.LoadModule == nil {
-		cfg.LoadModule = finitModule
-	}
 
 	if err := mountAll(root, cfg.Mounts, cfg.Mount, logf); err != nil {
 		return nil, &FatalError{Err: err, Hint: "the kernel lacks proc, sysfs or devtmpfs (CONFIG_DEVTMPFS), or init is not PID 1; boot a Debian kernel built for Byzantium"}

@@ -25,9 +25,11 @@ type Cmdline struct {
 	NoRootCopy bool
 	// BaseOnly loads only byzantium/base.
 	BaseOnly bool
-	// RAMSize sizes the tmpfs upper layer ("60%", "2G"), as given.
+	// RAMSize sizes the tmpfs upper layer and the copy2ram tmpfs ("60%",
+	// "2G"), as given.
 	RAMSize string
-	// Delay waits this long before looking for the media (slow USB).
+	// Delay is how long the init keeps looking for the media (slow USB);
+	// 0 means DefaultDelay.
 	Delay time.Duration
 	// Debug makes the init verbose (it also raises the kernel's log level).
 	Debug bool

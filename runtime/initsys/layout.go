@@ -17,4 +17,9 @@ const (
 	// devtmpfs is mounted over it, and the init points fds 0-2 at the
 	// console as soon as it can.
 	DevNullPlaceholder = "dev/null"
+	// MediaMarkerPrefix, followed by the media ID, names the (empty) file
+	// the builder writes into the media tree; it passes the same ID as
+	// byz.media=<ID>, so the init can tell its own media from any other
+	// Byzantium stick or CD in the machine.
+	MediaMarkerPrefix = "byzantium/media-"
 )

@@ -18,16 +18,21 @@ import (
 func Main() {
 	con := NewConsole("/")
 	go reap()
-	st, err := Boot(Config{Console: con})
+	cfg := Config{Console: con}
+	st, err := Boot(cfg)
 	if err == nil {
 		// From here on a Go panic, and the rescue shell, reach the console.
 		redirectStdio(con)
-		con.Logf(ReadyLine)
 		if st.Cmdline.Test() == "poweroff" {
+			// The bare-initramfs boot test: no media, just prove the
+			// kernel runs the init and the init loads its modules.
+			con.Logf(ReadyLine)
 			err = powerOff(con)
 		} else {
-			// The next slice switches root here; until then, wait.
-			err = errors.New("no root to switch to yet (this init only boots to ready)")
+			var nr *NewRoot
+			if nr, err = Stack(cfg, st); err == nil {
+				err = SwitchRoot(nr, con.Logf) // returns only on failure
+			}
 		}
 	}
 	rescue(con, err)

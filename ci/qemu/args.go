@@ -1,0 +1,201 @@
+// Package qemu boots kernels, ISOs and disk images under QEMU the same way
+// in every test and in `byz run qemu`: TCG only (KVM hangs on our CI
+// machines), no display, the serial console captured line by line, and
+// the VM killed when the test ends.
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ErrBadOptions reports Options that cannot make a command line.
+var ErrBadOptions = errors.New("qemu: bad options")
+
+// Media says how Disk is attached.
+type Media string
+
+const (
+	Virtio Media = "virtio" // virtio-blk-pci, the default
+	IDE    Media = "ide"    // an IDE (pc) or AHCI (q35) hard disk
+	USB    Media = "usb"    // a usb-storage stick on an xHCI controller
+)
+
+// Options describe one VM. Give Kernel (with Initrd and Append), ISO,
+// Disk, or ISO and Disk together. The zero value of every other field is
+// a sane default.
+type Options struct {
+	// Kernel, Initrd and Append boot a kernel directly (-kernel).
+	Kernel, Initrd, Append string
+	// ISO is attached as a CD-ROM and booted first.
+	ISO string
+	// Disk is a raw image attached as DiskAs (default Virtio). It is
+	// written to: pass a copy if that matters.
+	Disk   string
+	DiskAs Media
+	// UEFI boots OVMF instead of SeaBIOS, with a private copy of its
+	// variable store. SecureBoot boots OVMF with Microsoft's keys enrolled
+	// and Secure Boot enforced (it implies UEFI and q35 with SMM).
+	UEFI, SecureBoot bool
+	// Machine is "pc" (default) or "q35".
+	Machine string
+	// Mem is the guest RAM in QEMU's syntax; "" means 1G.
+	Mem string
+	// Forward lists host-to-guest TCP forwards, "HOSTPORT:GUESTPORT" or
+	// "127.0.0.1:HOSTPORT-:GUESTPORT"; the host side is always loopback.
+	Forward []string
+	// Binary is the QEMU to run; "" means qemu-system-x86_64.
+	Binary string
+	// OVMFDir holds the OVMF firmware; "" means /usr/share/OVMF.
+	OVMFDir string
+}
+
+// Args returns QEMU's arguments. varsCopy is the writable copy of the
+// OVMF variable store, used only for UEFI.
+func (o Options) Args(varsCopy string) ([]string, error) {
+	if o.Kernel == "" && o.ISO == "" && o.Disk == "" {
+		return nil, fmt.Errorf("%w: nothing to boot: give a kernel, an ISO or a disk image", ErrBadOptions)
+	}
+	if o.Kernel == "" && (o.Initrd != "" || o.Append != "") {
+		return nil, fmt.Errorf("%w: an initrd or kernel command line needs a kernel", ErrBadOptions)
+	}
+	machine := o.Machine
+	if machine == "" {
+		machine = "pc"
+	}
+	if machine != "pc" && machine != "q35" {
+		return nil, fmt.Errorf("%w: machine %q: want pc or q35", ErrBadOptions, machine)
+	}
+	if o.SecureBoot {
+		machine = "q35,smm=on"
+	}
+	mem := o.Mem
+	if mem == "" {
+		mem = "1G"
+	}
+	// -nodefaults: no stray VGA, NIC or CD drive; the serial console is
+	// the only output. -no-reboot turns a guest reboot (or a kernel panic
+	// with panic=N) into QEMU exiting, which a test sees.
+	args := []string{"-machine", machine, "-m", mem, "-nodefaults", "-display", "none",
+		"-serial", "stdio", "-monitor", "none", "-no-reboot"}
+	if o.UEFI || o.SecureBoot {
+		args = append(args, o.firmwareArgs(varsCopy)...)
+	}
+	if o.Kernel != "" {
+		args = append(args, "-kernel", o.Kernel)
+		if o.Initrd != "" {
+			args = append(args, "-initrd", o.Initrd)
+		}
+		if o.Append != "" {
+			args = append(args, "-append", o.Append)
+		}
+	}
+	if o.ISO != "" {
+		args = append(args, "-drive", "if=none,id=cd0,format=raw,media=cdrom,readonly=on,file="+driveFile(o.ISO),
+			"-device", "ide-cd,drive=cd0,bootindex=1")
+	}
+	if o.Disk != "" {
+		disk, err := o.diskArgs()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, disk...)
+	}
+	nic, err := nicArg(o.Forward)
+	if err != nil {
+		return nil, err
+	}
+	return append(args, "-nic", nic), nil
+}
+
+func (o Options) firmwareArgs(varsCopy string) []string {
+	dir := o.OVMFDir
+	if dir == "" {
+		dir = "/usr/share/OVMF"
+	}
+	code := filepath.Join(dir, "OVMF_CODE_4M.fd")
+	var args []string
+	if o.SecureBoot {
+		code = filepath.Join(dir, "OVMF_CODE_4M.ms.fd")
+		// The Secure Boot build keeps its variables in SMM-only flash.
+		args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
+	}
+	return append(args,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+driveFile(code),
+		"-drive", "if=pflash,format=raw,unit=1,file="+driveFile(varsCopy))
+}
+
+// varsTemplate is the variable store UEFI boots copy from.
+func (o Options) varsTemplate() string {
+	dir := o.OVMFDir
+	if dir == "" {
+		dir = "/usr/share/OVMF"
+	}
+	if o.SecureBoot {
+		return filepath.Join(dir, "OVMF_VARS_4M.ms.fd")
+	}
+	return filepath.Join(dir, "OVMF_VARS_4M.fd")
+}
+
+func (o Options) diskArgs() ([]string, error) {
+	drive := "if=none,id=disk0,format=raw,file=" + driveFile(o.Disk)
+	switch o.DiskAs {
+	case "", Virtio:
+		return []string{"-drive", drive, "-device", "virtio-blk-pci,drive=disk0,bootindex=2"}, nil
+	case IDE:
+		return []string{"-drive", drive, "-device", "ide-hd,drive=disk0,bootindex=2"}, nil
+	case USB:
+		return []string{"-drive", drive, "-device", "qemu-xhci,id=xhci",
+			"-device", "usb-storage,bus=xhci.0,drive=disk0,bootindex=2"}, nil
+	}
+	return nil, fmt.Errorf("%w: disk media %q: want virtio, ide or usb", ErrBadOptions, o.DiskAs)
+}
+
+// nicArg gives user networking with the forwards, or no NIC at all.
+func nicArg(forwards []string) (string, error) {
+	if len(forwards) == 0 {
+		return "none", nil
+	}
+	nic := "user,model=virtio-net-pci"
+	for _, f := range forwards {
+		host, guest, err := parseForward(f)
+		if err != nil {
+			return "", err
+		}
+		nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, guest)
+	}
+	return nic, nil
+}
+
+// parseForward reads "HOST:GUEST" or "127.0.0.1:HOST-:GUEST".
+func parseForward(f string) (host, guest int, err error) {
+	bad := func(why string) (int, int, error) {
+		return 0, 0, fmt.Errorf("%w: forward %q: %s (want HOSTPORT:GUESTPORT or 127.0.0.1:HOSTPORT-:GUESTPORT)", ErrBadOptions, f, why)
+	}
+	hostPart, guestPart, ok := strings.Cut(f, "-:")
+	if ok {
+		addr, port, err := net.SplitHostPort(hostPart)
+		if err != nil {
+			return bad(err.Error())
+		}
+		if ip := net.ParseIP(addr); ip == nil || !ip.IsLoopback() {
+			return bad("the host side must be a loopback address")
+		}
+		hostPart = port
+	} else if hostPart, guestPart, ok = strings.Cut(f, ":"); !ok {
+		return bad("no ':'")
+	}
+	h, err1 := strconv.ParseUint(hostPart, 10, 16)
+	g, err2 := strconv.ParseUint(guestPart, 10, 16)
+	if err1 != nil || err2 != nil || h == 0 || g == 0 {
+		return bad("ports are numbers from 1 to 65535")
+	}
+	return int(h), int(g), nil
+}
+
+// driveFile escapes a path for -drive, where a comma separates options.
+func driveFile(p string) string { return strings.ReplaceAll(p, ",", ",,") }

@@ -1,0 +1,63 @@
+package qemu
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want []string // substrings of the joined command line
+		not  []string
+	}{
+		{"kernel", Options{Kernel: "vmlinuz", Initrd: "initrd", Append: "console=ttyS0"},
+			[]string{"-machine pc ", "-m 1G", "-kernel vmlinuz -initrd initrd -append console=ttyS0", "-no-reboot", "-nic none"},
+			[]string{"pflash", "enable-kvm"}},
+		{"iso uefi", Options{ISO: "a,b.iso", UEFI: true, Machine: "q35", Mem: "2G"},
+			[]string{"-machine q35 ", "-m 2G", "file=/usr/share/OVMF/OVMF_CODE_4M.fd", "unit=1,file=VARS",
+				"media=cdrom,readonly=on,file=a,,b.iso", "ide-cd,drive=cd0"},
+			[]string{"secure=on", "ms.fd"}},
+		{"secure boot usb", Options{Disk: "usb.img", DiskAs: USB, SecureBoot: true},
+			[]string{"-machine q35,smm=on", "driver=cfi.pflash01,property=secure,value=on", "OVMF_CODE_4M.ms.fd",
+				"qemu-xhci", "usb-storage,bus=xhci.0,drive=disk0"}, nil},
+		{"ide disk with forwards", Options{Disk: "d.img", DiskAs: IDE, Forward: []string{"8443:443", "127.0.0.1:8080-:80"}},
+			[]string{"ide-hd,drive=disk0", "-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:8443-:443,hostfwd=tcp:127.0.0.1:8080-:80"}, nil},
+		{"virtio disk", Options{Disk: "d.img"}, []string{"virtio-blk-pci,drive=disk0"}, nil},
+	} {
+		args, err := tc.o.Args("VARS")
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		line := strings.Join(args, " ") + " "
+		for _, w := range tc.want {
+			if !strings.Contains(line, w) {
+				t.Errorf("%s: %q lacks %q", tc.name, line, w)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(line, n) {
+				t.Errorf("%s: %q has %q", tc.name, line, n)
+			}
+		}
+	}
+}
+
+func TestArgsErrors(t *testing.T) {
+	for _, o := range []Options{
+		{},
+		{Initrd: "initrd"},
+		{Kernel: "k", Machine: "virt"},
+		{Disk: "d", DiskAs: "scsi"},
+		{Kernel: "k", Forward: []string{"0.0.0.0:80-:80"}},
+		{Kernel: "k", Forward: []string{"80"}},
+		{Kernel: "k", Forward: []string{"70000:80"}},
+	} {
+		if _, err := o.Args("VARS"); !errors.Is(err, ErrBadOptions) {
+			t.Errorf("Args(%+v) = %v, want ErrBadOptions", o, err)
+		}
+	}
+}

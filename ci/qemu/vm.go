@@ -1,0 +1,241 @@
+package qemu
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// ErrExited reports that QEMU ended before the console showed what
+// Expect waited for.
+var ErrExited = errors.New("qemu: exited")
+
+// TailLines is how many console lines errors carry.
+const TailLines = 40
+
+// Config adds to Options what concerns the running process.
+type Config struct {
+	Options
+	// SerialLog, when set, receives a copy of the console output.
+	SerialLog string
+	// Console, when set, also receives the console output as it comes
+	// (byz run qemu passes os.Stdout).
+	Console io.Writer
+}
+
+// VM is a running QEMU.
+type VM struct {
+	cmd     *exec.Cmd
+	tmp     string
+	stderr  bytes.Buffer
+	done    chan struct{} // closed when QEMU has exited and the console is drained
+	waitErr error
+
+	mu      sync.Mutex
+	lines   []string
+	next    int           // Expect searches lines from here
+	changed chan struct{} // closed and replaced on every new line
+	logFile *os.File
+	once    sync.Once
+}
+
+// Start runs QEMU. The caller must Kill the VM (StartT arranges it).
+func Start(cfg Config) (*VM, error) {
+	tmp, err := os.MkdirTemp("", "byz-qemu-")
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
+	}
+	vm := &VM{tmp: tmp, done: make(chan struct{}), changed: make(chan struct{})}
+	if err := vm.start(cfg); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return vm, nil
+}
+
+func (vm *VM) start(cfg Config) error {
+	vars := filepath.Join(vm.tmp, "OVMF_VARS.fd")
+	if cfg.UEFI || cfg.SecureBoot {
+		if err := copyFile(vars, cfg.varsTemplate()); err != nil {
+			return fmt.Errorf("qemu: copying the UEFI variable store: %w (install ovmf)", err)
+		}
+	}
+	args, err := cfg.Args(vars)
+	if err != nil {
+		return err
+	}
+	bin := cfg.Binary
+	if bin == "" {
+		bin = "qemu-system-x86_64"
+	}
+	vm.cmd = exec.Command(bin, args...)
+	vm.cmd.Stderr = &vm.stderr
+	stdout, err := vm.cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("qemu: %w", err)
+	}
+	var out io.Reader = stdout
+	if cfg.SerialLog != "" {
+		if vm.logFile, err = os.Create(cfg.SerialLog); err != nil {
+			return fmt.Errorf("qemu: serial log: %w", err)
+		}
+		out = io.TeeReader(out, vm.logFile)
+	}
+	if cfg.Console != nil {
+		out = io.TeeReader(out, cfg.Console)
+	}
+	if err := vm.cmd.Start(); err != nil {
+		if vm.logFile != nil {
+			vm.logFile.Close()
+		}
+		return fmt.Errorf("qemu: starting %s: %w", bin, err)
+	}
+	go vm.scan(out)
+	return nil
+}
+
+// scan splits the console into lines until QEMU closes it, then waits for
+// the process.
+func (vm *VM) scan(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		vm.mu.Lock()
+		vm.lines = append(vm.lines, strings.TrimRight(sc.Text(), "\r"))
+		close(vm.changed)
+		vm.changed = make(chan struct{})
+		vm.mu.Unlock()
+	}
+	io.Copy(io.Discard, r) // an over-long line must not block QEMU
+	vm.waitErr = vm.cmd.Wait()
+	if vm.logFile != nil {
+		vm.logFile.Close()
+	}
+	close(vm.done)
+}
+
+// Expect waits for a console line containing text, searching from the
+// line after the previous match, and returns that line. On timeout (ctx)
+// or QEMU exiting it returns an error carrying the last console lines.
+func (vm *VM) Expect(ctx context.Context, text string) (string, error) {
+	for {
+		line, ok, changed := vm.find(text)
+		if ok {
+			return line, nil
+		}
+		select {
+		case <-changed:
+		case <-vm.done:
+			// The last lines may have arrived with the exit.
+			if line, ok, _ := vm.find(text); ok {
+				return line, nil
+			}
+			return "", fmt.Errorf("%w (%v) before the console showed %q:\n%s", ErrExited, vm.waitErr, text, vm.report())
+		case <-ctx.Done():
+			return "", fmt.Errorf("qemu: waiting for %q: %w; the console said:\n%s", text, ctx.Err(), vm.report())
+		}
+	}
+}
+
+// find looks for text in the lines not searched yet; changed is closed
+// when another line arrives.
+func (vm *VM) find(text string) (line string, ok bool, changed chan struct{}) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	for i := vm.next; i < len(vm.lines); i++ {
+		if strings.Contains(vm.lines[i], text) {
+			vm.next = i + 1
+			return vm.lines[i], true, nil
+		}
+	}
+	vm.next = len(vm.lines)
+	return "", false, vm.changed
+}
+
+// Wait waits for QEMU to exit by itself (a guest poweroff) and returns
+// its exit error; on timeout it returns an error with the last lines.
+func (vm *VM) Wait(ctx context.Context) error {
+	select {
+	case <-vm.done:
+		if vm.waitErr != nil {
+			return fmt.Errorf("qemu: %w; the console said:\n%s", vm.waitErr, vm.report())
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("qemu: waiting for the VM to exit: %w; the console said:\n%s", ctx.Err(), vm.report())
+	}
+}
+
+// Tail returns the last n console lines.
+func (vm *VM) Tail(n int) []string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if len(vm.lines) < n {
+		n = len(vm.lines)
+	}
+	return append([]string(nil), vm.lines[len(vm.lines)-n:]...)
+}
+
+func (vm *VM) report() string {
+	s := "  " + strings.Join(vm.Tail(TailLines), "\n  ")
+	if e := strings.TrimSpace(vm.stderr.String()); e != "" && vm.exited() {
+		s += "\nqemu's stderr:\n" + e
+	}
+	return s
+}
+
+func (vm *VM) exited() bool {
+	select {
+	case <-vm.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Kill stops QEMU if it still runs, waits for it and removes its
+// temporary files. It may be called more than once.
+func (vm *VM) Kill() {
+	vm.once.Do(func() {
+		if !vm.exited() {
+			vm.cmd.Process.Kill()
+		}
+		<-vm.done
+		os.RemoveAll(vm.tmp)
+	})
+}
+
+// Cleanuper is the part of testing.TB that StartT needs; taking it as an
+// interface keeps the testing package out of byz.
+type Cleanuper interface {
+	Helper()
+	Cleanup(func())
+	Fatalf(format string, args ...any)
+}
+
+// StartT starts a VM for a test and kills it when the test ends.
+func StartT(t Cleanuper, cfg Config) *VM {
+	t.Helper()
+	vm, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(vm.Kill)
+	return vm
+}
+
+func copyFile(dst, src string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o600)
+}
