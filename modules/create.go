@@ -42,6 +42,11 @@ type CreateOptions struct {
 	// Counter, when set, counts the entries and bytes read from the
 	// sources, for a progress display.
 	Counter *entry.Counter
+	// SourceNames, when set, are what the manifest records for the sources
+	// (one per source, in order) instead of the references as given: a
+	// builder passes names that do not depend on the machine or on
+	// temporary folders, so the module is the same wherever it is built.
+	SourceNames []string
 }
 
 // Create builds a module at out from the sources, merged in order (a later
@@ -61,6 +66,9 @@ func Create(refs []string, out string, opts CreateOptions) ([]string, error) {
 			return nil, err
 		}
 		srcs[i] = s
+	}
+	if opts.SourceNames != nil && len(opts.SourceNames) != len(refs) {
+		return nil, fmt.Errorf("%w: %d source names for %d sources", ErrSource, len(opts.SourceNames), len(refs))
 	}
 	if opts.Layout == PerLayer {
 		if len(srcs) != 1 || srcs[0].Kind != KindOCI {
@@ -83,7 +91,7 @@ func Create(refs []string, out string, opts CreateOptions) ([]string, error) {
 	}()
 	var readers []entry.Reader
 	for _, src := range srcs {
-		s, err := open(src)
+		s, err := open(src, opts.Epoch)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src.Ref, err)
 		}
@@ -111,8 +119,12 @@ func Create(refs []string, out string, opts CreateOptions) ([]string, error) {
 	err := writeAtomically(out, func(w io.WriteSeeker) error {
 		return writeModule(w, r, m, opts, func() []manifest.Source {
 			var ss []manifest.Source
-			for _, s := range streams {
-				ss = append(ss, manifest.Source{Ref: s.src.Ref, Kind: string(s.src.Kind), SHA256: s.digest()})
+			for i, s := range streams {
+				ref := s.src.Ref
+				if opts.SourceNames != nil {
+					ref = opts.SourceNames[i]
+				}
+				ss = append(ss, manifest.Source{Ref: ref, Kind: string(s.src.Kind), SHA256: s.digest()})
 			}
 			return ss
 		})

@@ -7,18 +7,20 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
 	"byzantium/modules/oci"
 )
 
-// Digest returns the sha256 a module built from ref would record for it in
-// its manifest, without building anything: the bytes of a file source, the
-// entry stream of a directory, the config of an OCI image. Builders key
-// their caches on it, so a second build with unchanged inputs compresses
-// nothing.
-func Digest(ref string) (string, error) {
+// Digest returns the sha256 a module built from ref with the same epoch
+// (SOURCE_DATE_EPOCH, or nil) would record for it in its manifest, without
+// building anything: the bytes of a file source, the entry stream of a
+// directory (mtimes clamped to the epoch), the config of an OCI image.
+// Builders key their caches on it, so a second build with unchanged inputs
+// compresses nothing.
+func Digest(ref string, epoch *time.Time) (string, error) {
 	src, err := ParseSource(ref)
 	if err != nil {
 		return "", err
@@ -41,8 +43,12 @@ func Digest(ref string) (string, error) {
 			return "", err
 		}
 		defer r.Close()
+		var in entry.Reader = r
+		if epoch != nil {
+			in = entry.ClampModTime(r, *epoch)
+		}
 		h := sha256.New()
-		hr := entry.Hash(r, h)
+		hr := entry.Hash(in, h)
 		for {
 			_, err := hr.Next()
 			if err == io.EOF {

@@ -5,11 +5,25 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestDigestMatchesManifest: Digest gives, without building, exactly the
 // digest Create records, for every kind of source.
 func TestDigestMatchesManifest(t *testing.T) {
+	// A directory's digest must not depend on when its files were made.
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{a, b} {
+		os.WriteFile(filepath.Join(d, "f"), []byte("same"), 0o644)
+	}
+	os.Chtimes(filepath.Join(b, "f"), time.Now().Add(time.Hour), time.Now().Add(time.Hour))
+	ep0 := time.Unix(1000000000, 0)
+	da, _ := Digest(a, &ep0)
+	db, _ := Digest(b, &ep0)
+	if da != db || da == "" {
+		t.Errorf("digests of the same tree made at different times differ: %s vs %s", da, db)
+	}
+
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
 	os.MkdirAll(filepath.Join(tree, "etc"), 0o755)
@@ -29,9 +43,12 @@ func TestDigestMatchesManifest(t *testing.T) {
 	if debs, _ := filepath.Glob("../.cache/debs/busybox-static_*.deb"); len(debs) > 0 {
 		refs = append(refs, debs[0])
 	}
+	// An epoch older than the tree clamps its mtimes: the digests must
+	// still agree.
+	ep := time.Unix(1000000000, 0)
 	for _, ref := range refs {
 		out := filepath.Join(t.TempDir(), "out.xzm")
-		if _, err := Create([]string{ref}, out, CreateOptions{Name: "x"}); err != nil {
+		if _, err := Create([]string{ref}, out, CreateOptions{Name: "x", Epoch: &ep}); err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
 		m, err := Open(out)
@@ -49,7 +66,7 @@ func TestDigestMatchesManifest(t *testing.T) {
 				recorded = mf.Sources[0].SHA256
 			}
 		}
-		got, err := Digest(ref)
+		got, err := Digest(ref, &ep)
 		if err != nil {
 			t.Fatalf("Digest(%s): %v", ref, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"byzantium/modules/deb"
 	"byzantium/modules/entry"
@@ -128,8 +129,10 @@ func hexSum(h hash.Hash) func() string {
 }
 
 // open opens one source as a single entry stream (an OCI image is
-// flattened; Create handles --per-layer itself).
-func open(src Source) (*stream, error) {
+// flattened; Create handles --per-layer itself). With epoch set, entries
+// newer than it are clamped before they are hashed, so a directory's
+// digest covers its entries as they go into the module.
+func open(src Source, epoch *time.Time) (*stream, error) {
 	s := &stream{src: src}
 	switch src.Kind {
 	case KindDir:
@@ -138,8 +141,12 @@ func open(src Source) (*stream, error) {
 			return nil, err
 		}
 		s.closers = append(s.closers, r.Close)
+		var in entry.Reader = r
+		if epoch != nil {
+			in = entry.ClampModTime(r, *epoch)
+		}
 		h := sha256.New()
-		s.Reader, s.digest = entry.Hash(r, h), hexSum(h)
+		s.Reader, s.digest = entry.Hash(in, h), hexSum(h)
 	case KindTar:
 		in, h, f, err := hashingFile(src.Ref)
 		if err != nil {
