@@ -9,22 +9,36 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # it too and must see the times the tests give them.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: all byz sample deps fetch test test-short vet fuzz bench clean
+.PHONY: all byz bins runtime image deps fetch test test-short vet fuzz bench clean
 
-all: byz sample
+# The default output: out/byzantium.iso and out/byzantium-usb.img.
+all: image
 
 byz:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/byz ./cmd/byz
 
-# Until the bootable image exists (issue 3), the default output is a real
-# module built from a Debian package.
-sample: byz fetch
-	mkdir -p out
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz module create .cache/debs/busybox-static_*.deb -o out/001-busybox.xzm
-	bin/byz module info out/001-busybox.xzm
+# byz, and the two static binaries the image runs: byz-init (the
+# initramfs's PID 1) and byzd (the node daemon).
+bins: byz
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/byz-init ./cmd/byz-init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/byzd ./cmd/byzd
 
+# out/runtime is the runtime module's source (examples/*.yaml name it):
+# byzd and busybox init's configuration. Files are copied only when they
+# differ, so an unchanged byzd leaves the module's cache key alone.
+runtime: bins
+	mkdir -p out/runtime/usr/sbin
+	cp -a examples/runtime/. out/runtime/
+	cmp -s bin/byzd out/runtime/usr/sbin/byzd || cp bin/byzd out/runtime/usr/sbin/byzd
+
+image: runtime fetch
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out
+
+# The Debian packages the examples and tests are built from, into
+# .cache/debs (gitignored).
+BOOT_DEBS := isolinux syslinux-common shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed
 fetch:
-	ci/fetch-debs busybox-static dep:linux-image-cloud-amd64
+	ci/fetch-debs busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS)
 
 deps:
 	ci/install-deps

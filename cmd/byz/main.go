@@ -53,7 +53,7 @@ Porteus-style SquashFS modules, and manages those modules.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
-	root.AddCommand(newModuleCmd())
+	root.AddCommand(newModuleCmd(), newBuildCmd())
 	root.AddCommand(newRunCmd())
 	return root
 }

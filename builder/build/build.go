@@ -1,0 +1,236 @@
+// Package build turns a spec into boot media: it builds (or finds in the
+// cache) the kernel parts and every module, lays out the media tree and
+// writes the outputs the spec asks for (ISO, USB image, folder).
+package build
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"byzantium/builder/cache"
+	"byzantium/builder/spec"
+	"byzantium/modules"
+	"byzantium/modules/deps"
+	"byzantium/modules/manifest"
+	"byzantium/modules/squashfs"
+)
+
+// Options configures Build.
+type Options struct {
+	// Out is the folder the outputs are written to (created if missing).
+	Out string
+	// Cache keeps built artifacts between builds; Cache.Refresh rebuilds
+	// everything (--no-cache).
+	Cache *cache.Cache
+	// Epoch is SOURCE_DATE_EPOCH: every time in the outputs derives from it.
+	Epoch time.Time
+	// InitBinary is the byz-init executable (static) for the initramfs.
+	InitBinary string
+	// Tool identifies the builder in cache keys; when it changes, every
+	// artifact is rebuilt. Default: the sha256 of the running executable.
+	Tool string
+	// DebDir holds the Debian packages the bootloader files come from
+	// (isolinux, syslinux-common, shim-signed, shim-helpers-amd64-signed,
+	// grub-efi-amd64-signed), found by package name.
+	DebDir string
+	// WorkDir holds temporary files (default: a folder under Out).
+	WorkDir string
+	Logf    func(format string, args ...any)
+}
+
+// Result says what Build wrote and how much it could reuse.
+type Result struct {
+	Outputs      []string
+	Hits, Misses int64
+}
+
+type builder struct {
+	spec *spec.Spec
+	opts Options
+	// cache and tool are opts.Cache and opts.Tool with defaults applied.
+	cache *cache.Cache
+	tool  string
+}
+
+// layer is a folder of the media tree and the modules in it.
+type layer struct {
+	dir  string // "base", "modules", "optional"
+	mods []spec.Module
+}
+
+// built is one module file ready for the media tree.
+type built struct {
+	layer, file, path string // file is NNN-name.xzm; path in the cache
+}
+
+// Build builds the media the spec describes.
+func Build(s *spec.Spec, opts Options) (*Result, error) {
+	b := &builder{spec: s, opts: opts, cache: opts.Cache, tool: opts.Tool}
+	if b.cache == nil {
+		b.cache = &cache.Cache{Dir: filepath.Join(opts.Out, ".cache")}
+	}
+	if b.tool == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		if b.tool, err = fileDigest(exe); err != nil {
+			return nil, err
+		}
+	}
+	if b.opts.Logf == nil {
+		b.opts.Logf = func(string, ...any) {}
+	}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return nil, err
+	}
+	if b.opts.WorkDir == "" {
+		w, err := os.MkdirTemp(opts.Out, ".work-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(w)
+		b.opts.WorkDir = w
+	}
+	// Everything that can be checked before work starts is: the modules
+	// stack, the bootloader packages are there and hold their files.
+	if err := b.checkStack(); err != nil {
+		return nil, err
+	}
+	loader, err := b.bootLoader()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(b.opts.InitBinary); err != nil {
+		return nil, fmt.Errorf("byz-init binary: %w", err)
+	}
+	k, err := b.kernelStage()
+	if err != nil {
+		return nil, err
+	}
+	mods, err := b.moduleStage()
+	if err != nil {
+		return nil, err
+	}
+	outs, err := b.mediaStage(loader, k, mods)
+	if err != nil {
+		return nil, err
+	}
+	h, m := b.cache.Stats()
+	return &Result{Outputs: outs, Hits: h, Misses: m}, nil
+}
+
+func (b *builder) logf(format string, args ...any) { b.opts.Logf(format, args...) }
+
+func (b *builder) epochKey() string { return strconv.FormatInt(b.opts.Epoch.Unix(), 10) }
+
+// checkStack checks, from the spec alone and before anything is built, that
+// the modules stack: every dependency present (the kernel module is
+// "kernel"), no cycle, no conflict.
+func (b *builder) checkStack() error {
+	ms := []*manifest.Manifest{{Name: spec.KernelModule}}
+	for _, l := range [][]spec.Module{b.spec.Base, b.spec.Modules, b.spec.Optional} {
+		for _, m := range l {
+			ms = append(ms, &manifest.Manifest{Name: m.Name, Depends: m.Depends})
+		}
+	}
+	g, err := deps.New(ms)
+	if err == nil {
+		_, err = g.Order()
+	}
+	if err != nil {
+		return fmt.Errorf("%s: the modules do not stack: %w", b.spec.File, err)
+	}
+	return nil
+}
+
+// moduleStage builds every module of the spec, each under a key made of
+// its settings and the digests of its sources, so that changing one
+// module's inputs rebuilds that module alone.
+func (b *builder) moduleStage() ([]built, error) {
+	var out []built
+	for _, l := range []layer{{"base", b.spec.Base}, {"modules", b.spec.Modules}, {"optional", b.spec.Optional}} {
+		for i, m := range l.mods {
+			where := b.spec.Position(fmt.Sprintf("%s[%d]", l.dir, i))
+			parts := []string{"module", b.tool, b.epochKey(), m.Name, m.Comp, strconv.Itoa(m.Level),
+				strconv.Itoa(m.BlockSize), strings.Join(m.Depends, ",")}
+			for _, src := range m.Sources {
+				d, err := modules.Digest(src, &b.opts.Epoch)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", where, m.Name, err)
+				}
+				parts = append(parts, src, d)
+			}
+			comp, err := squashfs.ParseCompressor(m.Comp)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", where, m.Name, err)
+			}
+			p, hit, err := b.cache.Build(cache.Key(parts...), ".xzm", func(path string) error {
+				b.logf("building %s/%s", l.dir, m.Name)
+				_, err := modules.Create(m.Sources, path, modules.CreateOptions{
+					Name: m.Name, Depends: m.Depends, Epoch: &b.opts.Epoch, SourceNames: b.sourceNames(m.Sources),
+					Squashfs: squashfs.Options{Compressor: comp, Level: m.Level, BlockSize: m.BlockSize}})
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: module %s: %w", where, m.Name, err)
+			}
+			if hit {
+				b.logf("cached %s/%s", l.dir, m.Name)
+			}
+			// Base modules count from 001: 000 is the kernel's.
+			out = append(out, built{layer: l.dir, file: fmt.Sprintf("%03d-%s.xzm", i+1, m.Name), path: p})
+		}
+	}
+	return out, nil
+}
+
+// sourceNames gives the names a module's manifest records for its sources:
+// paths relative to the spec's folder, the same on every machine.
+func (b *builder) sourceNames(srcs []string) []string {
+	names := make([]string, len(srcs))
+	for i, src := range srcs {
+		names[i] = src
+		if rel, err := filepath.Rel(b.spec.Dir, src); err == nil && filepath.IsAbs(src) {
+			names[i] = filepath.ToSlash(rel)
+		}
+	}
+	return names
+}
+
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,168 @@
+package build
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"byzantium/builder/cache"
+	"byzantium/builder/initramfs"
+	"byzantium/builder/kernel"
+	"byzantium/builder/spec"
+	"byzantium/modules"
+	"byzantium/modules/squashfs"
+)
+
+// Drivers the initramfs carries, by name, resolved through the kernel's
+// module dependencies. Required ones must exist in the kernel (as modules
+// or built in): without them no media can be mounted. Hardware drivers
+// depend on the kernel flavour: the cloud kernel has no USB storage or
+// SATA, so a missing one is reported, not fatal.
+var (
+	requiredDrivers = []string{"squashfs", "overlay", "loop", "isofs", "vfat", "nls_cp437", "nls_iso8859-1",
+		"nls_utf8", "ext4"}
+	hardwareDrivers = []string{"virtio_pci", "virtio_blk", "virtio_scsi", "sr_mod", "sd_mod", "ahci", "ata_piix",
+		"nvme", "usb-storage", "uas", "xhci_pci", "ehci_pci", "ohci_pci", "uhci_hcd", "sdhci_pci", "mmc_block",
+		"dm_crypt", "aes_generic", "xts"}
+)
+
+// kernelParts are the boot artifacts made from the kernel package.
+type kernelParts struct {
+	vmlinuz, initrd, module string // paths in the cache
+}
+
+// kernelStage turns the spec's kernel .deb and the byz-init binary into a
+// vmlinuz, an initramfs and 000-kernel.xzm, each cached under the digests
+// of its inputs. The package (hundreds of MB of modules for the generic
+// kernel) is unpacked only when one of them is missing from the cache.
+func (b *builder) kernelStage() (*kernelParts, error) {
+	deb := b.spec.Kernel.Deb
+	if deb == "" {
+		return nil, fmt.Errorf("%s: kernel: only a linux-image .deb is supported so far (vmlinuz + modules tree is not yet)",
+			b.spec.Position("kernel"))
+	}
+	debDigest, err := modules.Digest(deb, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: kernel: %w", b.spec.Position("kernel"), err)
+	}
+	initDigest, err := fileDigest(b.opts.InitBinary)
+	if err != nil {
+		return nil, fmt.Errorf("byz-init binary: %w", err)
+	}
+	keys := map[string]string{
+		"vmlinuz": cache.Key("vmlinuz", b.tool, debDigest),
+		"module":  cache.Key("kernel-module", b.tool, debDigest, b.epochKey()),
+		"initrd": cache.Key("initrd", b.tool, debDigest, initDigest, b.epochKey(),
+			strings.Join(requiredDrivers, ","), strings.Join(hardwareDrivers, ",")),
+	}
+	exts := map[string]string{"vmlinuz": "", "module": ".xzm", "initrd": ".zst"}
+	parts := &kernelParts{}
+	set := func(name, p string) {
+		switch name {
+		case "vmlinuz":
+			parts.vmlinuz = p
+		case "module":
+			parts.module = p
+		case "initrd":
+			parts.initrd = p
+		}
+	}
+	// Build the misses from one extraction of the package.
+	var k *kernel.Kernel
+	var tmp string
+	defer func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}()
+	extract := func() (*kernel.Kernel, error) {
+		if k != nil {
+			return k, nil
+		}
+		var err error
+		if tmp, err = os.MkdirTemp(b.opts.WorkDir, "kernel-"); err != nil {
+			return nil, err
+		}
+		b.logf("unpacking %s", filepath.Base(deb))
+		f, err := os.Open(deb)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		k, err = kernel.ExtractDeb(f, deb, kernel.ExtractOptions{
+			Vmlinuz:    filepath.Join(tmp, "vmlinuz"),
+			ModulesDir: filepath.Join(tmp, "root/lib/modules/tree"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: kernel %s: %w", b.spec.Position("kernel"), deb, err)
+		}
+		// The module tree goes under its real version in the module.
+		if err := os.Rename(filepath.Join(tmp, "root/lib/modules/tree"), filepath.Join(tmp, "root/lib/modules", k.Version)); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
+	for _, name := range []string{"vmlinuz", "module", "initrd"} {
+		p, _, err := b.cache.Build(keys[name], exts[name], func(out string) error {
+			k, err := extract()
+			if err != nil {
+				return err
+			}
+			switch name {
+			case "vmlinuz":
+				return copyFile(filepath.Join(tmp, "vmlinuz"), out)
+			case "module":
+				b.logf("building 000-kernel.xzm (%s)", k.Version)
+				_, err := modules.Create([]string{filepath.Join(tmp, "root")}, out, modules.CreateOptions{
+					Name: spec.KernelModule, Version: k.Version, Epoch: &b.opts.Epoch,
+					SourceNames: []string{filepath.Base(deb) + "#lib/modules/" + k.Version},
+					Squashfs:    squashfs.Options{Compressor: squashfs.Zstd}})
+				return err
+			default:
+				return b.writeInitrd(k, filepath.Join(tmp, "root/lib/modules", k.Version), out)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		set(name, p)
+	}
+	return parts, nil
+}
+
+// writeInitrd writes the initramfs: byz-init as /init and the closure of
+// the drivers it needs to reach the media.
+func (b *builder) writeInitrd(k *kernel.Kernel, modDir, out string) error {
+	mods, err := k.Modules.Closure(requiredDrivers...)
+	if err != nil {
+		return fmt.Errorf("%s: kernel %s lacks drivers the boot needs: %w", b.spec.Position("kernel"), k.Version, err)
+	}
+	hw, err := k.Modules.Closure(hardwareDrivers...)
+	if errors.Is(err, kernel.ErrMissingModules) {
+		b.logf("note: kernel %s cannot boot from some hardware: %v", k.Version, err)
+	} else if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var all []*kernel.Module
+	for _, m := range append(mods, hw...) {
+		if !seen[m.Name] {
+			seen[m.Name] = true
+			all = append(all, m)
+		}
+	}
+	files := append([]initramfs.File{{Path: "init", Src: b.opts.InitBinary, Mode: 0o755}},
+		initramfs.ModuleFiles(modDir, k.Version, all)...)
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b.logf("building initramfs (%d kernel modules)", len(all))
+	if err := initramfs.Write(f, files, initramfs.Options{ModTime: b.opts.Epoch}); err != nil {
+		return err
+	}
+	return f.Close()
+}
