@@ -15,8 +15,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -38,14 +38,23 @@ type pair struct {
 }
 
 func main() {
+	// The bench runs our ISO writer in a child process of its own so its
+	// time and RSS are measured the same way as xorriso's.
+	if len(os.Args) == 4 && os.Args[1] == "-write-iso" {
+		if err := writeISO(os.Args[2], os.Args[3]); err != nil {
+			fatalf("%v", err)
+		}
+		return
+	}
 	tree := flag.String("tree", "/usr/local/go", "directory tree to build modules from")
+	iso := flag.String("iso", "out/byzantium.iso", "an ISO built by byz, whose tree the ISO comparison rewrites (empty: skip)")
 	debFile := flag.String("deb", "", "package for the .deb comparison (default: the generic kernel image, fetched into .cache/debs)")
 	quick := flag.Bool("quick", false, "skip the slow cases (xz, the kernel package)")
 	runs := flag.Int("runs", 3, "runs per command; the fastest counts")
 	byz := flag.String("byz", "bin/byz", "byz binary")
 	flag.Parse()
 
-	for _, tool := range []string{"mksquashfs", "dpkg-deb", *byz} {
+	for _, tool := range []string{"mksquashfs", "dpkg-deb", "xorriso", "/usr/bin/time", *byz} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if _, serr := os.Stat(tool); serr != nil {
 				fatalf("%s not found: run `make deps byz` first", tool)
@@ -59,7 +68,9 @@ func main() {
 	}
 	defer os.RemoveAll(tmp)
 	// Warm the page cache so neither side pays for the first read.
-	run([]string{"tar", "-cf", "/dev/null", *tree})
+	if err := exec.Command("tar", "-cf", "/dev/null", *tree).Run(); err != nil {
+		fatalf("reading %s: %v", *tree, err)
+	}
 
 	epoch := "SOURCE_DATE_EPOCH=1700000000"
 	ms := func(extra ...string) func(string) [][]string {
@@ -99,6 +110,11 @@ func main() {
 		}
 	}
 
+	if *iso != "" {
+		if p := isoPair(*iso, tmp); p != nil {
+			pairs = append(pairs, p)
+		}
+	}
 	fmt.Printf("tree %s: %d files, %.1f MiB of file data; %d runs each, fastest kept\n\n", *tree, files, float64(bytes)/(1<<20), *runs)
 	for _, p := range pairs {
 		out := filepath.Join(tmp, "out.sqfs")
@@ -167,19 +183,35 @@ func best(n int, cmds [][]string, out string) result {
 	return b
 }
 
+// run runs a command and returns its wall time and peak RSS in KiB. The
+// RSS comes from GNU time, not from our own wait4: Go starts children with
+// a vfork-style clone that shares the parent's memory until exec, so the
+// kernel's ru_maxrss for the child would include the bench's own RSS.
 func run(args []string) (time.Duration, int64) {
-	cmd := exec.Command(args[0], args[1:]...)
+	rssFile, err := os.CreateTemp("", "byz-bench-rss-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	rssFile.Close()
+	defer os.Remove(rssFile.Name())
+	full := append([]string{"/usr/bin/time", "-f", "%M", "-o", rssFile.Name()}, args...)
+	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		fatalf("%s: %v", strings.Join(args, " "), err)
 	}
 	wall := time.Since(start)
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if ru == nil {
+	b, err := os.ReadFile(rssFile.Name())
+	if err != nil {
+		fatalf("%v", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
 		return wall, 0
 	}
-	return wall, ru.Maxrss // KiB on Linux
+	rss, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+	return wall, rss
 }
 
 func treeStats(root string) (files int, bytes int64) {
