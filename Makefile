@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # it too and must see the times the tests give them.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: all byz bins runtime image deps fetch test test-short vet fuzz bench clean
+.PHONY: all byz bins runtime image deps fetch relock test test-short vet fuzz bench clean
 
 # The default output: out/byzantium.iso and out/byzantium-usb.img.
 all: image
@@ -35,10 +35,14 @@ image: runtime fetch
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out
 
 # The Debian packages the examples and tests are built from, into
-# .cache/debs (gitignored).
+# .cache/debs (gitignored), exactly as examples/debs.lock pins them (version
+# and sha256). make relock pins what the archive serves now.
 BOOT_DEBS := isolinux syslinux-common shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed
 fetch:
-	ci/fetch-debs busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS)
+	ci/fetch-debs --lock examples/debs.lock
+
+relock:
+	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS)
 
 deps:
 	ci/install-deps
