@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +32,14 @@ func Main() {
 		} else {
 			var nr *NewRoot
 			if nr, err = Stack(cfg, st); err == nil {
+				// Drivers for the machine's other devices (the NIC
+				// above all) come from the new root's 000-kernel.xzm,
+				// before its init runs: busybox init starts no udev.
+				cp := Coldplug(cfg, nr.Dir)
+				con.Logf("coldplug: %d devices, %d modules loaded, %d failed", cp.Devices, len(cp.Loaded), len(cp.Failed))
+				if st.Cmdline.Debug {
+					con.Logf("coldplug: loaded %s; no device for %s", strings.Join(cp.Loaded, " "), strings.Join(cp.NoDevice, " "))
+				}
 				err = SwitchRoot(nr, con.Logf) // returns only on failure
 			}
 		}

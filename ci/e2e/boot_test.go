@@ -1,0 +1,293 @@
+package e2e_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"byzantium/ci/qemu"
+	"byzantium/runtime/tlscert"
+)
+
+// bootTimeout bounds one boot to /healthz: TCG on a shared two-core
+// machine, with OVMF and Secure Boot the slowest (about 11 s alone, much
+// more when the machine is busy).
+const bootTimeout = 180 * time.Second
+
+var fingerprintLine = regexp.MustCompile(`byzd: TLS certificate sha256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})`)
+
+// health is byzd's GET /healthz body.
+type health struct {
+	Status  string   `json:"status"`
+	Version string   `json:"version"`
+	Node    string   `json:"node"`
+	Modules []string `json:"modules"`
+}
+
+// TestBootMatrix boots the test spec's outputs every way a node boots
+// and asks each for /healthz over HTTPS. The boots run one after the
+// other: each takes a core, and the machine has two.
+func TestBootMatrix(t *testing.T) {
+	img := cloudImages(t)
+	t.Logf("cloud build: %v", img.buildTime.Round(time.Millisecond))
+	for _, tc := range []struct {
+		name   string
+		opts   func() qemu.Options
+		expect []string // console lines to see, in order, before byzd's
+	}{
+		// SeaBIOS → El Torito BIOS entry → isolinux.
+		{"bios-cd", func() qemu.Options { return qemu.Options{ISO: img.iso} }, nil},
+		// SeaBIOS → the ISO's isohybrid MBR → isolinux.
+		{"bios-disk", func() qemu.Options { return qemu.Options{Disk: scratchCopy(t, img.iso)} }, nil},
+		// OVMF → El Torito EFI image → shim → gcdx64 → grub.cfg.
+		{"uefi-cd", func() qemu.Options { return qemu.Options{ISO: img.iso, UEFI: true} }, nil},
+		// OVMF → the GPT's ESP → shim → grubx64 → EFI/debian/grub.cfg.
+		{"uefi-disk", func() qemu.Options { return qemu.Options{Disk: scratchCopy(t, img.usb), UEFI: true} }, nil},
+		// The same with Microsoft's keys enrolled and Secure Boot on:
+		// the signed chain must hold up to the kernel and its modules.
+		{"uefi-secureboot-disk", func() qemu.Options { return qemu.Options{Disk: scratchCopy(t, img.usb), SecureBoot: true} },
+			[]string{"Secure boot enabled"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := bootToHealthz(t, tc.opts(), img.node, tc.expect...)
+			t.Logf("%s: power-on to /healthz in %v", tc.name, d.Round(100*time.Millisecond))
+		})
+	}
+}
+
+// TestBootUSBStickGeneric boots the default node's USB image, built with
+// the generic kernel (the cloud kernel has no usb-storage), as a
+// usb-storage stick on an xHCI controller under UEFI.
+func TestBootUSBStickGeneric(t *testing.T) {
+	img := genericImages(t)
+	t.Logf("generic build: %v", img.buildTime.Round(time.Millisecond))
+	d := bootToHealthz(t, qemu.Options{Disk: scratchCopy(t, img.usb), DiskAs: qemu.USB, UEFI: true}, img.node,
+		"byz-init: media: /dev/sd")
+	t.Logf("usb-generic: power-on to /healthz in %v", d.Round(100*time.Millisecond))
+}
+
+// scratchCopy copies an image for one VM: QEMU attaches disks writable,
+// and the next boot must see the image as built.
+func scratchCopy(t testing.TB, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := copySparse(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// copySparse copies a file, leaving holes where src has zero blocks: the
+// USB images are mostly free space.
+func copySparse(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	var off int64
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			if !allZero(buf[:n]) {
+				if _, werr := out.WriteAt(buf[:n], off); werr != nil {
+					out.Close()
+					return werr
+				}
+			}
+			off += int64(n)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err := out.Truncate(st.Size()); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// freePort returns a loopback TCP port nobody listens on now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// bootToHealthz boots opts with HTTPS and HTTP forwarded to loopback
+// ports, waits for the expect lines and byzd's certificate fingerprint
+// on the console, then polls /healthz until it answers. It checks the
+// certificate against the fingerprint, the answer, and the HTTP
+// redirect, and returns the time from QEMU's start to the first answer.
+func bootToHealthz(t testing.TB, opts qemu.Options, node string, expect ...string) time.Duration {
+	t.Helper()
+	httpsPort, httpPort := freePort(t), freePort(t)
+	opts.Forward = []string{fmt.Sprintf("%d:443", httpsPort), fmt.Sprintf("%d:80", httpPort)}
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	serial := filepath.Join(t.TempDir(), "serial.log")
+	start := time.Now()
+	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: serial})
+	for _, e := range expect {
+		if _, err := vm.Expect(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	line, err := vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fingerprintLine.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("cannot read the fingerprint in %q", line)
+	}
+	fp := m[1]
+
+	base := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
+	var h health
+	var lastErr error
+	for {
+		if h, lastErr = getHealth(ctx, base, fp); lastErr == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("GET %s/healthz: %v; the console said:\n  %s", base, lastErr, strings.Join(vm.Tail(qemu.TailLines), "\n  "))
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	took := time.Since(start)
+	if h.Status != "ok" {
+		t.Errorf("/healthz status %q, want ok", h.Status)
+	}
+	if h.Node != node {
+		t.Errorf("/healthz node %q, want %q", h.Node, node)
+	}
+	if h.Version != "e2e" {
+		t.Errorf("/healthz version %q, want e2e (the byzd this test built)", h.Version)
+	}
+	for _, want := range []string{"busybox", "runtime"} {
+		if !slices.Contains(h.Modules, want) {
+			t.Errorf("/healthz modules %q lack %s", h.Modules, want)
+		}
+	}
+	checkRedirect(ctx, t, httpPort)
+	return took
+}
+
+// getHealth fetches /healthz, trusting exactly the certificate whose
+// fingerprint byzd printed: a first handshake fails verification (the
+// certificate is self-signed) and yields the certificate; if its
+// fingerprint is the console's, it becomes the one root of a normal,
+// verifying client.
+func getHealth(ctx context.Context, base, fingerprint string) (health, error) {
+	var h health
+	cert, err := peerCertificate(ctx, strings.TrimPrefix(base, "https://"))
+	if err != nil {
+		return h, err
+	}
+	if got := tlscert.Fingerprint(cert.Raw); got != fingerprint {
+		return h, fmt.Errorf("the node presents a certificate with fingerprint %s, but byzd printed %s", got, fingerprint)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		// "localhost" is among the certificate's names; the address it
+		// is reached at (a forwarded loopback port) is not.
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"},
+	}}
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/healthz", nil)
+	if err != nil {
+		return h, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return h, fmt.Errorf("status %s", resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		return h, fmt.Errorf("Content-Type %q, want application/json", ct)
+	}
+	return h, json.NewDecoder(resp.Body).Decode(&h)
+}
+
+// peerCertificate returns the certificate the server at addr presents.
+// The handshake verifies it against the system roots, which fails for a
+// self-signed one; the error carries the certificate.
+func peerCertificate(ctx context.Context, addr string) (*x509.Certificate, error) {
+	d := tls.Dialer{Config: &tls.Config{ServerName: "localhost"}}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err == nil {
+		// Trusted by the system roots: not the node's own certificate.
+		cs := conn.(*tls.Conn).ConnectionState()
+		conn.Close()
+		return cs.PeerCertificates[0], nil
+	}
+	var ve *tls.CertificateVerificationError
+	if errors.As(err, &ve) && len(ve.UnverifiedCertificates) > 0 {
+		return ve.UnverifiedCertificates[0], nil
+	}
+	return nil, err
+}
+
+// checkRedirect asks byzd's plain HTTP port for /healthz and wants a
+// permanent redirect to HTTPS.
+func checkRedirect(ctx context.Context, t testing.TB, port int) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://127.0.0.1:%d/healthz", port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Errorf("HTTP :80: %v", err)
+		return
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusMovedPermanently || !strings.HasPrefix(loc, "https://") {
+		t.Errorf("HTTP :80 /healthz: %s, Location %q; want 301 to https://", resp.Status, loc)
+	}
+}
