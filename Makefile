@@ -59,8 +59,13 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzReader -fuzztime 2m ./modules/squashfs/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./modules/manifest/
 
-bench: byz deps
+# Module and ISO writers beside mksquashfs and xorriso; a no-change rebuild
+# (must report 0 built: no compression); boot time to /healthz beside the
+# direct-boot floor, and to byz-init's ready line.
+bench: image deps
 	$(GO) run ./ci/bench
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out
+	$(GO) test -run XXX -bench . -benchtime 3x ./ci/e2e ./ci/qemu
 
 clean:
 	rm -rf bin out

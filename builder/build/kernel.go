@@ -164,5 +164,8 @@ func (b *builder) writeInitrd(k *kernel.Kernel, modDir, out string) error {
 	if err := initramfs.Write(f, files, initramfs.Options{ModTime: b.opts.Epoch}); err != nil {
 		return err
 	}
+	if fi, err := f.Stat(); err == nil {
+		b.logf("initramfs: %d bytes", fi.Size())
+	}
 	return f.Close()
 }

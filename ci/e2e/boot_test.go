@@ -227,7 +227,9 @@ func getHealth(ctx context.Context, base, fingerprint string) (health, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	// Short: an attempt made just before byzd listens can hang at QEMU's
+	// port forward, and a long wait there would be counted as boot time.
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{
 		// "localhost" is among the certificate's names; the address it
 		// is reached at (a forwarded loopback port) is not.
 		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"},

@@ -109,7 +109,10 @@ func (o Options) Args(varsCopy string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(args, "-nic", nic), nil
+	// A hardware RNG, as real PCs have (RDRAND, TPM): without one the TCG
+	// guest waits seconds for its entropy pool before anything can use
+	// crypto/rand, which is not what a node on real hardware does.
+	return append(args, "-nic", nic, "-device", "virtio-rng-pci"), nil
 }
 
 func (o Options) firmwareArgs(varsCopy string) []string {

@@ -15,7 +15,7 @@ const (
 // DefaultTimeout is how long the menus wait before booting the default
 // entry: long enough to pick another entry, short because every boot of an
 // unattended node pays it.
-const DefaultTimeout = 3 * time.Second
+const DefaultTimeout = 1 * time.Second
 
 // Entry is one boot menu entry. It mirrors builder/spec.MenuEntry, which
 // image may not import (builder imports image, never the reverse).

@@ -33,9 +33,9 @@ type Config struct {
 	// Hostname is sent to the DHCP server (option 12) so it can name the
 	// node in its lease table.
 	Hostname string
-	// Timeout bounds one DHCP exchange attempt; 0 means 5s.
+	// Timeout bounds the wait for each DHCP reply; 0 means 1s.
 	Timeout time.Duration
-	// Retries is how many times one exchange is resent; 0 means 3.
+	// Retries is how many times one exchange is resent; 0 means 5.
 	Retries int
 	// MaxBackoff caps the pause between failed exchanges; 0 means 60s.
 	MaxBackoff time.Duration
@@ -66,11 +66,14 @@ func (c Config) withDefaults() Config {
 	if c.SysDir == "" {
 		c.SysDir = "/sys"
 	}
+	// A DHCP server on the link answers in milliseconds, but the first
+	// DISCOVER after a link comes up is often lost: a short wait per
+	// message with more retries costs a second there, not five.
 	if c.Timeout == 0 {
-		c.Timeout = 5 * time.Second
+		c.Timeout = time.Second
 	}
 	if c.Retries == 0 {
-		c.Retries = 3
+		c.Retries = 5
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = 60 * time.Second
