@@ -3,6 +3,7 @@ package build
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"byzantium/builder/kernel"
 	"byzantium/builder/spec"
 	"byzantium/modules"
+	"byzantium/modules/deb"
+	"byzantium/modules/entry"
 	"byzantium/modules/squashfs"
 )
 
@@ -51,10 +54,13 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("byz-init binary: %w", err)
 	}
+	// busybox in the initramfs is the rescue shell byz-init offers when
+	// the boot fails.
+	rescueDeb, rescueDigest := b.rescueDeb()
 	keys := map[string]string{
 		"vmlinuz": cache.Key("vmlinuz", b.tool, debDigest),
 		"module":  cache.Key("kernel-module", b.tool, debDigest, b.epochKey()),
-		"initrd": cache.Key("initrd", b.tool, debDigest, initDigest, b.epochKey(),
+		"initrd": cache.Key("initrd", b.tool, debDigest, initDigest, rescueDigest, b.epochKey(),
 			strings.Join(requiredDrivers, ","), strings.Join(hardwareDrivers, ",")),
 	}
 	exts := map[string]string{"vmlinuz": "", "module": ".xzm", "initrd": ".zst"}
@@ -121,7 +127,7 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 					Squashfs:    squashfs.Options{Compressor: squashfs.Zstd}})
 				return err
 			default:
-				return b.writeInitrd(k, filepath.Join(tmp, "root/lib/modules", k.Version), out)
+				return b.writeInitrd(k, filepath.Join(tmp, "root/lib/modules", k.Version), rescueDeb, out)
 			}
 		})
 		if err != nil {
@@ -134,7 +140,7 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 
 // writeInitrd writes the initramfs: byz-init as /init and the closure of
 // the drivers it needs to reach the media.
-func (b *builder) writeInitrd(k *kernel.Kernel, modDir, out string) error {
+func (b *builder) writeInitrd(k *kernel.Kernel, modDir, rescueDeb, out string) error {
 	mods, err := k.Modules.Closure(requiredDrivers...)
 	if err != nil {
 		return fmt.Errorf("%s: kernel %s lacks drivers the boot needs: %w", b.spec.Position("kernel"), k.Version, err)
@@ -155,6 +161,14 @@ func (b *builder) writeInitrd(k *kernel.Kernel, modDir, out string) error {
 	}
 	files := append([]initramfs.File{{Path: "init", Src: b.opts.InitBinary, Mode: 0o755}},
 		initramfs.ModuleFiles(modDir, k.Version, all)...)
+	if rescueDeb != "" {
+		bb, err := extractFile(rescueDeb, "bin/busybox", filepath.Join(filepath.Dir(out), "busybox"))
+		if err != nil {
+			return err
+		}
+		files = append(files, initramfs.File{Path: "bin/busybox", Src: bb, Mode: 0o755},
+			initramfs.File{Path: "bin/sh", Type: entry.TypeSymlink, Linkname: "busybox"})
+	}
 	f, err := os.Create(out)
 	if err != nil {
 		return err
@@ -168,4 +182,55 @@ func (b *builder) writeInitrd(k *kernel.Kernel, modDir, out string) error {
 		b.logf("initramfs: %d bytes", fi.Size())
 	}
 	return f.Close()
+}
+
+// rescueDeb finds busybox-static in the package folder, and its digest for
+// the initramfs's cache key. Without it the initramfs has no shell, and a
+// failed boot can only print what to try.
+func (b *builder) rescueDeb() (path, digest string) {
+	m, _ := filepath.Glob(filepath.Join(b.opts.DebDir, "busybox-static_*.deb"))
+	if len(m) == 0 {
+		b.logf("note: no busybox-static package in %s: the initramfs will have no rescue shell", b.opts.DebDir)
+		return "", "no-rescue-shell"
+	}
+	d, err := fileDigest(m[len(m)-1])
+	if err != nil {
+		return "", "no-rescue-shell"
+	}
+	return m[len(m)-1], d
+}
+
+// extractFile writes the file at name inside the .deb to dst.
+func extractFile(debPath, name, dst string) (string, error) {
+	f, err := os.Open(debPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	p, err := deb.Open(f, debPath)
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	for {
+		h, err := p.Next()
+		if err == io.EOF {
+			return "", fmt.Errorf("%s: no %s in the package", debPath, name)
+		}
+		if err != nil {
+			return "", err
+		}
+		if h.Path != name || h.Type != entry.TypeRegular {
+			continue
+		}
+		out, err := os.Create(dst)
+		if err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(out, p); err != nil {
+			out.Close()
+			return "", fmt.Errorf("%s: %s: %w", debPath, name, err)
+		}
+		return dst, out.Close()
+	}
 }

@@ -34,6 +34,7 @@ type Config struct {
 // VM is a running QEMU.
 type VM struct {
 	cmd     *exec.Cmd
+	stdin   io.WriteCloser // the serial console's input
 	tmp     string
 	stderr  bytes.Buffer
 	done    chan struct{} // closed when QEMU has exited and the console is drained
@@ -82,6 +83,9 @@ func (vm *VM) start(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("qemu: %w", err)
 	}
+	if vm.stdin, err = vm.cmd.StdinPipe(); err != nil {
+		return fmt.Errorf("qemu: %w", err)
+	}
 	var out io.Reader = stdout
 	if cfg.SerialLog != "" {
 		if vm.logFile, err = os.Create(cfg.SerialLog); err != nil {
@@ -99,6 +103,15 @@ func (vm *VM) start(cfg Config) error {
 		return fmt.Errorf("qemu: starting %s: %w", bin, err)
 	}
 	go vm.scan(out)
+	return nil
+}
+
+// Type sends text to the first serial port, as if typed on its terminal
+// (a rescue shell, a passphrase prompt). A newline is Enter.
+func (vm *VM) Type(text string) error {
+	if _, err := io.WriteString(vm.stdin, text); err != nil {
+		return fmt.Errorf("qemu: typing on the console: %w", err)
+	}
 	return nil
 }
 
