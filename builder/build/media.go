@@ -2,6 +2,7 @@ package build
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -90,7 +91,13 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 			path := filepath.Join(b.opts.Out, o.USB.File)
 			b.logf("writing %s (media %s)", path, t.ID)
 			seed := sha256.Sum256([]byte(b.spec.Name + "\x00" + b.spec.Version + "\x00" + t.ID))
-			err := usbimg.Write(path, t.Reader(), usbimg.Options{Size: o.USB.Size, Spare: o.USB.Spare,
+			size := o.USB.Size
+			if size == 0 {
+				if size, err = usbSize(t, o.USB.Spare); err != nil {
+					return nil, err
+				}
+			}
+			err := usbimg.Write(path, t.Reader(), usbimg.Options{Size: size, Spare: o.USB.Spare,
 				Seed: seed[:], ModTime: b.opts.Epoch})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
@@ -215,4 +222,24 @@ func writeTemp(path string, write func(*os.File) error) (err error) {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// usbSize is the smallest USB image that holds the media tree, plus spare:
+// the files, a cluster of slack each and room for directories, the FAT
+// tables and the GPT, rounded to whole MiB, and never below the 34 MiB a
+// FAT32 volume needs.
+func usbSize(t *boot.Tree, spare int64) (int64, error) {
+	const mib = 1 << 20
+	var m boot.Manifest
+	if err := json.Unmarshal(t.Manifest, &m); err != nil {
+		return 0, fmt.Errorf("media manifest: %w", err)
+	}
+	var data int64
+	for _, f := range m.Files {
+		data += f.Size + 64<<10
+	}
+	fat := data + data/64 + 4*mib // FAT tables (4 bytes per 4 KiB cluster at worst), directories
+	fat = max(fat, 40*mib)
+	fat = (fat + mib - 1) / mib * mib
+	return mib + fat + mib + spare, nil // GPT and alignment before, backup GPT after
 }
