@@ -40,7 +40,7 @@ type Options struct {
 	// (isolinux, syslinux-common, shim-signed, shim-helpers-amd64-signed,
 	// grub-efi-amd64-signed), found by package name.
 	DebDir string
-	// WorkDir holds temporary files (default: a folder under Out).
+	// WorkDir holds temporary files (default: a folder in the cache).
 	WorkDir string
 	Logf    func(format string, args ...any)
 }
@@ -92,7 +92,12 @@ func Build(s *spec.Spec, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if b.opts.WorkDir == "" {
-		w, err := os.MkdirTemp(opts.Out, ".work-")
+		// Beside the cache, so media files are hard links to cached
+		// artifacts rather than copies.
+		if err := os.MkdirAll(b.cache.Dir, 0o755); err != nil {
+			return nil, err
+		}
+		w, err := os.MkdirTemp(b.cache.Dir, ".work-")
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,5 +203,37 @@ func TestBuildBadInput(t *testing.T) {
 				t.Errorf("the cache holds %d entries after a failure found up front", len(entries))
 			}
 		})
+	}
+}
+
+// TestBuildDiskFull: an output folder that fills up mid-write gives an
+// error saying so and holds no output, whole or partial, afterwards.
+func TestBuildDiskFull(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := newFixture(t)
+	out := filepath.Join(f.dir, "small")
+	os.Mkdir(out, 0o755)
+	if err := syscall.Mount("tmpfs", out, "tmpfs", 0, "size=40m"); err != nil {
+		t.Fatalf("mounting a small tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(out, syscall.MNT_DETACH) })
+	s, err := spec.Load(f.specPath, spec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Build(s, Options{Out: out, Cache: &cache.Cache{Dir: filepath.Join(f.dir, "cache")}, Epoch: epoch,
+		InitBinary: f.initBin, DebDir: f.debDir, Tool: "test"})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Build into a full folder: %v, want ENOSPC", err)
+	}
+	if !strings.Contains(err.Error(), out) {
+		t.Errorf("error %q does not name the output", err)
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		names := []string{}
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		t.Errorf("left in the full folder: %v", names)
 	}
 }
