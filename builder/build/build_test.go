@@ -237,3 +237,46 @@ func TestBuildDiskFull(t *testing.T) {
 		t.Errorf("left in the full folder: %v", names)
 	}
 }
+
+// TestBuildFromVmlinuzAndModules: a kernel given as a vmlinuz and its
+// /lib/modules/VERSION tree builds the same boot files as its package.
+func TestBuildFromVmlinuzAndModules(t *testing.T) {
+	testenv.RequireTool(t, "dpkg-deb")
+	f := newFixture(t)
+	s, err := spec.Load(f.specPath, spec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unpacked := filepath.Join(f.dir, "kernel")
+	if out, err := exec.Command("dpkg-deb", "-x", s.Kernel.Deb, unpacked).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+	}
+	vmlinuz, _ := filepath.Glob(filepath.Join(unpacked, "boot/vmlinuz-*"))
+	trees, _ := filepath.Glob(filepath.Join(unpacked, "lib/modules/*"))
+	if len(vmlinuz) != 1 || len(trees) != 1 {
+		t.Fatalf("unpacked kernel: %v %v", vmlinuz, trees)
+	}
+	build := func(k spec.Kernel, out string) string {
+		sc := *s
+		sc.Kernel = k
+		sc.Outputs = spec.Outputs{Dir: "media"}
+		o := Options{Out: out, Cache: &cache.Cache{Dir: filepath.Join(out, "cache")}, Epoch: epoch,
+			InitBinary: f.initBin, DebDir: f.debDir, Tool: "test"}
+		if _, err := Build(&sc, o); err != nil {
+			t.Fatalf("Build with %+v: %v", k, err)
+		}
+		return filepath.Join(out, "media")
+	}
+	fromDeb := build(spec.Kernel{Deb: s.Kernel.Deb}, filepath.Join(f.dir, "a"))
+	fromTree := build(spec.Kernel{Vmlinuz: vmlinuz[0], Modules: trees[0]}, filepath.Join(f.dir, "b"))
+	for _, p := range []string{"boot/vmlinuz", "boot/initrd.zst"} {
+		a, _ := os.ReadFile(filepath.Join(fromDeb, p))
+		b, _ := os.ReadFile(filepath.Join(fromTree, p))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between the package and the unpacked tree (%d vs %d bytes)", p, len(a), len(b))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(fromTree, "byzantium/base/000-kernel.xzm")); err != nil {
+		t.Error(err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"byzantium/modules"
 	"byzantium/modules/deb"
 	"byzantium/modules/entry"
+	"byzantium/modules/hostfs"
 	"byzantium/modules/squashfs"
 )
 
@@ -41,12 +42,7 @@ type kernelParts struct {
 // of its inputs. The package (hundreds of MB of modules for the generic
 // kernel) is unpacked only when one of them is missing from the cache.
 func (b *builder) kernelStage() (*kernelParts, error) {
-	deb := b.spec.Kernel.Deb
-	if deb == "" {
-		return nil, fmt.Errorf("%s: kernel: only a linux-image .deb is supported so far (vmlinuz + modules tree is not yet)",
-			b.spec.Position("kernel"))
-	}
-	debDigest, err := modules.Digest(deb, nil)
+	src, debDigest, err := b.kernelSource()
 	if err != nil {
 		return nil, fmt.Errorf("%s: kernel: %w", b.spec.Position("kernel"), err)
 	}
@@ -91,18 +87,18 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 		if tmp, err = os.MkdirTemp(b.opts.WorkDir, "kernel-"); err != nil {
 			return nil, err
 		}
-		b.logf("unpacking %s", filepath.Base(deb))
-		f, err := os.Open(deb)
+		b.logf("unpacking %s", src.name)
+		r, closeFn, err := src.open()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: kernel %s: %w", b.spec.Position("kernel"), src.name, err)
 		}
-		defer f.Close()
-		k, err = kernel.ExtractDeb(f, deb, kernel.ExtractOptions{
+		defer closeFn()
+		k, err = kernel.Extract(r, kernel.ExtractOptions{
 			Vmlinuz:    filepath.Join(tmp, "vmlinuz"),
 			ModulesDir: filepath.Join(tmp, "root/lib/modules/tree"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s: kernel %s: %w", b.spec.Position("kernel"), deb, err)
+			return nil, fmt.Errorf("%s: kernel %s: %w", b.spec.Position("kernel"), src.name, err)
 		}
 		// The module tree goes under its real version in the module.
 		if err := os.Rename(filepath.Join(tmp, "root/lib/modules/tree"), filepath.Join(tmp, "root/lib/modules", k.Version)); err != nil {
@@ -123,7 +119,7 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 				b.logf("building 000-kernel.xzm (%s)", k.Version)
 				_, err := modules.Create([]string{filepath.Join(tmp, "root")}, out, modules.CreateOptions{
 					Name: spec.KernelModule, Version: k.Version, Epoch: &b.opts.Epoch,
-					SourceNames: []string{filepath.Base(deb) + "#lib/modules/" + k.Version},
+					SourceNames: []string{src.name + "#lib/modules/" + k.Version},
 					Squashfs:    squashfs.Options{Compressor: squashfs.Zstd}})
 				return err
 			default:
@@ -234,3 +230,71 @@ func extractFile(debPath, name, dst string) (string, error) {
 		return dst, out.Close()
 	}
 }
+
+// kernelInput is the kernel as the spec gives it: a linux-image .deb, or a
+// vmlinuz and its /lib/modules/VERSION tree. Either is read as the same
+// stream: boot/vmlinuz-VERSION and lib/modules/VERSION/...
+type kernelInput struct {
+	name string
+	open func() (entry.Reader, func(), error)
+}
+
+// kernelSource describes the kernel input and digests it for the cache.
+func (b *builder) kernelSource() (kernelInput, string, error) {
+	k := b.spec.Kernel
+	if k.Deb != "" {
+		d, err := modules.Digest(k.Deb, nil)
+		if err != nil {
+			return kernelInput{}, "", err
+		}
+		return kernelInput{name: filepath.Base(k.Deb), open: func() (entry.Reader, func(), error) {
+			f, err := os.Open(k.Deb)
+			if err != nil {
+				return nil, nil, err
+			}
+			p, err := deb.Open(f, k.Deb)
+			if err != nil {
+				f.Close()
+				return nil, nil, err
+			}
+			return p, func() { p.Close(); f.Close() }, nil
+		}}, d, nil
+	}
+	version := filepath.Base(filepath.Clean(k.Modules))
+	vd, err := fileDigest(k.Vmlinuz)
+	if err != nil {
+		return kernelInput{}, "", err
+	}
+	md, err := modules.Digest(k.Modules, nil)
+	if err != nil {
+		return kernelInput{}, "", err
+	}
+	return kernelInput{name: filepath.Base(k.Vmlinuz), open: func() (entry.Reader, func(), error) {
+		v, err := os.Open(k.Vmlinuz)
+		if err != nil {
+			return nil, nil, err
+		}
+		fi, err := v.Stat()
+		if err != nil {
+			v.Close()
+			return nil, nil, err
+		}
+		tree, err := hostfs.NewReader(k.Modules)
+		if err != nil {
+			v.Close()
+			return nil, nil, err
+		}
+		img := &entry.Slice{Headers: []*entry.Header{{Path: "boot/vmlinuz-" + version, Type: entry.TypeRegular,
+			Mode: 0o644, Size: fi.Size(), ModTime: fi.ModTime()}}}
+		r := entry.Concat(&fileEntry{Reader: img, body: v}, entry.Prefix(tree, "lib/modules/"+version))
+		return r, func() { tree.Close(); v.Close() }, nil
+	}}, cache.Key(vd, md), nil
+}
+
+// fileEntry serves the body of its one entry from a file, not from memory.
+type fileEntry struct {
+	entry.Reader
+	body io.Reader
+}
+
+func (f *fileEntry) Read(p []byte) (int, error) { return f.body.Read(p) }

@@ -163,3 +163,20 @@ func TestHashAndCount(t *testing.T) {
 		t.Error("a changed mode or body left the digest unchanged")
 	}
 }
+
+func TestPrefix(t *testing.T) {
+	in := slice(nil, &Header{Path: ".", Type: TypeDir}, &Header{Path: "kernel/a.ko", Type: TypeRegular},
+		&Header{Path: "b.ko", Type: TypeHardlink, Linkname: "kernel/a.ko"})
+	r := Prefix(in, "lib/modules/6.1.0")
+	want := []struct{ path, link string }{{"lib/modules/6.1.0", ""}, {"lib/modules/6.1.0/kernel/a.ko", ""},
+		{"lib/modules/6.1.0/b.ko", "lib/modules/6.1.0/kernel/a.ko"}}
+	for _, w := range want {
+		h, err := r.Next()
+		if err != nil || h.Path != w.path || h.Linkname != w.link {
+			t.Fatalf("Next = %+v, %v; want %s %s", h, err, w.path, w.link)
+		}
+	}
+	if in.Headers[1].Path != "kernel/a.ko" {
+		t.Error("Prefix changed the caller's header")
+	}
+}

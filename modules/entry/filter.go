@@ -100,3 +100,33 @@ func (s *hashing) Read(p []byte) (int, error) {
 	s.h.Write(p[:n])
 	return n, err
 }
+
+// Prefix returns a Reader whose entries are those of r moved under dir:
+// "." becomes dir itself, "a/b" becomes "dir/a/b", and hardlink targets
+// move with them. Headers are copied, never changed in place.
+func Prefix(r Reader, dir string) Reader { return &prefix{Reader: r, dir: Clean(dir)} }
+
+type prefix struct {
+	Reader
+	dir string
+}
+
+func (p *prefix) Next() (*Header, error) {
+	h, err := p.Reader.Next()
+	if err != nil || p.dir == "." {
+		return h, err
+	}
+	cp := *h
+	cp.Path = p.join(h.Path)
+	if h.Type == TypeHardlink {
+		cp.Linkname = p.join(h.Linkname)
+	}
+	return &cp, nil
+}
+
+func (p *prefix) join(path string) string {
+	if path == "." {
+		return p.dir
+	}
+	return p.dir + "/" + path
+}
