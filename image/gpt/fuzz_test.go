@@ -8,7 +8,9 @@ import (
 // memDisk is an io.ReaderAt and io.WriterAt over a byte slice.
 type memDisk struct{ b []byte }
 
-func (m *memDisk) ReadAt(p []byte, off int64) (int, error) { return bytes.NewReader(m.b).ReadAt(p, off) }
+func (m *memDisk) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(m.b).ReadAt(p, off)
+}
 func (m *memDisk) WriteAt(p []byte, off int64) (int, error) {
 	return copy(m.b[off:], p), nil
 }
