@@ -53,24 +53,7 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 	// busybox in the initramfs is the rescue shell byz-init offers when
 	// the boot fails.
 	rescueDeb, rescueDigest := b.rescueDeb()
-	keys := map[string]string{
-		"vmlinuz": cache.Key("vmlinuz", b.tool, debDigest),
-		"module":  cache.Key("kernel-module", b.tool, debDigest, b.epochKey()),
-		"initrd": cache.Key("initrd", b.tool, debDigest, initDigest, rescueDigest, b.epochKey(),
-			strings.Join(requiredDrivers, ","), strings.Join(hardwareDrivers, ",")),
-	}
-	exts := map[string]string{"vmlinuz": "", "module": ".xzm", "initrd": ".zst"}
 	parts := &kernelParts{}
-	set := func(name, p string) {
-		switch name {
-		case "vmlinuz":
-			parts.vmlinuz = p
-		case "module":
-			parts.module = p
-		case "initrd":
-			parts.initrd = p
-		}
-	}
 	// Build the misses from one extraction of the package.
 	var k *kernel.Kernel
 	var tmp string
@@ -106,30 +89,37 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 		}
 		return k, nil
 	}
-	for _, name := range []string{"vmlinuz", "module", "initrd"} {
-		p, _, err := b.cache.Build(keys[name], exts[name], func(out string) error {
-			k, err := extract()
-			if err != nil {
+	moduleDir := func() string { return filepath.Join(tmp, "root/lib/modules", k.Version) }
+	for _, a := range []struct {
+		key, ext string
+		dst      *string
+		make     func(out string) error
+	}{
+		{cache.Key("vmlinuz", b.tool, debDigest), "", &parts.vmlinuz, func(out string) error {
+			return copyFile(filepath.Join(tmp, "vmlinuz"), out)
+		}},
+		{cache.Key("kernel-module", b.tool, debDigest, b.epochKey()), ".xzm", &parts.module, func(out string) error {
+			b.logf("building 000-kernel.xzm (%s)", k.Version)
+			_, err := modules.Create([]string{filepath.Join(tmp, "root")}, out, modules.CreateOptions{
+				Name: spec.KernelModule, Version: k.Version, Epoch: &b.opts.Epoch,
+				SourceNames: []string{src.name + "#lib/modules/" + k.Version},
+				Squashfs:    squashfs.Options{Compressor: squashfs.Zstd}})
+			return err
+		}},
+		{cache.Key("initrd", b.tool, debDigest, initDigest, rescueDigest, b.epochKey(),
+			strings.Join(requiredDrivers, ","), strings.Join(hardwareDrivers, ",")), ".zst", &parts.initrd,
+			func(out string) error { return b.writeInitrd(k, moduleDir(), rescueDeb, out) }},
+	} {
+		p, _, err := b.cache.Build(a.key, a.ext, func(out string) error {
+			if _, err := extract(); err != nil {
 				return err
 			}
-			switch name {
-			case "vmlinuz":
-				return copyFile(filepath.Join(tmp, "vmlinuz"), out)
-			case "module":
-				b.logf("building 000-kernel.xzm (%s)", k.Version)
-				_, err := modules.Create([]string{filepath.Join(tmp, "root")}, out, modules.CreateOptions{
-					Name: spec.KernelModule, Version: k.Version, Epoch: &b.opts.Epoch,
-					SourceNames: []string{src.name + "#lib/modules/" + k.Version},
-					Squashfs:    squashfs.Options{Compressor: squashfs.Zstd}})
-				return err
-			default:
-				return b.writeInitrd(k, filepath.Join(tmp, "root/lib/modules", k.Version), rescueDeb, out)
-			}
+			return a.make(out)
 		})
 		if err != nil {
 			return nil, err
 		}
-		set(name, p)
+		*a.dst = p
 	}
 	return parts, nil
 }
