@@ -59,9 +59,12 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 	for _, e := range b.spec.Menu {
 		menu.Entries = append(menu.Entries, boot.Entry{Label: e.Label, Append: e.Append, Default: e.Default})
 	}
+	// The two flavours share their payload: hash each input once.
+	sums := &boot.Sums{}
 	plan := func(f boot.Flavour) (*boot.Tree, error) {
 		t, err := boot.Plan(boot.Media{Flavour: f, Loader: loader, Kernel: k.vmlinuz, Initramfs: k.initrd,
-			Base: base, Modules: mid, Optional: opt, Rootcopy: b.spec.Rootcopy, Menu: menu, ModTime: b.opts.Epoch})
+			Base: base, Modules: mid, Optional: opt, Rootcopy: b.spec.Rootcopy, Menu: menu, ModTime: b.opts.Epoch,
+			Sums: sums})
 		if err != nil {
 			return nil, fmt.Errorf("%s: media: %w", b.spec.File, err)
 		}

@@ -49,6 +49,9 @@ type Media struct {
 	// ModTime is the time of generated entries and the latest time any
 	// entry keeps (SOURCE_DATE_EPOCH); the zero value is the Unix epoch.
 	ModTime time.Time
+	// Sums, when set, shares host file digests with other plans of the
+	// same build (nil: every file is hashed).
+	Sums *Sums
 }
 
 // Tree is a planned media tree: every entry, hashed, with the media ID
@@ -90,7 +93,7 @@ type Manifest struct {
 // Plan reads and hashes every input and lays out the tree. Nothing is
 // written; a missing or unreadable input is an error naming it.
 func Plan(m Media) (*Tree, error) {
-	p := &planner{files: map[string]*node{}, mtime: m.ModTime}
+	p := &planner{files: map[string]*node{}, mtime: m.ModTime, sums: m.Sums}
 	if p.mtime.IsZero() {
 		p.mtime = time.Unix(0, 0).UTC()
 	}
@@ -132,6 +135,7 @@ func (t *Tree) Reader() entry.Reader { return &stream{nodes: t.nodes} }
 type planner struct {
 	files map[string]*node
 	mtime time.Time
+	sums  *Sums
 }
 
 func (p *planner) sorted() []*node {

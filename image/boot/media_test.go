@@ -195,3 +195,43 @@ func TestMediaBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestMediaSharedSums: plans sharing Sums agree with plans that hash every
+// file, and a file changed behind the shared digest (same size and time)
+// is still caught when its tree is written.
+func TestMediaSharedSums(t *testing.T) {
+	m := testMedia(t, USB)
+	alone, err := Plan(m)
+	must(t, err)
+	m.Sums = &Sums{}
+	first, err := Plan(m)
+	must(t, err)
+	m.Flavour = ISO
+	_, err = Plan(m)
+	must(t, err)
+	m.Flavour = USB
+	second, err := Plan(m)
+	must(t, err)
+	if first.ID != alone.ID || second.ID != alone.ID {
+		t.Fatalf("IDs %s, %s with shared sums, %s without", first.ID, second.ID, alone.ID)
+	}
+	fi, err := os.Stat(m.Kernel)
+	must(t, err)
+	must(t, os.WriteFile(m.Kernel, []byte("kernEL"), 0o644))
+	must(t, os.Chtimes(m.Kernel, fi.ModTime(), fi.ModTime()))
+	stale, err := Plan(m)
+	must(t, err)
+	r := stale.Reader()
+	for {
+		h, err := r.Next()
+		if err != nil {
+			t.Fatalf("Next: %v before reaching the kernel", err)
+		}
+		if h.Path == KernelPath {
+			if _, err = io.ReadAll(io.LimitReader(r, h.Size)); !errors.Is(err, ErrChanged) {
+				t.Fatalf("err = %v, want ErrChanged", err)
+			}
+			return
+		}
+	}
+}

@@ -110,19 +110,27 @@ func (p *planner) addHost(mediaPath, src string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%w: %s: %s is not a regular file", ErrBadMedia, mediaPath, src)
 	}
-	f, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("boot: %s: %w", mediaPath, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return fmt.Errorf("boot: %s: reading %s: %w", mediaPath, src, err)
+	key := sumKey{path: src, size: fi.Size(), mtime: fi.ModTime()}
+	sum, ok := p.sums.get(key)
+	n := fi.Size()
+	if !ok {
+		f, err := os.Open(src)
+		if err != nil {
+			return fmt.Errorf("boot: %s: %w", mediaPath, err)
+		}
+		defer f.Close()
+		h := sha256.New()
+		if n, err = io.Copy(h, f); err != nil {
+			return fmt.Errorf("boot: %s: reading %s: %w", mediaPath, src, err)
+		}
+		sum = hex.EncodeToString(h.Sum(nil))
+		if n == fi.Size() {
+			p.sums.put(key, sum)
+		}
 	}
 	p.files[mediaPath] = &node{
 		hdr: entry.Header{Path: mediaPath, Type: entry.TypeRegular, Mode: 0o644, ModTime: clamp(fi.ModTime(), p.mtime), Size: n},
-		src: src, sum: hex.EncodeToString(h.Sum(nil)),
+		src: src, sum: sum,
 	}
 	return nil
 }
