@@ -37,7 +37,7 @@ image: runtime fetch
 # The Debian packages the examples and tests are built from, into
 # .cache/debs (gitignored), exactly as examples/debs.lock pins them (version
 # and sha256). make relock pins what the archive serves now.
-BOOT_DEBS := isolinux syslinux-common shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed
+BOOT_DEBS := isolinux syslinux-common shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed grub-pc-bin
 fetch:
 	ci/fetch-debs --lock examples/debs.lock
 

@@ -1,15 +1,19 @@
 package boot
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"slices"
 	"strings"
+	"time"
 
+	"byzantium/image/grubpc"
 	"byzantium/modules/deb"
 	"byzantium/modules/entry"
 )
@@ -26,6 +30,9 @@ const (
 	MokManager  = "mmx64.efi"
 	GrubDisk    = "grubx64.efi" // signed GRUB, prefix /EFI/debian
 	GrubCD      = "gcdx64.efi"  // signed GRUB for CDs, prefix /boot/grub
+	// GrubPCDir holds GRUB's legacy-BIOS files (File.Name "i386-pc/NAME"),
+	// what image/grubpc builds the USB image's BIOS boot code from.
+	GrubPCDir = "i386-pc"
 )
 
 // wanted maps a Debian package name to the files taken from it: name in
@@ -54,11 +61,28 @@ var wanted = map[string]map[string]string{
 	},
 }
 
+// wantedDirs maps a Debian package to a folder in it whose boot files
+// (.img, .mod, .lst) are all kept, under a folder name in the Loader:
+// GRUB's BIOS core embeds whichever modules it is asked for, with the
+// dependencies moddep.lst gives, so the set is not known here.
+var wantedDirs = map[string]struct{ src, name string }{
+	"grub-pc-bin": {"usr/lib/grub/i386-pc/", GrubPCDir + "/"},
+}
+
+// wantedDirFiles must be in a wantedDirs folder for its package to count
+// as complete.
+var wantedDirFiles = map[string][]string{
+	"grub-pc-bin": {"boot.img", "diskboot.img", "lzma_decompress.img", "kernel.img", "moddep.lst"},
+}
+
 // Packages returns the names of the Debian packages Extract reads, sorted:
 // what a build must fetch and lock.
 func Packages() []string {
-	names := make([]string, 0, len(wanted))
+	names := make([]string, 0, len(wanted)+len(wantedDirs))
 	for p := range wanted {
+		names = append(names, p)
+	}
+	for p := range wantedDirs {
 		names = append(names, p)
 	}
 	slices.Sort(names)
@@ -91,6 +115,11 @@ func (l *Loader) File(name string) (*File, error) {
 	for pkg, files := range wanted {
 		if src, ok := files[name]; ok {
 			return nil, fmt.Errorf("%w: %s (%s from package %s): pass that package's .deb", ErrMissingFile, name, src, pkg)
+		}
+	}
+	for pkg, d := range wantedDirs {
+		if rest, ok := strings.CutPrefix(name, d.name); ok {
+			return nil, fmt.Errorf("%w: %s (%s%s from package %s): pass that package's .deb", ErrMissingFile, name, d.src, rest, pkg)
 		}
 	}
 	return nil, fmt.Errorf("%w: %s is not a bootloader file this package knows", ErrMissingFile, name)
@@ -135,7 +164,8 @@ func (l *Loader) extract(debPath string) error {
 	defer pkg.Close()
 	name := pkg.Control.Package
 	want, ok := wanted[name]
-	if !ok {
+	dir, isDir := wantedDirs[name]
+	if !ok && !isDir {
 		return fmt.Errorf("%w: %s is package %q; bootloader files come from %v", ErrUnknownPackage, debPath, name, Packages())
 	}
 	// bySource inverts want for the walk.
@@ -152,6 +182,10 @@ func (l *Loader) extract(debPath string) error {
 			return fmt.Errorf("boot: reading %s: %w", debPath, err)
 		}
 		n, ok := bySource[h.Path]
+		if rest, in := strings.CutPrefix(h.Path, dir.src); isDir && in && !strings.Contains(rest, "/") &&
+			(strings.HasSuffix(rest, ".img") || strings.HasSuffix(rest, ".mod") || strings.HasSuffix(rest, ".lst")) {
+			n, ok = dir.name+rest, true
+		}
 		if !ok || h.Type != entry.TypeRegular {
 			continue
 		}
@@ -167,6 +201,11 @@ func (l *Loader) extract(debPath string) error {
 			SHA256: hex.EncodeToString(sum[:]), Data: data}
 		delete(bySource, h.Path)
 	}
+	for _, f := range wantedDirFiles[name] {
+		if _, ok := l.files[dir.name+f]; !ok {
+			bySource[dir.src+f] = dir.name + f
+		}
+	}
 	if len(bySource) > 0 {
 		var missing []string
 		for src := range bySource {
@@ -176,4 +215,77 @@ func (l *Loader) extract(debPath string) error {
 		return fmt.Errorf("%w: package %s (%s) has no %v", ErrMissingFile, name, debPath, missing)
 	}
 	return nil
+}
+
+// FS returns the files held under folder dir (GrubPCDir) as a file system
+// whose root is that folder.
+func (l *Loader) FS(dir string) fs.FS {
+	m := memFS{}
+	for name, f := range l.files {
+		if rest, ok := strings.CutPrefix(name, dir+"/"); ok {
+			m[rest] = f.Data
+		}
+	}
+	return m
+}
+
+// memFS is a flat, read-only fs.FS over files held in memory.
+type memFS map[string][]byte
+
+func (m memFS) Open(name string) (fs.File, error) {
+	data, ok := m[name]
+	if !ok || !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return &memFile{Reader: bytes.NewReader(data), name: name, size: int64(len(data))}, nil
+}
+
+type memFile struct {
+	*bytes.Reader
+	name string
+	size int64
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) { return f, nil }
+func (f *memFile) Close() error               { return nil }
+func (f *memFile) Name() string               { return path.Base(f.name) }
+func (f *memFile) Size() int64                { return f.size }
+func (f *memFile) Mode() fs.FileMode          { return 0o444 }
+func (f *memFile) ModTime() time.Time         { return time.Time{} }
+func (f *memFile) IsDir() bool                { return false }
+func (f *memFile) Sys() any                   { return nil }
+
+// GrubPCModules are embedded in the BIOS core image: disk and file system
+// access, and every command grub.cfg (Grub) uses, since the media carries
+// no module folder for GRUB to load more from. ls, cat, halt and reboot
+// are for a person at the GRUB prompt.
+var GrubPCModules = []string{
+	"biosdisk", "part_gpt", "part_msdos", "fat", "normal", "linux", "search", "search_fs_file",
+	"configfile", "echo", "test", "serial", "terminal", "ls", "cat", "halt", "reboot",
+}
+
+// grubPCPrefix is where the BIOS GRUB looks for grub.cfg: GrubCfgCD on the
+// first partition of the drive it booted from (the FAT partition of the
+// USB image).
+const grubPCPrefix = "(,gpt1)/" + GrubCfgDir
+
+// GrubPC returns GRUB's BIOS boot code for a disk whose core image is
+// written from sector lba: the protective MBR's 440 bytes of boot code and
+// the core image (see image/grubpc).
+func (l *Loader) GrubPC(lba uint64) (mbr, core []byte, err error) {
+	fsys := l.FS(GrubPCDir)
+	if _, err := l.File(GrubPCDir + "/" + grubpc.KernelImg); err != nil {
+		return nil, nil, err
+	}
+	core, err = grubpc.Core(fsys, grubpc.CoreOptions{Modules: GrubPCModules, Prefix: grubPCPrefix})
+	if err != nil {
+		return nil, nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
+	}
+	if core, err = grubpc.Embed(core, lba); err != nil {
+		return nil, nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
+	}
+	if mbr, err = grubpc.MBR(fsys, lba); err != nil {
+		return nil, nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
+	}
+	return mbr, core, nil
 }

@@ -21,7 +21,8 @@ const (
 	EFIImagePath  = "boot/efi.img" // ISO only: the El Torito EFI image
 	IsolinuxDir   = "boot/isolinux"
 	GrubCfgDisk   = "EFI/debian/grub.cfg" // grubx64's prefix is /EFI/debian
-	GrubCfgCD     = "boot/grub/grub.cfg"  // gcdx64's prefix is /boot/grub
+	GrubCfgDir    = "boot/grub"
+	GrubCfgCD     = GrubCfgDir + "/grub.cfg" // gcdx64's prefix is /boot/grub, and the BIOS GRUB's
 	shimPath      = "EFI/BOOT/BOOTX64.EFI"
 	grubPath      = "EFI/BOOT/grubx64.efi" // the name shim loads
 	mokPath       = "EFI/BOOT/mmx64.efi"   // the name shim loads MokManager by
