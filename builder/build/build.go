@@ -57,6 +57,10 @@ type builder struct {
 	// cache and tool are opts.Cache and opts.Tool with defaults applied.
 	cache *cache.Cache
 	tool  string
+	// biosMBR and biosCore are GRUB's BIOS boot code for the USB image,
+	// made up front with the loader so a GRUB problem stops the build
+	// before any work.
+	biosMBR, biosCore []byte
 }
 
 // layer is a folder of the media tree and the modules in it.

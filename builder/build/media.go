@@ -101,7 +101,7 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 				}
 			}
 			err := usbimg.Write(path, t.Reader(), usbimg.Options{Size: size, Spare: o.USB.Spare,
-				Seed: seed[:], ModTime: b.opts.Epoch})
+				Seed: seed[:], ModTime: b.opts.Epoch, BootCode: b.biosMBR, BIOSCore: b.biosCore})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
@@ -134,6 +134,11 @@ func (b *builder) bootLoader() (*boot.Loader, error) {
 	l, err := boot.Extract(debs...)
 	if err != nil {
 		return nil, fmt.Errorf("bootloader: %w", err)
+	}
+	if b.spec.Outputs.USB != nil {
+		if b.biosMBR, b.biosCore, err = l.GrubPC(usbimg.BIOSBootLBA); err != nil {
+			return nil, fmt.Errorf("bootloader: %w", err)
+		}
 	}
 	return l, nil
 }

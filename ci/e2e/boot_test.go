@@ -52,6 +52,10 @@ func TestBootMatrix(t *testing.T) {
 		{"bios-cd", func() qemu.Options { return qemu.Options{ISO: img.iso} }, nil},
 		// SeaBIOS → the ISO's isohybrid MBR → isolinux.
 		{"bios-disk", func() qemu.Options { return qemu.Options{Disk: scratchCopy(t, img.iso)} }, nil},
+		// SeaBIOS → the USB image's protective MBR (GRUB's boot.img) →
+		// the core image in the BIOS boot partition → boot/grub/grub.cfg.
+		// The image holds no other BIOS boot code, so a boot proves it.
+		{"bios-usbimg-disk", func() qemu.Options { return qemu.Options{Disk: scratchCopy(t, img.usb)} }, nil},
 		// OVMF → El Torito EFI image → shim → gcdx64 → grub.cfg.
 		{"uefi-cd", func() qemu.Options { return qemu.Options{ISO: img.iso, UEFI: true} }, nil},
 		// OVMF → the GPT's ESP → shim → grubx64 → EFI/debian/grub.cfg.
@@ -70,13 +74,23 @@ func TestBootMatrix(t *testing.T) {
 
 // TestBootUSBStickGeneric boots the default node's USB image, built with
 // the generic kernel (the cloud kernel has no usb-storage), as a
-// usb-storage stick on an xHCI controller under UEFI.
+// usb-storage stick on an xHCI controller, under UEFI and under a BIOS.
 func TestBootUSBStickGeneric(t *testing.T) {
 	img := genericImages(t)
 	t.Logf("generic build: %v", img.buildTime.Round(time.Millisecond))
-	d := bootToHealthz(t, qemu.Options{Disk: scratchCopy(t, img.usb), DiskAs: qemu.USB, UEFI: true}, img.node,
-		"byz-init: media: /dev/sd")
-	t.Logf("usb-generic: power-on to /healthz in %v", d.Round(100*time.Millisecond))
+	for _, tc := range []struct {
+		name   string
+		uefi   bool
+		expect []string
+	}{
+		{"uefi", true, []string{"byz-init: media: /dev/sd"}},
+		{"bios", false, []string{"byz-init: media: /dev/sd"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := bootToHealthz(t, qemu.Options{Disk: scratchCopy(t, img.usb), DiskAs: qemu.USB, UEFI: tc.uefi}, img.node, tc.expect...)
+			t.Logf("usb-generic-%s: power-on to /healthz in %v", tc.name, d.Round(100*time.Millisecond))
+		})
+	}
 }
 
 // scratchCopy copies an image for one VM: QEMU attaches disks writable,

@@ -1,8 +1,11 @@
-// Package usbimg assembles the USB disk image: a GPT whose one partition,
-// from 1 MiB to the space kept for persistence, is a FAT32 EFI System
-// Partition filled from the media tree's entry stream. UEFI firmware boots
-// EFI/BOOT/BOOTX64.EFI from it; the partition also carries the legacy-BIOS
-// bootable attribute for BIOS boot code that looks for it.
+// Package usbimg assembles the USB disk image: a GPT whose first
+// partition, from 1 MiB to the space kept for persistence, is a FAT32 EFI
+// System Partition filled from the media tree's entry stream. UEFI
+// firmware boots EFI/BOOT/BOOTX64.EFI from it. For BIOS boot, the
+// protective MBR holds boot code (Options.BootCode) and a second
+// partition, a BIOS boot partition in the gap before 1 MiB, holds the
+// code it loads (Options.BIOSCore): GRUB's boot.img and core.img, made by
+// image/grubpc.
 package usbimg
 
 import (
@@ -43,7 +46,18 @@ type Options struct {
 	ModTime time.Time
 	// BootCode is BIOS boot code for the protective MBR (≤ 440 bytes).
 	BootCode []byte
+	// BIOSCore, when set, is written from sector BIOSBootLBA, in a BIOS
+	// boot partition (partition 2) that ends where the FAT partition
+	// starts: at most BIOSBootMax bytes.
+	BIOSCore []byte
 }
+
+// BIOSBootLBA is the first sector of the BIOS boot partition: the first
+// 4 KiB-aligned sector after the GPT's partition entries.
+const BIOSBootLBA = 40
+
+// BIOSBootMax is the room for Options.BIOSCore.
+const BIOSBootMax = (gpt.AlignmentLBA - BIOSBootLBA) * gpt.SectorSize
 
 // Write writes the image to path from the entries of r. It writes a
 // temporary file next to path and renames it over path only when
@@ -68,6 +82,15 @@ func Write(path string, r entry.Reader, opts Options) (err error) {
 		FirstLBA: gpt.AlignmentLBA, LastLBA: last, Attributes: gpt.AttrLegacyBIOSBootable,
 	}
 	table := gpt.Table{DiskGUID: gpt.DeriveGUID(opts.Seed, "disk"), Partitions: []gpt.Partition{part}, BootCode: opts.BootCode}
+	if len(opts.BIOSCore) > BIOSBootMax {
+		return fmt.Errorf("%w: BIOS boot code is %d bytes, more than the %d before the FAT partition", ErrBadOption, len(opts.BIOSCore), BIOSBootMax)
+	}
+	if opts.BIOSCore != nil {
+		table.Partitions = append(table.Partitions, gpt.Partition{
+			Type: gpt.TypeBIOSBoot, GUID: gpt.DeriveGUID(opts.Seed, "partition 2"), Name: "BIOS boot",
+			FirstLBA: BIOSBootLBA, LastLBA: gpt.AlignmentLBA - 1,
+		})
+	}
 	volID := gpt.DeriveGUID(opts.Seed, "fat volume id")
 
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
@@ -89,6 +112,9 @@ func Write(path string, r entry.Reader, opts Options) (err error) {
 	}
 	if err := table.Write(f, opts.Size); err != nil {
 		return fmt.Errorf("usbimg: %w", err)
+	}
+	if _, err := f.WriteAt(opts.BIOSCore, BIOSBootLBA*gpt.SectorSize); err != nil {
+		return fmt.Errorf("usbimg: writing the BIOS boot code: %w", err)
 	}
 	fw, err := fat.NewWriter(f, part.Offset(), part.Size(), fat.Options{
 		Label: label, VolumeID: binary.LittleEndian.Uint32(volID[:]), ModTime: opts.ModTime,

@@ -18,6 +18,7 @@ import (
 
 	"byzantium/ci/testenv"
 	"byzantium/image/gpt"
+	"byzantium/image/grubpc"
 	"byzantium/modules/entry"
 )
 
@@ -119,7 +120,6 @@ func TestWriteFailsCleanly(t *testing.T) {
 // the ESP through our GPT, read GRUB from our FAT and GRUB its grub.cfg,
 // which prints a marker on the serial console.
 func TestUEFIBoot(t *testing.T) {
-	qemu := testenv.RequireTool(t, "qemu-system-x86_64")
 	code := testenv.RequireFile(t, "/usr/share/OVMF/OVMF_CODE_4M.fd", "install ovmf")
 	vars := testenv.RequireFile(t, "/usr/share/OVMF/OVMF_VARS_4M.fd", "install ovmf")
 	grub := testenv.RequireFile(t, "/usr/lib/grub/x86_64-efi/monolithic/grubx64.efi", "install grub-efi-amd64-bin")
@@ -154,14 +154,79 @@ func TestUEFIBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// TCG only: -enable-kvm hangs on these machines.
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, qemu, "-machine", "q35", "-m", "256", "-nographic", "-no-reboot",
+	bootAndExpect(t, marker, "-machine", "q35", "-m", "256",
 		"-drive", "if=pflash,format=raw,readonly=on,file="+code,
 		"-drive", "if=pflash,format=raw,file="+varsCopy,
-		"-drive", "file="+img+",format=raw,if=virtio",
-		"-serial", "stdio", "-monitor", "none", "-display", "none", "-net", "none")
+		"-drive", "file="+img+",format=raw,if=virtio")
+}
+
+// TestBIOSBoot boots the image in QEMU with SeaBIOS: the BIOS runs GRUB's
+// boot.img from our protective MBR, which loads the core image image/grubpc
+// made from our BIOS boot partition; GRUB finds its prefix on our FAT
+// partition and runs grub.cfg, which prints a marker on the serial console.
+func TestBIOSBoot(t *testing.T) {
+	testenv.RequireTool(t, "qemu-system-x86_64")
+	debs, _ := filepath.Glob("../../.cache/debs/grub-pc-bin_*.deb")
+	if len(debs) == 0 {
+		testenv.RequireFile(t, "../../.cache/debs/grub-pc-bin_VERSION.deb", "run make fetch from the repository root")
+	}
+	grubDir := t.TempDir()
+	if out, err := exec.Command(testenv.RequireTool(t, "dpkg-deb"), "-x", debs[len(debs)-1], grubDir).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+	}
+	gfs := os.DirFS(filepath.Join(grubDir, "usr/lib/grub/i386-pc"))
+	core, err := grubpc.Core(gfs, grubpc.CoreOptions{
+		Modules: []string{"biosdisk", "part_gpt", "fat", "normal", "echo", "serial", "terminal", "halt"},
+		Prefix:  "(,gpt1)/boot/grub",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if core, err = grubpc.Embed(core, BIOSBootLBA); err != nil {
+		t.Fatal(err)
+	}
+	mbr, err := grubpc.MBR(gfs, BIOSBootLBA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const marker = "hello-from-byzantium-bios"
+	cfg := []byte("serial --unit=0 --speed=115200\nterminal_output serial console\n" +
+		"set part=from-byzantium-bios\necho hello-${part}\nhalt\n")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "byz.img")
+	opts := Options{Size: 64 << 20, Seed: seed(), BootCode: mbr, BIOSCore: core}
+	if err := Write(img, tree(map[string][]byte{"boot/grub/grub.cfg": cfg}), opts); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tab, err := gpt.Read(f, opts.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Partitions) != 2 || tab.Partitions[1].Type != gpt.TypeBIOSBoot || tab.Partitions[1].FirstLBA != BIOSBootLBA ||
+		tab.Partitions[1].LastLBA != tab.Partitions[0].FirstLBA-1 || !bytes.Equal(tab.BootCode, mbr) {
+		t.Errorf("table: %+v", tab.Partitions)
+	}
+	out, err := exec.Command(testenv.RequireTool(t, "sgdisk"), "-v", img).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v: %v\n%s", err, out)
+	}
+	bootAndExpect(t, marker, "-machine", "pc", "-m", "256", "-drive", "file="+img+",format=raw,if=ide")
+}
+
+// bootAndExpect runs QEMU (TCG only: -enable-kvm hangs on these machines)
+// with args and waits up to 90 s for marker on the serial console.
+func bootAndExpect(t *testing.T, marker string, args ...string) {
+	t.Helper()
+	qemu := testenv.RequireTool(t, "qemu-system-x86_64")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args = append(args, "-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none", "-display", "none", "-net", "none")
+	cmd := exec.CommandContext(ctx, qemu, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +246,8 @@ func TestUEFIBoot(t *testing.T) {
 	var tail []byte
 	for sc.Scan() {
 		tail = append(tail, sc.Bytes()...)
-		if bytes.Contains(tail, []byte(marker+"\r")) || bytes.Contains(tail, []byte(marker+"\n")) {
+		// GRUB ends the line, or (on the BIOS console) resets colours.
+		if bytes.Contains(tail, []byte(marker+"\r")) || bytes.Contains(tail, []byte(marker+"\n")) || bytes.Contains(tail, []byte(marker+"\x1b")) {
 			found = true
 			break
 		}
