@@ -14,7 +14,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"byzantium/runtime/coldplug"
 	"byzantium/runtime/daemon"
 	"byzantium/runtime/netcfg"
 )
@@ -30,6 +32,7 @@ func main() {
 	flag.StringVar(&cfg.NodeName, "node-name", daemon.Hostname(), "node name for the certificate and /healthz (default: the host name, else byzantium)")
 	flag.StringVar(&cfg.RootDir, "root", "/", "root of the running system, where module manifests are read")
 	noNet := flag.Bool("no-net", false, "leave networking alone (no loopback, no DHCP)")
+	noColdplug := flag.Bool("no-coldplug", false, "load no drivers for the machine's devices (byz-init loads the network's; byzd the rest once it serves)")
 	debug := flag.Bool("debug", false, "log debug lines too")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -46,6 +49,9 @@ func main() {
 	if !*noNet {
 		cfg.Network = &netcfg.Config{}
 	}
+	if !*noColdplug {
+		cfg.Coldplug = runColdplug
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -53,4 +59,21 @@ func main() {
 		cfg.Logger.Error("exiting", "err", err)
 		os.Exit(1)
 	}
+}
+
+// runColdplug loads the drivers for the machine's devices from the running
+// kernel's module tree (the base's 000-kernel.xzm).
+func runColdplug(log *slog.Logger) {
+	start := time.Now()
+	dir, err := coldplug.ModDir("/")
+	if err != nil {
+		log.Warn("coldplug", "err", err)
+		return
+	}
+	res := coldplug.Run(coldplug.Options{ModDir: dir, Logf: func(format string, args ...any) {
+		log.Warn(fmt.Sprintf(format, args...))
+	}})
+	log.Info("coldplug: drivers for the machine's devices", "devices", res.Devices, "loaded", len(res.Loaded),
+		"failed", len(res.Failed), "took", time.Since(start).Round(time.Millisecond))
+	log.Debug("coldplug", "loaded", res.Loaded, "no-device", res.NoDevice, "missing", res.Missing)
 }

@@ -48,6 +48,10 @@ type Config struct {
 	Ready func(https, http net.Addr)
 	// ShutdownTimeout bounds the graceful shutdown; 0 means 5s.
 	ShutdownTimeout time.Duration
+	// Coldplug, when set, runs once both listeners serve, beside them:
+	// on a node it loads the drivers for the devices byz-init left alone
+	// (it loaded only the network's). nil: tests and hosts with udev.
+	Coldplug func(log *slog.Logger)
 }
 
 // nodeNamePattern is a DNS label: the name goes into the certificate and
@@ -146,6 +150,9 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("serving", "https", httpsLn.Addr(), "http", httpLn.Addr(), "node", cfg.NodeName, "modules", len(mods))
 	if cfg.Ready != nil {
 		cfg.Ready(httpsLn.Addr(), httpLn.Addr())
+	}
+	if cfg.Coldplug != nil {
+		go cfg.Coldplug(log)
 	}
 
 	var serveErr error

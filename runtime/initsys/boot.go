@@ -42,9 +42,9 @@ type Config struct {
 	// returns it open (it detaches when closed unless mounted) with its
 	// path; nil means the kernel's /dev/loop-control.
 	AttachLoop func(file string) (io.Closer, string, error)
-	// KernelRelease names the module directory Coldplug reads
-	// (lib/modules/<release>); "" means the running kernel's (uname -r).
-	KernelRelease string
+	// ModuleDir is the new root's module directory the network coldplug
+	// reads, relative to the new root; "" means lib/modules/<uname -r>.
+	ModuleDir string
 }
 
 // withDefaults resolves the zero fields, in one place for every step.

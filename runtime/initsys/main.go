@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"byzantium/runtime/coldplug"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -32,14 +34,12 @@ func Main() {
 		} else {
 			var nr *NewRoot
 			if nr, err = Stack(cfg, st); err == nil {
-				// Drivers for the machine's other devices (the NIC
-				// above all) come from the new root's 000-kernel.xzm,
-				// before its init runs: busybox init starts no udev.
-				cp := Coldplug(cfg, nr.Dir)
-				con.Logf("coldplug: %d devices, %d modules loaded, %d failed", cp.Devices, len(cp.Loaded), len(cp.Failed))
-				if st.Cmdline.Debug {
-					con.Logf("coldplug: loaded %s; no device for %s", strings.Join(cp.Loaded, " "), strings.Join(cp.NoDevice, " "))
-				}
+				// The network drivers come from the new root's
+				// 000-kernel.xzm before its init runs (busybox init
+				// starts no udev, and byzd's DHCP needs them); byzd
+				// loads the drivers for the other devices once it
+				// serves, so they do not delay the node's first answer.
+				netColdplug(cfg, nr.Dir, st.Cmdline.Debug)
 				err = SwitchRoot(nr, con.Logf) // returns only on failure
 			}
 		}
@@ -116,5 +116,27 @@ func reap() {
 				break
 			}
 		}
+	}
+}
+
+// netColdplug loads the drivers of the machine's network devices from the
+// new root's module tree.
+func netColdplug(cfg Config, newRoot string, debug bool) {
+	cfg = cfg.withDefaults()
+	modDir := cfg.ModuleDir
+	if modDir == "" {
+		var err error
+		if modDir, err = coldplug.ModDir(newRoot); err != nil {
+			cfg.Logf("warning: %v", err)
+			return
+		}
+	} else {
+		modDir = filepath.Join(newRoot, modDir)
+	}
+	cp := coldplug.Run(coldplug.Options{Root: cfg.RootDir, ModDir: modDir, Load: cfg.LoadModule, Logf: cfg.Logf, Only: coldplug.Network})
+	cfg.Logf("coldplug: network drivers: %d modules loaded, %d failed; byzd loads %d more for the other devices",
+		len(cp.Loaded), len(cp.Failed), cp.Skipped)
+	if debug {
+		cfg.Logf("coldplug: loaded %s; no device for %s", strings.Join(cp.Loaded, " "), strings.Join(cp.NoDevice, " "))
 	}
 }

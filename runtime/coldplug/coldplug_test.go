@@ -1,4 +1,4 @@
-package initsys
+package coldplug
 
 import (
 	"errors"
@@ -55,6 +55,29 @@ const (
 	nicAlias    = "virtio:d00000001v00001AF4"
 )
 
+// device makes a device the way sysfs shows it: its folder under
+// sys/devices with a modalias file, and a link in sys/bus/BUS/devices.
+func device(t *testing.T, root, bus, path, modalias string) {
+	t.Helper()
+	dir := filepath.Join(root, "sys/devices", path)
+	links := filepath.Join(root, "sys/bus", bus, "devices")
+	for _, d := range []string{dir, links} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "modalias"), []byte(modalias+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(links, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(rel, filepath.Join(links, filepath.Base(path))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // fakeSysfs writes a sysfs with a virtio NIC behind a virtio PCI
 // function, a PCI bridge with no driver and a serial port, and a new
 // root whose module index knows drivers for some of them.
@@ -71,12 +94,18 @@ func fakeSysfs(t *testing.T) (root, newRoot string) {
 			t.Fatal(err)
 		}
 	}
-	write("sys/devices/pci0000:00/0000:00:03.0/modalias", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00\n")
-	write("sys/devices/pci0000:00/0000:00:03.0/virtio0/modalias", nicAlias+"\n")
-	write("sys/devices/pci0000:00/0000:00:01.0/modalias", "pci:v00008086d00007000sv00001AF4sd00001100bc06sc01i00\n")
-	write("sys/devices/pnp0/00:04/modalias", "acpi:PNP0501:\n") // matched by no alias
-	write("sys/devices/platform/serial8250/modalias", "platform:serial8250\n")
-	write("sys/devices/platform/floppy.0/modalias", "platform:floppy\n")
+	device(t, root, "pci", "pci0000:00/0000:00:03.0", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00")
+	device(t, root, "virtio", "pci0000:00/0000:00:03.0/virtio0", nicAlias)
+	device(t, root, "pci", "pci0000:00/0000:00:01.0", "pci:v00008086d00007000sv00001AF4sd00001100bc06sc01i00")
+	device(t, root, "acpi", "LNXSYSTM:00/PNP0501:00", "acpi:PNP0501:") // matched by no alias
+	device(t, root, "platform", "platform/serial8250", "platform:serial8250")
+	device(t, root, "platform", "platform/floppy.0", "platform:floppy")
+	// A device's folder holds more than its modalias.
+	write("sys/devices/pci0000:00/0000:00:03.0/virtio0/net/eth0/address", "52:54:00:12:34:56\n")
+	// The CPU's modalias is on no bus; nothing here matches it.
+	write("sys/devices/system/cpu/modalias", "cpu:type:x86,ven0000fam0006mod00CF:feature:,0000,0001\n")
+	// A modalias outside the buses and the CPU is not read.
+	write("sys/devices/virtual/misc/x/modalias", "platform:floppy-not-on-a-bus\n")
 	// virtio_pci is in the initramfs and loaded already.
 	if err := os.MkdirAll(filepath.Join(root, "sys/module/virtio_pci"), 0o755); err != nil {
 		t.Fatal(err)
@@ -107,9 +136,9 @@ func TestColdplug(t *testing.T) {
 	root, newRoot := fakeSysfs(t)
 	var tried []string
 	var logs []string
-	cfg := Config{RootDir: root, KernelRelease: testRelease,
+	opts := Options{Root: root, ModDir: filepath.Join(newRoot, "lib/modules", testRelease),
 		Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) },
-		LoadModule: func(p string) error {
+		Load: func(p string) error {
 			rel, _ := filepath.Rel(filepath.Join(newRoot, "lib/modules", testRelease), p)
 			tried = append(tried, rel)
 			switch filepath.Base(p) {
@@ -122,19 +151,20 @@ func TestColdplug(t *testing.T) {
 			}
 			return nil
 		}}
-	res := Coldplug(cfg, newRoot)
+	res := Run(opts)
 
-	// Sorted walk: pci0000:00/0000:00:01.0, 0000:00:03.0, its virtio0,
-	// then platform/, then pnp0/. Dependencies load before the module.
+	// Bus by bus, sorted: acpi, pci (01.0, 03.0), platform (floppy.0,
+	// serial8250), virtio. Dependencies load before the module.
 	wantTried := []string{
-		"kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/virtio_net.ko",
 		"kernel/drivers/block/floppy.ko", "kernel/drivers/char/ipmi/ipmi-si.ko",
+		"kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/virtio_net.ko",
 	}
 	if !reflect.DeepEqual(tried, wantTried) {
 		t.Errorf("modules tried:\n got %q\nwant %q", tried, wantTried)
 	}
-	want := ColdplugResult{Devices: 6,
-		Loaded:   []string{"failover", "net_failover", "virtio_net"},
+	want := Result{Devices: 7,
+		Loaded: []string{"failover", "net_failover", "virtio_net"},
+		// serial8250 matches a module with no file.
 		Failed:   []string{"floppy"},
 		Missing:  []string{"serial8250_missing"},
 		NoDevice: []string{"ipmi_si"}}
@@ -164,37 +194,56 @@ func TestColdplugNewDevices(t *testing.T) {
 	fmt.Fprintln(f, "kernel/drivers/usb/storage/usb-storage.ko:")
 	f.Close()
 	var loaded []string
-	cfg := Config{RootDir: root, KernelRelease: testRelease, LoadModule: func(p string) error {
+	opts := Options{Root: root, ModDir: mods, Load: func(p string) error {
 		loaded = append(loaded, koName(p))
 		if koName(p) == "virtio_net" { // stands in for a USB host controller
-			d := filepath.Join(root, "sys/devices/usb1/1-1/1-1:1.0")
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(d, "modalias"), []byte("usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00\n"), 0o644)
+			device(t, root, "usb", "pci0000:00/0000:00:04.0/usb1/1-1/1-1:1.0", "usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00")
 		}
 		return nil
 	}}
-	res := Coldplug(cfg, newRoot)
+	res := Run(opts)
 	if n := len(loaded); n == 0 || loaded[n-1] != "usb_storage" {
 		t.Errorf("loaded %q, want usb_storage last (found in the second round)", loaded)
 	}
-	if res.Devices != 7 {
-		t.Errorf("Devices = %d, want 7", res.Devices)
+	if res.Devices != 8 {
+		t.Errorf("Devices = %d, want 8", res.Devices)
 	}
 }
 
 func TestColdplugNoIndex(t *testing.T) {
 	root := t.TempDir()
 	var logs []string
-	cfg := Config{RootDir: root, KernelRelease: testRelease,
-		Logf:       func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) },
-		LoadModule: func(string) error { return errors.New("must not be called") }}
-	res := Coldplug(cfg, filepath.Join(root, "newroot"))
-	if !reflect.DeepEqual(res, ColdplugResult{}) {
+	opts := Options{Root: root, ModDir: filepath.Join(root, "newroot/lib/modules", testRelease),
+		Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) },
+		Load: func(string) error { return errors.New("must not be called") }}
+	res := Run(opts)
+	if !reflect.DeepEqual(res, Result{}) {
 		t.Errorf("Coldplug = %+v, want nothing done", res)
 	}
 	if len(logs) != 1 || !strings.Contains(logs[0], "modules.dep") {
 		t.Errorf("log = %q, want one warning naming modules.dep", logs)
+	}
+}
+
+// TestOnlyNetwork: with Only set to Network, only the NIC's driver (and
+// its dependencies, wherever they live) loads; the other matches count as
+// skipped, and a second, unrestricted run picks them up.
+func TestOnlyNetwork(t *testing.T) {
+	root, newRoot := fakeSysfs(t)
+	var loaded []string
+	opts := Options{Root: root, ModDir: filepath.Join(newRoot, "lib/modules", testRelease),
+		Load: func(p string) error { loaded = append(loaded, koName(p)); return nil }, Only: Network}
+	res := Run(opts)
+	if want := []string{"failover", "net_failover", "virtio_net"}; !reflect.DeepEqual(loaded, want) {
+		t.Errorf("loaded %q, want %q", loaded, want)
+	}
+	if res.Skipped != 2 { // floppy, ipmi-si
+		t.Errorf("Skipped = %d, want 2", res.Skipped)
+	}
+	loaded = nil
+	opts.Only = nil
+	Run(opts)
+	if want := []string{"floppy", "ipmi_si", "failover", "net_failover", "virtio_net"}; !reflect.DeepEqual(loaded, want) {
+		t.Errorf("second run loaded %q, want %q (this fake sysfs never marks a module loaded)", loaded, want)
 	}
 }
