@@ -38,9 +38,10 @@ type Media struct {
 	Dir    string // where it is mounted, under the root
 }
 
-// fsInfo is what sniffing a device's first blocks tells.
+// fsInfo is what sniffing a device's first blocks tells. UUID is spelt
+// as blkid (and so /dev/disk/by-uuid and fstab) spell it.
 type fsInfo struct {
-	Type, Label string
+	Type, Label, UUID string
 }
 
 // sniffLen covers every superblock sniff reads (ISO 9660's primary
@@ -66,28 +67,48 @@ func sniff(r io.ReaderAt) (fsInfo, bool) {
 	}
 	// ISO 9660 first: an isohybrid image also carries an MBR signature.
 	if len(b) >= 32768+72 && string(b[32769:32774]) == "CD001" {
-		return fsInfo{Type: "iso9660", Label: field(32768+40, 32)}, true
+		return fsInfo{Type: "iso9660", Label: field(32768+40, 32), UUID: isoUUID(b)}, true
 	}
 	// ext2/3/4: the superblock is at 1024, its magic at offset 56.
 	if len(b) >= 1024+136 && binary.LittleEndian.Uint16(b[1024+56:]) == 0xEF53 {
-		return fsInfo{Type: "ext4", Label: field(1024+120, 16)}, true
+		u := b[1024+104 : 1024+120]
+		uuid := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+		return fsInfo{Type: "ext4", Label: field(1024+120, 16), UUID: uuid}, true
 	}
 	if len(b) >= 512 && b[510] == 0x55 && b[511] == 0xAA && binary.LittleEndian.Uint16(b[11:]) != 0 {
-		label := ""
+		label, serial := "", uint32(0)
 		switch {
 		case string(b[82:87]) == "FAT32":
-			label = field(71, 11)
+			label, serial = field(71, 11), binary.LittleEndian.Uint32(b[67:])
 		case string(b[54:57]) == "FAT":
-			label = field(43, 11)
+			label, serial = field(43, 11), binary.LittleEndian.Uint32(b[39:])
 		default:
 			return fsInfo{}, false // an MBR or GPT protective MBR, not a filesystem
 		}
 		if label == "NO NAME" {
 			label = ""
 		}
-		return fsInfo{Type: "vfat", Label: label}, true
+		return fsInfo{Type: "vfat", Label: label, UUID: fmt.Sprintf("%04X-%04X", serial>>16, serial&0xffff)}, true
 	}
 	return fsInfo{}, false
+}
+
+// isoUUID is what blkid calls an ISO 9660 filesystem's UUID: the primary
+// volume descriptor's creation time, "2024-05-06-07-08-09-00" (the
+// modification time when the creation time is unset).
+func isoUUID(b []byte) string {
+	const pvd = 32768
+	for _, off := range []int{pvd + 813, pvd + 830} {
+		if len(b) < off+16 {
+			return ""
+		}
+		d := string(b[off : off+16])
+		if strings.Trim(d, "0") == "" || strings.TrimLeft(d, "0123456789") != "" {
+			continue
+		}
+		return d[0:4] + "-" + d[4:6] + "-" + d[6:8] + "-" + d[8:10] + "-" + d[10:12] + "-" + d[12:14] + "-" + d[14:16]
+	}
+	return ""
 }
 
 // skipDevice says which /sys/block entries never hold the media: loop
@@ -221,12 +242,16 @@ func (s *stacker) findMedia() (*Media, error) {
 		label := strings.TrimPrefix(from, "LABEL=")
 		only = func(_ string, info fsInfo) bool { return strings.EqualFold(info.Label, label) }
 		match, what = treeMatch, "no filesystem labelled "+label+" holds Byzantium media"
+	case strings.HasPrefix(from, "UUID="):
+		uuid := strings.TrimPrefix(from, "UUID=")
+		only = func(_ string, info fsInfo) bool { return info.UUID != "" && strings.EqualFold(info.UUID, uuid) }
+		match, what = treeMatch, "no filesystem with UUID "+uuid+" holds Byzantium media"
 	default:
-		// UUID=, and a folder or an ISO file on some device, are Porteus
-		// forms the init does not handle yet.
+		// A folder or an ISO file on some device are Porteus forms the
+		// init does not handle yet.
 		return nil, &FatalError{
-			Err:  fmt.Errorf("from=%s: only from=/dev/DEVICE and from=LABEL=NAME are supported so far", from),
-			Hint: "boot with from=/dev/sdb1 (the partition holding byzantium/) or from=LABEL=BYZANTIUM",
+			Err:  fmt.Errorf("from=%s: only from=/dev/DEVICE, from=LABEL=NAME and from=UUID=ID are supported so far", from),
+			Hint: "boot with from=/dev/sdb1 (the partition holding byzantium/), from=LABEL=BYZANTIUM or from=UUID= (as blkid shows it)",
 		}
 	}
 
@@ -267,7 +292,7 @@ func (s *stacker) findMedia() (*Media, error) {
 	}
 	hint := "check byz.media= (it must match byzantium/media-* on the media), boot with from=/dev/sdb1 naming the partition that holds byzantium/, or delay=30 for a slow USB stick"
 	if from != "" {
-		hint = "check from= (a partition holding byzantium/, e.g. from=/dev/sdb1, or from=LABEL=BYZANTIUM), or boot without it to search by byz.media=; delay=30 for a slow USB stick"
+		hint = "check from= (a partition holding byzantium/, e.g. from=/dev/sdb1, from=LABEL=BYZANTIUM or from=UUID= as blkid shows it), or boot without it to search by byz.media=; delay=30 for a slow USB stick"
 	} else if wrongID != "" {
 		hint = "the media ID differs (another build's stick?): boot with from=" + wrongID + " to use it anyway, or fix byz.media="
 	}

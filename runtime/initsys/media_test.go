@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"byzantium/ci/testenv"
 )
 
 // Superblocks as the filesystems lay them out, just enough for sniff.
@@ -64,10 +67,10 @@ func TestSniff(t *testing.T) {
 		want fsInfo
 		ok   bool
 	}{
-		{"fat32", fat32Sector("BYZANTIUM"), fsInfo{"vfat", "BYZANTIUM"}, true},
-		{"fat16 no label", fat16Sector(), fsInfo{"vfat", ""}, true},
-		{"isohybrid", isoImage("BYZANTIUM_1"), fsInfo{"iso9660", "BYZANTIUM_1"}, true},
-		{"ext4", ext4Image("persist"), fsInfo{"ext4", "persist"}, true},
+		{"fat32", fat32Sector("BYZANTIUM"), fsInfo{"vfat", "BYZANTIUM", "0000-0000"}, true},
+		{"fat16 no label", fat16Sector(), fsInfo{"vfat", "", "0000-0000"}, true},
+		{"isohybrid", isoImage("BYZANTIUM_1"), fsInfo{"iso9660", "BYZANTIUM_1", ""}, true},
+		{"ext4", ext4Image("persist"), fsInfo{"ext4", "persist", "00000000-0000-0000-0000-000000000000"}, true},
 		{"gpt disk", protectiveMBR(), fsInfo{}, false},
 		{"zeros", make([]byte, 8192), fsInfo{}, false},
 		{"short", []byte{1, 2, 3}, fsInfo{}, false},
@@ -263,7 +266,8 @@ func TestFindMediaErrors(t *testing.T) {
 		{"from a device without media", "byz.media=abc123 from=/dev/sda1 delay=1", []string{
 			"from=/dev/sda1 has no usable Byzantium media", "/dev/sda1 (vfat, no byzantium/ folder)"}},
 		{"from a label nobody has", "from=LABEL=NOPE delay=1", []string{"no filesystem labelled NOPE"}},
-		{"from a UUID", "from=UUID=1234-5678", []string{"only from=/dev/DEVICE and from=LABEL=NAME"}},
+		{"from a UUID nobody has", "from=UUID=1234-5678 delay=1", []string{"no filesystem with UUID 1234-5678", "/dev/vda1 (not the one from= names)"}},
+		{"from a folder", "from=/byzantium-old/", []string{"only from=/dev/DEVICE, from=LABEL=NAME and from=UUID=ID"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, cfg, st := machine(t, tc.cmdline, tree)
@@ -281,6 +285,58 @@ func TestFindMediaErrors(t *testing.T) {
 			}
 			if st.Cmdline.Delay > 0 && time.Since(start) < st.Cmdline.Delay {
 				t.Errorf("gave up after %v, before delay=%v", time.Since(start), st.Cmdline.Delay)
+			}
+		})
+	}
+}
+
+// TestSniffUUIDMatchesBlkid makes each filesystem with its own tool and
+// wants sniff's UUID to be blkid's.
+func TestSniffUUIDMatchesBlkid(t *testing.T) {
+	blkid := testenv.RequireTool(t, "blkid")
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(filepath.Join(tree, "byzantium"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		make []string // command; the image path is appended
+		size int64
+	}{
+		{"fat32", []string{testenv.RequireTool(t, "mkfs.vfat"), "-F", "32", "-i", "1234ABCD", "-n", "BYZANTIUM"}, 40 << 20},
+		{"fat16", []string{testenv.RequireTool(t, "mkfs.vfat"), "-F", "16", "-i", "DEADBEEF"}, 16 << 20},
+		{"ext4", []string{testenv.RequireTool(t, "mkfs.ext4"), "-q", "-U", "6f1e2c3d-4b5a-4978-8a9b-0c1d2e3f4a5b", "-L", "persist"}, 16 << 20},
+		{"iso9660", []string{testenv.RequireTool(t, "genisoimage"), "-quiet", "-R", "-V", "BYZ", "-o"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := filepath.Join(dir, tc.name+".img")
+			args := append(tc.make[1:], img)
+			if tc.size > 0 {
+				if err := os.WriteFile(img, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Truncate(img, tc.size); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				args = append(args, tree)
+			}
+			if out, err := exec.Command(tc.make[0], args...).CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", tc.make[0], err, out)
+			}
+			out, err := exec.Command(blkid, "-p", "-o", "value", "-s", "UUID", img).Output()
+			if err != nil {
+				t.Fatalf("blkid: %v", err)
+			}
+			f, err := os.Open(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			info, ok := sniff(f)
+			if want := strings.TrimSpace(string(out)); !ok || want == "" || info.UUID != want {
+				t.Errorf("sniff = %+v, %v; blkid says UUID %q", info, ok, want)
 			}
 		})
 	}
