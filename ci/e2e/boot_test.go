@@ -183,7 +183,17 @@ func bootToHealthz(t testing.TB, opts qemu.Options, node string, expect ...strin
 			t.Fatal(err)
 		}
 	}
-	line, err := vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
+	// byz-init loads the NIC's driver before it switches root (byzd's
+	// DHCP needs it); byzd loads the other devices' drivers once it
+	// serves (checked below).
+	line, err := vm.Expect(ctx, "byz-init: coldplug: network drivers:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := loadedCount.FindStringSubmatch(line); m == nil || m[1] == "0" {
+		t.Errorf("byz-init loaded no network driver: %q", line)
+	}
+	line, err = vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,8 +238,20 @@ func bootToHealthz(t testing.TB, opts qemu.Options, node string, expect ...strin
 		}
 	}
 	checkRedirect(ctx, t, httpPort)
+	line, err = vm.Expect(ctx, "byzd: coldplug: drivers for the machine's devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := byzdLoaded.FindStringSubmatch(line); m == nil || m[1] == "0" {
+		t.Errorf("byzd's coldplug loaded no driver: %q", line)
+	}
 	return took
 }
+
+var (
+	loadedCount = regexp.MustCompile(`network drivers: (\d+) modules loaded`)
+	byzdLoaded  = regexp.MustCompile(` loaded=(\d+) `)
+)
 
 // getHealth fetches /healthz, trusting exactly the certificate whose
 // fingerprint byzd printed: a first handshake fails verification (the

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -257,5 +258,48 @@ func TestHTTPRedirect(t *testing.T) {
 	want := "https://node1.local:" + port + "/status?x=1"
 	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
 		t.Errorf("redirect = %d %q, want 301 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+}
+
+// TestColdplugRunsWhileServing: Config.Coldplug runs once the listeners
+// serve, beside them: a request made from inside it is answered.
+func TestColdplugRunsWhileServing(t *testing.T) {
+	var plain string
+	ready := make(chan struct{})
+	result := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			StateDir: t.TempDir(), RootDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+			Ready: func(_, http net.Addr) { plain = http.String(); close(ready) },
+			Coldplug: func(*slog.Logger) {
+				<-ready
+				c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+				resp, err := c.Get("http://" + plain + "/healthz")
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusMovedPermanently && resp.StatusCode != http.StatusPermanentRedirect {
+						err = fmt.Errorf("status %s", resp.Status)
+					}
+				}
+				result <- err
+			},
+		})
+	}()
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Errorf("a request from inside Coldplug: %v", err)
+		}
+	case err := <-done:
+		t.Fatalf("Run returned before Coldplug ran: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Coldplug was not called")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }
