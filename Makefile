@@ -58,6 +58,7 @@ test-short:
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzReader -fuzztime 2m ./modules/squashfs/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./modules/manifest/
+	$(GO) test -run XXX -fuzz FuzzRead -fuzztime 1m -fuzzminimizetime 0 ./runtime/luks2/
 
 # Module and ISO writers beside mksquashfs and xorriso; a no-change rebuild
 # (must report 0 built: no compression); boot time to /healthz beside the
