@@ -1,0 +1,218 @@
+package luks2
+
+import (
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strconv"
+)
+
+// The layout Format writes, cryptsetup's default for LUKS2: two 16 KiB
+// header copies, then the keyslots area, then the data at 16 MiB.
+const (
+	hdrSize       = 0x4000
+	keyslotsStart = 2 * hdrSize
+	DataOffset    = 16 << 20 // where the encrypted data starts
+	keyslotsSize  = DataOffset - keyslotsStart
+	volumeKeySize = 64 // aes-xts-plain64 with two AES-256 keys
+	afStripes     = 4000
+	// areaSize is one keyslot's area: the split key rounded up to 4 KiB.
+	areaSize = (volumeKeySize*afStripes + 4095) / 4096 * 4096
+)
+
+// KDFParams are the costs of the passphrase's key derivation.
+type KDFParams struct {
+	// Type is "argon2id" (the default) or "pbkdf2".
+	Type string
+	// Time is argon2's passes; Memory its KiB; Threads its lanes.
+	Time, Memory, Threads int
+	// Iterations is pbkdf2-sha256's count.
+	Iterations int
+}
+
+// DefaultKDF is argon2id at cryptsetup's memory and thread defaults (1 GiB,
+// 4 lanes) with 4 passes. cryptsetup instead benchmarks the machine to take
+// 2 s; fixed costs keep a volume made on a fast machine openable in the
+// same time everywhere.
+var DefaultKDF = KDFParams{Type: "argon2id", Time: 4, Memory: 1 << 20, Threads: 4}
+
+// FormatOptions configures Format.
+type FormatOptions struct {
+	// Passphrase goes into keyslot 0. Required.
+	Passphrase []byte
+	// KDF is the keyslot's key derivation; the zero value is DefaultKDF.
+	KDF KDFParams
+	// Label is the volume label (at most 47 bytes).
+	Label string
+	// UUID is the volume UUID; "" makes a random one.
+	UUID string
+	// SectorSize is the data's encryption sector size, 512 or 4096 (the
+	// default).
+	SectorSize int
+	// DigestIterations is the volume key digest's pbkdf2-sha256 count;
+	// 0 means 100,000.
+	DigestIterations int
+	// Rand supplies the keys and salts; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// ErrBadFormatOption reports FormatOptions that cannot make a volume.
+var ErrBadFormatOption = errors.New("luks2: bad format option")
+
+// Format writes a LUKS2 header for a new volume to w: both header copies
+// and keyslot 0, holding a new random volume key under opts.Passphrase.
+// It returns the header and the volume key, which the caller wipes when
+// done. The encrypted data starts at DataOffset; Format does not touch it.
+func Format(w io.WriterAt, opts FormatOptions) (*Header, []byte, error) {
+	if len(opts.Passphrase) == 0 {
+		return nil, nil, fmt.Errorf("%w: an empty passphrase", ErrBadFormatOption)
+	}
+	kdf := opts.KDF
+	if kdf.Type == "" {
+		kdf = DefaultKDF
+	}
+	if len(opts.Label) > offCsumAlg-offLabel-1 {
+		return nil, nil, fmt.Errorf("%w: label %q is longer than 47 bytes", ErrBadFormatOption, opts.Label)
+	}
+	sector := opts.SectorSize
+	if sector == 0 {
+		sector = 4096
+	}
+	if sector != 512 && sector != 4096 {
+		return nil, nil, fmt.Errorf("%w: sector size %d: want 512 or 4096", ErrBadFormatOption, sector)
+	}
+	iters := opts.DigestIterations
+	if iters == 0 {
+		iters = 100000
+	}
+	rnd := opts.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	random := func(n int) ([]byte, error) {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(rnd, b); err != nil {
+			return nil, fmt.Errorf("luks2: random bytes: %w", err)
+		}
+		return b, nil
+	}
+	uuid := opts.UUID
+	if uuid == "" {
+		u, err := random(16)
+		if err != nil {
+			return nil, nil, err
+		}
+		u[6] = u[6]&0x0f | 0x40 // version 4
+		u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+		uuid = fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	}
+	if len(uuid) != 36 {
+		return nil, nil, fmt.Errorf("%w: UUID %q is not 36 characters", ErrBadFormatOption, uuid)
+	}
+
+	key, err := random(volumeKeySize)
+	if err != nil {
+		return nil, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			clear(key)
+		}
+	}()
+	ks, area, err := newKeyslot(key, opts.Passphrase, kdf, keyslotsStart, rnd)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	digestSalt, err := random(32)
+	if err != nil {
+		return nil, nil, err
+	}
+	digest, err := pbkdf2.Key(sha256.New, string(key), digestSalt, iters, 32)
+	if err != nil {
+		return nil, nil, err
+	}
+	md := Metadata{
+		Keyslots: map[string]Keyslot{"0": ks},
+		Tokens:   map[string]map[string]any{},
+		Segments: map[string]Segment{"0": {Type: "crypt", Offset: strconv.Itoa(DataOffset), Size: "dynamic",
+			IVTweak: "0", Encryption: "aes-xts-plain64", SectorSize: sector}},
+		Digests: map[string]Digest{"0": {Type: "pbkdf2", Keyslots: []string{"0"}, Segments: []string{"0"},
+			Hash: "sha256", Iterations: iters, Salt: digestSalt, Digest: digest}},
+		Config: Config{JSONSize: strconv.Itoa(hdrSize - binHeaderSize), KeyslotsSize: strconv.Itoa(keyslotsSize)},
+	}
+	js, err := json.Marshal(md)
+	if err != nil {
+		return nil, nil, fmt.Errorf("luks2: %w", err)
+	}
+	if len(js) >= hdrSize-binHeaderSize {
+		return nil, nil, fmt.Errorf("luks2: metadata of %d bytes does not fit the JSON area", len(js))
+	}
+	salt, err := random(offUUID - offSalt)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	// The keyslot first, the headers last: until they are written, the
+	// device is not a LUKS volume (nor half of one).
+	if _, err := w.WriteAt(area, keyslotsStart); err != nil {
+		return nil, nil, fmt.Errorf("luks2: writing the keyslot: %w", err)
+	}
+	h := &Header{Version: 2, HdrSize: hdrSize, SeqID: 1, Label: opts.Label, UUID: uuid, CsumAlg: "sha256",
+		Salt: salt, Metadata: md, Copy: "primary", raw: js}
+	for i, magic := range [][]byte{magicPrimary, magicSecondary} {
+		if _, err := w.WriteAt(h.encode(magic, int64(i*hdrSize), js), int64(i*hdrSize)); err != nil {
+			return nil, nil, fmt.Errorf("luks2: writing the header: %w", err)
+		}
+	}
+	ok = true
+	return h, key, nil
+}
+
+// encode lays out one header copy at off: the binary header, the JSON
+// area (zero-padded) and the checksum over both.
+func (h *Header) encode(magic []byte, off int64, js []byte) []byte {
+	b := make([]byte, h.HdrSize)
+	copy(b, magic)
+	binary.BigEndian.PutUint16(b[offVersion:], uint16(h.Version))
+	binary.BigEndian.PutUint64(b[offHdrSize:], uint64(h.HdrSize))
+	binary.BigEndian.PutUint64(b[offSeqID:], h.SeqID)
+	copy(b[offLabel:offCsumAlg-1], h.Label)
+	copy(b[offCsumAlg:offSalt-1], h.CsumAlg)
+	copy(b[offSalt:offUUID], h.Salt)
+	copy(b[offUUID:offSubsystem-1], h.UUID)
+	copy(b[offSubsystem:offHdrOffset-1], h.Subsystem)
+	binary.BigEndian.PutUint64(b[offHdrOffset:], uint64(off))
+	copy(b[binHeaderSize:], js)
+	sum := sha256.Sum256(b)
+	copy(b[offCsum:], sum[:])
+	return b
+}
+
+// afSplit is afMerge's inverse: stripes-1 random stripes (from random),
+// and a last one that makes the merge give key.
+func afSplit(key, random []byte, h func() hash.Hash) []byte {
+	n := len(key)
+	out := make([]byte, len(random)+n)
+	copy(out, random)
+	d := make([]byte, n)
+	for i := 0; i*n < len(random); i++ {
+		for j := range d {
+			d[j] ^= random[i*n+j]
+		}
+		diffuse(d, h)
+	}
+	last := out[len(random):]
+	for j := range last {
+		last[j] = d[j] ^ key[j]
+	}
+	clear(d)
+	return out
+}
