@@ -29,7 +29,10 @@ var (
 		"nls_utf8", "ext4"}
 	hardwareDrivers = []string{"virtio_pci", "virtio_blk", "virtio_scsi", "sr_mod", "sd_mod", "ahci", "ata_piix",
 		"nvme", "usb-storage", "uas", "xhci_pci", "ehci_pci", "ohci_pci", "uhci_hcd", "sdhci_pci", "mmc_block",
-		"dm_crypt", "aes_generic", "xts"}
+		// dm-crypt's aes-xts-plain64: xts builds on ecb(aes), and the
+		// kernel cannot load either on demand (no modprobe in the
+		// initramfs).
+		"dm_crypt", "aes_generic", "xts", "ecb"}
 )
 
 // kernelParts are the boot artifacts made from the kernel package.
