@@ -37,6 +37,9 @@ type Config struct {
 	Timeout time.Duration
 	// Retries is how many times one exchange is resent; 0 means 5.
 	Retries int
+	// Rescan is how often the interface list is read again, when
+	// Interfaces is nil, for interfaces that appear later; 0 means 1s.
+	Rescan time.Duration
 	// MaxBackoff caps the pause between failed exchanges; 0 means 60s.
 	MaxBackoff time.Duration
 	// Logger gets one line per lease and per failure; nil discards.
@@ -75,6 +78,9 @@ func (c Config) withDefaults() Config {
 	if c.Retries == 0 {
 		c.Retries = 5
 	}
+	if c.Rescan == 0 {
+		c.Rescan = time.Second
+	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = 60 * time.Second
 	}
@@ -111,26 +117,54 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		}
 	}
 	if len(ifaces) == 0 {
-		cfg.Logger.Warn("no wired network interface found")
+		cfg.Logger.Warn("no wired network interface yet: watching for one")
 	}
 	n := &Network{cfg: cfg, leases: map[string]Lease{}}
+	started := map[string]bool{}
 	for _, name := range ifaces {
-		link, err := netlink.LinkByName(name)
-		if err == nil {
-			err = netlink.LinkSetUp(link)
-		}
-		if err != nil {
-			// Best effort: one broken interface must not stop the others.
-			cfg.Logger.Error("cannot bring up interface", "iface", name, "err", err)
-			continue
-		}
+		n.startInterface(ctx, name)
+		started[name] = true
+	}
+	if cfg.Interfaces == nil {
+		// Interfaces that appear later (a driver loaded after byzd
+		// started, a USB adapter plugged in) get DHCP too.
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			n.run(ctx, name)
+			for sleep(ctx, cfg.Rescan) {
+				now, err := WiredInterfaces(cfg.SysDir)
+				if err != nil {
+					continue
+				}
+				for _, name := range now {
+					if !started[name] {
+						started[name] = true
+						cfg.Logger.Info("network interface appeared", "iface", name)
+						n.startInterface(ctx, name)
+					}
+				}
+			}
 		}()
 	}
 	return n, nil
+}
+
+// startInterface brings name up and keeps it leased until ctx is done.
+func (n *Network) startInterface(ctx context.Context, name string) {
+	link, err := netlink.LinkByName(name)
+	if err == nil {
+		err = netlink.LinkSetUp(link)
+	}
+	if err != nil {
+		// Best effort: one broken interface must not stop the others.
+		n.cfg.Logger.Error("cannot bring up interface", "iface", name, "err", err)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.run(ctx, name)
+	}()
 }
 
 // Wait blocks until every DHCP goroutine has returned (after ctx is done).
