@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 
 	"byzantium/runtime/netcfg"
 	"byzantium/runtime/tlscert"
+
+	"golang.org/x/sys/unix"
 )
 
 // Config is usable as its zero value on a node: state in
@@ -137,7 +140,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	_, httpsPort, _ := net.SplitHostPort(httpsLn.Addr().String())
 
-	srv := &Server{Node: cfg.NodeName, Version: cfg.Version, Modules: mods, Started: started}
+	srv := &Server{Node: cfg.NodeName, Version: cfg.Version, Modules: mods, Started: started,
+		Persistence: func() *Persistence { return ReadPersistence(cfg.RootDir) }}
+	if p := ReadPersistence(cfg.RootDir); p != nil && p.Warning != "" {
+		log.Warn("persistence is OFF: " + p.Warning)
+	}
 	// Handshake failures from scanners and browsers rejecting the
 	// self-signed certificate would flood the console; keep them at debug.
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
@@ -200,4 +207,31 @@ func Hostname() string {
 		return ""
 	}
 	return h
+}
+
+// Where byz-init leaves its persistence report and mounts the store
+// (runtime/initsys.PersistenceJSON and RWDir).
+const (
+	persistenceJSON = "run/byzantium/persistence.json"
+	storeDir        = "run/byz/rw"
+)
+
+// ReadPersistence reads byz-init's persistence report under root and the
+// store's size and free space; nil when there is no report (a host, or
+// an init that is not byz-init).
+func ReadPersistence(root string) *Persistence {
+	b, err := os.ReadFile(filepath.Join(root, persistenceJSON))
+	if err != nil {
+		return nil
+	}
+	var p Persistence
+	if err := json.Unmarshal(b, &p); err != nil {
+		return &Persistence{Mode: "unknown", Warning: "unreadable " + persistenceJSON + ": " + err.Error()}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Join(root, storeDir), &st); err == nil {
+		p.SizeBytes = st.Blocks * uint64(st.Bsize)
+		p.FreeBytes = st.Bavail * uint64(st.Bsize)
+	}
+	return &p
 }

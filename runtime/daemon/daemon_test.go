@@ -303,3 +303,23 @@ func TestColdplugRunsWhileServing(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+func TestReadPersistence(t *testing.T) {
+	root := t.TempDir()
+	if p := ReadPersistence(root); p != nil {
+		t.Errorf("no report: %+v, want nil", p)
+	}
+	for _, d := range []string{"run/byzantium", "run/byz/rw"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report := `{"mode":"ram","store":"byzantium/changes/save.dat","encrypted":true,"warning":"wrong passphrase"}`
+	if err := os.WriteFile(filepath.Join(root, "run/byzantium/persistence.json"), []byte(report), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := ReadPersistence(root)
+	if p == nil || p.Mode != "ram" || !p.Encrypted || p.Warning != "wrong passphrase" || p.SizeBytes == 0 || p.FreeBytes > p.SizeBytes {
+		t.Errorf("ReadPersistence = %+v", p)
+	}
+}

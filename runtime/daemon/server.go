@@ -18,6 +18,20 @@ type Server struct {
 	Modules []string         // names of the loaded modules
 	Started time.Time        // for uptime
 	Now     func() time.Time // nil means time.Now
+	// Persistence, when set, reports the persistence store on each
+	// request (its free space changes); nil leaves it out.
+	Persistence func() *Persistence
+}
+
+// Persistence is byz-init's account of the overlay's upper layer
+// (runtime/initsys.Persistence) with the store's size and free space.
+type Persistence struct {
+	Mode      string `json:"mode"`
+	Store     string `json:"store,omitempty"`
+	Encrypted bool   `json:"encrypted"`
+	Warning   string `json:"warning,omitempty"`
+	SizeBytes uint64 `json:"size_bytes"`
+	FreeBytes uint64 `json:"free_bytes"`
 }
 
 // route is one entry of the HTTPS router. Public routes answer without
@@ -62,11 +76,12 @@ func securityHeaders(h http.Handler) http.Handler {
 
 // Health is the body of GET /healthz.
 type Health struct {
-	Status        string   `json:"status"`
-	Version       string   `json:"version"`
-	Node          string   `json:"node"`
-	Modules       []string `json:"modules"`
-	UptimeSeconds int64    `json:"uptime_seconds"` // of the daemon, not the kernel
+	Status        string       `json:"status"`
+	Version       string       `json:"version"`
+	Node          string       `json:"node"`
+	Modules       []string     `json:"modules"`
+	UptimeSeconds int64        `json:"uptime_seconds"` // of the daemon, not the kernel
+	Persistence   *Persistence `json:"persistence,omitempty"`
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -83,6 +98,9 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	}
 	if h.Modules == nil {
 		h.Modules = []string{} // [] rather than null for clients
+	}
+	if s.Persistence != nil {
+		h.Persistence = s.Persistence()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

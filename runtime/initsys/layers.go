@@ -170,17 +170,26 @@ func (s *stacker) mountModule(file, dir string) error {
 // open, with its path. The device clears itself when its last user (the
 // mount) goes away, so unmounting a layer frees its loop device.
 func attachLoop(root, file string) (io.Closer, string, error) {
+	return attachLoopMode(root, file, false)
+}
+
+// attachLoopMode is attachLoop, writable when rw is set (a save.dat).
+func attachLoopMode(root, file string, rw bool) (io.Closer, string, error) {
 	ctl, err := os.OpenFile(filepath.Join(root, "dev/loop-control"), os.O_RDWR, 0)
 	if err != nil {
 		return nil, "", fmt.Errorf("loop: %w (is the loop module loaded?)", err)
 	}
 	defer ctl.Close()
-	back, err := os.Open(file) // read-only: the loop device is read-only too
+	mode, flags := os.O_RDONLY, uint32(unix.LO_FLAGS_READ_ONLY|unix.LO_FLAGS_AUTOCLEAR)
+	if rw {
+		mode, flags = os.O_RDWR, unix.LO_FLAGS_AUTOCLEAR
+	}
+	back, err := os.OpenFile(file, mode, 0) // the loop device has the file's mode
 	if err != nil {
 		return nil, "", fmt.Errorf("loop: %w", err)
 	}
 	defer back.Close()
-	info := unix.LoopInfo64{Flags: unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR}
+	info := unix.LoopInfo64{Flags: flags}
 	copy(info.File_name[:len(info.File_name)-1], filepath.Base(file))
 	// Another process may take the free device between GET_FREE and
 	// CONFIGURE (EBUSY): ask again.

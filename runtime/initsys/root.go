@@ -94,7 +94,13 @@ func Stack(cfg Config, st *State) (*NewRoot, error) {
 	if p, ok := s.cmd.Byz["init"]; ok && p != "" {
 		nr.Init = p
 	}
-	if err := s.mountOverlay(nr.Dir, layers); err != nil {
+	// With copy2ram the media is gone: only changes= on another device
+	// can give persistence.
+	pm := media
+	if s.cmd.Copy2RAM {
+		pm = nil
+	}
+	if err := s.mountOverlay(nr.Dir, layers, pm); err != nil {
 		return nil, err
 	}
 	if !s.cmd.NoRootCopy {
@@ -115,19 +121,18 @@ func Stack(cfg Config, st *State) (*NewRoot, error) {
 
 // mountOverlay mounts the tmpfs upper layer and the overlay root over
 // the layers, the last one on top.
-func (s *stacker) mountOverlay(dir string, layers []Layer) error {
+func (s *stacker) mountOverlay(dir string, layers []Layer, media *Media) error {
 	rw := filepath.Join(s.root, RWDir)
 	if err := os.MkdirAll(rw, 0o755); err != nil {
 		return fmt.Errorf("overlay: %w", err)
 	}
-	// The seam for persistence: changes= will put a save.dat or a folder
-	// here instead of a tmpfs.
-	data := "mode=0755"
-	if s.cmd.RAMSize != "" {
-		data += ",size=" + s.cmd.RAMSize
+	// The upper layer: the persistence store, or a tmpfs.
+	p, err := s.upperStore(rw, media)
+	if err != nil {
+		return err
 	}
-	if err := s.mount("tmpfs", rw, "tmpfs", 0, data); err != nil {
-		return &FatalError{Err: fmt.Errorf("the upper layer: mount -t tmpfs -o %s %s: %w", data, rw, err), Hint: "check ramsize= (e.g. ramsize=60% or ramsize=2G)"}
+	if err := writePersistence(s.root, p); err != nil {
+		s.logf("warning: %v (byzd will not know about persistence)", err)
 	}
 	upper, work := filepath.Join(rw, "upper"), filepath.Join(rw, "work")
 	for _, d := range []string{upper, work, dir} {

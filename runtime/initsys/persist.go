@@ -1,0 +1,319 @@
+package initsys
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"byzantium/runtime/luks2"
+
+	"golang.org/x/sys/unix"
+)
+
+// Persistence says where the overlay's upper layer lives: what byz-init
+// writes to PersistenceJSON for byzd's /healthz and panel.
+type Persistence struct {
+	// Mode is "ram" (no persistence: a tmpfs), "fresh" (byz.fresh),
+	// "savedat" (an ext4 file system in a file), "device" (an ext4
+	// partition) or "dir" (a folder on a POSIX file system).
+	Mode string `json:"mode"`
+	// Store names it: the save.dat's path on the media, the device, the
+	// folder.
+	Store     string `json:"store,omitempty"`
+	Encrypted bool   `json:"encrypted"`
+	// Warning, when set, says why the node runs without the persistence
+	// it was asked for (or found): it must be shown, never hidden.
+	Warning string `json:"warning,omitempty"`
+}
+
+// PersistenceJSON is where byz-init leaves its Persistence.
+const PersistenceJSON = "run/byzantium/persistence.json"
+
+// DefaultSaveDat is the save.dat used without changes= when the media
+// holds one and can be written.
+const DefaultSaveDat = "byzantium/changes/save.dat"
+
+// dmName is the device-mapper name of an unlocked save.dat.
+const dmName = "byz-changes"
+
+// errSkipped is the user's explicit choice to boot without persistence.
+var errSkipped = errors.New("the passphrase prompt was skipped: booting without persistence, as asked")
+
+// upperStore mounts what will hold the overlay's upper and work folders
+// at rw: the persistence store changes= (or the media's save.dat) names,
+// or a tmpfs. A store that fails is never formatted or repaired: the boot
+// goes on with a tmpfs and a warning on the console and in /healthz.
+func (s *stacker) upperStore(rw string, media *Media) (Persistence, error) {
+	p, err := s.persistentStore(rw, media)
+	if err == nil {
+		return p, nil
+	}
+	warn := err.Error()
+	if errors.Is(err, errSkipped) {
+		warn = errSkipped.Error()
+	}
+	for _, l := range []string{
+		"WARNING: persistence is OFF: " + warn,
+		"WARNING: changes made now are lost at shutdown; the store was left untouched for repair",
+	} {
+		s.logf("%s", l)
+	}
+	if err := s.mountTmpfs(rw); err != nil {
+		return Persistence{}, err
+	}
+	return Persistence{Mode: "ram", Store: p.Store, Encrypted: p.Encrypted, Warning: warn}, nil
+}
+
+// persistentStore mounts the persistence store at rw. With nothing asked
+// and nothing found it mounts a tmpfs (mode "ram", no warning).
+func (s *stacker) persistentStore(rw string, media *Media) (Persistence, error) {
+	ch := s.cmd.Changes
+	if _, fresh := s.cmd.Byz["fresh"]; fresh {
+		s.logf("persistence: byz.fresh: changes are kept in RAM only")
+		return Persistence{Mode: "fresh"}, s.mountTmpfs(rw)
+	}
+	switch {
+	case ch == "":
+		if media == nil || media.FSType == "iso9660" {
+			return Persistence{Mode: "ram"}, s.mountTmpfs(rw)
+		}
+		if _, err := os.Stat(filepath.Join(media.Dir, DefaultSaveDat)); err != nil {
+			return Persistence{Mode: "ram"}, s.mountTmpfs(rw)
+		}
+		return s.saveDat(rw, media, DefaultSaveDat)
+	case strings.HasPrefix(ch, "EXIT:"):
+		return Persistence{Mode: "ram", Store: ch}, fmt.Errorf("changes=%s: saving at shutdown only is not supported yet", ch)
+	case strings.HasPrefix(ch, "/dev/"), strings.HasPrefix(ch, "LABEL="), strings.HasPrefix(ch, "UUID="):
+		return s.changesDevice(rw, ch)
+	case media == nil:
+		return Persistence{Mode: "ram", Store: ch}, fmt.Errorf("changes=%s: no boot media to hold it", ch)
+	case strings.HasSuffix(ch, ".dat"):
+		return s.saveDat(rw, media, strings.TrimPrefix(ch, "/"))
+	default:
+		return s.changesDir(rw, media, strings.TrimPrefix(ch, "/"))
+	}
+}
+
+func (s *stacker) mountTmpfs(rw string) error {
+	data := "mode=0755"
+	if s.cmd.RAMSize != "" {
+		data += ",size=" + s.cmd.RAMSize
+	}
+	if err := s.mount("tmpfs", rw, "tmpfs", 0, data); err != nil {
+		return &FatalError{Err: fmt.Errorf("the upper layer: mount -t tmpfs -o %s %s: %w", data, rw, err), Hint: "check ramsize= (e.g. ramsize=60% or ramsize=2G)"}
+	}
+	return nil
+}
+
+// saveDat mounts the save.dat at rel on the media: the media is made
+// writable, the file attached to a loop device, unlocked if it is LUKS2,
+// and its ext4 mounted.
+func (s *stacker) saveDat(rw string, media *Media, rel string) (Persistence, error) {
+	p := Persistence{Mode: "savedat", Store: rel}
+	file := filepath.Join(media.Dir, rel)
+	if _, err := os.Stat(file); err != nil {
+		return p, fmt.Errorf("save.dat %s: %w", rel, err)
+	}
+	if media.FSType == "iso9660" {
+		return p, fmt.Errorf("save.dat %s: the media is a CD image, which cannot be written", rel)
+	}
+	// The media was mounted read-only to be searched.
+	if err := s.mount(media.Dev, media.Dir, "", unix.MS_REMOUNT, ""); err != nil {
+		return p, fmt.Errorf("save.dat %s: making %s writable: %w (is the stick write-protected?)", rel, media.Dev, err)
+	}
+	_, dev, err := attachLoopMode(s.root, file, true)
+	if err != nil {
+		return p, fmt.Errorf("save.dat %s: %w", rel, err)
+	}
+	f, err := os.Open(dev)
+	if err != nil {
+		return p, fmt.Errorf("save.dat %s: %w", rel, err)
+	}
+	h, lerr := luks2.Read(f)
+	if lerr == nil {
+		p.Encrypted = true
+		mapped, err := s.unlock(f, dev, h, rel)
+		f.Close()
+		if err != nil {
+			return p, err
+		}
+		dev = mapped
+	} else {
+		info, ok := sniff(f)
+		f.Close()
+		if !ok || info.Type != "ext4" {
+			return p, fmt.Errorf("save.dat %s holds neither ext4 nor LUKS2 (%v)", rel, lerr)
+		}
+	}
+	if err := s.mountStore(dev, rw); err != nil {
+		if p.Encrypted {
+			luks2.Close(dmName)
+		}
+		return p, fmt.Errorf("save.dat %s: %w", rel, err)
+	}
+	s.logf("persistence: save.dat %s%s", rel, map[bool]string{true: " (encrypted)"}[p.Encrypted])
+	return p, nil
+}
+
+// changesDevice mounts a whole ext4 partition named by /dev/…, LABEL= or
+// UUID=.
+func (s *stacker) changesDevice(rw, ch string) (Persistence, error) {
+	p := Persistence{Mode: "device", Store: ch}
+	dev := ""
+	for _, name := range blockCandidates(s.root) {
+		path := filepath.Join(s.root, "dev", name)
+		if ch == "/dev/"+name {
+			dev = path
+			break
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		info, ok := sniff(f)
+		f.Close()
+		if !ok {
+			continue
+		}
+		if l, isLabel := strings.CutPrefix(ch, "LABEL="); isLabel && strings.EqualFold(info.Label, l) ||
+			strings.HasPrefix(ch, "UUID=") && strings.EqualFold(info.UUID, strings.TrimPrefix(ch, "UUID=")) {
+			dev = path
+			break
+		}
+	}
+	if dev == "" {
+		return p, fmt.Errorf("changes=%s: no such device", ch)
+	}
+	f, err := os.Open(dev)
+	if err != nil {
+		return p, fmt.Errorf("changes=%s: %w", ch, err)
+	}
+	info, ok := sniff(f)
+	f.Close()
+	if !ok || info.Type != "ext4" {
+		return p, fmt.Errorf("changes=%s: %s holds no ext4 file system (persistence needs one; it is never formatted for you)", ch, dev)
+	}
+	if err := s.mountStore(dev, rw); err != nil {
+		return p, fmt.Errorf("changes=%s: %w", ch, err)
+	}
+	s.logf("persistence: %s", ch)
+	return p, nil
+}
+
+// changesDir keeps the changes in a folder of the media, which must be a
+// POSIX file system (not FAT, not a CD).
+func (s *stacker) changesDir(rw string, media *Media, rel string) (Persistence, error) {
+	p := Persistence{Mode: "dir", Store: rel}
+	if media.FSType != "ext4" {
+		return p, fmt.Errorf("changes=/%s: the media is %s, which cannot hold owners and modes; use a save.dat (changes=/%s/save.dat)", rel, media.FSType, rel)
+	}
+	if err := s.mount(media.Dev, media.Dir, "", unix.MS_REMOUNT, ""); err != nil {
+		return p, fmt.Errorf("changes=/%s: making %s writable: %w", rel, media.Dev, err)
+	}
+	dir := filepath.Join(media.Dir, rel)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return p, fmt.Errorf("changes=/%s: %w", rel, err)
+	}
+	if err := s.mount(dir, rw, "", unix.MS_BIND, ""); err != nil {
+		return p, fmt.Errorf("changes=/%s: %w", rel, err)
+	}
+	s.logf("persistence: folder /%s on %s", rel, media.Dev)
+	return p, nil
+}
+
+// mountStore mounts an ext4 store read-write at rw. The kernel replays
+// its journal after a crash; a store it refuses is left alone.
+func (s *stacker) mountStore(dev, rw string) error {
+	if err := s.mount(dev, rw, "ext4", unix.MS_NOATIME, ""); err != nil {
+		return fmt.Errorf("mount -t ext4 %s: %w (run e2fsck on it from another machine)", dev, err)
+	}
+	return nil
+}
+
+// unlock asks for the passphrase on the console until it opens the
+// volume, or the user chooses to boot without persistence, and maps the
+// volume through dm-crypt. The passphrase is never echoed nor logged, and
+// it and the key are wiped once used.
+func (s *stacker) unlock(r io.ReaderAt, dev string, h *luks2.Header, rel string) (string, error) {
+	con, err := os.OpenFile(filepath.Join(s.root, "dev/console"), os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("save.dat %s is encrypted, and there is no console to ask for its passphrase: %w", rel, err)
+	}
+	defer con.Close()
+	in := bufio.NewReader(con)
+	s.logf("%s is encrypted: asking for its passphrase on the console", rel)
+	for attempt := 1; ; attempt++ {
+		fmt.Fprintf(con, "byz-init: %s is encrypted. Passphrase (an empty line to boot without persistence): ", rel)
+		pass, err := readSecret(con, in)
+		fmt.Fprintln(con)
+		if err != nil {
+			return "", fmt.Errorf("save.dat %s: reading the passphrase: %w", rel, err)
+		}
+		if len(pass) == 0 {
+			fmt.Fprint(con, "byz-init: boot WITHOUT persistence (changes are lost at shutdown)? Type yes to confirm: ")
+			ans, err := in.ReadString('\n')
+			if err != nil {
+				return "", fmt.Errorf("save.dat %s: %w", rel, err)
+			}
+			if strings.TrimSpace(ans) == "yes" {
+				return "", errSkipped
+			}
+			continue
+		}
+		key, _, err := luks2.Unlock(r, h, pass)
+		clear(pass)
+		if errors.Is(err, luks2.ErrWrongPassphrase) {
+			s.logf("wrong passphrase for %s (attempt %d); try again", rel, attempt)
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("save.dat %s: %w", rel, err)
+		}
+		mapped, err := luks2.Open(dev, h, key, dmName)
+		clear(key)
+		if err != nil {
+			return "", fmt.Errorf("save.dat %s: %w", rel, err)
+		}
+		s.logf("unlocked %s", rel)
+		return mapped, nil
+	}
+}
+
+// readSecret reads a line from the console with echo off.
+func readSecret(con *os.File, in *bufio.Reader) ([]byte, error) {
+	fd := int(con.Fd())
+	if t, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
+		quiet := *t
+		quiet.Lflag &^= unix.ECHO
+		quiet.Lflag |= unix.ICANON
+		if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err == nil {
+			defer unix.IoctlSetTermios(fd, unix.TCSETS, t)
+		}
+	}
+	line, err := in.ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		return nil, err
+	}
+	pass := bytes.Clone(bytes.TrimRight(line, "\r\n"))
+	clear(line)
+	return pass, nil
+}
+
+// writePersistence leaves p for byzd.
+func writePersistence(root string, p Persistence) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(root, PersistenceJSON)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
