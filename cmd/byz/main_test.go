@@ -57,7 +57,8 @@ func byz(t *testing.T, cred *syscall.Credential, args ...string) result {
 
 func TestHelpHasExamples(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"module", "create", "--help"}, {"module", "ls", "--help"},
-		{"module", "info", "--help"}, {"module", "extract", "--help"}, {"module", "deps", "--help"}} {
+		{"module", "info", "--help"}, {"module", "extract", "--help"}, {"module", "deps", "--help"},
+		{"persist", "create", "--help"}} {
 		r := byz(t, nil, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
 			t.Errorf("byz %v: exit %d, no Examples section:\n%s", args, r.code, r.stdout)
@@ -236,5 +237,56 @@ func TestUnreadableFile(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(outDir); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// TestPersistCreate makes a plain and an encrypted save.dat on a media
+// folder; e2fsck and cryptsetup accept them, and a second create is
+// refused without touching the first.
+func TestPersistCreate(t *testing.T) {
+	fsck := testenv.RequireTool(t, "e2fsck")
+	cs := testenv.RequireTool(t, "cryptsetup")
+	for _, enc := range []bool{false, true} {
+		media := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(media, "byzantium"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"persist", "create", "--media", media, "--size", "64M"}
+		pf := filepath.Join(t.TempDir(), "pass")
+		if enc {
+			if err := os.WriteFile(pf, []byte("mesh at dawn\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--encrypt", "--passphrase-file", pf, "--kdf-memory", "16M", "--kdf-time", "1")
+		}
+		r := byz(t, nil, args...)
+		sd := filepath.Join(media, "byzantium/changes/save.dat")
+		if r.code != 0 || !strings.Contains(r.stdout, sd) {
+			t.Fatalf("byz %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+		if enc {
+			// The passphrase is the file's first line, without its newline.
+			if err := os.WriteFile(pf, []byte("mesh at dawn"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(cs, "open", "--test-passphrase", "--key-file", pf, sd).CombinedOutput(); err != nil {
+				t.Errorf("cryptsetup open --test-passphrase: %v\n%s", err, out)
+			}
+		} else if out, err := exec.Command(fsck, "-fn", sd).CombinedOutput(); err != nil {
+			t.Errorf("e2fsck -fn: %v\n%s", err, out)
+		}
+		before, _ := os.ReadFile(sd)
+		if r := byz(t, nil, args...); r.code != 1 || !strings.Contains(r.stderr, "never overwritten") {
+			t.Errorf("a second create: exit %d\n%s", r.code, r.stderr)
+		}
+		if after, _ := os.ReadFile(sd); string(before) != string(after) {
+			t.Error("a refused create changed the save.dat")
+		}
+	}
+	if r := byz(t, nil, "persist", "create", "--media", t.TempDir()); r.code != 1 || !strings.Contains(r.stderr, "no byzantium/ folder") {
+		t.Errorf("create on a folder that is not media: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := byz(t, nil, "persist", "create", "--size", "64M"); r.code != 2 {
+		t.Errorf("create without --media: exit %d, want 2", r.code)
 	}
 }

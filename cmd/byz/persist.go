@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"byzantium/builder/spec"
+	"byzantium/runtime/initsys"
+	"byzantium/runtime/luks2"
+	"byzantium/runtime/savedat"
+)
+
+func newPersistCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "persist",
+		Short: "Make and manage persistence stores (save.dat)",
+	}
+	c.AddCommand(newPersistCreateCmd())
+	return c
+}
+
+func newPersistCreateCmd() *cobra.Command {
+	var (
+		media, image, size, passFile string
+		encrypt                      bool
+		kdfMemory                    string
+		kdfTime                      int
+	)
+	c := &cobra.Command{
+		Use:   "create --media DIR --size SIZE [--encrypt [--passphrase-file F]]",
+		Short: "Make a save.dat on boot media, which byz-init then uses without being told",
+		Long: `Make byzantium/changes/save.dat on the media folder DIR (a mounted stick, or a
+media tree): an ext4 file system in a file, which byz-init mounts at boot as
+the layer that keeps the node's changes. With --encrypt it is a LUKS2 volume
+(aes-xts-plain64, argon2id), which byz-init unlocks with a passphrase asked
+on the console; cryptsetup opens it too. The passphrase comes from
+--passphrase-file (its first line), or is asked twice on the terminal.
+
+An existing save.dat is never replaced.`,
+		Example: `  byz persist create --media /media/stick --size 1G
+  byz persist create --media /media/stick --size 2G --encrypt
+  byz persist create --media out/byzantium-test --size 512M --encrypt --passphrase-file pass.txt`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if image != "" {
+				return fmt.Errorf("persist create: --image is not supported yet: mount the image's FAT partition (or use mtools' mcopy) and pass --media")
+			}
+			if media == "" {
+				return usageError{fmt.Errorf("persist create: --media DIR is required")}
+			}
+			n, err := spec.ParseSize(size)
+			if err != nil {
+				return usageError{fmt.Errorf("--size: %w", err)}
+			}
+			if fi, err := os.Stat(filepath.Join(media, "byzantium")); err != nil || !fi.IsDir() {
+				return fmt.Errorf("persist create: %s has no byzantium/ folder: is it Byzantium boot media?", media)
+			}
+			opts := savedat.Options{Size: n}
+			if encrypt {
+				mem, err := spec.ParseSize(kdfMemory)
+				if err != nil {
+					return usageError{fmt.Errorf("--kdf-memory: %w", err)}
+				}
+				opts.KDF = luks2.KDFParams{Type: "argon2id", Time: kdfTime, Memory: int(mem >> 10), Threads: 4}
+				if opts.Passphrase, err = passphrase(passFile); err != nil {
+					return err
+				}
+				defer clear(opts.Passphrase)
+			} else if passFile != "" {
+				return usageError{fmt.Errorf("persist create: --passphrase-file needs --encrypt")}
+			}
+			path := filepath.Join(media, initsys.DefaultSaveDat)
+			if err := savedat.Create(path, opts); err != nil {
+				return err
+			}
+			kind := "plain"
+			if encrypt {
+				kind = "encrypted"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "byz: wrote %s (%s, %s)\n", path, spec.FormatSize(n), kind)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&media, "media", "", "the boot media folder (holding byzantium/)")
+	f.StringVar(&image, "image", "", "a USB image (not supported yet)")
+	f.StringVar(&size, "size", "512M", "size of the save.dat (K, M, G)")
+	f.BoolVar(&encrypt, "encrypt", false, "make it a LUKS2 volume")
+	f.StringVar(&passFile, "passphrase-file", "", "read the passphrase from this file's first line")
+	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory (cryptsetup's default is 1G; a node needs that much RAM free to unlock)")
+	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes")
+	return c
+}
+
+// passphrase reads the passphrase from file's first line, or asks twice
+// on the terminal with echo off.
+func passphrase(file string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("passphrase: %w", err)
+		}
+		line, _, _ := bytes.Cut(b, []byte("\n"))
+		p := bytes.Clone(bytes.TrimRight(line, "\r"))
+		clear(b)
+		if len(p) == 0 {
+			return nil, fmt.Errorf("passphrase: %s starts with an empty line", file)
+		}
+		return p, nil
+	}
+	fd := int(os.Stdin.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, errors.New("passphrase: standard input is not a terminal: use --passphrase-file")
+	}
+	quiet := *t
+	quiet.Lflag &^= unix.ECHO
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, fmt.Errorf("passphrase: %w", err)
+	}
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, t)
+	in := bufio.NewReader(os.Stdin)
+	read := func(prompt string) ([]byte, error) {
+		fmt.Fprint(os.Stderr, prompt)
+		line, err := in.ReadBytes('\n')
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return nil, fmt.Errorf("passphrase: %w", err)
+		}
+		p := bytes.Clone(bytes.TrimRight(line, "\r\n"))
+		clear(line)
+		return p, nil
+	}
+	a, err := read("Passphrase for the save.dat: ")
+	if err != nil {
+		return nil, err
+	}
+	b, err := read("The same again: ")
+	if err != nil {
+		clear(a)
+		return nil, err
+	}
+	defer clear(b)
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		clear(a)
+		return nil, errors.New("passphrase: empty, or the two differ")
+	}
+	return a, nil
+}
