@@ -233,6 +233,11 @@ func (s *stacker) mountStore(dev, rw string) error {
 	if err := s.mount(dev, rw, "ext4", unix.MS_NOATIME, ""); err != nil {
 		return fmt.Errorf("mount -t ext4 %s: %w (run e2fsck on it from another machine)", dev, err)
 	}
+	// e2fsck puts what it salvages in lost+found; go-diskfs's mkfs (and
+	// so a save.dat from byz persist create) makes none.
+	if err := os.Mkdir(filepath.Join(rw, "lost+found"), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		s.logf("warning: %v", err)
+	}
 	return nil
 }
 
