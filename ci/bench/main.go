@@ -40,6 +40,12 @@ type pair struct {
 func main() {
 	// The bench runs our ISO writer in a child process of its own so its
 	// time and RSS are measured the same way as xorriso's.
+	if len(os.Args) == 4 && os.Args[1] == "-unlock" {
+		if err := unlock(os.Args[2], os.Args[3]); err != nil {
+			fatalf("%v", err)
+		}
+		return
+	}
 	if len(os.Args) == 4 && os.Args[1] == "-write-iso" {
 		if err := writeISO(os.Args[2], os.Args[3]); err != nil {
 			fatalf("%v", err)
@@ -114,6 +120,9 @@ func main() {
 		if p := isoPair(*iso, tmp); p != nil {
 			pairs = append(pairs, p)
 		}
+	}
+	if !*quick {
+		pairs = append(pairs, luksPairs(tmp)...)
 	}
 	fmt.Printf("tree %s: %d files, %.1f MiB of file data; %d runs each, fastest kept\n\n", *tree, files, float64(bytes)/(1<<20), *runs)
 	for _, p := range pairs {
