@@ -2,15 +2,21 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"byzantium/builder/initramfs"
 	"byzantium/ci/qemu"
+	"byzantium/ci/testenv"
 	"byzantium/modules/deb"
+	"byzantium/runtime/luks2"
+	"byzantium/runtime/savedat"
 )
 
 // BenchmarkBootBIOSDisk measures QEMU start to /healthz answering for the
@@ -97,4 +103,68 @@ func floorInitramfs(b *testing.B) string {
 		b.Fatal(err)
 	}
 	return path
+}
+
+// BenchmarkPersistWrite measures, in the guest, a 48 MiB write with fsync
+// into the persistence store: a plain save.dat and an encrypted one
+// (dm-crypt aes-xts-plain64 under ext4), side by side (make bench).
+func BenchmarkPersistWrite(b *testing.B) {
+	img := cloudImages(b)
+	mcopy, mmd := testenv.RequireTool(b, "mcopy"), testenv.RequireTool(b, "mmd")
+	rates := map[bool]float64{}
+	for b.Loop() {
+		for _, encrypted := range []bool{false, true} {
+			sd := filepath.Join(b.TempDir(), "save.dat")
+			opts := savedat.Options{Size: 128 << 20}
+			if encrypted {
+				opts.Passphrase = []byte("bench")
+				opts.KDF = luks2.KDFParams{Type: "argon2id", Time: 1, Memory: 32 << 10, Threads: 2}
+			}
+			if err := savedat.Create(sd, opts); err != nil {
+				b.Fatal(err)
+			}
+			disk := scratchCopy(b, img.usb)
+			for _, c := range [][]string{{mmd, "-i", disk + "@@1M", "::byzantium/changes"},
+				{mcopy, "-i", disk + "@@1M", sd, "::byzantium/changes/save.dat"}} {
+				cmd := exec.Command(c[0], c[1:]...)
+				cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("%s: %v\n%s", c[0], err, out)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+			vm := qemu.StartT(b, qemu.Config{Options: qemu.Options{Disk: disk}, SerialLog: filepath.Join(b.TempDir(), "serial.log")})
+			if encrypted {
+				if _, err := vm.Expect(ctx, "asking for its passphrase"); err != nil {
+					b.Fatal(err)
+				}
+				vm.Type("bench\n")
+			}
+			if _, err := vm.Expect(ctx, "byzd: serving"); err != nil {
+				b.Fatal(err)
+			}
+			// busybox dd reports no rate and busybox date no fraction
+			// of a second: time it with /proc/uptime's centiseconds.
+			vm.Type("mkdir -p /root; up() { cut -d' ' -f1 /proc/uptime | tr -d .; }; s=$(up); " +
+				"dd if=/dev/zero of=/root/big bs=1M count=48 conv=fsync 2>/dev/null; e=$(up); echo took-$((e-s))-cs\n")
+			line, err := vm.Expect(ctx, "-cs")
+			for err == nil && !strings.HasPrefix(strings.TrimSpace(line), "took-") {
+				line, err = vm.Expect(ctx, "-cs")
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			var cs int
+			if _, err := fmt.Sscanf(strings.TrimSpace(line), "took-%d-cs", &cs); err != nil || cs <= 0 {
+				b.Fatalf("cannot read the time in %q", line)
+			}
+			rates[encrypted] += 48 / (float64(cs) / 100)
+			vm.Kill()
+			cancel()
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(rates[false]/n, "MiB/s-plain")
+	b.ReportMetric(rates[true]/n, "MiB/s-encrypted")
+	b.ReportMetric(rates[true]/rates[false], "encrypted/plain")
 }

@@ -82,58 +82,68 @@ func TestPersistencePartition(t *testing.T) {
 	}
 }
 
-// TestPersistenceEncryptedSaveDat boots the USB image (BIOS, GRUB) with an
-// encrypted byzantium/changes/save.dat, which byz-init uses without being
-// told: a wrong passphrase is refused and asked again, the right one
-// unlocks, and a file written before a power cut is there on the next
-// boot.
-func TestPersistenceEncryptedSaveDat(t *testing.T) {
+// TestPersistenceSaveDat boots the USB image (BIOS, GRUB) with a
+// byzantium/changes/save.dat, plain and encrypted, which byz-init uses
+// without being told. Encrypted: a wrong passphrase is refused and asked
+// again, the right one unlocks. Either way a file written before a power
+// cut is there on the next boot.
+func TestPersistenceSaveDat(t *testing.T) {
 	img := cloudImages(t)
 	mcopy, mmd := testenv.RequireTool(t, "mcopy"), testenv.RequireTool(t, "mmd")
-	dir := t.TempDir()
-	sd := filepath.Join(dir, "save.dat")
 	const pass = "mesh-at-dawn"
-	if err := savedat.Create(sd, savedat.Options{Size: 64 << 20, Passphrase: []byte(pass),
-		KDF: luks2.KDFParams{Type: "argon2id", Time: 2, Memory: 64 << 10, Threads: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	disk := scratchCopy(t, img.usb)
-	for _, c := range [][]string{{mmd, "-i", disk + "@@1M", "::byzantium/changes"},
-		{mcopy, "-i", disk + "@@1M", sd, "::byzantium/changes/save.dat"}} {
-		cmd := exec.Command(c[0], c[1:]...)
-		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", c[0], err, out)
-		}
-	}
-	for boot := 1; boot <= 2; boot++ {
-		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-		vm := qemu.StartT(t, qemu.Config{Options: qemu.Options{Disk: disk}, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
-		if _, err := vm.Expect(ctx, "byzantium/changes/save.dat is encrypted: asking for its passphrase"); err != nil {
-			t.Fatal(err)
-		}
-		if boot == 1 {
-			if err := vm.Type("not-it\n"); err != nil {
+	for _, encrypted := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "encrypted"}[encrypted], func(t *testing.T) {
+			sd := filepath.Join(t.TempDir(), "save.dat")
+			opts := savedat.Options{Size: 64 << 20}
+			if encrypted {
+				opts.Passphrase = []byte(pass)
+				opts.KDF = luks2.KDFParams{Type: "argon2id", Time: 2, Memory: 64 << 10, Threads: 2}
+			}
+			if err := savedat.Create(sd, opts); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := vm.Expect(ctx, "wrong passphrase for byzantium/changes/save.dat"); err != nil {
-				t.Fatal(err)
+			disk := scratchCopy(t, img.usb)
+			for _, c := range [][]string{{mmd, "-i", disk + "@@1M", "::byzantium/changes"},
+				{mcopy, "-i", disk + "@@1M", sd, "::byzantium/changes/save.dat"}} {
+				cmd := exec.Command(c[0], c[1:]...)
+				cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v\n%s", c[0], err, out)
+				}
 			}
-		}
-		if err := vm.Type(pass + "\n"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := vm.Expect(ctx, "unlocked byzantium/changes/save.dat"); err != nil {
-			t.Fatal(err)
-		}
-		if boot == 1 {
-			writeAndCrash(ctx, t, vm)
-		} else {
-			if line := readBack(ctx, t, vm, "savedat"); !strings.Contains(line, `"encrypted":true`) {
-				t.Errorf("persistence report %s, want encrypted", line)
+			for boot := 1; boot <= 2; boot++ {
+				ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+				vm := qemu.StartT(t, qemu.Config{Options: qemu.Options{Disk: disk}, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+				if encrypted {
+					if _, err := vm.Expect(ctx, "byzantium/changes/save.dat is encrypted: asking for its passphrase"); err != nil {
+						t.Fatal(err)
+					}
+					if boot == 1 {
+						if err := vm.Type("not-it\n"); err != nil {
+							t.Fatal(err)
+						}
+						if _, err := vm.Expect(ctx, "wrong passphrase for byzantium/changes/save.dat"); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := vm.Type(pass + "\n"); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := vm.Expect(ctx, "unlocked byzantium/changes/save.dat"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := vm.Expect(ctx, "persistence: save.dat byzantium/changes/save.dat"); err != nil {
+					t.Fatal(err)
+				}
+				if boot == 1 {
+					writeAndCrash(ctx, t, vm)
+				} else if line := readBack(ctx, t, vm, "savedat"); strings.Contains(line, `"encrypted":true`) != encrypted {
+					t.Errorf("persistence report %s, want encrypted %v", line, encrypted)
+				}
+				cancel()
 			}
-		}
-		cancel()
+		})
 	}
 }
 
