@@ -31,10 +31,18 @@ var fingerprintLine = regexp.MustCompile(`byzd: TLS certificate sha256 fingerpri
 
 // health is byzd's GET /healthz body.
 type health struct {
-	Status  string   `json:"status"`
-	Version string   `json:"version"`
-	Node    string   `json:"node"`
-	Modules []string `json:"modules"`
+	Status      string   `json:"status"`
+	Version     string   `json:"version"`
+	Node        string   `json:"node"`
+	Modules     []string `json:"modules"`
+	Persistence *struct {
+		Mode      string `json:"mode"`
+		Store     string `json:"store"`
+		Encrypted bool   `json:"encrypted"`
+		Warning   string `json:"warning"`
+		SizeBytes uint64 `json:"size_bytes"`
+		FreeBytes uint64 `json:"free_bytes"`
+	} `json:"persistence"`
 }
 
 // TestBootMatrix boots the test spec's outputs every way a node boots

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -225,5 +226,88 @@ func TestPersistenceKillLoop(t *testing.T) {
 	}
 	if out, err := exec.Command(fsck, "-fn", cp).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn after the replay: %v\n%s", err, out)
+	}
+}
+
+// TestPersistenceFull fills the store: the write fails with ENOSPC, the
+// node keeps running and serving, and /healthz shows the store full. A
+// store that will not mount (not ext4 here) is left alone, and /healthz
+// carries the warning.
+func TestPersistenceFull(t *testing.T) {
+	img := cloudImages(t)
+	store := filepath.Join(t.TempDir(), "store.img")
+	if err := savedat.Create(store, savedat.Options{Size: 40 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	httpsPort := freePort(t)
+	opts := qemu.Options{Kernel: img.vmlinuz, Initrd: img.initrd, ISO: img.iso, Disk: store,
+		Append: "console=ttyS0 changes=/dev/vda", Forward: []string{fmt.Sprintf("%d:443", httpsPort)}}
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	line, err := vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := fingerprintLine.FindStringSubmatch(line)[1]
+	if _, err := vm.Expect(ctx, "byzd: serving"); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Type("mkdir -p /root; dd if=/dev/zero of=/root/fill bs=1M 2>&1 | grep -c 'No space'; echo alive-$((2+2))\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Expect(ctx, "alive-4"); err != nil {
+		t.Fatal(err)
+	}
+	base := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
+	var h health
+	for {
+		if h, err = getHealth(ctx, base, fp); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("/healthz with the store full: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	p := h.Persistence
+	if h.Status != "ok" || p == nil || p.Mode != "device" || p.SizeBytes == 0 || p.FreeBytes > 1<<20 {
+		t.Errorf("/healthz with the store full: status %q, persistence %+v", h.Status, p)
+	}
+	vm.Kill()
+
+	// A store that is not ext4: the boot goes on in RAM, and says so.
+	bad := filepath.Join(t.TempDir(), "bad.img")
+	if err := os.WriteFile(bad, make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts.Disk = bad
+	vm = qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	if _, err := vm.Expect(ctx, "WARNING: persistence is OFF: changes=/dev/vda"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err = vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint"); err != nil {
+		t.Fatal(err)
+	}
+	fp = fingerprintLine.FindStringSubmatch(line)[1]
+	if _, err := vm.Expect(ctx, "byzd: serving"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if h, err = getHealth(ctx, base, fp); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("/healthz without persistence: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if p := h.Persistence; p == nil || p.Mode != "ram" || !strings.Contains(p.Warning, "holds no ext4") {
+		t.Errorf("/healthz without persistence: %+v", p)
+	}
+	if b, err := os.ReadFile(bad); err != nil || !bytes.Equal(b, make([]byte, 8<<20)) {
+		t.Errorf("the store that would not mount was written to (%v)", err)
 	}
 }
