@@ -58,7 +58,7 @@ func byz(t *testing.T, cred *syscall.Credential, args ...string) result {
 func TestHelpHasExamples(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"module", "create", "--help"}, {"module", "ls", "--help"},
 		{"module", "info", "--help"}, {"module", "extract", "--help"}, {"module", "deps", "--help"},
-		{"persist", "create", "--help"}} {
+		{"persist", "create", "--help"}, {"persist", "passphrase", "--help"}} {
 		r := byz(t, nil, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
 			t.Errorf("byz %v: exit %d, no Examples section:\n%s", args, r.code, r.stdout)
@@ -288,5 +288,48 @@ func TestPersistCreate(t *testing.T) {
 	}
 	if r := byz(t, nil, "persist", "create", "--size", "64M"); r.code != 2 {
 		t.Errorf("create without --media: exit %d, want 2", r.code)
+	}
+}
+
+// TestPersistPassphrase changes an encrypted save.dat's passphrase, then
+// adds a second one: cryptsetup agrees on which open it.
+func TestPersistPassphrase(t *testing.T) {
+	cs := testenv.RequireTool(t, "cryptsetup")
+	media := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(media, "byzantium"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pf := func(name, pass string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(pass+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b, c := pf("a", "alpha"), pf("b", "bravo"), pf("c", "charlie")
+	if r := byz(t, nil, "persist", "create", "--media", media, "--size", "64M", "--encrypt", "--passphrase-file", a,
+		"--kdf-memory", "16M", "--kdf-time", "1"); r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	sd := filepath.Join(media, "byzantium/changes/save.dat")
+	if r := byz(t, nil, "persist", "passphrase", sd, "--old-file", c, "--new-file", b); r.code != 1 || !strings.Contains(r.stderr, "no keyslot opens") {
+		t.Errorf("a wrong old passphrase: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := byz(t, nil, "persist", "passphrase", sd, "--old-file", a, "--new-file", b); r.code != 0 {
+		t.Fatalf("change: %s", r.stderr)
+	}
+	if r := byz(t, nil, "persist", "passphrase", sd, "--old-file", b, "--new-file", c, "--add"); r.code != 0 {
+		t.Fatalf("add: %s", r.stderr)
+	}
+	for name, ok := range map[string]bool{"alpha": false, "bravo": true, "charlie": true} {
+		kf := filepath.Join(dir, "kf")
+		if err := os.WriteFile(kf, []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(cs, "open", "--test-passphrase", "--key-file", kf, sd).CombinedOutput()
+		if (err == nil) != ok {
+			t.Errorf("cryptsetup with %q: %v (want success %v)\n%s", name, err, ok, out)
+		}
 	}
 }

@@ -22,8 +22,107 @@ func newPersistCmd() *cobra.Command {
 		Use:   "persist",
 		Short: "Make and manage persistence stores (save.dat)",
 	}
-	c.AddCommand(newPersistCreateCmd())
+	c.AddCommand(newPersistCreateCmd(), newPersistPassphraseCmd())
 	return c
+}
+
+func newPersistPassphraseCmd() *cobra.Command {
+	var oldFile, newFile string
+	var add bool
+	c := &cobra.Command{
+		Use:   "passphrase SAVE.DAT [--old-file F] [--new-file F] [--add]",
+		Short: "Change (or add) the passphrase of an encrypted save.dat",
+		Long: `Open the encrypted save.dat with a passphrase it has and give it a new one.
+By default the old passphrase is removed once the new one is in (a change);
+with --add both open it. The volume key, and so the data, stay the same.
+Passphrases come from files (their first line) or are asked on the terminal.
+cryptsetup sees the same result (it is a LUKS2 keyslot change).`,
+		Example: `  byz persist passphrase /media/stick/byzantium/changes/save.dat
+  byz persist passphrase save.dat --old-file old.txt --new-file new.txt
+  byz persist passphrase save.dat --add --new-file spare.txt`,
+		Args: argsUsage(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.OpenFile(args[0], os.O_RDWR, 0)
+			if err != nil {
+				return fmt.Errorf("persist passphrase: %w", err)
+			}
+			defer f.Close()
+			h, err := luks2.Read(f)
+			if err != nil {
+				return fmt.Errorf("persist passphrase: %s: %w", args[0], err)
+			}
+			old, err := askOne(oldFile, "Current passphrase: ")
+			if err != nil {
+				return err
+			}
+			key, slot, err := luks2.Unlock(f, h, old)
+			clear(old)
+			if err != nil {
+				return fmt.Errorf("persist passphrase: %s: %w", args[0], err)
+			}
+			defer clear(key)
+			nw, err := passphrase(newFile)
+			if err != nil {
+				return err
+			}
+			defer clear(nw)
+			kdf := luks2.KDFParams{}
+			if k := h.Metadata.Keyslots[slot].KDF; k.Type == "argon2id" {
+				// Keep the costs the volume was made with.
+				kdf = luks2.KDFParams{Type: "argon2id", Time: k.Time, Memory: k.Memory, Threads: k.CPUs}
+			}
+			added, err := luks2.AddKey(f, h, key, nw, kdf, nil)
+			if err != nil {
+				return fmt.Errorf("persist passphrase: %w", err)
+			}
+			if !add {
+				if err := luks2.RemoveKey(f, h, slot); err != nil {
+					return fmt.Errorf("persist passphrase: the new passphrase is in keyslot %s, but removing the old one failed: %w", added, err)
+				}
+			}
+			if err := f.Sync(); err != nil {
+				return fmt.Errorf("persist passphrase: %w", err)
+			}
+			what := "changed"
+			if add {
+				what = "added"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "byz: passphrase %s (keyslot %s)\n", what, added)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&oldFile, "old-file", "", "read the current passphrase from this file's first line")
+	f.StringVar(&newFile, "new-file", "", "read the new passphrase from this file's first line")
+	f.BoolVar(&add, "add", false, "keep the current passphrase too")
+	return c
+}
+
+// askOne reads one passphrase from file, or once from the terminal.
+func askOne(file, prompt string) ([]byte, error) {
+	if file != "" {
+		return passphrase(file)
+	}
+	fd := int(os.Stdin.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, errors.New("passphrase: standard input is not a terminal: use --old-file")
+	}
+	quiet := *t
+	quiet.Lflag &^= unix.ECHO
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, fmt.Errorf("passphrase: %w", err)
+	}
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, t)
+	fmt.Fprint(os.Stderr, prompt)
+	line, err := bufio.NewReader(os.Stdin).ReadBytes('\n')
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return nil, fmt.Errorf("passphrase: %w", err)
+	}
+	p := bytes.Clone(bytes.TrimRight(line, "\r\n"))
+	clear(line)
+	return p, nil
 }
 
 func newPersistCreateCmd() *cobra.Command {
