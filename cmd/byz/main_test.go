@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"byzantium/ci/testenv"
+	"byzantium/image/usbimg"
+	"byzantium/modules/entry"
 )
 
 // byzBin is the byz binary built once for these tests.
@@ -331,5 +333,51 @@ func TestPersistPassphrase(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("cryptsetup with %q: %v (want success %v)\n%s", name, err, ok, out)
 		}
+	}
+}
+
+// TestPersistCreateImage puts a save.dat into a USB image's FAT partition:
+// fsck.fat finds the partition clean, mtools reads the save.dat back, and
+// e2fsck finds it clean. One that does not fit leaves the image as it was.
+func TestPersistCreateImage(t *testing.T) {
+	fsck, fsckFat := testenv.RequireTool(t, "e2fsck"), testenv.RequireTool(t, "fsck.fat")
+	mcopy := testenv.RequireTool(t, "mcopy")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "usb.img")
+	tree := &entry.Slice{Headers: []*entry.Header{
+		{Path: "byzantium/base/000-kernel.xzm", Type: entry.TypeRegular, Mode: 0o644, Size: 5},
+	}, Bodies: map[string][]byte{"byzantium/base/000-kernel.xzm": []byte("kern\n")}}
+	if err := usbimg.Write(img, tree, usbimg.Options{Size: 128 << 20, Spare: 16 << 20, Seed: []byte("t")}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(img)
+	if r := byz(t, nil, "persist", "create", "--image", img, "--size", "512M"); r.code != 1 || !strings.Contains(r.stderr, "no space") {
+		t.Errorf("a save.dat larger than the partition: exit %d\n%s", r.code, r.stderr)
+	}
+	if after, _ := os.ReadFile(img); string(before) != string(after) {
+		t.Error("a refused create changed the image")
+	}
+	if r := byz(t, nil, "persist", "create", "--image", img, "--size", "48M"); r.code != 0 {
+		t.Fatalf("persist create --image: exit %d\n%s", r.code, r.stderr)
+	}
+	b, _ := os.ReadFile(img)
+	part := filepath.Join(dir, "part.img")
+	if err := os.WriteFile(part, b[1<<20:(128-16)<<20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(fsckFat, "-n", part).CombinedOutput(); err != nil {
+		t.Errorf("fsck.fat -n: %v\n%s", err, out)
+	}
+	sd := filepath.Join(dir, "save.dat")
+	cmd := exec.Command(mcopy, "-i", img+"@@1M", "::byzantium/changes/save.dat", sd)
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mcopy: %v\n%s", err, out)
+	}
+	if fi, err := os.Stat(sd); err != nil || fi.Size() != 48<<20 {
+		t.Fatalf("the save.dat read back: %v", err)
+	}
+	if out, err := exec.Command(fsck, "-fn", sd).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn: %v\n%s", err, out)
 	}
 }

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"byzantium/builder/spec"
+	"byzantium/image/fat"
+	"byzantium/image/gpt"
 	"byzantium/runtime/initsys"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
@@ -133,7 +136,7 @@ func newPersistCreateCmd() *cobra.Command {
 		kdfTime                      int
 	)
 	c := &cobra.Command{
-		Use:   "create --media DIR --size SIZE [--encrypt [--passphrase-file F]]",
+		Use:   "create (--media DIR | --image FILE.img) --size SIZE [--encrypt [--passphrase-file F]]",
 		Short: "Make a save.dat on boot media, which byz-init then uses without being told",
 		Long: `Make byzantium/changes/save.dat on the media folder DIR (a mounted stick, or a
 media tree): an ext4 file system in a file, which byz-init mounts at boot as
@@ -142,23 +145,31 @@ the layer that keeps the node's changes. With --encrypt it is a LUKS2 volume
 on the console; cryptsetup opens it too. The passphrase comes from
 --passphrase-file (its first line), or is asked twice on the terminal.
 
+With --image, the save.dat goes into the FAT partition of a USB image byz
+built (the file is edited in place; nothing is written unless the save.dat
+fits).
+
 An existing save.dat is never replaced.`,
 		Example: `  byz persist create --media /media/stick --size 1G
+  byz persist create --image out/byzantium-usb.img --size 512M
   byz persist create --media /media/stick --size 2G --encrypt
   byz persist create --media out/byzantium-test --size 512M --encrypt --passphrase-file pass.txt`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if image != "" {
-				return fmt.Errorf("persist create: --image is not supported yet: mount the image's FAT partition (or use mtools' mcopy) and pass --media")
-			}
-			if media == "" {
-				return usageError{fmt.Errorf("persist create: --media DIR is required")}
+			if (media == "") == (image == "") {
+				return usageError{fmt.Errorf("persist create: give one of --media DIR and --image FILE.img")}
 			}
 			n, err := spec.ParseSize(size)
 			if err != nil {
 				return usageError{fmt.Errorf("--size: %w", err)}
 			}
-			if fi, err := os.Stat(filepath.Join(media, "byzantium")); err != nil || !fi.IsDir() {
+			var vol *imageVolume
+			if image != "" {
+				if vol, err = openImageVolume(image); err != nil {
+					return err
+				}
+				defer vol.f.Close()
+			} else if fi, err := os.Stat(filepath.Join(media, "byzantium")); err != nil || !fi.IsDir() {
 				return fmt.Errorf("persist create: %s has no byzantium/ folder: is it Byzantium boot media?", media)
 			}
 			opts := savedat.Options{Size: n}
@@ -176,7 +187,12 @@ An existing save.dat is never replaced.`,
 				return usageError{fmt.Errorf("persist create: --passphrase-file needs --encrypt")}
 			}
 			path := filepath.Join(media, initsys.DefaultSaveDat)
-			if err := savedat.Create(path, opts); err != nil {
+			if vol != nil {
+				path = image + ":" + initsys.DefaultSaveDat
+				if err := vol.add(opts); err != nil {
+					return err
+				}
+			} else if err := savedat.Create(path, opts); err != nil {
 				return err
 			}
 			kind := "plain"
@@ -189,7 +205,7 @@ An existing save.dat is never replaced.`,
 	}
 	f := c.Flags()
 	f.StringVar(&media, "media", "", "the boot media folder (holding byzantium/)")
-	f.StringVar(&image, "image", "", "a USB image (not supported yet)")
+	f.StringVar(&image, "image", "", "a USB image byz built (its FAT partition gets the save.dat)")
 	f.StringVar(&size, "size", "512M", "size of the save.dat (K, M, G)")
 	f.BoolVar(&encrypt, "encrypt", false, "make it a LUKS2 volume")
 	f.StringVar(&passFile, "passphrase-file", "", "read the passphrase from this file's first line")
@@ -252,4 +268,62 @@ func passphrase(file string) ([]byte, error) {
 		return nil, errors.New("passphrase: empty, or the two differ")
 	}
 	return a, nil
+}
+
+// imageVolume is the FAT partition of a USB image, open for adding files.
+type imageVolume struct {
+	f   *os.File
+	vol *fat.Volume
+}
+
+// openImageVolume finds the FAT32 partition holding byzantium/ in a GPT
+// disk image.
+func openImageVolume(image string) (*imageVolume, error) {
+	f, err := os.OpenFile(image, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("persist create: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("persist create: %w", err)
+	}
+	tab, err := gpt.Read(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("persist create: %s: %w", image, err)
+	}
+	for _, p := range tab.Partitions {
+		if v, err := fat.OpenVolume(f, p.Offset()); err == nil {
+			return &imageVolume{f: f, vol: v}, nil
+		}
+	}
+	f.Close()
+	return nil, fmt.Errorf("persist create: %s has no FAT32 partition: is it a USB image byz built?", image)
+}
+
+// add makes the save.dat in a temporary file and copies it into the
+// partition.
+func (iv *imageVolume) add(opts savedat.Options) error {
+	tmp, err := os.MkdirTemp("", "byz-persist-")
+	if err != nil {
+		return fmt.Errorf("persist create: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	sd := filepath.Join(tmp, "save.dat")
+	if err := savedat.Create(sd, opts); err != nil {
+		return err
+	}
+	src, err := os.Open(sd)
+	if err != nil {
+		return fmt.Errorf("persist create: %w", err)
+	}
+	defer src.Close()
+	if err := iv.vol.AddFile(initsys.DefaultSaveDat, opts.Size, src, time.Now()); err != nil {
+		return fmt.Errorf("persist create: %w", err)
+	}
+	if err := iv.f.Sync(); err != nil {
+		return fmt.Errorf("persist create: %w", err)
+	}
+	return nil
 }
