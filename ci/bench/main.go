@@ -58,6 +58,7 @@ func main() {
 	quick := flag.Bool("quick", false, "skip the slow cases (xz, the kernel package)")
 	runs := flag.Int("runs", 3, "runs per command; the fastest counts")
 	byz := flag.String("byz", "bin/byz", "byz binary")
+	only := flag.String("only", "", "run only the cases whose name starts with this (\"unlock\", \"zstd\")")
 	flag.Parse()
 
 	for _, tool := range []string{"mksquashfs", "dpkg-deb", "xorriso", "/usr/bin/time", *byz} {
@@ -123,6 +124,15 @@ func main() {
 	}
 	if !*quick {
 		pairs = append(pairs, luksPairs(tmp)...)
+	}
+	if *only != "" {
+		var keep []*pair
+		for _, p := range pairs {
+			if strings.HasPrefix(p.name, *only) {
+				keep = append(keep, p)
+			}
+		}
+		pairs = keep
 	}
 	fmt.Printf("tree %s: %d files, %.1f MiB of file data; %d runs each, fastest kept\n\n", *tree, files, float64(bytes)/(1<<20), *runs)
 	for _, p := range pairs {
