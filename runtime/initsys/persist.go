@@ -241,32 +241,29 @@ func (s *stacker) mountStore(dev, rw string) error {
 	return nil
 }
 
-// unlock asks for the passphrase on the console until it opens the
-// volume, or the user chooses to boot without persistence, and maps the
-// volume through dm-crypt. The passphrase is never echoed nor logged, and
-// it and the key are wiped once used.
+// unlock asks for the passphrase on every active console (the screen's
+// keyboard and the serial port both answer; the first line typed wins)
+// until it opens the volume, or the user chooses to boot without
+// persistence, and maps the volume through dm-crypt. The passphrase is
+// never echoed nor logged, and it and the key are wiped once used.
 func (s *stacker) unlock(r io.ReaderAt, dev string, h *luks2.Header, rel string) (string, error) {
-	con, err := os.OpenFile(filepath.Join(s.root, "dev/console"), os.O_RDWR, 0)
+	p, err := openPrompt(s.root)
 	if err != nil {
 		return "", fmt.Errorf("save.dat %s is encrypted, and there is no console to ask for its passphrase: %w", rel, err)
 	}
-	defer con.Close()
-	in := bufio.NewReader(con)
+	defer p.close()
 	s.logf("%s is encrypted: asking for its passphrase on the console", rel)
 	for attempt := 1; ; attempt++ {
-		fmt.Fprintf(con, "byz-init: %s is encrypted. Passphrase (an empty line to boot without persistence): ", rel)
-		pass, err := readSecret(con, in)
-		fmt.Fprintln(con)
+		pass, err := p.ask(fmt.Sprintf("byz-init: %s is encrypted. Passphrase (an empty line to boot without persistence): ", rel), false)
 		if err != nil {
 			return "", fmt.Errorf("save.dat %s: reading the passphrase: %w", rel, err)
 		}
 		if len(pass) == 0 {
-			fmt.Fprint(con, "byz-init: boot WITHOUT persistence (changes are lost at shutdown)? Type yes to confirm: ")
-			ans, err := in.ReadString('\n')
+			ans, err := p.ask("byz-init: boot WITHOUT persistence (changes are lost at shutdown)? Type yes to confirm: ", true)
 			if err != nil {
 				return "", fmt.Errorf("save.dat %s: %w", rel, err)
 			}
-			if strings.TrimSpace(ans) == "yes" {
+			if string(ans) == "yes" {
 				return "", errSkipped
 			}
 			continue
@@ -290,24 +287,86 @@ func (s *stacker) unlock(r io.ReaderAt, dev string, h *luks2.Header, rel string)
 	}
 }
 
-// readSecret reads a line from the console with echo off.
-func readSecret(con *os.File, in *bufio.Reader) ([]byte, error) {
-	fd := int(con.Fd())
-	if t, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
-		quiet := *t
-		quiet.Lflag &^= unix.ECHO
-		quiet.Lflag |= unix.ICANON
-		if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err == nil {
-			defer unix.IoctlSetTermios(fd, unix.TCSETS, t)
+// prompt reads lines from every active console at once.
+type prompt struct {
+	ttys  []*os.File
+	saved map[*os.File]*unix.Termios
+	lines chan []byte
+}
+
+// openPrompt opens the active consoles (/sys/class/tty/console/active;
+// /dev/console when that is unreadable) and starts a reader on each.
+func openPrompt(root string) (*prompt, error) {
+	names := []string{"console"}
+	if b, err := os.ReadFile(filepath.Join(root, "sys/class/tty/console/active")); err == nil && len(strings.Fields(string(b))) > 0 {
+		names = strings.Fields(string(b))
+	}
+	p := &prompt{saved: map[*os.File]*unix.Termios{}, lines: make(chan []byte, 4)}
+	var firstErr error
+	for _, n := range names {
+		f, err := os.OpenFile(filepath.Join(root, "dev", n), os.O_RDWR, 0)
+		if err != nil {
+			firstErr = err
+			continue
 		}
+		if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+			p.saved[f] = t
+		}
+		p.ttys = append(p.ttys, f)
+		go func() {
+			in := bufio.NewReader(f)
+			for {
+				line, err := in.ReadBytes('\n')
+				if err != nil {
+					clear(line)
+					return
+				}
+				p.lines <- line
+			}
+		}()
 	}
-	line, err := in.ReadBytes('\n')
-	if err != nil && len(line) == 0 {
-		return nil, err
+	if len(p.ttys) == 0 {
+		return nil, firstErr
 	}
-	pass := bytes.Clone(bytes.TrimRight(line, "\r\n"))
+	return p, nil
+}
+
+// ask prints the question on every console and returns the first line
+// typed on any, without its newline; echo is off unless echo is set.
+func (p *prompt) ask(question string, echo bool) ([]byte, error) {
+	for f, t := range p.saved {
+		q := *t
+		q.Lflag |= unix.ICANON
+		if echo {
+			q.Lflag |= unix.ECHO
+		} else {
+			q.Lflag &^= unix.ECHO
+		}
+		unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &q)
+	}
+	for _, f := range p.ttys {
+		fmt.Fprint(f, question)
+	}
+	line, ok := <-p.lines
+	for _, f := range p.ttys {
+		fmt.Fprintln(f)
+	}
+	if !ok {
+		return nil, io.EOF
+	}
+	out := bytes.Clone(bytes.TrimRight(line, "\r\n"))
 	clear(line)
-	return pass, nil
+	return out, nil
+}
+
+// close restores the consoles and stops the readers.
+func (p *prompt) close() {
+	for f, t := range p.saved {
+		unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
+	}
+	for _, f := range p.ttys {
+		f.Close()
+	}
 }
 
 // writePersistence leaves p for byzd.
