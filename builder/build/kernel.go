@@ -32,7 +32,10 @@ var (
 		// dm-crypt's aes-xts-plain64: xts builds on ecb(aes), and the
 		// kernel cannot load either on demand (no modprobe in the
 		// initramfs).
-		"dm_crypt", "aes_generic", "xts", "ecb"}
+		"dm_crypt", "aes_generic", "xts", "ecb",
+		// USB keyboards, for the save.dat passphrase prompt (a laptop's
+		// own keyboard is PS/2, built into Debian's kernels).
+		"usbhid", "hid_generic"}
 )
 
 // kernelParts are the boot artifacts made from the kernel package.
