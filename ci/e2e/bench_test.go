@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"byzantium/builder/initramfs"
 	"byzantium/ci/qemu"
-	"byzantium/ci/testenv"
 	"byzantium/modules/deb"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
@@ -110,28 +108,15 @@ func floorInitramfs(b *testing.B) string {
 // (dm-crypt aes-xts-plain64 under ext4), side by side (make bench).
 func BenchmarkPersistWrite(b *testing.B) {
 	img := cloudImages(b)
-	mcopy, mmd := testenv.RequireTool(b, "mcopy"), testenv.RequireTool(b, "mmd")
 	rates := map[bool]float64{}
 	for b.Loop() {
 		for _, encrypted := range []bool{false, true} {
-			sd := filepath.Join(b.TempDir(), "save.dat")
 			opts := savedat.Options{Size: 128 << 20}
 			if encrypted {
 				opts.Passphrase = []byte("bench")
 				opts.KDF = luks2.KDFParams{Type: "argon2id", Time: 1, Memory: 32 << 10, Threads: 2}
 			}
-			if err := savedat.Create(sd, opts); err != nil {
-				b.Fatal(err)
-			}
-			disk := scratchCopy(b, img.usb)
-			for _, c := range [][]string{{mmd, "-i", disk + "@@1M", "::byzantium/changes"},
-				{mcopy, "-i", disk + "@@1M", sd, "::byzantium/changes/save.dat"}} {
-				cmd := exec.Command(c[0], c[1:]...)
-				cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
-				if out, err := cmd.CombinedOutput(); err != nil {
-					b.Fatalf("%s: %v\n%s", c[0], err, out)
-				}
-			}
+			disk := usbWithSaveDat(b, img.usb, opts)
 			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 			vm := qemu.StartT(b, qemu.Config{Options: qemu.Options{Disk: disk}, SerialLog: filepath.Join(b.TempDir(), "serial.log")})
 			if encrypted {

@@ -217,18 +217,7 @@ func bootToHealthz(t testing.TB, opts qemu.Options, node string, expect ...strin
 	serving := time.Since(start)
 
 	base := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
-	var h health
-	var lastErr error
-	for {
-		if h, lastErr = getHealth(ctx, base, fp); lastErr == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("GET %s/healthz: %v; the console said:\n  %s", base, lastErr, strings.Join(vm.Tail(qemu.TailLines), "\n  "))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	h := waitHealth(ctx, t, vm, base, fp)
 	took := time.Since(start)
 	t.Logf("power-on to byzd serving %v, to /healthz answering %v", serving.Round(10*time.Millisecond), took.Round(10*time.Millisecond))
 	if h.Status != "ok" {
@@ -260,6 +249,24 @@ var (
 	loadedCount = regexp.MustCompile(`network drivers: (\d+) modules loaded`)
 	byzdLoaded  = regexp.MustCompile(` loaded=(\d+) `)
 )
+
+// waitHealth asks base for /healthz every 100 ms until it answers (the
+// port forward may take a moment after byzd says it serves), failing t
+// with the console's last lines when ctx ends first.
+func waitHealth(ctx context.Context, t testing.TB, vm *qemu.VM, base, fp string) health {
+	t.Helper()
+	for {
+		h, err := getHealth(ctx, base, fp)
+		if err == nil {
+			return h
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("GET %s/healthz: %v; the console said:\n  %s", base, err, strings.Join(vm.Tail(qemu.TailLines), "\n  "))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
 
 // getHealth fetches /healthz, trusting exactly the certificate whose
 // fingerprint byzd printed: a first handshake fails verification (the

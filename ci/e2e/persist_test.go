@@ -59,6 +59,28 @@ func readBack(ctx context.Context, t *testing.T, vm *qemu.VM, mode string) strin
 	return line
 }
 
+// usbWithSaveDat returns a scratch copy of the USB image usb with a
+// save.dat made with opts in byzantium/changes, put there with mtools
+// (a tool of its own, not the image/fat code under test elsewhere).
+func usbWithSaveDat(tb testing.TB, usb string, opts savedat.Options) string {
+	tb.Helper()
+	mcopy, mmd := testenv.RequireTool(tb, "mcopy"), testenv.RequireTool(tb, "mmd")
+	sd := filepath.Join(tb.TempDir(), "save.dat")
+	if err := savedat.Create(sd, opts); err != nil {
+		tb.Fatal(err)
+	}
+	disk := scratchCopy(tb, usb)
+	for _, c := range [][]string{{mmd, "-i", disk + "@@1M", "::byzantium/changes"},
+		{mcopy, "-i", disk + "@@1M", sd, "::byzantium/changes/save.dat"}} {
+		cmd := exec.Command(c[0], c[1:]...)
+		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			tb.Fatalf("%s: %v\n%s", c[0], err, out)
+		}
+	}
+	return disk
+}
+
 // TestPersistencePartition: with changes=/dev/vda (an ext4 disk), a file
 // written and synced before a power cut is there on the next boot.
 func TestPersistencePartition(t *testing.T) {
@@ -91,28 +113,15 @@ func TestPersistencePartition(t *testing.T) {
 // cut is there on the next boot.
 func TestPersistenceSaveDat(t *testing.T) {
 	img := cloudImages(t)
-	mcopy, mmd := testenv.RequireTool(t, "mcopy"), testenv.RequireTool(t, "mmd")
 	const pass = "mesh-at-dawn"
 	for _, encrypted := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "encrypted"}[encrypted], func(t *testing.T) {
-			sd := filepath.Join(t.TempDir(), "save.dat")
 			opts := savedat.Options{Size: 64 << 20}
 			if encrypted {
 				opts.Passphrase = []byte(pass)
 				opts.KDF = luks2.KDFParams{Type: "argon2id", Time: 2, Memory: 64 << 10, Threads: 2}
 			}
-			if err := savedat.Create(sd, opts); err != nil {
-				t.Fatal(err)
-			}
-			disk := scratchCopy(t, img.usb)
-			for _, c := range [][]string{{mmd, "-i", disk + "@@1M", "::byzantium/changes"},
-				{mcopy, "-i", disk + "@@1M", sd, "::byzantium/changes/save.dat"}} {
-				cmd := exec.Command(c[0], c[1:]...)
-				cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
-				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Fatalf("%s: %v\n%s", c[0], err, out)
-				}
-			}
+			disk := usbWithSaveDat(t, img.usb, opts)
 			for boot := 1; boot <= 2; boot++ {
 				ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 				o := qemu.Options{Disk: disk}
@@ -271,17 +280,7 @@ func TestPersistenceFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
-	var h health
-	for {
-		if h, err = getHealth(ctx, base, fp); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("/healthz with the store full: %v", err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	h := waitHealth(ctx, t, vm, base, fp)
 	p := h.Persistence
 	if h.Status != "ok" || p == nil || p.Mode != "device" || p.SizeBytes == 0 || p.FreeBytes > 1<<20 {
 		t.Errorf("/healthz with the store full: status %q, persistence %+v", h.Status, p)
@@ -305,16 +304,7 @@ func TestPersistenceFull(t *testing.T) {
 	if _, err := vm.Expect(ctx, "byzd: serving"); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if h, err = getHealth(ctx, base, fp); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("/healthz without persistence: %v", err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	h = waitHealth(ctx, t, vm, base, fp)
 	if p := h.Persistence; p == nil || p.Mode != "ram" || !strings.Contains(p.Warning, "holds no ext4") {
 		t.Errorf("/healthz without persistence: %+v", p)
 	}

@@ -106,26 +106,11 @@ func askOne(file, prompt string) ([]byte, error) {
 	if file != "" {
 		return passphrase(file)
 	}
-	fd := int(os.Stdin.Fd())
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	p, err := askTerminal("--old-file", prompt)
 	if err != nil {
-		return nil, errors.New("passphrase: standard input is not a terminal: use --old-file")
+		return nil, err
 	}
-	quiet := *t
-	quiet.Lflag &^= unix.ECHO
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
-		return nil, fmt.Errorf("passphrase: %w", err)
-	}
-	defer unix.IoctlSetTermios(fd, unix.TCSETS, t)
-	fmt.Fprint(os.Stderr, prompt)
-	line, err := bufio.NewReader(os.Stdin).ReadBytes('\n')
-	fmt.Fprintln(os.Stderr)
-	if err != nil {
-		return nil, fmt.Errorf("passphrase: %w", err)
-	}
-	p := bytes.Clone(bytes.TrimRight(line, "\r\n"))
-	clear(line)
-	return p, nil
+	return p[0], nil
 }
 
 func newPersistCreateCmd() *cobra.Command {
@@ -230,10 +215,25 @@ func passphrase(file string) ([]byte, error) {
 		}
 		return p, nil
 	}
+	p, err := askTerminal("--passphrase-file", "Passphrase for the save.dat: ", "The same again: ")
+	if err != nil {
+		return nil, err
+	}
+	defer clear(p[1])
+	if len(p[0]) == 0 || !bytes.Equal(p[0], p[1]) {
+		clear(p[0])
+		return nil, errors.New("passphrase: empty, or the two differ")
+	}
+	return p[0], nil
+}
+
+// askTerminal asks each prompt on the terminal with echo off and returns
+// the lines typed; flag names the option to use without a terminal.
+func askTerminal(flag string, prompts ...string) ([][]byte, error) {
 	fd := int(os.Stdin.Fd())
 	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
-		return nil, errors.New("passphrase: standard input is not a terminal: use --passphrase-file")
+		return nil, fmt.Errorf("passphrase: standard input is not a terminal: use %s", flag)
 	}
 	quiet := *t
 	quiet.Lflag &^= unix.ECHO
@@ -242,32 +242,21 @@ func passphrase(file string) ([]byte, error) {
 	}
 	defer unix.IoctlSetTermios(fd, unix.TCSETS, t)
 	in := bufio.NewReader(os.Stdin)
-	read := func(prompt string) ([]byte, error) {
+	var out [][]byte
+	for _, prompt := range prompts {
 		fmt.Fprint(os.Stderr, prompt)
 		line, err := in.ReadBytes('\n')
 		fmt.Fprintln(os.Stderr)
 		if err != nil {
+			for _, p := range out {
+				clear(p)
+			}
 			return nil, fmt.Errorf("passphrase: %w", err)
 		}
-		p := bytes.Clone(bytes.TrimRight(line, "\r\n"))
+		out = append(out, bytes.Clone(bytes.TrimRight(line, "\r\n")))
 		clear(line)
-		return p, nil
 	}
-	a, err := read("Passphrase for the save.dat: ")
-	if err != nil {
-		return nil, err
-	}
-	b, err := read("The same again: ")
-	if err != nil {
-		clear(a)
-		return nil, err
-	}
-	defer clear(b)
-	if len(a) == 0 || !bytes.Equal(a, b) {
-		clear(a)
-		return nil, errors.New("passphrase: empty, or the two differ")
-	}
-	return a, nil
+	return out, nil
 }
 
 // imageVolume is the FAT partition of a USB image, open for adding files.

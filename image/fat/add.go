@@ -406,17 +406,15 @@ func (v *Volume) Flush() error {
 		}
 	}
 	if v.fsinfoSec != 0 && v.fsinfoSec != 0xffff {
-		free, next := uint32(0), uint32(0xffffffff)
+		next := uint32(0xffffffff)
 		for c := uint32(2); c < uint32(len(v.fat)); c++ {
 			if v.next(c) == 0 {
-				free++
-				if next == 0xffffffff {
-					next = c
-				}
+				next = c
+				break
 			}
 		}
 		var b [8]byte
-		binary.LittleEndian.PutUint32(b[0:], free)
+		binary.LittleEndian.PutUint32(b[0:], v.free())
 		binary.LittleEndian.PutUint32(b[4:], next)
 		if _, err := v.rw.WriteAt(b[:], v.off+int64(v.fsinfoSec)*sectorSize+488); err != nil {
 			return fmt.Errorf("fat: writing FSInfo: %w", err)

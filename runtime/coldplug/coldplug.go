@@ -86,7 +86,7 @@ func Run(o Options) Result {
 	}
 	load := o.Load
 	if load == nil {
-		load = finitModule
+		load = FinitModule
 	}
 	var res Result
 	ix, err := loadModIndex(o.ModDir)
@@ -154,9 +154,9 @@ func Run(o Options) Result {
 	return res
 }
 
-// finitModule loads a .ko with finit_module(2), so the kernel reads the
+// FinitModule loads a .ko with finit_module(2), so the kernel reads the
 // file itself (and can check its signature against the file).
-func finitModule(path string) error {
+func FinitModule(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"byzantium/runtime/coldplug"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +67,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.Unmount = unix.Unmount
 	}
 	if cfg.LoadModule == nil {
-		cfg.LoadModule = finitModule
+		cfg.LoadModule = coldplug.FinitModule
 	}
 	return cfg
 }

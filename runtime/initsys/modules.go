@@ -3,7 +3,6 @@ package initsys
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,20 +13,6 @@ import (
 
 // LoadFunc loads one kernel module file.
 type LoadFunc func(path string) error
-
-// finitModule loads a .ko with finit_module(2), so the kernel reads the
-// file itself (and can check its signature against the file).
-func finitModule(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil {
-		return fmt.Errorf("finit_module %s: %w", path, err)
-	}
-	return nil
-}
 
 // loadModules loads the modules named in the list file, in order. It is
 // best-effort: a module that fails is logged and the rest are still tried

@@ -95,13 +95,7 @@ func Format(w io.WriterAt, opts FormatOptions) (*Header, []byte, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	random := func(n int) ([]byte, error) {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(rnd, b); err != nil {
-			return nil, fmt.Errorf("luks2: random bytes: %w", err)
-		}
-		return b, nil
-	}
+	random := func(n int) ([]byte, error) { return randomBytes(rnd, n) }
 	uuid := opts.UUID
 	if uuid == "" {
 		u, err := random(16)

@@ -19,13 +19,7 @@ import (
 // a key the KDF derives from the passphrase. It returns the keyslot and
 // its area's bytes.
 func newKeyslot(key, passphrase []byte, kdf KDFParams, offset int64, rnd io.Reader) (Keyslot, []byte, error) {
-	random := func(n int) ([]byte, error) {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(rnd, b); err != nil {
-			return nil, fmt.Errorf("luks2: random bytes: %w", err)
-		}
-		return b, nil
-	}
+	random := func(n int) ([]byte, error) { return randomBytes(rnd, n) }
 	if len(passphrase) == 0 {
 		return Keyslot{}, nil, fmt.Errorf("%w: an empty passphrase", ErrBadFormatOption)
 	}
@@ -262,4 +256,13 @@ func child(m map[string]any, k string) map[string]any {
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
+}
+
+// randomBytes reads n bytes from rnd.
+func randomBytes(rnd io.Reader, n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rnd, b); err != nil {
+		return nil, fmt.Errorf("luks2: random bytes: %w", err)
+	}
+	return b, nil
 }
