@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"byzantium/runtime/changes"
 	"byzantium/runtime/luks2"
+	"byzantium/runtime/savedat"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +23,8 @@ import (
 type Persistence struct {
 	// Mode is "ram" (no persistence: a tmpfs), "fresh" (byz.fresh),
 	// "savedat" (an ext4 file system in a file), "device" (an ext4
-	// partition) or "dir" (a folder on a POSIX file system).
+	// partition), "dir" (a folder on a POSIX file system) or "exit" (a
+	// tmpfs saved to one of those at shutdown: changes=EXIT:).
 	Mode string `json:"mode"`
 	// Store names it: the save.dat's path on the media, the device, the
 	// folder.
@@ -30,6 +33,10 @@ type Persistence struct {
 	// Warning, when set, says why the node runs without the persistence
 	// it was asked for (or found): it must be shown, never hidden.
 	Warning string `json:"warning,omitempty"`
+	// Backing is, in mode "exit", the kind of store the changes are
+	// saved to ("savedat", "device" or "dir"); it stays mounted at
+	// StoreDir.
+	Backing string `json:"backing,omitempty"`
 }
 
 // PersistenceJSON is where byz-init leaves its Persistence.
@@ -38,6 +45,9 @@ const PersistenceJSON = "run/byzantium/persistence.json"
 // DefaultSaveDat is the save.dat used without changes= when the media
 // holds one and can be written.
 const DefaultSaveDat = "byzantium/changes/save.dat"
+
+// StoreDir is where changes=EXIT: keeps its store mounted.
+const StoreDir = "run/byz/store"
 
 // dmName is the device-mapper name of an unlocked save.dat.
 const dmName = "byz-changes"
@@ -78,8 +88,7 @@ func (s *stacker) persistentStore(rw string, media *Media) (Persistence, error) 
 		s.logf("persistence: byz.fresh: changes are kept in RAM only")
 		return Persistence{Mode: "fresh"}, s.mountTmpfs(rw)
 	}
-	switch {
-	case ch == "":
+	if ch == "" {
 		if media == nil || media.FSType == "iso9660" {
 			return Persistence{Mode: "ram"}, s.mountTmpfs(rw)
 		}
@@ -87,17 +96,77 @@ func (s *stacker) persistentStore(rw string, media *Media) (Persistence, error) 
 			return Persistence{Mode: "ram"}, s.mountTmpfs(rw)
 		}
 		return s.saveDat(rw, media, DefaultSaveDat)
-	case strings.HasPrefix(ch, "EXIT:"):
-		return Persistence{Mode: "ram", Store: ch}, fmt.Errorf("changes=%s: saving at shutdown only is not supported yet", ch)
+	}
+	if rest, ok := strings.CutPrefix(ch, "EXIT:"); ok {
+		return s.changesAtExit(rw, media, rest)
+	}
+	return s.mountChanges(rw, media, ch)
+}
+
+// mountChanges mounts the store ch names (a device, a save.dat or a
+// folder of the media) at dir.
+func (s *stacker) mountChanges(dir string, media *Media, ch string) (Persistence, error) {
+	switch {
 	case strings.HasPrefix(ch, "/dev/"), strings.HasPrefix(ch, "LABEL="), strings.HasPrefix(ch, "UUID="):
-		return s.changesDevice(rw, ch)
+		return s.changesDevice(dir, ch)
 	case media == nil:
 		return Persistence{Mode: "ram", Store: ch}, fmt.Errorf("changes=%s: no boot media to hold it", ch)
+	case !filepath.IsLocal(strings.TrimPrefix(ch, "/")):
+		// ".." would leave the media, and "/" is the media's root.
+		return Persistence{Mode: "ram", Store: ch}, fmt.Errorf("changes=%s: name a folder or a .dat file inside the boot media (e.g. changes=/byzantium/changes)", ch)
 	case strings.HasSuffix(ch, ".dat"):
-		return s.saveDat(rw, media, strings.TrimPrefix(ch, "/"))
+		return s.saveDat(dir, media, strings.TrimPrefix(ch, "/"))
 	default:
-		return s.changesDir(rw, media, strings.TrimPrefix(ch, "/"))
+		return s.changesDir(dir, media, strings.TrimPrefix(ch, "/"))
 	}
+}
+
+// changesAtExit is changes=EXIT:STORE: the store is mounted at StoreDir
+// and its saved changes copied into a tmpfs upper layer, which byzd (at
+// shutdown, or when asked) copies back. If the changes cannot all be
+// loaded, the store is unmounted and not used: saving a partial copy
+// would delete the rest.
+func (s *stacker) changesAtExit(rw string, media *Media, ch string) (Persistence, error) {
+	if ch == "" || strings.HasPrefix(ch, "EXIT:") {
+		return Persistence{Mode: "ram", Store: "EXIT:" + ch}, fmt.Errorf("changes=EXIT:%s: name a store after EXIT: (a save.dat, a partition or a folder)", ch)
+	}
+	store := filepath.Join(s.root, StoreDir)
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		return Persistence{Mode: "ram", Store: ch}, fmt.Errorf("changes=EXIT:%s: %w", ch, err)
+	}
+	p, err := s.mountChanges(store, media, ch)
+	if err != nil {
+		return p, err
+	}
+	p.Backing, p.Mode = p.Mode, "exit"
+	tmpfsUp := false
+	giveUp := func(err error) (Persistence, error) {
+		if tmpfsUp {
+			if uerr := s.unmount(rw, unix.MNT_DETACH); uerr != nil {
+				s.logf("warning: %v", uerr)
+			}
+		}
+		if uerr := s.unmount(store, 0); uerr != nil {
+			s.logf("warning: unmounting the store: %v", uerr)
+		}
+		if p.Encrypted {
+			luks2.Close(dmName)
+		}
+		return p, fmt.Errorf("changes=EXIT:%s: %w", ch, err)
+	}
+	if err := s.mountTmpfs(rw); err != nil {
+		return giveUp(err)
+	}
+	tmpfsUp = true
+	st, interrupted, err := changes.Load(store, filepath.Join(rw, "upper"))
+	if err != nil {
+		return giveUp(fmt.Errorf("loading the saved changes into RAM: %w (boot with a larger ramsize=?)", err))
+	}
+	if interrupted {
+		s.logf("WARNING: the last save to %s did not finish: some files may be older than others", ch)
+	}
+	s.logf("persistence: changes are kept in RAM and saved to %s at shutdown (%d entries, %d bytes loaded)", ch, st.Entries, st.Bytes)
+	return p, nil
 }
 
 func (s *stacker) mountTmpfs(rw string) error {
@@ -210,6 +279,9 @@ func (s *stacker) changesDevice(rw, ch string) (Persistence, error) {
 // POSIX file system (not FAT, not a CD).
 func (s *stacker) changesDir(rw string, media *Media, rel string) (Persistence, error) {
 	p := Persistence{Mode: "dir", Store: rel}
+	if media.FSType == "iso9660" {
+		return p, fmt.Errorf("changes=/%s: the media is a CD image (iso9660), which cannot be written; keep the changes on a partition (changes=/dev/… or LABEL=…) or boot from a USB stick", rel)
+	}
 	if media.FSType != "ext4" {
 		return p, fmt.Errorf("changes=/%s: the media is %s, which cannot hold owners and modes; use a save.dat (changes=/%s/save.dat)", rel, media.FSType, rel)
 	}
@@ -232,6 +304,14 @@ func (s *stacker) changesDir(rw string, media *Media, rel string) (Persistence, 
 func (s *stacker) mountStore(dev, rw string) error {
 	if err := s.mount(dev, rw, "ext4", unix.MS_NOATIME, ""); err != nil {
 		return fmt.Errorf("mount -t ext4 %s: %w (run e2fsck on it from another machine)", dev, err)
+	}
+	// A save.dat grown since the last boot (byz persist resize): the
+	// file system grows online to fill it. Best effort: the store works
+	// at its old size.
+	if before, after, err := savedat.GrowFS(rw); err != nil {
+		s.logf("warning: growing the store's file system: %v", err)
+	} else if after > before {
+		s.logf("persistence: grew the store's file system from %d MiB to %d MiB", before>>20, after>>20)
 	}
 	// e2fsck puts what it salvages in lost+found; go-diskfs's mkfs (and
 	// so a save.dat from byz persist create) makes none.
