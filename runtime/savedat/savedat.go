@@ -17,6 +17,7 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"golang.org/x/crypto/xts"
+	"golang.org/x/sys/unix"
 )
 
 // ErrBadOption reports Options that cannot make a save.dat.
@@ -101,13 +102,32 @@ func Create(path string, opts Options) (err error) {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("savedat: %w", err)
 	}
-	// Link, not rename: it fails if path appeared meanwhile, so nothing
-	// is ever replaced.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := renameNoReplace(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("savedat: %w", err)
 	}
-	return os.Remove(tmp.Name())
+	return nil
+}
+
+// renameNoReplace renames old to new unless new exists (it appeared
+// meanwhile), so nothing is ever replaced: renameat2's RENAME_NOREPLACE,
+// or where a file system lacks it, a hard link and an unlink; FAT has
+// neither hard links nor, on older kernels, the flag, and there the check
+// and the rename are two steps.
+func renameNoReplace(old, new string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
+	if err == nil || errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if err := os.Link(old, new); err == nil {
+		return os.Remove(old)
+	} else if errors.Is(err, os.ErrExist) {
+		return err
+	}
+	if _, err := os.Lstat(new); err == nil {
+		return fmt.Errorf("%s: %w", new, os.ErrExist)
+	}
+	return os.Rename(old, new)
 }
 
 // makeExt4 writes an empty ext4 file system of size bytes at the start of
