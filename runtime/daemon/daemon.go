@@ -51,6 +51,9 @@ type Config struct {
 	Ready func(https, http net.Addr)
 	// ShutdownTimeout bounds the graceful shutdown; 0 means 5s.
 	ShutdownTimeout time.Duration
+	// Socket is the root-only unix socket of the local API (byz on the
+	// node talks to it); "" means DefaultSocket, "-" none.
+	Socket string
 	// Coldplug, when set, runs once both listeners serve, beside them:
 	// on a node it loads the drivers for the devices byz-init left alone
 	// (it loaded only the network's). nil: tests and hosts with udev.
@@ -73,6 +76,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.HTTPSAddr, ":443")
 	def(&c.HTTPAddr, ":80")
 	def(&c.Version, "dev")
+	def(&c.Socket, DefaultSocket)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -151,9 +155,19 @@ func Run(ctx context.Context, cfg Config) error {
 	https := &http.Server{Handler: srv.Handler(), TLSConfig: TLSConfig(cert.TLS), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	plain := &http.Server{Handler: RedirectHandler(httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- https.ServeTLS(httpsLn, "", "") }()
 	go func() { errc <- plain.Serve(httpLn) }()
+	local := &http.Server{Handler: (&Local{Root: cfg.RootDir, Log: log}).Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	if cfg.Socket != "-" {
+		// The node serves without it; only byz on the node needs it.
+		if ln, err := ListenLocal(cfg.Socket); err != nil {
+			log.Error("local API", "err", err)
+		} else {
+			go func() { errc <- local.Serve(ln) }()
+			defer os.Remove(cfg.Socket)
+		}
+	}
 	log.Info("serving", "https", httpsLn.Addr(), "http", httpLn.Addr(), "node", cfg.NodeName, "modules", len(mods))
 	if cfg.Ready != nil {
 		cfg.Ready(httpsLn.Addr(), httpLn.Addr())
@@ -171,7 +185,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	err = errors.Join(serveErr, https.Shutdown(sctx), plain.Shutdown(sctx))
+	err = errors.Join(serveErr, https.Shutdown(sctx), plain.Shutdown(sctx), local.Shutdown(sctx))
 	if network != nil {
 		// The DHCP goroutines end with ctx; a serving error does not
 		// cancel it, so only wait when ctx is done.
@@ -232,6 +246,15 @@ func ReadPersistence(root string) *Persistence {
 	if err := unix.Statfs(filepath.Join(root, storeDir), &st); err == nil {
 		p.SizeBytes = st.Blocks * uint64(st.Bsize)
 		p.FreeBytes = st.Bavail * uint64(st.Bsize)
+	}
+	if p.Mode == "exit" {
+		// The RAM holds the changes; the store must hold them at the
+		// next save.
+		if err := unix.Statfs(filepath.Join(root, exitStoreDir), &st); err == nil {
+			p.StoreSizeBytes = st.Blocks * uint64(st.Bsize)
+			p.StoreFreeBytes = st.Bavail * uint64(st.Bsize)
+		}
+		p.LastSave = readLastSave(root)
 	}
 	return &p
 }

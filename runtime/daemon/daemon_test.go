@@ -58,7 +58,7 @@ func startDaemon(t *testing.T, stateDir, rootDir string) *running {
 	go func() {
 		done <- Run(ctx, Config{
 			StateDir: stateDir, RootDir: rootDir, NodeName: "node1", Version: "1.2.3",
-			HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+			HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Socket: filepath.Join(stateDir, "byzd.sock"),
 			Logger: NewConsoleLogger(r.log, "byzd: ", nil),
 			Ready: func(https, http net.Addr) {
 				r.https, r.http = https.String(), http.String()
@@ -272,7 +272,7 @@ func TestColdplugRunsWhileServing(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
-			StateDir: t.TempDir(), RootDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+			StateDir: t.TempDir(), RootDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Socket: "-",
 			Ready: func(_, http net.Addr) { plain = http.String(); close(ready) },
 			Coldplug: func(*slog.Logger) {
 				<-ready

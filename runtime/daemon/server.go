@@ -30,8 +30,15 @@ type Persistence struct {
 	Store     string `json:"store,omitempty"`
 	Encrypted bool   `json:"encrypted"`
 	Warning   string `json:"warning,omitempty"`
+	// Backing is, in mode "exit", the kind of store saved to.
+	Backing   string `json:"backing,omitempty"`
 	SizeBytes uint64 `json:"size_bytes"`
 	FreeBytes uint64 `json:"free_bytes"`
+	// In mode "exit": the store's own size and free space, and the last
+	// save (nil before the first).
+	StoreSizeBytes uint64      `json:"store_size_bytes,omitempty"`
+	StoreFreeBytes uint64      `json:"store_free_bytes,omitempty"`
+	LastSave       *SaveResult `json:"last_save,omitempty"`
 }
 
 // route is one entry of the HTTPS router. Public routes answer without
