@@ -24,12 +24,14 @@ bins: byz
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/byzd ./cmd/byzd
 
 # out/runtime is the runtime module's source (examples/*.yaml name it):
-# byzd and busybox init's configuration. Files are copied only when they
+# byzd, byz (the CLI, for byz persist on the node) and busybox init's
+# configuration. Files are copied only when they
 # differ, so an unchanged byzd leaves the module's cache key alone.
 runtime: bins
-	mkdir -p out/runtime/usr/sbin
+	mkdir -p out/runtime/usr/sbin out/runtime/usr/bin
 	cp -a examples/runtime/. out/runtime/
 	cmp -s bin/byzd out/runtime/usr/sbin/byzd || cp bin/byzd out/runtime/usr/sbin/byzd
+	cmp -s bin/byz out/runtime/usr/bin/byz || cp bin/byz out/runtime/usr/bin/byz
 
 image: runtime fetch
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out

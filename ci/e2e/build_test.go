@@ -79,11 +79,11 @@ func requireInputs(t testing.TB, root string, kernelDeb string) {
 	testenv.RequireFile(t, filepath.Join(root, ".cache/debs"), "make fetch")
 }
 
-// buildBins builds byz-init and byzd as make does (static, trimmed) into
-// workDir/bin, once.
+// buildBins builds byz-init, byzd and byz as make does (static, trimmed)
+// into workDir/bin, once.
 func buildBins(root string) error {
 	binsOnce.Do(func() {
-		for _, cmd := range []string{"byz-init", "byzd"} {
+		for _, cmd := range []string{"byz-init", "byzd", "byz"} {
 			c := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=e2e",
 				"-o", filepath.Join(workDir, "bin", cmd), "./cmd/"+cmd)
 			c.Dir = root
@@ -98,8 +98,8 @@ func buildBins(root string) error {
 }
 
 // runtimeDir assembles the runtime module's source the way `make runtime`
-// does (examples/runtime plus byzd at usr/sbin/byzd), so the tests do not
-// depend on out/runtime.
+// does (examples/runtime, byzd at usr/sbin/byzd, byz at usr/bin/byz), so
+// the tests do not depend on out/runtime.
 func runtimeDir(root string) (string, error) {
 	dir := filepath.Join(workDir, "runtime")
 	if _, err := os.Stat(dir); err == nil {
@@ -108,14 +108,19 @@ func runtimeDir(root string) (string, error) {
 	if err := copyTree(filepath.Join(root, "examples/runtime"), dir); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "usr/sbin"), 0o755); err != nil {
-		return "", err
+	for _, bin := range []string{"usr/sbin/byzd", "usr/bin/byz"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(bin)), 0o755); err != nil {
+			return "", err
+		}
+		b, err := os.ReadFile(filepath.Join(workDir, "bin", filepath.Base(bin)))
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, bin), b, 0o755); err != nil {
+			return "", err
+		}
 	}
-	b, err := os.ReadFile(filepath.Join(workDir, "bin/byzd"))
-	if err != nil {
-		return "", err
-	}
-	return dir, os.WriteFile(filepath.Join(dir, "usr/sbin/byzd"), b, 0o755)
+	return dir, nil
 }
 
 // copyTree copies folders, files (with their permissions) and symlinks

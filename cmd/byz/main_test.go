@@ -60,7 +60,8 @@ func byz(t *testing.T, cred *syscall.Credential, args ...string) result {
 func TestHelpHasExamples(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"module", "create", "--help"}, {"module", "ls", "--help"},
 		{"module", "info", "--help"}, {"module", "extract", "--help"}, {"module", "deps", "--help"},
-		{"persist", "create", "--help"}, {"persist", "passphrase", "--help"}} {
+		{"persist", "create", "--help"}, {"persist", "passphrase", "--help"}, {"persist", "resize", "--help"},
+		{"persist", "save", "--help"}, {"persist", "snapshot", "--help"}} {
 		r := byz(t, nil, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
 			t.Errorf("byz %v: exit %d, no Examples section:\n%s", args, r.code, r.stdout)

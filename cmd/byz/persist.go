@@ -15,6 +15,7 @@ import (
 	"byzantium/builder/spec"
 	"byzantium/image/fat"
 	"byzantium/image/gpt"
+	"byzantium/runtime/daemon"
 	"byzantium/runtime/initsys"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
@@ -25,7 +26,7 @@ func newPersistCmd() *cobra.Command {
 		Use:   "persist",
 		Short: "Make and manage persistence stores (save.dat)",
 	}
-	c.AddCommand(newPersistCreateCmd(), newPersistPassphraseCmd())
+	c.AddCommand(newPersistCreateCmd(), newPersistPassphraseCmd(), newPersistSaveCmd(), newPersistSnapshotCmd(), newPersistResizeCmd())
 	return c
 }
 
@@ -116,12 +117,13 @@ func askOne(file, prompt string) ([]byte, error) {
 func newPersistCreateCmd() *cobra.Command {
 	var (
 		media, image, size, passFile string
+		socket                       string
 		encrypt                      bool
 		kdfMemory                    string
 		kdfTime                      int
 	)
 	c := &cobra.Command{
-		Use:   "create (--media DIR | --image FILE.img) --size SIZE [--encrypt [--passphrase-file F]]",
+		Use:   "create [--media DIR | --image FILE.img] --size SIZE [--encrypt [--passphrase-file F]]",
 		Short: "Make a save.dat on boot media, which byz-init then uses without being told",
 		Long: `Make byzantium/changes/save.dat on the media folder DIR (a mounted stick, or a
 media tree): an ext4 file system in a file, which byz-init mounts at boot as
@@ -134,19 +136,47 @@ With --image, the save.dat goes into the FAT partition of a USB image byz
 built (the file is edited in place; nothing is written unless the save.dat
 fits).
 
+With neither, on a running node: byzd makes the save.dat on the node's boot
+media, used from the next boot on (the argon2id memory is capped at half the
+node's RAM, which it needs to unlock it).
+
 An existing save.dat is never replaced.`,
 		Example: `  byz persist create --media /media/stick --size 1G
   byz persist create --image out/byzantium-usb.img --size 512M
   byz persist create --media /media/stick --size 2G --encrypt
-  byz persist create --media out/byzantium-test --size 512M --encrypt --passphrase-file pass.txt`,
+  byz persist create --media out/byzantium-test --size 512M --encrypt --passphrase-file pass.txt
+  byz persist create --size 1G --encrypt          # on a running node`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (media == "") == (image == "") {
+			if media != "" && image != "" {
 				return usageError{fmt.Errorf("persist create: give one of --media DIR and --image FILE.img")}
 			}
 			n, err := spec.ParseSize(size)
 			if err != nil {
 				return usageError{fmt.Errorf("--size: %w", err)}
+			}
+			if media == "" && image == "" {
+				if _, err := os.Stat(socket); err != nil {
+					return usageError{fmt.Errorf("persist create: give --media DIR or --image FILE.img (there is no byzd socket %s: this is not a running node)", socket)}
+				}
+				req := daemon.SaveDatRequest{SizeBytes: n}
+				if encrypt {
+					if cmd.Flags().Changed("kdf-memory") {
+						mem, err := spec.ParseSize(kdfMemory)
+						if err != nil {
+							return usageError{fmt.Errorf("--kdf-memory: %w", err)}
+						}
+						req.KDFMemoryKiB = int(mem >> 10)
+					}
+					req.KDFTime = kdfTime
+					p, err := passphrase(passFile)
+					if err != nil {
+						return err
+					}
+					req.Passphrase = string(p)
+					clear(p)
+				}
+				return createOnNode(cmd.OutOrStdout(), socket, req)
 			}
 			var vol *imageVolume
 			if image != "" {
@@ -196,6 +226,7 @@ An existing save.dat is never replaced.`,
 	f.StringVar(&passFile, "passphrase-file", "", "read the passphrase from this file's first line")
 	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory (cryptsetup's default is 1G; a node needs that much RAM free to unlock)")
 	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes")
+	f.StringVar(&socket, "socket", daemon.DefaultSocket, "byzd's local socket (on a running node)")
 	return c
 }
 
