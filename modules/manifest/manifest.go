@@ -35,17 +35,60 @@ type Manifest struct {
 	Sources   []Source  `json:"sources,omitempty"`
 }
 
-// Service declares a long-running program the node daemon can supervise.
-// Its fields grow with the daemon (issue 5); unknown keys are rejected so a
-// typo does not silently drop a setting.
+// Service declares a long-running program the node daemon can supervise,
+// each in its own sandbox (issue 5). Unknown keys are rejected so a typo
+// does not silently drop a setting.
 type Service struct {
-	Name         string            `json:"name"`
-	Command      []string          `json:"command"`
-	User         string            `json:"user,omitempty"`
-	Capabilities []string          `json:"capabilities,omitempty"`
-	Ports        []string          `json:"ports,omitempty"`
-	Depends      []string          `json:"depends,omitempty"`
-	Environment  map[string]string `json:"environment,omitempty"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Command is the program and its arguments, as seen inside the
+	// service's root (the base, its module and its data folder).
+	Command []string `json:"command"`
+	// User names the account the service runs as; byzd gives each
+	// service user its own uid and gid. "" means the service's name.
+	User string `json:"user,omitempty"`
+	// Capabilities are the only capabilities the service keeps
+	// ("CAP_NET_BIND_SERVICE"); everything else is dropped.
+	Capabilities []string `json:"capabilities,omitempty"`
+	// Ports it listens on: "6667/tcp", "53/udp".
+	Ports []string `json:"ports,omitempty"`
+	// Depends names services (of any module) that must run first.
+	Depends     []string          `json:"depends,omitempty"`
+	Environment map[string]string `json:"environment,omitempty"`
+	// Config lists files written into the service's root before each
+	// start from Go text/template text, with .Node (the node's name) and
+	// .Data (the data folder inside the root).
+	Config []ConfigFile `json:"config,omitempty"`
+	// Data is the folder, inside the service's root, that persists (in
+	// the node's persistence store) and that only the service can read;
+	// "" means /var/lib/<name>.
+	Data string `json:"data,omitempty"`
+	// Health, when set, is how byzd checks that the service works.
+	Health *Health `json:"health,omitempty"`
+	// Limits bound its resources; zero values mean byzd's defaults.
+	Limits Limits `json:"limits,omitempty"`
+}
+
+// ConfigFile is one templated file of a service.
+type ConfigFile struct {
+	Path     string `json:"path"` // absolute, inside the service's root
+	Mode     string `json:"mode,omitempty"`
+	Template string `json:"template"`
+}
+
+// Health is a service's health check: a TCP connect to an address (the
+// first port by default), and optionally a line the server must send
+// first.
+type Health struct {
+	TCP    string `json:"tcp,omitempty"`    // "127.0.0.1:6667"
+	Expect string `json:"expect,omitempty"` // a prefix of the first line read
+}
+
+// Limits are a service's resource limits.
+type Limits struct {
+	MemoryMB  int `json:"memory_mb,omitempty"`
+	Processes int `json:"processes,omitempty"`
+	OpenFiles int `json:"open_files,omitempty"`
 }
 
 // Source records one input a module was built from.
@@ -101,6 +144,9 @@ func (m *Manifest) Validate() error {
 		if len(s.Command) == 0 || !strings.HasPrefix(s.Command[0], "/") {
 			return fmt.Errorf("%w: %s: service %s: command must start with an absolute path", ErrInvalid, m.Name, s.Name)
 		}
+		if err := s.validate(); err != nil {
+			return fmt.Errorf("%w: %s: service %s: %v", ErrInvalid, m.Name, s.Name, err)
+		}
 	}
 	for _, s := range m.Sources {
 		if len(s.SHA256) != 64 || strings.Trim(s.SHA256, "0123456789abcdef") != "" {
@@ -144,4 +190,40 @@ func Parse(b []byte) (*Manifest, error) {
 		return nil, err
 	}
 	return &m, nil
+}
+
+var (
+	capPattern  = regexp.MustCompile(`^CAP_[A-Z_]+$`)
+	portPattern = regexp.MustCompile(`^[0-9]{1,5}/(tcp|udp)$`)
+	userPattern = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+)
+
+func (s *Service) validate() error {
+	if s.User != "" && (!userPattern.MatchString(s.User) || s.User == "root") {
+		return fmt.Errorf("user %q: a lower-case account name, not root", s.User)
+	}
+	for _, c := range s.Capabilities {
+		if !capPattern.MatchString(c) {
+			return fmt.Errorf("capability %q: write it as CAP_NAME", c)
+		}
+	}
+	for _, p := range s.Ports {
+		if !portPattern.MatchString(p) {
+			return fmt.Errorf("port %q: write it as NUMBER/tcp or NUMBER/udp", p)
+		}
+	}
+	for _, d := range s.Depends {
+		if !ValidName(d) || d == s.Name {
+			return fmt.Errorf("depends: %q is not another service's name", d)
+		}
+	}
+	for _, c := range s.Config {
+		if !strings.HasPrefix(c.Path, "/") || strings.Contains(c.Path, "..") {
+			return fmt.Errorf("config path %q: absolute, without ..", c.Path)
+		}
+	}
+	if s.Data != "" && (!strings.HasPrefix(s.Data, "/") || strings.Contains(s.Data, "..")) {
+		return fmt.Errorf("data %q: an absolute folder, without ..", s.Data)
+	}
+	return nil
 }
