@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"time"
 
+	"byzantium/runtime/auth"
 	"byzantium/runtime/netcfg"
 	"byzantium/runtime/tlscert"
 
@@ -51,6 +52,9 @@ type Config struct {
 	Ready func(https, http net.Addr)
 	// ShutdownTimeout bounds the graceful shutdown; 0 means 5s.
 	ShutdownTimeout time.Duration
+	// HashParams, when set, is the cost of new password hashes (tests);
+	// zero means auth.DefaultHash.
+	HashParams auth.HashParams
 	// Socket is the root-only unix socket of the local API (byz on the
 	// node talks to it); "" means DefaultSocket, "-" none.
 	Socket string
@@ -98,8 +102,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	log := cfg.Logger
+	ring := NewLogRing(500)
+	log := ring.Tee(cfg.Logger)
 	started := time.Now()
+
+	settings, err := OpenSettings(cfg.StateDir, SettingsValues{NodeName: cfg.NodeName, Language: "en"})
+	if err != nil {
+		return err
+	}
+	// A name chosen in the panel outlives the image's host name.
+	cfg.NodeName = settings.Get().NodeName
+	authStore, err := openAuth(cfg, log)
+	if err != nil {
+		return err
+	}
 
 	var network *netcfg.Network
 	if cfg.Network != nil {
@@ -144,21 +160,27 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	_, httpsPort, _ := net.SplitHostPort(httpsLn.Addr().String())
 
-	srv := &Server{Node: cfg.NodeName, Version: cfg.Version, Modules: mods, Started: started,
+	srv := &Server{Node: cfg.NodeName, NodeFunc: func() string { return settings.Get().NodeName }, Version: cfg.Version, Modules: mods, Started: started,
 		Persistence: func() *Persistence { return ReadPersistence(cfg.RootDir) }}
+	localAPI := &Local{Root: cfg.RootDir, Log: log}
+	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI}
+	handler, err := web.Handler(route{"GET /healthz", true, srv.healthz})
+	if err != nil {
+		return err
+	}
 	if p := ReadPersistence(cfg.RootDir); p != nil && p.Warning != "" {
 		log.Warn("persistence is OFF: " + p.Warning)
 	}
 	// Handshake failures from scanners and browsers rejecting the
 	// self-signed certificate would flood the console; keep them at debug.
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	https := &http.Server{Handler: srv.Handler(), TLSConfig: TLSConfig(cert.TLS), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	https := &http.Server{Handler: handler, TLSConfig: TLSConfig(cert.TLS), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	plain := &http.Server{Handler: RedirectHandler(httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 
 	errc := make(chan error, 3)
 	go func() { errc <- https.ServeTLS(httpsLn, "", "") }()
 	go func() { errc <- plain.Serve(httpLn) }()
-	local := &http.Server{Handler: (&Local{Root: cfg.RootDir, Log: log}).Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	local := &http.Server{Handler: localAPI.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	if cfg.Socket != "-" {
 		// The node serves without it; only byz on the node needs it.
 		if ln, err := ListenLocal(cfg.Socket); err != nil {
@@ -257,4 +279,46 @@ func ReadPersistence(root string) *Persistence {
 		p.LastSave = readLastSave(root)
 	}
 	return &p
+}
+
+// openAuth opens the admin password, sessions and tokens in the state
+// folder, applies a credential from the VM host or the image if the node
+// has no password of its own, and otherwise prints the setup code: the
+// console is the one place only someone at the node can read.
+func openAuth(cfg Config, log *slog.Logger) (*auth.Store, error) {
+	st, err := auth.Open(filepath.Join(cfg.StateDir, "auth"))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.HashParams != (auth.HashParams{}) {
+		st.SetHashParams(cfg.HashParams)
+	}
+	creds := auth.ReadCredentials(cfg.RootDir)
+	hash, from := "", ""
+	if c, ok := creds[auth.CredPasswordHash]; ok {
+		hash, from = string(c.Value), c.Source
+	} else if c, ok := creds[auth.CredPassword]; ok {
+		p := auth.DefaultHash
+		if cfg.HashParams != (auth.HashParams{}) {
+			p = cfg.HashParams
+		}
+		hash, from = auth.HashPassword(string(c.Value), p), c.Source
+		clear(c.Value)
+	}
+	if hash != "" {
+		ok, err := st.Provision(hash)
+		switch {
+		case err != nil:
+			log.Error("the admin password credential is not usable", "source", from, "err", err)
+		case ok:
+			log.Info("admin password provisioned from a credential", "source", from)
+		default:
+			log.Info("an admin password credential was ignored: the node has its own password", "source", from)
+		}
+	}
+	if code := st.SetupCode(); code != "" {
+		// The exact form is what users (and tests) look for.
+		log.Info("this node has no admin password: open the panel and claim it with setup code " + code)
+	}
+	return st, nil
 }

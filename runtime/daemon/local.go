@@ -28,47 +28,50 @@ type Local struct {
 // Handler routes the local API.
 func (l *Local) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/persistence", func(w http.ResponseWriter, _ *http.Request) {
-		p := ReadPersistence(l.Root)
-		if p == nil {
-			writeError(w, &httpError{http.StatusNotFound, errors.New("no persistence report: this system was not booted by byz-init")})
-			return
-		}
-		writeJSON(w, http.StatusOK, p)
-	})
-	mux.HandleFunc("POST /api/v1/persistence/save", func(w http.ResponseWriter, _ *http.Request) {
-		r, err := SaveChanges(l.Root)
-		if errors.Is(err, ErrNotExitMode) {
-			writeError(w, &httpError{http.StatusConflict, fmt.Errorf("%w: changes reach the store as they are made", err)})
-			return
-		}
-		if err != nil {
-			l.Log.Error("saving the changes", "err", err)
-			writeError(w, err)
-			return
-		}
-		l.Log.Info("changes saved", "entries", r.Entries, "copied", r.Copied, "removed", r.Removed, "bytes", r.Bytes)
-		writeJSON(w, http.StatusOK, r)
-	})
-	mux.HandleFunc("POST /api/v1/persistence/savedat", func(w http.ResponseWriter, req *http.Request) {
-		var body SaveDatRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<16))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			writeError(w, &httpError{http.StatusBadRequest, fmt.Errorf("the request body: %w", err)})
-			return
-		}
-		res, err := CreateSaveDat(l.Root, body)
-		body.Passphrase = ""
-		if err != nil {
-			l.Log.Warn("creating a save.dat", "err", err)
-			writeError(w, err)
-			return
-		}
-		l.Log.Info("save.dat created for the next boot", "path", res.Path, "size", res.SizeBytes, "encrypted", res.Encrypted)
-		writeJSON(w, http.StatusCreated, res)
-	})
+	mux.HandleFunc("GET /api/v1/persistence", l.persistence)
+	mux.HandleFunc("POST /api/v1/persistence/save", l.save)
+	mux.HandleFunc("POST /api/v1/persistence/savedat", l.saveDat)
 	return mux
+}
+
+func (l *Local) persistence(w http.ResponseWriter, _ *http.Request) {
+	p := ReadPersistence(l.Root)
+	if p == nil {
+		writeError(w, &httpError{http.StatusNotFound, errors.New("no persistence report: this system was not booted by byz-init")})
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (l *Local) save(w http.ResponseWriter, _ *http.Request) {
+	r, err := SaveChanges(l.Root)
+	if errors.Is(err, ErrNotExitMode) {
+		writeError(w, &httpError{http.StatusConflict, fmt.Errorf("%w: changes reach the store as they are made", err)})
+		return
+	}
+	if err != nil {
+		l.Log.Error("saving the changes", "err", err)
+		writeError(w, err)
+		return
+	}
+	l.Log.Info("changes saved", "entries", r.Entries, "copied", r.Copied, "removed", r.Removed, "bytes", r.Bytes)
+	writeJSON(w, http.StatusOK, r)
+}
+
+func (l *Local) saveDat(w http.ResponseWriter, req *http.Request) {
+	var body SaveDatRequest
+	if !decode(w, req, &body) {
+		return
+	}
+	res, err := CreateSaveDat(l.Root, body)
+	body.Passphrase = ""
+	if err != nil {
+		l.Log.Warn("creating a save.dat", "err", err)
+		writeError(w, err)
+		return
+	}
+	l.Log.Info("save.dat created for the next boot", "path", res.Path, "size", res.SizeBytes, "encrypted", res.Encrypted)
+	writeJSON(w, http.StatusCreated, res)
 }
 
 // ErrorBody is the body of every API error.

@@ -13,11 +13,14 @@ import (
 // before serving; issue 5's module and service managers will replace the
 // static ones.
 type Server struct {
-	Node    string
-	Version string
-	Modules []string         // names of the loaded modules
-	Started time.Time        // for uptime
-	Now     func() time.Time // nil means time.Now
+	Node string
+	// NodeFunc, when set, gives the node's current name (it can be
+	// changed in the panel) instead of Node.
+	NodeFunc func() string
+	Version  string
+	Modules  []string         // names of the loaded modules
+	Started  time.Time        // for uptime
+	Now      func() time.Time // nil means time.Now
 	// Persistence, when set, reports the persistence store on each
 	// request (its free space changes); nil leaves it out.
 	Persistence func() *Persistence
@@ -41,28 +44,11 @@ type Persistence struct {
 	LastSave       *SaveResult `json:"last_save,omitempty"`
 }
 
-// route is one entry of the HTTPS router. Public routes answer without
-// authentication; issue 5 adds the rest and a test that walks this table
-// to prove every other route refuses anonymous requests.
-type route struct {
-	pattern string
-	public  bool
-	handler http.HandlerFunc
-}
-
-func (s *Server) routes() []route {
-	return []route{
-		{"GET /healthz", true, s.healthz},
-	}
-}
-
-// Handler returns the HTTPS handler: the routes behind the security
-// headers every answer carries.
+// Handler serves /healthz alone, behind the security headers (the panel
+// and API are Web's).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	for _, r := range s.routes() {
-		mux.HandleFunc(r.pattern, r.handler)
-	}
+	mux.HandleFunc("GET /healthz", s.healthz)
 	return securityHeaders(mux)
 }
 
@@ -96,10 +82,14 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	if s.Now != nil {
 		now = s.Now
 	}
+	node := s.Node
+	if s.NodeFunc != nil {
+		node = s.NodeFunc()
+	}
 	h := Health{
 		Status:        "ok",
 		Version:       s.Version,
-		Node:          s.Node,
+		Node:          node,
 		Modules:       s.Modules,
 		UptimeSeconds: int64(now().Sub(s.Started) / time.Second),
 	}

@@ -1,0 +1,219 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"byzantium/runtime/auth"
+)
+
+// routes is the panel and the API: every route but the public ones
+// passes requireLogin (see Handler). docs/api.md documents the API.
+func (w *Web) routes() []route {
+	static, _ := staticFS()
+	return []route{
+		// Public: the login and setup pages, the language switch, the
+		// static files.
+		{"GET /login", true, w.loginPage},
+		{"POST /login", true, w.loginPost},
+		{"GET /setup", true, w.setupPage},
+		{"POST /setup", true, w.setupPost},
+		{"GET /lang", true, w.setLang},
+		{"GET /static/", true, http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP},
+		{"POST /api/v1/login", true, w.apiLogin},
+
+		// The panel.
+		{"GET /{$}", false, w.statusPage},
+		{"POST /logout", false, w.logout},
+		{"GET /settings", false, w.settingsPage},
+		{"POST /settings", false, w.settingsPost},
+		{"GET /tokens", false, w.tokensPage},
+		{"POST /tokens", false, w.tokensPost},
+		{"POST /tokens/{id}/revoke", false, w.tokenRevoke},
+		{"GET /logs", false, w.logsPage},
+		{"POST /persistence/save", false, w.persistPost},
+
+		// The API.
+		{"POST /api/v1/logout", false, w.apiLogout},
+		{"GET /api/v1/status", false, w.apiStatus},
+		{"GET /api/v1/logs", false, w.apiLogs},
+		{"GET /api/v1/settings", false, w.apiSettings},
+		{"PUT /api/v1/settings", false, w.apiSettingsPut},
+		{"POST /api/v1/settings/password", false, w.apiPassword},
+		{"GET /api/v1/tokens", false, w.apiTokens},
+		{"POST /api/v1/tokens", false, w.apiTokenNew},
+		{"DELETE /api/v1/tokens/{id}", false, w.apiTokenRevoke},
+		{"GET /api/v1/persistence", false, w.Local.persistence},
+		{"POST /api/v1/persistence/save", false, w.Local.save},
+		{"POST /api/v1/persistence/savedat", false, w.Local.saveDat},
+	}
+}
+
+// decode reads a JSON body strictly (unknown fields are errors, so a typo
+// is not silently ignored) and answers 400 itself when it fails.
+func decode(rw http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(rw, &httpError{http.StatusBadRequest, fmt.Errorf("the request body: %w", err)})
+		return false
+	}
+	return true
+}
+
+// LoginRequest is the body of POST /api/v1/login.
+type LoginRequest struct {
+	Password string `json:"password"`
+}
+
+// LoginResult answers it: the token to send as Authorization: Bearer.
+type LoginResult struct {
+	Token          string `json:"token"`
+	ExpiresIdleSec int    `json:"expires_idle_seconds"`
+}
+
+func (w *Web) apiLogin(rw http.ResponseWriter, r *http.Request) {
+	var req LoginRequest
+	if !decode(rw, r, &req) {
+		return
+	}
+	s, err := w.Auth.Login(remote(r), req.Password)
+	if err != nil {
+		w.Log.Warn("failed API login", "from", remote(r))
+		status := http.StatusUnauthorized
+		if errors.Is(err, auth.ErrNotClaimed) {
+			status = http.StatusConflict
+		}
+		w.fail(rw, r, status, err)
+		return
+	}
+	w.Log.Info("API login", "from", remote(r))
+	writeJSON(rw, http.StatusOK, LoginResult{Token: s.ID, ExpiresIdleSec: int(auth.SessionTTL.Seconds())})
+}
+
+func (w *Web) apiLogout(rw http.ResponseWriter, r *http.Request) {
+	if id := whoOf(r); id.session != nil {
+		w.Auth.Logout(id.session.ID)
+	}
+	rw.WriteHeader(http.StatusNoContent)
+}
+
+func (w *Web) apiStatus(rw http.ResponseWriter, _ *http.Request) {
+	st := readStatus(w.Root)
+	st.Node, st.Version = w.Settings.Get().NodeName, w.Version
+	if st.Modules == nil {
+		st.Modules = []string{}
+	}
+	writeJSON(rw, http.StatusOK, st)
+}
+
+func (w *Web) apiLogs(rw http.ResponseWriter, r *http.Request) {
+	lines := w.Ring.Lines()
+	if n, err := strconv.Atoi(r.URL.Query().Get("last")); err == nil && n >= 0 && n < len(lines) {
+		lines = lines[len(lines)-n:]
+	}
+	writeJSON(rw, http.StatusOK, lines)
+}
+
+func (w *Web) apiSettings(rw http.ResponseWriter, _ *http.Request) {
+	writeJSON(rw, http.StatusOK, w.Settings.Get())
+}
+
+func (w *Web) apiSettingsPut(rw http.ResponseWriter, r *http.Request) {
+	v := w.Settings.Get()
+	if !decode(rw, r, &v) {
+		return
+	}
+	if !w.cat.Has(v.Language) {
+		writeError(rw, &httpError{http.StatusBadRequest, fmt.Errorf("language %q: one of %v", v.Language, w.cat.Languages())})
+		return
+	}
+	if err := w.Settings.Set(v); err != nil {
+		writeError(rw, &httpError{http.StatusBadRequest, err})
+		return
+	}
+	w.Log.Info("settings changed", "node_name", v.NodeName, "language", v.Language)
+	writeJSON(rw, http.StatusOK, v)
+}
+
+// PasswordRequest is the body of POST /api/v1/settings/password.
+type PasswordRequest struct {
+	Current string `json:"current"`
+	New     string `json:"new"`
+}
+
+func (w *Web) apiPassword(rw http.ResponseWriter, r *http.Request) {
+	var req PasswordRequest
+	if !decode(rw, r, &req) {
+		return
+	}
+	keep := ""
+	if id := whoOf(r); id.session != nil {
+		keep = id.session.ID
+	}
+	if err := w.Auth.ChangePassword(remote(r), req.Current, req.New, keep); err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, auth.ErrWrongPassword) {
+			status = http.StatusForbidden
+		}
+		w.fail(rw, r, status, err)
+		return
+	}
+	w.Log.Info("the admin password was changed", "from", remote(r))
+	rw.WriteHeader(http.StatusNoContent)
+}
+
+// TokenInfo is an API token as GET /api/v1/tokens lists it: never its
+// secret nor its hash.
+type TokenInfo struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+func (w *Web) apiTokens(rw http.ResponseWriter, _ *http.Request) {
+	out := []TokenInfo{}
+	for _, t := range w.Auth.Tokens() {
+		out = append(out, TokenInfo{ID: t.ID, Name: t.Name, Created: t.Created})
+	}
+	writeJSON(rw, http.StatusOK, out)
+}
+
+// NewTokenRequest is the body of POST /api/v1/tokens.
+type NewTokenRequest struct {
+	Name string `json:"name"`
+}
+
+// NewTokenResult answers it; the secret is never shown again.
+type NewTokenResult struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Secret string `json:"secret"`
+}
+
+func (w *Web) apiTokenNew(rw http.ResponseWriter, r *http.Request) {
+	var req NewTokenRequest
+	if !decode(rw, r, &req) {
+		return
+	}
+	secret, t, err := w.Auth.NewToken(req.Name)
+	if err != nil {
+		writeError(rw, &httpError{http.StatusBadRequest, err})
+		return
+	}
+	w.Log.Info("API token made", "name", t.Name, "id", t.ID)
+	writeJSON(rw, http.StatusCreated, NewTokenResult{ID: t.ID, Name: t.Name, Secret: secret})
+}
+
+func (w *Web) apiTokenRevoke(rw http.ResponseWriter, r *http.Request) {
+	if err := w.Auth.RevokeToken(r.PathValue("id")); err != nil {
+		writeError(rw, &httpError{http.StatusNotFound, err})
+		return
+	}
+	w.Log.Info("API token revoked", "id", r.PathValue("id"))
+	rw.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,336 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"byzantium/runtime/auth"
+	"byzantium/runtime/i18n"
+)
+
+// page is what every template gets: the language and its messages, the
+// node, the session's CSRF token for forms, and the page's own data.
+type page struct {
+	Lang     string
+	Title    string // a message key
+	Node     string
+	Version  string
+	Path     string
+	CSRF     string
+	LoggedIn bool
+	Langs    []langLink
+	Notice   string
+	Error    string
+	Data     any
+
+	cat *i18n.Catalogs
+}
+
+type langLink struct {
+	Code, Name, Href string
+	Current          bool
+}
+
+// T translates a message key in the page's language.
+func (p *page) T(key string, args ...any) string { return p.cat.T(p.Lang, key, args...) }
+
+// lang picks the request's language: its cookie (the user's switch), then
+// Accept-Language, then the node's default.
+func (w *Web) lang(r *http.Request) string {
+	if c, err := r.Cookie(langCookie); err == nil && w.cat.Has(c.Value) {
+		return c.Value
+	}
+	if a := r.Header.Get("Accept-Language"); a != "" {
+		return w.cat.Match(a)
+	}
+	if l := w.Settings.Get().Language; w.cat.Has(l) {
+		return l
+	}
+	return "en"
+}
+
+func (w *Web) page(r *http.Request, title string) *page {
+	p := &page{Lang: w.lang(r), Title: title, Node: w.Settings.Get().NodeName, Version: w.Version, Path: r.URL.Path, cat: w.cat}
+	if id := w.authenticate(r); id != nil && id.session != nil {
+		p.LoggedIn, p.CSRF = true, id.session.CSRF
+	}
+	for _, l := range w.cat.Languages() {
+		p.Langs = append(p.Langs, langLink{Code: l, Name: w.cat.Name(l), Current: l == p.Lang,
+			Href: "/lang?set=" + l + "&next=" + url.QueryEscape(r.URL.RequestURI())})
+	}
+	p.Notice = r.URL.Query().Get("done")
+	return p
+}
+
+func (w *Web) render(rw http.ResponseWriter, status int, name string, p *page) {
+	t := w.pages[name]
+	var buf bytes.Buffer
+	if t == nil {
+		http.Error(rw, "no template "+name, http.StatusInternalServerError)
+		return
+	}
+	if err := t.Execute(&buf, p); err != nil {
+		w.Log.Error("rendering a page", "page", name, "err", err)
+		http.Error(rw, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+	rw.Header().Set("Cache-Control", "no-store")
+	rw.Header().Set("Content-Language", p.Lang)
+	rw.WriteHeader(status)
+	rw.Write(buf.Bytes())
+}
+
+// done redirects after a successful form with a notice key, so a reload
+// does not post again.
+func done(rw http.ResponseWriter, r *http.Request, to, notice string) {
+	http.Redirect(rw, r, to+"?done="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+		return "/"
+	}
+	return next
+}
+
+func (w *Web) setSessionCookie(rw http.ResponseWriter, s *auth.Session) {
+	http.SetCookie(rw, &http.Cookie{Name: sessionCookie, Value: s.ID, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(auth.SessionTTL / time.Second)})
+}
+
+func (w *Web) loginPage(rw http.ResponseWriter, r *http.Request) {
+	if !w.Auth.Claimed() {
+		http.Redirect(rw, r, "/setup", http.StatusSeeOther)
+		return
+	}
+	p := w.page(r, "login.title")
+	p.Data = safeNext(r.URL.Query().Get("next"))
+	w.render(rw, http.StatusOK, "login", p)
+}
+
+func (w *Web) loginPost(rw http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.PostFormValue("next"))
+	s, err := w.Auth.Login(remote(r), r.PostFormValue("password"))
+	if err != nil {
+		w.Log.Warn("failed panel login", "from", remote(r))
+		p := w.page(r, "login.title")
+		p.Data = next
+		p.Error = w.loginError(p, err)
+		status := http.StatusUnauthorized
+		var slow *auth.SlowDown
+		if errors.As(err, &slow) {
+			status = http.StatusTooManyRequests
+			rw.Header().Set("Retry-After", strconv.Itoa(seconds(slow.RetryAfter)))
+		}
+		w.render(rw, status, "login", p)
+		return
+	}
+	w.Log.Info("panel login", "from", remote(r))
+	w.setSessionCookie(rw, s)
+	http.Redirect(rw, r, next, http.StatusSeeOther)
+}
+
+// seconds rounds a wait up to whole seconds, as Retry-After and the
+// messages give it.
+func seconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
+
+func (w *Web) loginError(p *page, err error) string {
+	var slow *auth.SlowDown
+	switch {
+	case errors.As(err, &slow):
+		return p.T("login.slow", seconds(slow.RetryAfter))
+	case errors.Is(err, auth.ErrNotClaimed):
+		return p.T("login.unclaimed")
+	default:
+		return p.T("login.wrong")
+	}
+}
+
+func (w *Web) logout(rw http.ResponseWriter, r *http.Request) {
+	if id := whoOf(r); id != nil && id.session != nil {
+		w.Auth.Logout(id.session.ID)
+	}
+	http.SetCookie(rw, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(rw, r, "/login", http.StatusSeeOther)
+}
+
+func (w *Web) setupPage(rw http.ResponseWriter, r *http.Request) {
+	if w.Auth.Claimed() {
+		http.Redirect(rw, r, "/login", http.StatusSeeOther)
+		return
+	}
+	w.render(rw, http.StatusOK, "setup", w.page(r, "setup.title"))
+}
+
+func (w *Web) setupPost(rw http.ResponseWriter, r *http.Request) {
+	p := w.page(r, "setup.title")
+	pass := r.PostFormValue("password")
+	if pass != r.PostFormValue("confirm") {
+		p.Error = p.T("setup.mismatch")
+		w.render(rw, http.StatusBadRequest, "setup", p)
+		return
+	}
+	err := w.Auth.Claim(remote(r), r.PostFormValue("code"), pass)
+	if err != nil {
+		var slow *auth.SlowDown
+		status := http.StatusBadRequest
+		switch {
+		case errors.Is(err, auth.ErrClaimed):
+			http.Redirect(rw, r, "/login", http.StatusSeeOther)
+			return
+		case errors.As(err, &slow):
+			p.Error, status = p.T("login.slow", seconds(slow.RetryAfter)), http.StatusTooManyRequests
+		case errors.Is(err, auth.ErrWeakPassword):
+			p.Error = p.T("password.weak", auth.MinPassword)
+		default:
+			p.Error = p.T("setup.badcode")
+		}
+		w.render(rw, status, "setup", p)
+		return
+	}
+	w.Log.Info("the node was claimed: an admin password is set", "from", remote(r))
+	s, err := w.Auth.Login(remote(r), pass)
+	if err == nil {
+		w.setSessionCookie(rw, s)
+	}
+	done(rw, r, "/", "setup.done")
+}
+
+// setLang is the language switch: links, so it works without
+// JavaScript; it changes the browser's cookie only.
+func (w *Web) setLang(rw http.ResponseWriter, r *http.Request) {
+	l := r.URL.Query().Get("set")
+	if w.cat.Has(l) {
+		http.SetCookie(rw, &http.Cookie{Name: langCookie, Value: l, Path: "/", Secure: true, SameSite: http.SameSiteLaxMode, MaxAge: 365 * 24 * 3600})
+	}
+	http.Redirect(rw, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+}
+
+func (w *Web) statusPage(rw http.ResponseWriter, r *http.Request) {
+	p := w.page(r, "status.title")
+	st := readStatus(w.Root)
+	st.Node, st.Version = w.Settings.Get().NodeName, w.Version
+	p.Data = st
+	w.render(rw, http.StatusOK, "status", p)
+}
+
+func (w *Web) settingsPage(rw http.ResponseWriter, r *http.Request) {
+	p := w.page(r, "settings.title")
+	p.Data = w.Settings.Get()
+	w.render(rw, http.StatusOK, "settings", p)
+}
+
+func (w *Web) settingsPost(rw http.ResponseWriter, r *http.Request) {
+	p := w.page(r, "settings.title")
+	v := w.Settings.Get()
+	p.Data = v
+	switch r.PostFormValue("what") {
+	case "node":
+		v.NodeName = strings.TrimSpace(r.PostFormValue("node_name"))
+	case "language":
+		v.Language = r.PostFormValue("language")
+		if !w.cat.Has(v.Language) {
+			p.Error = p.T("settings.badlang")
+			w.render(rw, http.StatusBadRequest, "settings", p)
+			return
+		}
+	case "password":
+		next := r.PostFormValue("new")
+		if next != r.PostFormValue("confirm") {
+			p.Error = p.T("setup.mismatch")
+			w.render(rw, http.StatusBadRequest, "settings", p)
+			return
+		}
+		if err := w.Auth.ChangePassword(remote(r), r.PostFormValue("current"), next, whoOf(r).session.ID); err != nil {
+			p.Error = w.passwordError(p, err)
+			w.render(rw, http.StatusBadRequest, "settings", p)
+			return
+		}
+		w.Log.Info("the admin password was changed", "from", remote(r))
+		done(rw, r, "/settings", "settings.password.done")
+		return
+	default:
+		p.Error = p.T("settings.unknown")
+		w.render(rw, http.StatusBadRequest, "settings", p)
+		return
+	}
+	if err := w.Settings.Set(v); err != nil {
+		p.Error = p.T("settings.badname")
+		w.render(rw, http.StatusBadRequest, "settings", p)
+		return
+	}
+	w.Log.Info("settings changed", "node_name", v.NodeName, "language", v.Language)
+	done(rw, r, "/settings", "settings.done")
+}
+
+func (w *Web) passwordError(p *page, err error) string {
+	var slow *auth.SlowDown
+	switch {
+	case errors.As(err, &slow):
+		return p.T("login.slow", seconds(slow.RetryAfter))
+	case errors.Is(err, auth.ErrWeakPassword):
+		return p.T("password.weak", auth.MinPassword)
+	default:
+		return p.T("settings.password.wrong")
+	}
+}
+
+func (w *Web) tokensPage(rw http.ResponseWriter, r *http.Request) {
+	p := w.page(r, "tokens.title")
+	p.Data = tokensData{Tokens: w.Auth.Tokens()}
+	w.render(rw, http.StatusOK, "tokens", p)
+}
+
+type tokensData struct {
+	Tokens []auth.Token
+	Secret string // a new token's secret, shown once
+}
+
+func (w *Web) tokensPost(rw http.ResponseWriter, r *http.Request) {
+	p := w.page(r, "tokens.title")
+	secret, t, err := w.Auth.NewToken(r.PostFormValue("name"))
+	if err != nil {
+		p.Error = p.T("tokens.badname")
+		p.Data = tokensData{Tokens: w.Auth.Tokens()}
+		w.render(rw, http.StatusBadRequest, "tokens", p)
+		return
+	}
+	w.Log.Info("API token made", "name", t.Name, "id", t.ID)
+	p.Data = tokensData{Tokens: w.Auth.Tokens(), Secret: secret}
+	w.render(rw, http.StatusOK, "tokens", p)
+}
+
+func (w *Web) tokenRevoke(rw http.ResponseWriter, r *http.Request) {
+	if err := w.Auth.RevokeToken(r.PathValue("id")); err != nil {
+		w.fail(rw, r, http.StatusNotFound, err)
+		return
+	}
+	w.Log.Info("API token revoked", "id", r.PathValue("id"))
+	done(rw, r, "/tokens", "tokens.revoked")
+}
+
+func (w *Web) logsPage(rw http.ResponseWriter, r *http.Request) {
+	p := w.page(r, "logs.title")
+	lines := w.Ring.Lines()
+	// Newest first: what just happened is what the user is after.
+	for i, j := 0, len(lines)-1; i < j; i, j = i+1, j-1 {
+		lines[i], lines[j] = lines[j], lines[i]
+	}
+	p.Data = lines
+	w.render(rw, http.StatusOK, "logs", p)
+}
+
+func (w *Web) persistPost(rw http.ResponseWriter, r *http.Request) {
+	if _, err := SaveChanges(w.Root); err != nil {
+		w.fail(rw, r, http.StatusConflict, err)
+		return
+	}
+	done(rw, r, "/", "status.saved")
+}

@@ -1,0 +1,313 @@
+package daemon
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"byzantium/runtime/auth"
+	"byzantium/runtime/i18n"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Cookie names. The session cookie is Secure, HttpOnly and
+// SameSite=Strict; the language cookie only holds a language code.
+const (
+	sessionCookie = "byz_session"
+	langCookie    = "byz_lang"
+)
+
+// Web is the HTTPS panel and API: everything but /healthz needs a login
+// except the login and setup pages, the language switch and the static
+// files.
+type Web struct {
+	Auth     *auth.Store
+	Log      *slog.Logger
+	Ring     *LogRing
+	Root     string
+	Version  string
+	Settings *Settings
+	Local    *Local // the persistence actions, shared with the unix socket
+
+	cat   *i18n.Catalogs
+	pages map[string]*template.Template
+}
+
+// Settings are the node's own choices, kept in the state folder.
+type Settings struct {
+	path string
+	mu   sync.Mutex
+	v    SettingsValues
+}
+
+// SettingsValues is settings.json and the body of /api/v1/settings.
+type SettingsValues struct {
+	NodeName string `json:"node_name"`
+	Language string `json:"language"` // the panel's default language
+}
+
+// OpenSettings reads dir/settings.json; def fills what it lacks.
+func OpenSettings(dir string, def SettingsValues) (*Settings, error) {
+	s := &Settings{path: filepath.Join(dir, "settings.json"), v: def}
+	b, err := os.ReadFile(s.path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err == nil {
+		var v SettingsValues
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, fmt.Errorf("daemon: %s: %w", s.path, err)
+		}
+		if v.NodeName != "" {
+			s.v.NodeName = v.NodeName
+		}
+		if v.Language != "" {
+			s.v.Language = v.Language
+		}
+	}
+	return s, nil
+}
+
+// Get returns the settings.
+func (s *Settings) Get() SettingsValues {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.v
+}
+
+// Set validates and stores new settings.
+func (s *Settings) Set(v SettingsValues) error {
+	if !nodeNamePattern.MatchString(v.NodeName) {
+		return fmt.Errorf("node name %q: use letters, digits and inner hyphens, at most 63", v.NodeName)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	tmp := s.path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return err
+	}
+	s.v = v
+	return nil
+}
+
+// route is one entry of the HTTPS router. Public routes answer without a
+// login; TestRoutesNeedLogin walks this table and proves every other
+// route refuses anonymous requests.
+type route struct {
+	pattern string
+	public  bool
+	handler http.HandlerFunc
+}
+
+// init loads the catalogs and templates; a broken embedded file is a
+// programming error that the tests catch.
+func (w *Web) init() error {
+	var err error
+	if w.cat, err = i18n.Load(webFS, "web/i18n", "en"); err != nil {
+		return err
+	}
+	w.pages = map[string]*template.Template{}
+	names, err := fs.Glob(webFS, "web/templates/*.html")
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		base := filepath.Base(n)
+		if base == "layout.html" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(webFS, "web/templates/layout.html", n)
+		if err != nil {
+			return fmt.Errorf("daemon: template %s: %w", base, err)
+		}
+		w.pages[strings.TrimSuffix(base, ".html")] = t
+	}
+	return nil
+}
+
+var templateFuncs = template.FuncMap{
+	"bytes": func(n uint64) string {
+		const unit = 1024
+		if n < unit {
+			return fmt.Sprintf("%d B", n)
+		}
+		div, exp := uint64(unit), 0
+		for m := n / unit; m >= unit; m /= unit {
+			div *= unit
+			exp++
+		}
+		return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	},
+	"duration": func(sec int64) string {
+		d := time.Duration(sec) * time.Second
+		h := int(d.Hours())
+		return fmt.Sprintf("%dd %02dh %02dm", h/24, h%24, int(d.Minutes())%60)
+	},
+	"percent": func(part, whole uint64) int {
+		if whole == 0 {
+			return 0
+		}
+		return int(part * 100 / whole)
+	},
+}
+
+// Handler returns the HTTPS handler for the routes of the panel and API,
+// behind the security headers.
+func (w *Web) Handler(extra ...route) (http.Handler, error) {
+	if err := w.init(); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	for _, r := range append(w.routes(), extra...) {
+		h := r.handler
+		if !r.public {
+			h = w.requireLogin(h)
+		}
+		mux.Handle(r.pattern, w.sameOrigin(h))
+	}
+	return securityHeaders(mux), nil
+}
+
+// who is the authenticated caller of a request.
+type who struct {
+	session *auth.Session // a browser session (cookie) or an API login (bearer)
+	token   *auth.Token   // an API token
+	cookie  bool          // authenticated by the cookie: state changes need the CSRF token
+}
+
+type whoKey struct{}
+
+func whoOf(r *http.Request) *who {
+	w, _ := r.Context().Value(whoKey{}).(*who)
+	return w
+}
+
+// authenticate finds the caller: an Authorization: Bearer API token or
+// API session, or the session cookie.
+func (w *Web) authenticate(r *http.Request) *who {
+	if h := r.Header.Get("Authorization"); h != "" {
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return nil
+		}
+		if t, ok := w.Auth.CheckToken(secret); ok {
+			return &who{token: &t}
+		}
+		if s := w.Auth.Session(secret); s != nil {
+			return &who{session: s}
+		}
+		return nil
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if s := w.Auth.Session(c.Value); s != nil {
+			return &who{session: s, cookie: true}
+		}
+	}
+	return nil
+}
+
+func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }
+
+// requireLogin refuses anonymous requests (401 for the API, a redirect
+// to the login page for the panel) and, for a cookie session, state
+// changes without the session's CSRF token.
+func (w *Web) requireLogin(next http.HandlerFunc) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		id := w.authenticate(r)
+		if id == nil {
+			if isAPI(r) {
+				rw.Header().Set("WWW-Authenticate", `Bearer realm="byzantium"`)
+				writeJSON(rw, http.StatusUnauthorized, ErrorBody{Error: "log in first: POST /api/v1/login, or send an API token as Authorization: Bearer"})
+				return
+			}
+			http.Redirect(rw, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if id.cookie && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			tok := r.Header.Get("X-CSRF-Token")
+			if tok == "" {
+				tok = r.PostFormValue("csrf")
+			}
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(id.session.CSRF)) != 1 {
+				w.fail(rw, r, http.StatusForbidden, errors.New("this form has expired or did not come from this panel (CSRF check): reload the page and try again"))
+				return
+			}
+		}
+		next(rw, r.WithContext(context.WithValue(r.Context(), whoKey{}, id)))
+	}
+}
+
+// sameOrigin refuses state changes that a browser marks as cross-site
+// (Sec-Fetch-Site) or whose Origin is another site: a second line behind
+// SameSite cookies and CSRF tokens, which also covers the login form.
+func (w *Web) sameOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			site := r.Header.Get("Sec-Fetch-Site")
+			origin := r.Header.Get("Origin")
+			bad := site == "cross-site" || site == "same-site"
+			if origin != "" && origin != "null" {
+				if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
+					bad = true
+				}
+			}
+			if bad {
+				w.fail(rw, r, http.StatusForbidden, errors.New("refused: this request came from another site"))
+				return
+			}
+		}
+		next.ServeHTTP(rw, r)
+	})
+}
+
+// remote is the caller's address, the key of the login limiter.
+func remote(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// fail answers an error: JSON for the API, a page for the panel.
+func (w *Web) fail(rw http.ResponseWriter, r *http.Request, status int, err error) {
+	var slow *auth.SlowDown
+	if errors.As(err, &slow) {
+		rw.Header().Set("Retry-After", fmt.Sprint(seconds(slow.RetryAfter)))
+		status = http.StatusTooManyRequests
+	}
+	if isAPI(r) {
+		writeJSON(rw, status, ErrorBody{Error: err.Error()})
+		return
+	}
+	p := w.page(r, "error.title")
+	p.Error = err.Error()
+	w.render(rw, status, "error", p)
+}
+
+// staticFS is the panel's CSS (no scripts: the panel works without
+// JavaScript).
+func staticFS() (fs.FS, error) { return fs.Sub(webFS, "web/static") }
