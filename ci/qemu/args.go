@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -52,6 +53,10 @@ type Options struct {
 	Binary string
 	// OVMFDir holds the OVMF firmware; "" means /usr/share/OVMF.
 	OVMFDir string
+	// Credentials are handed to the guest as SMBIOS type 11 strings
+	// "io.systemd.credential:NAME=VALUE", in the manner of systemd: byzd
+	// reads byz.admin-password from there (runtime/auth).
+	Credentials map[string]string
 }
 
 // Args returns QEMU's arguments. varsCopy is the writable copy of the
@@ -104,6 +109,19 @@ func (o Options) Args(varsCopy string) ([]string, error) {
 			return nil, err
 		}
 		args = append(args, disk...)
+	}
+	names := make([]string, 0, len(o.Credentials))
+	for k := range o.Credentials {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if k == "" || strings.ContainsAny(k, "=\n") || strings.Contains(o.Credentials[k], "\n") {
+			return nil, fmt.Errorf("%w: credential %q: a name without = and a one-line value", ErrBadOptions, k)
+		}
+		// QEMU's option syntax escapes a comma by doubling it.
+		v := strings.ReplaceAll("io.systemd.credential:"+k+"="+o.Credentials[k], ",", ",,")
+		args = append(args, "-smbios", "type=11,value="+v)
 	}
 	nic, err := nicArg(o.Forward)
 	if err != nil {

@@ -26,6 +26,8 @@ func TestArgs(t *testing.T) {
 		{"ide disk with forwards", Options{Disk: "d.img", DiskAs: IDE, Forward: []string{"8443:443", "127.0.0.1:8080-:80"}},
 			[]string{"ide-hd,drive=disk0", "-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:8443-:443,hostfwd=tcp:127.0.0.1:8080-:80"}, nil},
 		{"virtio disk", Options{Disk: "d.img"}, []string{"virtio-blk-pci,drive=disk0"}, nil},
+		{"credentials", Options{Disk: "d.img", Credentials: map[string]string{"byz.b": "x", "byz.admin-password": "a,b c"}},
+			[]string{"-smbios type=11,value=io.systemd.credential:byz.admin-password=a,,b c -smbios type=11,value=io.systemd.credential:byz.b=x"}, nil},
 	} {
 		args, err := tc.o.Args("VARS")
 		if err != nil {
@@ -55,6 +57,8 @@ func TestArgsErrors(t *testing.T) {
 		{Kernel: "k", Forward: []string{"0.0.0.0:80-:80"}},
 		{Kernel: "k", Forward: []string{"80"}},
 		{Kernel: "k", Forward: []string{"70000:80"}},
+		{Kernel: "k", Credentials: map[string]string{"a=b": "c"}},
+		{Kernel: "k", Credentials: map[string]string{"a": "two\nlines"}},
 	} {
 		if _, err := o.Args("VARS"); !errors.Is(err, ErrBadOptions) {
 			t.Errorf("Args(%+v) = %v, want ErrBadOptions", o, err)

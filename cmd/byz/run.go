@@ -26,6 +26,7 @@ func newRunQemuCmd() *cobra.Command {
 	var (
 		cfg        qemu.Config
 		as, expect string
+		creds      []string
 		timeout    time.Duration
 	)
 	c := &cobra.Command{
@@ -38,10 +39,15 @@ directly instead.
 
 With --expect, byz exits 0 as soon as a console line contains the text, and
 non-zero with the last console lines if QEMU exits or --timeout passes first.
-Without it, byz returns when the guest powers off or the timeout passes.`,
+Without it, byz returns when the guest powers off or the timeout passes.
+
+--credential NAME=VALUE hands the guest a credential as an SMBIOS type 11
+string, as systemd does; byzd takes byz.admin-password from there, so the
+node can be logged into without its setup code.`,
 		Example: `  byz run qemu byzantium.iso
   byz run qemu byzantium.img --as usb --uefi --forward 8443:443
   byz run qemu byzantium.iso --secure-boot --expect 'byz-init: ready' --timeout 2m
+  byz run qemu byzantium.iso --forward 8443:443 --credential byz.admin-password=let-me-in-please
   byz run qemu --kernel vmlinuz --initrd initrd.zst --append 'console=ttyS0 byz.test=poweroff' \
       --expect 'byz-init: ready' --serial boot.log`,
 		Args: argsUsage(cobra.MaximumNArgs(1)),
@@ -57,6 +63,16 @@ Without it, byz returns when the guest powers off or the timeout passes.`,
 				default:
 					return usageError{fmt.Errorf("run qemu: --as %q: want cdrom, disk, ide or usb", as)}
 				}
+			}
+			for _, c := range creds {
+				k, v, ok := strings.Cut(c, "=")
+				if !ok {
+					return usageError{fmt.Errorf("run qemu: --credential %q: write NAME=VALUE", c)}
+				}
+				if cfg.Credentials == nil {
+					cfg.Credentials = map[string]string{}
+				}
+				cfg.Credentials[k] = v
 			}
 			if cfg.Kernel == "" && len(args) == 0 {
 				return usageError{fmt.Errorf("run qemu: give an IMAGE or --kernel (see 'byz run qemu --help')")}
@@ -77,6 +93,7 @@ Without it, byz returns when the guest powers off or the timeout passes.`,
 	f.StringVar(&cfg.Machine, "machine", "pc", "machine type: pc or q35")
 	f.StringVar(&cfg.Mem, "mem", "1G", "guest memory")
 	f.StringArrayVar(&cfg.Forward, "forward", nil, "forward 127.0.0.1:HOST to guest port GUEST, as HOST:GUEST (repeatable)")
+	f.StringArrayVar(&creds, "credential", nil, "hand the guest a credential NAME=VALUE (SMBIOS type 11; repeatable)")
 	f.StringVar(&cfg.SerialLog, "serial", "", "also write the console to this file")
 	f.StringVar(&expect, "expect", "", "exit 0 once a console line contains this text")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
