@@ -95,9 +95,14 @@ func (o Options) Args(varsCopy string) ([]string, error) {
 		if o.Initrd != "" {
 			args = append(args, "-initrd", o.Initrd)
 		}
-		if o.Append != "" {
-			args = append(args, "-append", o.Append)
+		// TCG on a loaded host can fail the kernel's IO-APIC timer check
+		// ("IO-APIC + timer doesn't work", a panic, seen once in CI);
+		// no_timer_check skips that check, as VM images commonly do.
+		app := strings.TrimSpace(o.Append + " no_timer_check")
+		if strings.Contains(" "+o.Append+" ", " no_timer_check ") {
+			app = o.Append
 		}
+		args = append(args, "-append", app)
 	}
 	if o.ISO != "" {
 		args = append(args, "-drive", "if=none,id=cd0,format=raw,media=cdrom,readonly=on,file="+driveFile(o.ISO),

@@ -14,7 +14,7 @@ func TestArgs(t *testing.T) {
 		not  []string
 	}{
 		{"kernel", Options{Kernel: "vmlinuz", Initrd: "initrd", Append: "console=ttyS0"},
-			[]string{"-machine pc ", "-m 1G", "-kernel vmlinuz -initrd initrd -append console=ttyS0", "-no-reboot", "-nic none"},
+			[]string{"-machine pc ", "-m 1G", "-kernel vmlinuz -initrd initrd -append console=ttyS0 no_timer_check", "-no-reboot", "-nic none"},
 			[]string{"pflash", "enable-kvm"}},
 		{"iso uefi", Options{ISO: "a,b.iso", UEFI: true, Machine: "q35", Mem: "2G"},
 			[]string{"-machine q35 ", "-m 2G", "file=/usr/share/OVMF/OVMF_CODE_4M.fd", "unit=1,file=VARS",

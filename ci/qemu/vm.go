@@ -18,6 +18,9 @@ import (
 // Expect waited for.
 var ErrExited = errors.New("qemu: exited")
 
+// ErrPanicked is returned by Expect once the guest kernel has panicked.
+var ErrPanicked = errors.New("qemu: the guest kernel panicked")
+
 // TailLines is how many console lines errors carry.
 const TailLines = 40
 
@@ -45,7 +48,9 @@ type VM struct {
 	next    int           // Expect searches lines from here
 	changed chan struct{} // closed and replaced on every new line
 	logFile *os.File
-	once    sync.Once
+	// panicked is set once a line says "Kernel panic - not syncing".
+	panicked bool
+	once     sync.Once
 }
 
 // Start runs QEMU. The caller must Kill the VM (StartT arranges it).
@@ -122,7 +127,11 @@ func (vm *VM) scan(r io.Reader) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		vm.mu.Lock()
-		vm.lines = append(vm.lines, strings.TrimRight(sc.Text(), "\r"))
+		line := strings.TrimRight(sc.Text(), "\r")
+		vm.lines = append(vm.lines, line)
+		if strings.Contains(line, "Kernel panic - not syncing") {
+			vm.panicked = true
+		}
 		close(vm.changed)
 		vm.changed = make(chan struct{})
 		vm.mu.Unlock()
@@ -143,6 +152,11 @@ func (vm *VM) Expect(ctx context.Context, text string) (string, error) {
 		line, ok, changed := vm.find(text)
 		if ok {
 			return line, nil
+		}
+		if vm.hasPanicked() {
+			// A panicked kernel says nothing more: fail now, not at the
+			// timeout.
+			return "", fmt.Errorf("%w before the console showed %q:\n%s", ErrPanicked, text, vm.report())
 		}
 		select {
 		case <-changed:
@@ -185,6 +199,12 @@ func (vm *VM) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("qemu: waiting for the VM to exit: %w; the console said:\n%s", ctx.Err(), vm.report())
 	}
+}
+
+func (vm *VM) hasPanicked() bool {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.panicked
 }
 
 // Tail returns the last n console lines.
