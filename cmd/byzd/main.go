@@ -19,12 +19,17 @@ import (
 	"byzantium/runtime/coldplug"
 	"byzantium/runtime/daemon"
 	"byzantium/runtime/netcfg"
+	"byzantium/runtime/sandbox"
 )
 
 // version is set at link time (-ldflags "-X main.version=…").
 var version = "dev"
 
 func main() {
+	// byzd runs itself again to confine each service (runtime/sandbox).
+	if len(os.Args) > 1 && os.Args[1] == sandbox.Arg {
+		sandbox.Main()
+	}
 	var cfg daemon.Config
 	flag.StringVar(&cfg.StateDir, "state", "/var/lib/byzantium", "directory for state kept across reboots (TLS certificate)")
 	flag.StringVar(&cfg.HTTPSAddr, "https", ":443", "HTTPS listen address")
@@ -32,6 +37,7 @@ func main() {
 	flag.StringVar(&cfg.NodeName, "node-name", daemon.Hostname(), "node name for the certificate and /healthz (default: the host name, else byzantium)")
 	flag.StringVar(&cfg.RootDir, "root", "/", "root of the running system, where module manifests are read")
 	noNet := flag.Bool("no-net", false, "leave networking alone (no loopback, no DHCP)")
+	noServices := flag.Bool("no-services", false, "run no modules or services (the panel then only reports)")
 	noColdplug := flag.Bool("no-coldplug", false, "load no drivers for the machine's devices (byz-init loads the network's; byzd the rest once it serves)")
 	debug := flag.Bool("debug", false, "log debug lines too")
 	flag.Parse()
@@ -49,6 +55,7 @@ func main() {
 	if !*noNet {
 		cfg.Network = &netcfg.Config{}
 	}
+	cfg.Services = !*noServices
 	if !*noColdplug {
 		cfg.Coldplug = runColdplug
 	}

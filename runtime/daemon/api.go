@@ -15,7 +15,7 @@ import (
 // passes requireLogin (see Handler). docs/api.md documents the API.
 func (w *Web) routes() []route {
 	static, _ := staticFS()
-	return []route{
+	return append([]route{
 		// Public: the login and setup pages, the language switch, the
 		// static files.
 		{"GET /login", true, w.loginPage},
@@ -50,7 +50,7 @@ func (w *Web) routes() []route {
 		{"GET /api/v1/persistence", false, w.Local.persistence},
 		{"POST /api/v1/persistence/save", false, w.Local.save},
 		{"POST /api/v1/persistence/savedat", false, w.Local.saveDat},
-	}
+	}, w.serviceRoutes()...)
 }
 
 // decode reads a JSON body strictly (unknown fields are errors, so a typo
@@ -105,8 +105,9 @@ func (w *Web) apiLogout(rw http.ResponseWriter, r *http.Request) {
 func (w *Web) apiStatus(rw http.ResponseWriter, _ *http.Request) {
 	st := readStatus(w.Root)
 	st.Node, st.Version = w.Settings.Get().NodeName, w.Version
-	if st.Modules == nil {
-		st.Modules = []string{}
+	st.Modules, st.Services = w.moduleNames(), []ServiceInfo{}
+	if w.Services != nil {
+		st.Services = w.Services.Services()
 	}
 	writeJSON(rw, http.StatusOK, st)
 }
@@ -216,4 +217,13 @@ func (w *Web) apiTokenRevoke(rw http.ResponseWriter, r *http.Request) {
 	}
 	w.Log.Info("API token revoked", "id", r.PathValue("id"))
 	rw.WriteHeader(http.StatusNoContent)
+}
+
+// moduleNames lists the modules in the running root (stacked at boot).
+func (w *Web) moduleNames() []string {
+	names, _ := LoadedModules(w.Root, nil)
+	if names == nil {
+		names = []string{}
+	}
+	return names
 }

@@ -19,6 +19,7 @@ import (
 
 	"byzantium/runtime/auth"
 	"byzantium/runtime/netcfg"
+	"byzantium/runtime/service"
 	"byzantium/runtime/tlscert"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +53,11 @@ type Config struct {
 	Ready func(https, http net.Addr)
 	// ShutdownTimeout bounds the graceful shutdown; 0 means 5s.
 	ShutdownTimeout time.Duration
+	// Services, when set, runs the module and service manager (on a
+	// node; tests of the daemon alone leave it off). SandboxSelf is the
+	// binary that confines services (byzd: /proc/self/exe).
+	Services    bool
+	SandboxSelf string
 	// HashParams, when set, is the cost of new password hashes (tests);
 	// zero means auth.DefaultHash.
 	HashParams auth.HashParams
@@ -164,7 +170,26 @@ func Run(ctx context.Context, cfg Config) error {
 		Persistence: func() *Persistence { return ReadPersistence(cfg.RootDir) }}
 	localAPI := &Local{Root: cfg.RootDir, Log: log}
 	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI}
+	if cfg.Services {
+		self := cfg.SandboxSelf
+		if self == "" {
+			self = "/proc/self/exe"
+		}
+		mgr := &service.Manager{Root: cfg.RootDir, StateDir: cfg.StateDir, Self: self, Log: log,
+			Node: func() string { return settings.Get().NodeName }}
+		// Services stop with the daemon: Run waits for them below.
+		if err := mgr.Start(ctx); err != nil {
+			log.Error("module and service manager", "err", err)
+		} else {
+			web.Services = mgr
+			defer mgr.Wait()
+		}
+	}
 	handler, err := web.Handler(route{"GET /healthz", true, srv.healthz})
+	if err != nil {
+		return err
+	}
+	localHandler, err := web.LocalHandler()
 	if err != nil {
 		return err
 	}
@@ -180,7 +205,7 @@ func Run(ctx context.Context, cfg Config) error {
 	errc := make(chan error, 3)
 	go func() { errc <- https.ServeTLS(httpsLn, "", "") }()
 	go func() { errc <- plain.Serve(httpLn) }()
-	local := &http.Server{Handler: localAPI.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	local := &http.Server{Handler: localHandler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	if cfg.Socket != "-" {
 		// The node serves without it; only byz on the node needs it.
 		if ln, err := ListenLocal(cfg.Socket); err != nil {

@@ -6,14 +6,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"byzantium/runtime/service"
 )
 
-// LogLine is one record kept for the panel.
-type LogLine struct {
-	Time    time.Time `json:"time"`
-	Level   string    `json:"level"`
-	Message string    `json:"message"` // with its attributes, as the console shows them
-}
+// LogLine is one record kept for the panel: time, level, and the message
+// with its attributes as the console shows them (a service's output
+// lines have the same shape).
+type LogLine = service.LogLine
 
 // LogRing keeps the last records of the daemon's log for the panel and
 // the API: a fixed ring, so the memory it takes is bounded.

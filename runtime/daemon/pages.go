@@ -217,6 +217,10 @@ func (w *Web) statusPage(rw http.ResponseWriter, r *http.Request) {
 	p := w.page(r, "status.title")
 	st := readStatus(w.Root)
 	st.Node, st.Version = w.Settings.Get().NodeName, w.Version
+	st.Modules, st.Services = w.moduleNames(), []ServiceInfo{}
+	if w.Services != nil {
+		st.Services = w.Services.Services()
+	}
 	p.Data = st
 	w.render(rw, http.StatusOK, "status", p)
 }

@@ -21,6 +21,7 @@ import (
 
 	"byzantium/runtime/auth"
 	"byzantium/runtime/i18n"
+	"byzantium/runtime/service"
 )
 
 //go:embed web
@@ -44,6 +45,8 @@ type Web struct {
 	Version  string
 	Settings *Settings
 	Local    *Local // the persistence actions, shared with the unix socket
+	// Services manages modules and services; nil answers 503.
+	Services *service.Manager
 
 	cat   *i18n.Catalogs
 	pages map[string]*template.Template
@@ -196,6 +199,7 @@ type who struct {
 	session *auth.Session // a browser session (cookie) or an API login (bearer)
 	token   *auth.Token   // an API token
 	cookie  bool          // authenticated by the cookie: state changes need the CSRF token
+	local   bool          // the root-only unix socket
 }
 
 type whoKey struct{}
@@ -311,3 +315,25 @@ func (w *Web) fail(rw http.ResponseWriter, r *http.Request, status int, err erro
 // staticFS is the panel's CSS (no scripts: the panel works without
 // JavaScript).
 func staticFS() (fs.FS, error) { return fs.Sub(webFS, "web/static") }
+
+// LocalHandler serves the API on the root-only unix socket: every
+// /api/v1 route, without a login (whoever can connect is root on the
+// node: the socket's mode and the peer check say so).
+func (w *Web) LocalHandler() (http.Handler, error) {
+	if w.cat == nil {
+		if err := w.init(); err != nil {
+			return nil, err
+		}
+	}
+	mux := http.NewServeMux()
+	for _, r := range w.routes() {
+		if !strings.Contains(r.pattern, " /api/") || strings.HasSuffix(r.pattern, "/login") {
+			continue
+		}
+		h := r.handler
+		mux.HandleFunc(r.pattern, func(rw http.ResponseWriter, req *http.Request) {
+			h(rw, req.WithContext(context.WithValue(req.Context(), whoKey{}, &who{local: true})))
+		})
+	}
+	return mux, nil
+}

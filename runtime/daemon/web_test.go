@@ -373,6 +373,21 @@ func TestCatalogs(t *testing.T) {
 			}
 		}
 	}
+	for _, fam := range []struct {
+		prefix string
+		values []string
+	}{
+		{"services.state.", []string{"stopped", "starting", "running", "backoff", "failed"}},
+		{"services.health.", []string{"ok", "failing"}},
+		{"modules.folder.", []string{"base", "modules", "optional"}},
+		{"services.", []string{"enable.done", "disable.done", "restart.done"}},
+	} {
+		for _, v := range fam.values {
+			if !has(fam.prefix + v) {
+				t.Errorf("no %s%s", fam.prefix, v)
+			}
+		}
+	}
 	for _, k := range []string{"status.storage.root", "status.storage.media", "setup.done", "settings.done", "settings.password.done", "tokens.revoked", "status.saved"} {
 		if !has(k) {
 			t.Errorf("no %s", k)

@@ -1,0 +1,277 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"byzantium/ci/testenv"
+	"byzantium/modules/manifest"
+	"byzantium/runtime/sandbox"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == sandbox.Arg {
+		sandbox.Main()
+	}
+	os.Exit(m.Run())
+}
+
+// node is a fake running node: a root folder with the media (a tmpfs)
+// holding modules made with mksquashfs, the busybox base stacked "at
+// boot" as byz-init would have, and its modules.json.
+type node struct {
+	root, state string
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func mkModule(t *testing.T, n *node, folder, file string, man manifest.Manifest, files map[string]string) {
+	t.Helper()
+	src := t.TempDir()
+	b, err := man.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files[manifest.Path(man.Name)] = string(b)
+	for p, data := range files {
+		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(n.root, "run/byz/media/byzantium", folder, file)
+	os.MkdirAll(filepath.Dir(out), 0o755)
+	if o, err := exec.Command(testenv.RequireTool(t, "mksquashfs"), src, out, "-noappend", "-quiet", "-no-progress").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, o)
+	}
+}
+
+func newNode(t *testing.T) *node {
+	t.Helper()
+	testenv.RequireRoot(t)
+	n := &node{root: t.TempDir(), state: t.TempDir()}
+	media := filepath.Join(n.root, "run/byz/media")
+	os.MkdirAll(media, 0o755)
+	if err := unix.Mount("tmpfs", media, "tmpfs", 0, "size=64m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmountAll(n.root) })
+	// The base: busybox, extracted and "stacked at boot".
+	debs, _ := filepath.Glob(filepath.Join(repoRoot(t), ".cache/debs/busybox-static_*.deb"))
+	if len(debs) == 0 {
+		testenv.Unavailable(t, "no busybox-static .deb in .cache/debs (make fetch)")
+	}
+	layer := filepath.Join(n.root, "run/byz/layers/000-busybox")
+	os.MkdirAll(layer, 0o755)
+	if out, err := exec.Command(testenv.RequireTool(t, "dpkg-deb"), "-x", debs[0], layer).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, out)
+	}
+	for _, d := range []string{"proc", "dev", "tmp", "run", "var/lib"} {
+		os.MkdirAll(filepath.Join(layer, d), 0o755)
+	}
+	b, _ := (&manifest.Manifest{Name: "busybox"}).Marshal()
+	os.MkdirAll(filepath.Join(layer, manifest.Dir), 0o755)
+	os.WriteFile(filepath.Join(layer, manifest.Path("busybox")), b, 0o644)
+	os.MkdirAll(filepath.Join(media, "byzantium/base"), 0o755)
+	os.WriteFile(filepath.Join(media, "byzantium/base/000-busybox.xzm"), []byte("stand-in: stacked at boot"), 0o644)
+	mj, _ := json.Marshal([]map[string]string{{"name": "busybox", "file": "byzantium/base/000-busybox.xzm", "layer": "/run/byz/layers/000-busybox"}})
+	os.MkdirAll(filepath.Join(n.root, "run/byzantium"), 0o755)
+	os.WriteFile(filepath.Join(n.root, modulesJSON), mj, 0o644)
+	return n
+}
+
+func repoRoot(t *testing.T) string {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(string(bytes.TrimSpace(out)))
+}
+
+func (n *node) manager(t *testing.T, ctx context.Context, log io.Writer) *Manager {
+	t.Helper()
+	self, _ := os.Executable()
+	m := &Manager{Root: n.root, StateDir: n.state, Self: self, Node: func() string { return "testnode" },
+		Log: slog.New(slog.NewTextHandler(log, nil))}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func httpGet(url string) (string, error) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	r, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	return string(b), err
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if f() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestModulesAndServices runs the manager on a fake node with busybox
+// as the base and optional modules: one service that needs a library
+// module, one that crashes at start, a dependency cycle, and a module
+// without services.
+func TestModulesAndServices(t *testing.T) {
+	n := newNode(t)
+	port := freePort(t)
+	web := manifest.Service{Name: "web", Command: []string{"/bin/busybox", "sh", "-c",
+		"id > /srv/web/id; cat /proc/self/status > /srv/web/status; cat /usr/share/lib/marker > /srv/web/lib; ls /var/lib > /srv/web/varlib 2>&1; " +
+			"cat /srv/web/motd; exec /bin/busybox httpd -f -p 127.0.0.1:" + fmt.Sprint(port) + " -h /srv/web"},
+		Ports: []string{fmt.Sprint(port) + "/tcp"}, Data: "/srv/web",
+		Config: []manifest.ConfigFile{{Path: "/srv/web/motd", Template: "welcome to {{.Node}} ({{.User}}, data in {{.Data}})\n"}}}
+	mkModule(t, n, "optional", "010-lib.xzm", manifest.Manifest{Name: "lib"}, map[string]string{"usr/share/lib/marker": "from lib\n"})
+	mkModule(t, n, "optional", "020-web.xzm", manifest.Manifest{Name: "web", Depends: []string{"lib"}, Services: []manifest.Service{web}}, map[string]string{})
+	mkModule(t, n, "optional", "030-crash.xzm", manifest.Manifest{Name: "crash", Services: []manifest.Service{
+		{Name: "crash", Command: []string{"/bin/busybox", "sh", "-c", "echo boom; exit 3"}}}}, map[string]string{})
+	mkModule(t, n, "optional", "040-cyc-a.xzm", manifest.Manifest{Name: "cyc-a", Depends: []string{"cyc-b"}, Services: []manifest.Service{{Name: "a", Command: []string{"/bin/true"}}}}, map[string]string{})
+	mkModule(t, n, "optional", "041-cyc-b.xzm", manifest.Manifest{Name: "cyc-b", Depends: []string{"cyc-a"}}, map[string]string{})
+	mkModule(t, n, "optional", "050-docs.xzm", manifest.Manifest{Name: "docs"}, map[string]string{"usr/share/doc/x": "x"})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var log bytes.Buffer
+	m := n.manager(t, ctx, &log)
+	defer func() {
+		cancel()
+		m.Wait()
+		if t.Failed() {
+			t.Logf("log:\n%s", log.String())
+		}
+	}()
+
+	mods := map[string]ModuleInfo{}
+	for _, mi := range m.Modules() {
+		mods[mi.Name] = mi
+	}
+	if len(mods) != 7 || !mods["busybox"].Loaded || mods["web"].Active || mods["web"].Services[0] != "web" || mods["web"].Depends[0] != "lib" {
+		t.Fatalf("modules: %+v", mods)
+	}
+	if _, err := m.Enable("web"); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "activate it first") {
+		t.Errorf("enable before activation: %v", err)
+	}
+	for _, tc := range []struct{ name, want string }{
+		{"nope", "unknown module"},
+		{"docs", "no services"},
+		{"cyc-a", "a dependency cycle: cyc-a → cyc-b → cyc-a"},
+	} {
+		if _, err := m.Activate(tc.name); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("activate %s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	ch, err := m.Activate("web")
+	if err != nil || strings.Join(ch.Activated, ",") != "lib,web" {
+		t.Fatalf("activate web: %+v %v", ch, err)
+	}
+	si, err := m.Enable("web")
+	if err != nil || !si.Enabled {
+		t.Fatalf("enable web: %+v %v", si, err)
+	}
+	var id string
+	waitFor(t, "the web service to answer", func() bool { id, err = httpGet(fmt.Sprintf("http://127.0.0.1:%d/id", port)); return err == nil })
+	if !strings.Contains(id, "uid=61000(web) gid=61000(web)") {
+		t.Errorf("the service runs as %q", id)
+	}
+	status, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/status", port))
+	for _, want := range []string{"CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("the service's status lacks %q:\n%s", want, status)
+		}
+	}
+	if lib, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/lib", port)); lib != "from lib\n" {
+		t.Errorf("the dependency's file inside the service root: %q", lib)
+	}
+	// No other service's data, no byzantium state: /var/lib is the base's.
+	if varlib, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/varlib", port)); strings.TrimSpace(varlib) != "" {
+		t.Errorf("the service sees /var/lib entries: %q", varlib)
+	}
+	waitFor(t, "the motd in its log", func() bool {
+		lines, _ := m.Logs("web")
+		return len(lines) > 0 && lines[0].Message == "welcome to testnode (web, data in /srv/web)"
+	})
+	waitFor(t, "its health check", func() bool { return m.info(m.services["web"]).Health == "ok" })
+	if fi, err := os.Stat(filepath.Join(n.state, "services/web")); err != nil || fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid != 61000 {
+		t.Errorf("the data folder on the node: %v %v", fi, err)
+	}
+
+	// A service that crashes at start: reported, retried, and the other
+	// service keeps running.
+	if _, err := m.Activate("crash"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Enable("crash"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the crash to be reported", func() bool {
+		si := m.info(m.services["crash"])
+		return si.Restarts >= 1 && strings.Contains(si.LastError, "exited with status 3; its last line: boom")
+	})
+	if _, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/id", port)); err != nil {
+		t.Errorf("the web service was disturbed: %v", err)
+	}
+	if _, err := m.Disable("crash"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deactivating what web needs is refused, then cascades.
+	var conflict *ConflictError
+	if _, err := m.Deactivate("lib", false); !errors.As(err, &conflict) || strings.Join(conflict.RequiredBy, ",") != "web" {
+		t.Errorf("deactivate lib: %v", err)
+	}
+	if _, err := m.Deactivate("busybox", false); !errors.Is(err, ErrRefused) {
+		t.Errorf("deactivate a module stacked at boot: %v", err)
+	}
+
+	// The enabled set and active modules survive a restart of byzd.
+	cancel()
+	m.Wait()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	m = n.manager(t, ctx2, &log)
+	waitFor(t, "web to be back after a restart", func() bool { _, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/id", port)); return err == nil })
+
+	ch, err = m.Deactivate("lib", true)
+	if err != nil || strings.Join(ch.Deactivated, ",") != "web,lib" || strings.Join(ch.Stopped, ",") != "web" {
+		t.Fatalf("cascade: %+v %v", ch, err)
+	}
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		t.Error("the port is still open after deactivation")
+	}
+	if isMountPoint(filepath.Join(n.root, "run/byz/layers/opt-020-web")) {
+		t.Error("the module is still mounted")
+	}
+}
