@@ -54,7 +54,7 @@ Porteus-style SquashFS modules, and manages those modules.`,
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	root.AddCommand(newModuleCmd(), newBuildCmd())
-	root.AddCommand(newRunCmd(), newPersistCmd())
+	root.AddCommand(newRunCmd(), newPersistCmd(), newNodeCmd())
 	return root
 }
 

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -26,41 +23,15 @@ import (
 // what a snapshot takes.
 const liveUpper = "/run/byz/rw/upper"
 
-// localCall sends one request to byzd's local API and decodes the answer
-// into out; an API error comes back as its message.
+// localCall sends one request to byzd's local API (the node command's
+// client over the socket) and decodes the answer into out.
 func localCall(socket, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-	}}}
-	req, err := http.NewRequest(method, "http://byzd"+path, body)
+	c, err := nodeConn{Socket: socket}.client()
 	if err != nil {
 		return err
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("byzd (%s): %w", socket, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("byzd: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e daemon.ErrorBody
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("byzd: %s", e.Error)
-		}
-		return fmt.Errorf("byzd: %s", resp.Status)
-	}
-	return json.Unmarshal(b, out)
+	_, err = c.send(context.Background(), method, path, in, out)
+	return err
 }
 
 // createOnNode has byzd make the save.dat on the node's media.

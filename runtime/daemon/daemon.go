@@ -169,7 +169,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := &Server{Node: cfg.NodeName, NodeFunc: func() string { return settings.Get().NodeName }, Version: cfg.Version, Modules: mods, Started: started,
 		Persistence: func() *Persistence { return ReadPersistence(cfg.RootDir) }}
 	localAPI := &Local{Root: cfg.RootDir, Log: log}
-	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI}
+	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI, Fingerprint: cert.Fingerprint}
 	if cfg.Services {
 		self := cfg.SandboxSelf
 		if self == "" {

@@ -61,7 +61,7 @@ func SaveChanges(root string) (SaveResult, error) {
 		if p != nil {
 			mode = p.Mode
 		}
-		return SaveResult{}, fmt.Errorf("%w: the persistence mode is %s", ErrNotExitMode, mode)
+		return SaveResult{}, fmt.Errorf("%w (the persistence mode is %s)", ErrNotExitMode, mode)
 	}
 	start := time.Now()
 	st, err := changes.Save(filepath.Join(root, storeDir, "upper"), filepath.Join(root, exitStoreDir))

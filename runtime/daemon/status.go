@@ -14,16 +14,19 @@ import (
 // Status is the node at a glance: GET /api/v1/status and the panel's
 // first page.
 type Status struct {
-	Node          string        `json:"node"`
-	Version       string        `json:"version"`
-	UptimeSeconds int64         `json:"uptime_seconds"` // of the kernel
-	Load          [3]float64    `json:"load"`
-	Memory        Memory        `json:"memory"`
-	Storage       []Storage     `json:"storage"`
-	Persistence   *Persistence  `json:"persistence,omitempty"`
-	Interfaces    []Interface   `json:"interfaces"`
-	Modules       []string      `json:"modules"`
-	Services      []ServiceInfo `json:"services"`
+	Node    string `json:"node"`
+	Version string `json:"version"`
+	// TLSFingerprint is the panel certificate's SHA-256, as the console
+	// shows it, for byz node --fingerprint.
+	TLSFingerprint string        `json:"tls_fingerprint,omitempty"`
+	UptimeSeconds  int64         `json:"uptime_seconds"` // of the kernel
+	Load           [3]float64    `json:"load"`
+	Memory         Memory        `json:"memory"`
+	Storage        []Storage     `json:"storage"`
+	Persistence    *Persistence  `json:"persistence,omitempty"`
+	Interfaces     []Interface   `json:"interfaces"`
+	Modules        []string      `json:"modules"`
+	Services       []ServiceInfo `json:"services"`
 }
 
 // Memory in bytes, from /proc/meminfo.

@@ -38,13 +38,15 @@ const (
 // except the login and setup pages, the language switch and the static
 // files.
 type Web struct {
-	Auth     *auth.Store
-	Log      *slog.Logger
-	Ring     *LogRing
-	Root     string
-	Version  string
-	Settings *Settings
-	Local    *Local // the persistence actions, shared with the unix socket
+	Auth    *auth.Store
+	Log     *slog.Logger
+	Ring    *LogRing
+	Root    string
+	Version string
+	// Fingerprint is the TLS certificate's, shown in the status.
+	Fingerprint string
+	Settings    *Settings
+	Local       *Local // the persistence actions, shared with the unix socket
 	// Services manages modules and services; nil answers 503.
 	Services *service.Manager
 

@@ -42,11 +42,21 @@ var moduleFolders = []string{"base", "modules", "optional"}
 // names, leaving out anything noload= names.
 func selectModules(dir string, c Cmdline) ([]string, error) {
 	var out []string
+	// byzantium/load names optional modules to stack, one per line: what
+	// byzd's "load at next boot" writes.
+	nextBoot := map[string]bool{}
+	if b, err := os.ReadFile(filepath.Join(dir, "byzantium/load")); err == nil && !c.BaseOnly {
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				nextBoot[l] = true
+			}
+		}
+	}
 	for _, folder := range moduleFolders {
 		if folder == "modules" && c.BaseOnly {
 			continue
 		}
-		if folder == "optional" && len(c.Load) == 0 {
+		if folder == "optional" && len(c.Load) == 0 && len(nextBoot) == 0 {
 			continue
 		}
 		entries, err := os.ReadDir(filepath.Join(dir, "byzantium", folder))
@@ -61,7 +71,7 @@ func selectModules(dir string, c Cmdline) ([]string, error) {
 			if e.IsDir() || !strings.HasSuffix(strings.ToLower(name), ".xzm") {
 				continue
 			}
-			if folder == "optional" && !matchAny(name, c.Load) {
+			if folder == "optional" && !matchAny(name, c.Load) && !nextBoot[moduleName("", name)] {
 				continue
 			}
 			if matchAny(name, c.Noload) {

@@ -3,6 +3,7 @@ package initsys
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -38,9 +39,16 @@ func TestStack(t *testing.T) {
 		{"from device", "from=/dev/vda1", []string{"base/000-core", "base/001-kernel", "modules/010-test"}, true},
 		{"from label", "from=LABEL=byzantium byz.media=other", []string{"base/000-core", "base/001-kernel", "modules/010-test"}, true},
 		{"copy2ram", "byz.media=abc123 copy2ram debug", []string{"base/000-core", "base/001-kernel", "modules/010-test"}, true},
+		{"marked for this boot", "byz.media=abc123 byz.tree=load", []string{"base/000-core", "base/001-kernel", "modules/010-test", "optional/060-gimp"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, cfg, st := machine(t, tc.cmdline, mediaTree)
+			tree := mediaTree
+			if strings.Contains(tc.cmdline, "byz.tree=load") {
+				// byzd's "load at next boot": exact names, not patterns.
+				tree = maps.Clone(mediaTree)
+				tree["byzantium/load"] = "# written by byzd\ngimp\nkd\n"
+			}
+			m, cfg, st := machine(t, tc.cmdline, tree)
 			nr, err := Stack(cfg, st)
 			if err != nil {
 				t.Fatal(err)
