@@ -40,11 +40,19 @@ image: runtime fetch
 # .cache/debs (gitignored), exactly as examples/debs.lock pins them (version
 # and sha256). make relock pins what the archive serves now.
 BOOT_DEBS := isolinux syslinux-common shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed grub-pc-bin
+# The optional ngircd module: the server and every shared library it loads
+# (the base is busybox-static, with no libc). Only what the dynamic linker
+# needs: apt's Depends also pull in maintainer-script and init-system
+# packages (debconf, init-system-helpers, lsb-base, adduser) and libgcc-s1,
+# gcc-12-base and libaudit-common, which nothing in the module loads.
+# Check with builder/build's TestNgircdModule after changing it.
+SERVICE_DEBS := ngircd libc6 libpam0g libaudit1 libcap-ng0 libident zlib1g libgnutls30 libp11-kit0 libffi8 \
+	libidn2-0 libunistring2 libtasn1-6 libnettle8 libhogweed6 libgmp10
 fetch:
 	ci/fetch-debs --lock examples/debs.lock
 
 relock:
-	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS)
+	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS)
 
 deps:
 	ci/install-deps

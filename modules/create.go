@@ -34,7 +34,10 @@ type CreateOptions struct {
 	Name    string // default: the package name of a lone .deb, else from the output file name
 	Version string // default: the version of a lone .deb
 	Depends []string
-	Layout  Layout
+	// Services go into the manifest as given (with PerLayer, into the top
+	// layer's, which stacks on all the others).
+	Services []manifest.Service
+	Layout   Layout
 	// Epoch, when set, is SOURCE_DATE_EPOCH: the filesystem's time, the
 	// time of entries the build makes, and the clamp for later mtimes.
 	Epoch    *time.Time
@@ -98,7 +101,7 @@ func Create(refs []string, out string, opts CreateOptions) ([]string, error) {
 		streams = append(streams, s)
 		readers = append(readers, s.Reader)
 	}
-	m := &manifest.Manifest{Name: opts.Name, Version: opts.Version, Depends: opts.Depends}
+	m := &manifest.Manifest{Name: opts.Name, Version: opts.Version, Depends: opts.Depends, Services: opts.Services}
 	if len(streams) == 1 && streams[0].control != nil {
 		c := streams[0].control
 		if m.Name == "" {
@@ -183,6 +186,11 @@ func createPerLayer(src Source, out string, opts CreateOptions) ([]string, error
 	if base == "" {
 		base = NameFromFile(out)
 	}
+	// The services go into the last layer: check them before the first
+	// is written.
+	if err := (&manifest.Manifest{Name: base, Services: opts.Services}).Validate(); err != nil {
+		return nil, err
+	}
 	stem := strings.TrimSuffix(out, filepath.Ext(out))
 	var outs []string
 	prev := ""
@@ -193,6 +201,9 @@ func createPerLayer(src Source, out string, opts CreateOptions) ([]string, error
 			m.Depends = []string{prev}
 		} else {
 			m.Depends = opts.Depends
+		}
+		if i == len(layers)-1 {
+			m.Services = opts.Services
 		}
 		if err := m.Validate(); err != nil {
 			return outs, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -167,7 +168,9 @@ func TestMerge(t *testing.T) {
 	write(a, "etc/only-a", "a")
 	write(b, "etc/motd", "from b")
 	out := filepath.Join(t.TempDir(), "m.xzm")
-	if _, err := Create([]string{a, b}, out, CreateOptions{Name: "merged"}); err != nil {
+	svc := []manifest.Service{{Name: "motd", Command: []string{"/bin/cat", "/etc/motd"}, User: "nobody",
+		Config: []manifest.ConfigFile{{Path: "/etc/motd", Template: "{{.Node}}\n"}}}}
+	if _, err := Create([]string{a, b}, out, CreateOptions{Name: "merged", Services: svc}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := Open(out)
@@ -184,6 +187,9 @@ func TestMerge(t *testing.T) {
 	ms, err := m.Manifests()
 	if err != nil || len(ms) != 1 || len(ms[0].Sources) != 2 {
 		t.Fatalf("manifests = %+v, %v; want one with two sources", ms, err)
+	}
+	if !reflect.DeepEqual(ms[0].Services, svc) {
+		t.Errorf("manifest services = %+v, want %+v", ms[0].Services, svc)
 	}
 }
 
@@ -215,6 +221,8 @@ func TestBadInput(t *testing.T) {
 		{"bad block size", []string{good}, CreateOptions{Squashfs: squashfs.Options{BlockSize: 3000}}, nil, "3000"},
 		{"bad name", []string{good}, CreateOptions{Name: "Not A Name"}, manifest.ErrInvalid, "Not A Name"},
 		{"good then broken", []string{good, broken}, CreateOptions{}, nil, "broken.tar.gz"},
+		{"bad service", []string{good}, CreateOptions{Services: []manifest.Service{{Name: "web", Command: []string{"nginx"}}}},
+			manifest.ErrInvalid, "service web: command"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

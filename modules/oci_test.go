@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 
 	"byzantium/modules/entry"
 	"byzantium/modules/internal/testtree"
+	"byzantium/modules/manifest"
 )
 
 type tarEntry struct {
@@ -153,7 +155,8 @@ func TestOCIFlatten(t *testing.T) {
 func TestOCIPerLayer(t *testing.T) {
 	ref := ociLayout(t)
 	dir := t.TempDir()
-	outs, err := Create([]string{ref}, filepath.Join(dir, "050-app.xzm"), CreateOptions{Layout: PerLayer})
+	svc := []manifest.Service{{Name: "app", Command: []string{"/a"}}}
+	outs, err := Create([]string{ref}, filepath.Join(dir, "050-app.xzm"), CreateOptions{Layout: PerLayer, Services: svc})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -169,6 +172,16 @@ func TestOCIPerLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer top.Close()
+	// The services are the top layer's: it stacks on all the others.
+	if ms, err := top.Manifests(); err != nil || len(ms) != 1 || !reflect.DeepEqual(ms[0].Services, svc) {
+		t.Errorf("top layer's manifest = %+v, %v; want the services", ms, err)
+	}
+	if bottom, err := Open(outs[0]); err == nil {
+		if ms, err := bottom.Manifests(); err != nil || len(ms) != 1 || ms[0].Services != nil {
+			t.Errorf("bottom layer's manifest = %+v, %v; want no services", ms, err)
+		}
+		bottom.Close()
+	}
 	if h, err := top.Stat("dir/b"); err != nil || h.Type != entry.TypeCharDev || h.Devmajor != 0 || h.Devminor != 0 {
 		t.Errorf("dir/b in the top layer = %+v, %v; want a 0:0 char device", h, err)
 	}

@@ -6,6 +6,7 @@ package build
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -168,8 +169,14 @@ func (b *builder) moduleStage() ([]built, error) {
 	for _, l := range []layer{{"base", b.spec.Base}, {"modules", b.spec.Modules}, {"optional", b.spec.Optional}} {
 		for i, m := range l.mods {
 			where := b.spec.Position(fmt.Sprintf("%s[%d]", l.dir, i))
+			// The services are part of the key: they are in the module's
+			// manifest, so changing one must rebuild the module.
+			services, err := json.Marshal(m.Services)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", where, m.Name, err)
+			}
 			parts := []string{"module", b.tool, b.epochKey(), m.Name, m.Comp, strconv.Itoa(m.Level),
-				strconv.Itoa(m.BlockSize), strings.Join(m.Depends, ",")}
+				strconv.Itoa(m.BlockSize), strings.Join(m.Depends, ","), string(services)}
 			for _, src := range m.Sources {
 				d, err := modules.Digest(src, &b.opts.Epoch)
 				if err != nil {
@@ -184,7 +191,7 @@ func (b *builder) moduleStage() ([]built, error) {
 			p, hit, err := b.cache.Build(cache.Key(parts...), ".xzm", func(path string) error {
 				b.logf("building %s/%s", l.dir, m.Name)
 				_, err := modules.Create(m.Sources, path, modules.CreateOptions{
-					Name: m.Name, Depends: m.Depends, Epoch: &b.opts.Epoch, SourceNames: b.sourceNames(m.Sources),
+					Name: m.Name, Depends: m.Depends, Services: m.Services, Epoch: &b.opts.Epoch, SourceNames: b.sourceNames(m.Sources),
 					Squashfs: squashfs.Options{Compressor: comp, Level: m.Level, BlockSize: m.BlockSize}})
 				return err
 			})

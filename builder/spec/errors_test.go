@@ -33,8 +33,8 @@ func TestInvalid(t *testing.T) {
 			[]string{`1:1: missing required key "kernel"`, `2:1: unknown key "kernal" at top level (did you mean "kernel"?)`}, nil},
 		{"unknown nested key", lName + "kernel: {dep: inputs/kernel.deb}\n" + lBase + lOutputs,
 			[]string{`2:10: unknown key "dep" in kernel (did you mean "deb"?)`}, nil},
-		{"unknown key without suggestion", lName + lKernel + "base:\n  - name: busybox\n    sources: [inputs/busybox.deb]\n    services: [web]\n" + lOutputs,
-			[]string{`6:5: unknown key "services" in base[0] (known keys: name, sources, comp, level, block-size, depends)`}, nil},
+		{"unknown key without suggestion", lName + lKernel + "base:\n  - name: busybox\n    sources: [inputs/busybox.deb]\n    packages: [web]\n" + lOutputs,
+			[]string{`6:5: unknown key "packages" in base[0] (known keys: name, sources, comp, level, block-size, depends, services)`}, nil},
 		{"underscore for dash", lName + lKernel + "base: [{name: b, sources: [inputs/busybox.deb], block_size: 4K}]\n" + lOutputs,
 			[]string{`3:49: unknown key "block_size" in base[0] (did you mean "block-size"?)`}, nil},
 		{"list for string", lName + "version: [1, 2]\n" + lKernel + lBase + lOutputs,
@@ -157,39 +157,46 @@ func TestInvalid(t *testing.T) {
 			"outputs: {usb: {size: 1M}}\nrootcopy: [inputs/none]\n",
 			[]string{`1:7: name:`, `3:55: base[0].comp:`, `4:23: outputs.usb.size:`, `5:12: rootcopy[0]: stat`}, nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			file := filepath.Join("testdata", "snippet.yaml")
-			s, err := Parse([]byte(tc.yaml), file)
-			if err == nil {
-				err = s.Validate(Options{})
-			}
-			if err == nil {
-				t.Fatalf("no error; want %q\n%s", tc.want, tc.yaml)
-			}
-			errs := []error{err}
-			if j, ok := err.(interface{ Unwrap() []error }); ok {
-				errs = j.Unwrap()
-			}
-			if len(errs) != len(tc.want) {
-				t.Fatalf("%d errors, want %d:\n%v", len(errs), len(tc.want), err)
-			}
-			for i, e := range errs {
-				var se *Error
-				if !errors.As(e, &se) {
-					t.Errorf("error %d is a %T, not an *Error: %v", i, e, e)
-				}
-				at, phrase, _ := strings.Cut(tc.want[i], ": ")
-				if prefix := file + ":" + at + ": "; !strings.HasPrefix(e.Error(), prefix) {
-					t.Errorf("error %d = %q, want it at %s", i, e, prefix)
-				}
-				if !strings.Contains(e.Error(), phrase) {
-					t.Errorf("error %d = %q, want %q in it", i, e, phrase)
-				}
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Errorf("error %v does not wrap %v", err, tc.is)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectErrors(t, tc.yaml, tc.want, tc.is) })
+	}
+}
+
+// expectErrors parses and validates yaml as testdata/snippet.yaml and
+// checks the errors, in order: each "LINE:COL: phrase" of want gives where
+// one is and a phrase of its message; when is is set, some error must
+// wrap it.
+func expectErrors(t *testing.T, yaml string, want []string, is error) {
+	t.Helper()
+	file := filepath.Join("testdata", "snippet.yaml")
+	s, err := Parse([]byte(yaml), file)
+	if err == nil {
+		err = s.Validate(Options{})
+	}
+	if err == nil {
+		t.Fatalf("no error; want %q\n%s", want, yaml)
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%v", len(errs), len(want), err)
+	}
+	for i, e := range errs {
+		var se *Error
+		if !errors.As(e, &se) {
+			t.Errorf("error %d is a %T, not an *Error: %v", i, e, e)
+		}
+		at, phrase, _ := strings.Cut(want[i], ": ")
+		if prefix := file + ":" + at + ": "; !strings.HasPrefix(e.Error(), prefix) {
+			t.Errorf("error %d = %q, want it at %s", i, e, prefix)
+		}
+		if !strings.Contains(e.Error(), phrase) {
+			t.Errorf("error %d = %q, want %q in it", i, e, phrase)
+		}
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Errorf("error %v does not wrap %v", err, is)
 	}
 }
 

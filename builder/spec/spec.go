@@ -24,6 +24,7 @@
 //	    level: 19                    # 0 or absent: the compressor's default
 //	    block-size: 128K             # a power of two, 4K to 1M; default 128K
 //	    depends: []                  # names of modules at the same layer or below
+//	    services: []                 # what byzd may run from this module (see below)
 //	modules: []                      # loaded at boot; same form as base
 //	optional: []                     # on the media, loaded on demand; same form
 //	rootcopy: [rootcopy/]            # folders copied over the root at boot
@@ -38,6 +39,35 @@
 //	    size: 2G                     #   whole image, at least 64M; default: contents + spare
 //	    spare: 512M                  #   free space kept for persistence
 //	  dir: true                      # true: a folder NAME; or a folder name
+//
+// A module's services end up in its manifest (modules/manifest.Service,
+// /usr/share/byzantium/modules/NAME.json), where byzd finds them. Their keys
+// are the manifest's own JSON names, so a service reads the same in the
+// spec and in the module (limits keep their underscores):
+//
+//	services:
+//	  - name: ngircd                 # required; unique in the spec
+//	    description: IRC server
+//	    command: [/usr/sbin/ngircd, --nodaemon]   # required; an absolute path first
+//	    user: ircd                   # the account it runs as; default its name; never root
+//	    capabilities: []             # the only ones it keeps, e.g. CAP_NET_BIND_SERVICE
+//	    ports: [6667/tcp]            # NUMBER/tcp or NUMBER/udp
+//	    depends: []                  # services (of any module in the spec) started first
+//	    environment: {TZ: UTC}       # string values: quote numbers
+//	    config:                      # files written from Go templates before each start
+//	      - path: /etc/ngircd/ngircd.conf
+//	        mode: "0644"             # quoted octal
+//	        template: |              # {{.Node}}: the node's name; {{.Data}}: the data folder
+//	          Name = {{.Node}}.irc.local
+//	    data: /var/lib/ngircd        # persistent, private folder; default /var/lib/NAME
+//	    health: {tcp: "127.0.0.1:6667", expect: ""}  # expect: a prefix of the first line
+//	    limits: {memory_mb: 64, processes: 8, open_files: 1024}  # 0 or absent: byzd's default
+//
+// Validate checks services with the manifest's rules (manifest.Validate),
+// each error at its value, and also what the manifest leaves to its
+// writer: a template must parse and use only .Node and .Data, a mode is
+// octal, health.tcp is HOST:PORT, limits are not negative, and a service
+// depends only on services in the spec.
 //
 // A module source is anything modules.ParseSource accepts: a directory, a
 // tarball, a .deb, a prebuilt .xzm, oci:PATH[:TAG], docker-archive:FILE[:TAG]
@@ -60,6 +90,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"byzantium/modules/manifest"
 	"byzantium/modules/squashfs"
 )
 
@@ -104,6 +135,8 @@ type Module struct {
 	Level     int      // 0: the compressor's default
 	BlockSize int      // bytes; Parse sets squashfs.DefaultBlockSize when absent
 	Depends   []string
+	// Services go into the module's manifest as they are, for byzd.
+	Services []manifest.Service
 }
 
 // MenuEntry is one boot menu entry.

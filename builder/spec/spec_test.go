@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"byzantium/modules"
+	"byzantium/modules/manifest"
 )
 
 func testdata(t *testing.T) string {
@@ -41,7 +42,15 @@ func TestGolden(t *testing.T) {
 		Optional: []Module{
 			{Name: "prebuilt", Sources: []string{in("inputs/prebuilt.xzm")}, Comp: "zstd", BlockSize: 128 << 10},
 			{Name: "web", Sources: []string{"oci:" + in("inputs/oci-layout") + ":web", "docker.io/library/nginx:1.27"},
-				Comp: "zstd", Level: 22, BlockSize: 128 << 10, Depends: []string{"runtime"}},
+				Comp: "zstd", Level: 22, BlockSize: 128 << 10, Depends: []string{"runtime"},
+				Services: []manifest.Service{{Name: "web", Description: "a web server",
+					Command: []string{"/usr/sbin/nginx", "-g", "daemon off;"}, User: "www",
+					Capabilities: []string{"CAP_NET_BIND_SERVICE"}, Ports: []string{"80/tcp"},
+					Environment: map[string]string{"TZ": "UTC"},
+					Config: []manifest.ConfigFile{{Path: "/etc/nginx/conf.d/node.conf", Mode: "0644",
+						Template: "server_name {{.Node}}.local;\n"}},
+					Data: "/var/lib/web", Health: &manifest.Health{TCP: "127.0.0.1:80", Expect: "HTTP"},
+					Limits: manifest.Limits{MemoryMB: 128, Processes: 16, OpenFiles: 4096}}}},
 		},
 		Rootcopy: []string{in("rootcopy")},
 		Menu: []MenuEntry{
@@ -94,7 +103,7 @@ func TestPosition(t *testing.T) {
 		"base[1]":                "testdata/golden.yaml:12:5",
 		"base[1].block-size":     "testdata/golden.yaml:18:17",
 		"optional[1].sources[1]": "testdata/golden.yaml:30:9",
-		"outputs.usb.spare":      "testdata/golden.yaml:45:12",
+		"outputs.usb.spare":      "testdata/golden.yaml:61:12",
 		"no.such.path":           "testdata/golden.yaml",
 	} {
 		if got := s.Position(path).String(); got != want {

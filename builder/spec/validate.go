@@ -129,6 +129,8 @@ func (v *validator) modules() {
 		layer int
 	}
 	names := map[string]seen{}
+	services := map[string]serviceDecl{}
+	var serviceOrder []string
 	for l, list := range [][]Module{v.s.Base, v.s.Modules, v.s.Optional} {
 		for i, m := range list {
 			p := fmt.Sprintf("%s[%d]", layers[l], i)
@@ -144,8 +146,10 @@ func (v *validator) modules() {
 				names[m.Name] = seen{p, l}
 			}
 			v.module(p, m)
+			v.services(p, m, services, &serviceOrder)
 		}
 	}
+	v.servicesAcross(services, serviceOrder)
 	// Dependencies need every name first, so they are a second pass.
 	for l, list := range [][]Module{v.s.Base, v.s.Modules, v.s.Optional} {
 		for i, m := range list {

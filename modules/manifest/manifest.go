@@ -56,8 +56,9 @@ type Service struct {
 	Depends     []string          `json:"depends,omitempty"`
 	Environment map[string]string `json:"environment,omitempty"`
 	// Config lists files written into the service's root before each
-	// start from Go text/template text, with .Node (the node's name) and
-	// .Data (the data folder inside the root).
+	// start from Go text/template text, with .Node (the node's name),
+	// .Data (the data folder inside the root) and .User (the service's
+	// account).
 	Config []ConfigFile `json:"config,omitempty"`
 	// Data is the folder, inside the service's root, that persists (in
 	// the node's persistence store) and that only the service can read;
@@ -219,11 +220,11 @@ func (s *Service) validate() error {
 	}
 	for _, c := range s.Config {
 		if !strings.HasPrefix(c.Path, "/") || strings.Contains(c.Path, "..") {
-			return fmt.Errorf("config path %q: absolute, without ..", c.Path)
+			return fmt.Errorf("config path %q: want an absolute path with no .. in it", c.Path)
 		}
 	}
 	if s.Data != "" && (!strings.HasPrefix(s.Data, "/") || strings.Contains(s.Data, "..")) {
-		return fmt.Errorf("data %q: an absolute folder, without ..", s.Data)
+		return fmt.Errorf("data %q: want an absolute folder with no .. in it", s.Data)
 	}
 	return nil
 }
