@@ -1,12 +1,14 @@
 package e2e_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -150,5 +152,134 @@ func TestPanelLogin(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// ircRegister connects to an IRC server, registers a nick, and returns
+// the server's welcome line (numeric 001), or an error.
+func ircRegister(addr, nick string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c, "NICK %s\r\nUSER %s 0 * :Byzantium test\r\n", nick, nick); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", fmt.Errorf("no welcome: %w", err)
+		}
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "001" {
+			return strings.TrimSpace(line), nil
+		}
+		if strings.HasPrefix(line, "PING ") {
+			fmt.Fprintf(c, "PONG %s\r\n", strings.TrimPrefix(strings.TrimSpace(line), "PING "))
+		}
+	}
+}
+
+// TestServiceIRC: logged in with a provisioned credential, the API
+// activates the optional ngircd module and enables its service; an IRC
+// client on the host registers through a forwarded port; the service
+// runs as its own uid with no capabilities and no_new_privs, in a root
+// where the node's state and media are not; the node's own byz CLI sees
+// it over the local socket; deactivating the module stops it and closes
+// the port.
+func TestServiceIRC(t *testing.T) {
+	img := cloudImages(t)
+	const password = "provisioned-by-the-host"
+	https, irc := freePort(t), freePort(t)
+	opts := qemu.Options{ISO: img.iso, Forward: []string{fmt.Sprintf("%d:443", https), fmt.Sprintf("%d:6667", irc)},
+		Credentials: map[string]string{"byz.admin-password": password}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*bootTimeout)
+	defer cancel()
+	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	line, err := vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := fingerprintLine.FindStringSubmatch(line)[1]
+	base := "https://127.0.0.1:" + strconv.Itoa(https)
+	waitHealth(ctx, t, vm, base, fp)
+	c := pinnedClient(ctx, t, base, fp)
+	var login daemon.LoginResult
+	if code, body := call(t, c, "POST", base+"/api/v1/login", strings.NewReader(`{"password":"`+password+`"}`), nil, &login); code != http.StatusOK {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + login.Token}
+	ircAddr := fmt.Sprintf("127.0.0.1:%d", irc)
+
+	var mods []daemon.ModuleInfo
+	if code, body := call(t, c, "GET", base+"/api/v1/modules", nil, auth, &mods); code != http.StatusOK {
+		t.Fatalf("modules: %d %s", code, body)
+	}
+	found := false
+	for _, m := range mods {
+		if m.Name == "ngircd" {
+			found = m.Folder == "optional" && !m.Active && len(m.Services) == 1
+		}
+	}
+	if !found {
+		t.Fatalf("no inactive optional ngircd module among %+v", mods)
+	}
+	var si daemon.ServiceInfo
+	if code, body := call(t, c, "POST", base+"/api/v1/services/ngircd/enable", nil, auth, nil); code != http.StatusConflict || !strings.Contains(body, "activate it first") {
+		t.Errorf("enable before activation: %d %s", code, body)
+	}
+	var ch daemon.ModuleChange
+	if code, body := call(t, c, "POST", base+"/api/v1/modules/ngircd/activate", nil, auth, &ch); code != http.StatusOK || strings.Join(ch.Activated, ",") != "ngircd" {
+		t.Fatalf("activate: %d %s", code, body)
+	}
+	if code, body := call(t, c, "POST", base+"/api/v1/services/ngircd/enable", nil, auth, &si); code != http.StatusOK || !si.Enabled {
+		t.Fatalf("enable: %d %s", code, body)
+	}
+	var welcome string
+	for end := time.Now().Add(60 * time.Second); ; {
+		if welcome, err = ircRegister(ircAddr, "meshuser"); err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no IRC welcome through the forwarded port: %v; the console said:\n%s", err, strings.Join(vm.Tail(30), "\n"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if !strings.Contains(welcome, " 001 meshuser ") || !strings.Contains(welcome, ".irc.local") {
+		t.Errorf("welcome %q", welcome)
+	}
+	t.Logf("IRC: %s", welcome)
+
+	// The service as the node's kernel sees it.
+	cmd := `p=$(pidof ngircd); grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs):' /proc/$p/status; ` +
+		`echo varlib=$(ls /proc/$p/root/var/lib | tr '\n' ,) run=$(ls -A /proc/$p/root/run | wc -l) media=$(ls /proc/$p/root/run/byz 2>&1 | grep -c 'No such'); echo checked-$((1+1))`
+	if err := vm.Type(cmd + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Uid:\t61000\t61000\t61000\t61000", "Gid:\t61000\t61000\t61000\t61000", "CapEff:\t0000000000000000",
+		"CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "varlib=ngircd, run=0 media=1", "checked-2"} {
+		if _, err := vm.Expect(ctx, want); err != nil {
+			t.Fatalf("the service's confinement: %v", err)
+		}
+	}
+	// The node's own CLI, over the root-only socket.
+	if err := vm.Type("byz node services\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := vm.Expect(ctx, "ngircd "); err != nil || !strings.Contains(line, "running") {
+		t.Errorf("byz node services: %q %v", line, err)
+	}
+
+	if code, body := call(t, c, "POST", base+"/api/v1/modules/ngircd/deactivate", nil, auth, &ch); code != http.StatusOK || strings.Join(ch.Stopped, ",") != "ngircd" {
+		t.Fatalf("deactivate: %d %s", code, body)
+	}
+	if _, err := ircRegister(ircAddr, "late"); err == nil {
+		t.Error("IRC still answers after the module was deactivated")
+	}
+	var svcs []daemon.ServiceInfo
+	if code, _ := call(t, c, "GET", base+"/api/v1/services", nil, auth, &svcs); code != http.StatusOK || len(svcs) != 1 || svcs[0].State != "stopped" || svcs[0].Enabled {
+		t.Errorf("services after deactivation: %+v", svcs)
 	}
 }
