@@ -219,11 +219,14 @@ func (w *Web) apiTokenRevoke(rw http.ResponseWriter, r *http.Request) {
 	rw.WriteHeader(http.StatusNoContent)
 }
 
-// moduleNames lists the modules in the running root (stacked at boot).
+// moduleNames lists the modules in the running root: those stacked at
+// boot, which do not change while it runs, so they are read once.
 func (w *Web) moduleNames() []string {
-	names, _ := LoadedModules(w.Root, nil)
-	if names == nil {
-		names = []string{}
-	}
-	return names
+	w.modsOnce.Do(func() {
+		w.mods, _ = LoadedModules(w.Root, nil)
+		if w.mods == nil {
+			w.mods = []string{}
+		}
+	})
+	return w.mods
 }

@@ -52,6 +52,9 @@ type Web struct {
 
 	cat   *i18n.Catalogs
 	pages map[string]*template.Template
+
+	modsOnce sync.Once
+	mods     []string
 }
 
 // Settings are the node's own choices, kept in the state folder.
