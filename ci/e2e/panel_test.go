@@ -254,12 +254,14 @@ func TestServiceIRC(t *testing.T) {
 
 	// The service as the node's kernel sees it.
 	cmd := `p=$(pidof ngircd); grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs):' /proc/$p/status; ` +
-		`echo varlib=$(ls /proc/$p/root/var/lib | tr '\n' ,) run=$(ls -A /proc/$p/root/run | wc -l) media=$(ls /proc/$p/root/run/byz 2>&1 | grep -c 'No such'); echo checked-$((1+1))`
+		`echo varlib=$(ls /proc/$p/root/var/lib | tr '\n' ,) run=$(ls -A /proc/$p/root/run | wc -l) media=$(ls /proc/$p/root/run/byz 2>&1 | grep -c 'No such'); ` +
+		`echo cg=$(cat /proc/$p/cgroup) mem=$(cat /sys/fs/cgroup/byz-services/ngircd/memory.max) pids=$(cat /sys/fs/cgroup/byz-services/ngircd/pids.max); echo checked-$((1+1))`
 	if err := vm.Type(cmd + "\n"); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Uid:\t61000\t61000\t61000\t61000", "Gid:\t61000\t61000\t61000\t61000", "CapEff:\t0000000000000000",
-		"CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "varlib=ngircd, run=0 media=1", "checked-2"} {
+		"CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "varlib=ngircd, run=0 media=1",
+		"cg=0::/byz-services/ngircd mem=67108864 pids=4", "checked-2"} {
 		if _, err := vm.Expect(ctx, want); err != nil {
 			t.Fatalf("the service's confinement: %v", err)
 		}

@@ -39,6 +39,9 @@ type Manager struct {
 	state    savedState
 	ctx      context.Context
 	wg       sync.WaitGroup
+
+	cgOnce sync.Once
+	cgOK   bool
 }
 
 // savedState is StateDir/services.json.

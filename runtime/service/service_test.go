@@ -153,7 +153,7 @@ func TestModulesAndServices(t *testing.T) {
 	web := manifest.Service{Name: "web", Command: []string{"/bin/busybox", "sh", "-c",
 		"id > /srv/web/id; cat /proc/self/status > /srv/web/status; cat /usr/share/lib/marker > /srv/web/lib; ls /var/lib > /srv/web/varlib 2>&1; " +
 			"cat /srv/web/motd; exec /bin/busybox httpd -f -p 127.0.0.1:" + fmt.Sprint(port) + " -h /srv/web"},
-		Ports: []string{fmt.Sprint(port) + "/tcp"}, Data: "/srv/web",
+		Ports: []string{fmt.Sprint(port) + "/tcp"}, Data: "/srv/web", Limits: manifest.Limits{Processes: 4},
 		Config: []manifest.ConfigFile{{Path: "/srv/web/motd", Template: "welcome to {{.Node}} ({{.User}}, data in {{.Data}})\n"}}}
 	mkModule(t, n, "optional", "010-lib.xzm", manifest.Manifest{Name: "lib"}, map[string]string{"usr/share/lib/marker": "from lib\n"})
 	mkModule(t, n, "optional", "020-web.xzm", manifest.Manifest{Name: "web", Depends: []string{"lib"}, Services: []manifest.Service{web}}, map[string]string{})

@@ -167,6 +167,15 @@ func (m *Manager) runOnce(ctx context.Context, s *svc, uid uint32, lower []strin
 	if err != nil {
 		return err
 	}
+	cgroup := m.cgroups()
+	if cgroup {
+		fd, remove, err := m.serviceCgroup(s)
+		if err != nil {
+			return err
+		}
+		defer remove()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -176,6 +185,9 @@ func (m *Manager) runOnce(ctx context.Context, s *svc, uid uint32, lower []strin
 		return fmt.Errorf("starting: %w", err)
 	}
 	s.set("running", cmd.Process.Pid)
+	if cgroup {
+		go m.tightenPids(s, cmd.Process.Pid)
+	}
 	log.Info("service started", "pid", cmd.Process.Pid, "uid", uid)
 	var lastLine string
 	copied := make(chan struct{})
