@@ -274,4 +274,26 @@ func TestModulesAndServices(t *testing.T) {
 	if isMountPoint(filepath.Join(n.root, "run/byz/layers/opt-020-web")) {
 		t.Error("the module is still mounted")
 	}
+
+	// A module without services is marked for the next boot instead.
+	if err := m.SetNextBoot("docs", true); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(n.root, "run/byz/media/byzantium/load")); !strings.Contains(string(b), "\ndocs\n") {
+		t.Errorf("byzantium/load: %q", b)
+	}
+	for _, mi := range m.Modules() {
+		if (mi.Name == "docs") != mi.NextBoot && mi.Folder == "optional" {
+			t.Errorf("%s: next boot %v", mi.Name, mi.NextBoot)
+		}
+	}
+	if err := m.SetNextBoot("busybox", true); !errors.Is(err, ErrRefused) {
+		t.Errorf("marking a base module: %v", err)
+	}
+	if err := m.SetNextBoot("docs", false); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(n.root, "run/byz/media/byzantium/load")); strings.Contains(string(b), "docs") {
+		t.Errorf("byzantium/load after unmarking: %q", b)
+	}
 }
