@@ -21,6 +21,8 @@ func TestDeps(t *testing.T) {
 	}{
 		{`^net/http$`, "bloats the binary; the init serves nothing"},
 		{`^crypto/tls$`, "bloats the binary; the init talks to no one"},
+		{`^github.com/chromedp/`, "the browser drives tests only"},
+		{`^byzantium/ci(/|$)`, "test support never ships"},
 		{`^runtime/cgo$`, "the init must be static (CGO_ENABLED=0)"},
 		{`^byzantium/image(/|$)`, "the image writers belong to the builder"},
 		{`^byzantium/builder(/|$)`, "runtime never imports builder"},

@@ -20,6 +20,8 @@ func TestDeps(t *testing.T) {
 		{`^byzantium/image(/|$)`, "the image writers belong to the builder"},
 		{`^byzantium/builder(/|$)`, "runtime never imports builder"},
 		{`^byzantium/modules/squashfs(/|$)`, "the squashfs writer is heavy and build-time only"},
+		{`^github.com/chromedp/`, "the browser drives tests only"},
+		{`^byzantium/ci(/|$)`, "test support never ships"},
 		{`^runtime/cgo$`, "byzd must be static (CGO_ENABLED=0)"},
 	}
 	deps := strings.Fields(string(out))
