@@ -41,7 +41,7 @@ func pinnedClient(ctx context.Context, t testing.TB, base, fp string) *http.Clie
 	pool.AddCert(cert)
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Timeout: 30 * time.Second, Jar: jar,
-		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}},
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}, MaxIdleConnsPerHost: 8},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
