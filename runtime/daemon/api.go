@@ -104,7 +104,7 @@ func (w *Web) apiLogout(rw http.ResponseWriter, r *http.Request) {
 
 func (w *Web) apiStatus(rw http.ResponseWriter, _ *http.Request) {
 	st := readStatus(w.Root)
-	st.Node, st.Version, st.TLSFingerprint = w.Settings.Get().NodeName, w.Version, w.Fingerprint
+	st.Node, st.Version, st.TLSFingerprint, st.NodeID = w.Settings.Get().NodeName, w.Version, w.Fingerprint, w.NodeID
 	st.Modules, st.Services = w.moduleNames(), []ServiceInfo{}
 	if w.Services != nil {
 		st.Services = w.Services.Services()

@@ -6,6 +6,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"byzantium/runtime/auth"
@@ -166,10 +169,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	_, httpsPort, _ := net.SplitHostPort(httpsLn.Addr().String())
 
-	srv := &Server{Node: cfg.NodeName, NodeFunc: func() string { return settings.Get().NodeName }, Version: cfg.Version, Modules: mods, Started: started,
+	nodeID, err := loadNodeID(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	log.Info("node id " + nodeID)
+	srv := &Server{Node: cfg.NodeName, NodeID: nodeID, NodeFunc: func() string { return settings.Get().NodeName }, Version: cfg.Version, Modules: mods, Started: started,
 		Persistence: func() *Persistence { return ReadPersistence(cfg.RootDir) }}
 	localAPI := &Local{Root: cfg.RootDir, Log: log}
-	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI, Fingerprint: cert.Fingerprint}
+	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI, Fingerprint: cert.Fingerprint, NodeID: nodeID}
 	if cfg.Services {
 		self := cfg.SandboxSelf
 		if self == "" {
@@ -346,4 +354,31 @@ func openAuth(cfg Config, log *slog.Logger) (*auth.Store, error) {
 		log.Info("this node has no admin password: open the panel and claim it with setup code " + code)
 	}
 	return st, nil
+}
+
+// loadNodeID returns the node's identity from dir/node-id, making it at
+// the first start: 16 random hex digits. It is one of the secrets a clone
+// leaves behind, so every clone makes its own.
+func loadNodeID(dir string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(id) {
+			return id, nil
+		}
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(b)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("daemon: %w", err)
+	}
+	if err := os.WriteFile(path+".tmp", []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("daemon: %w", err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return "", fmt.Errorf("daemon: %w", err)
+	}
+	return id, nil
 }

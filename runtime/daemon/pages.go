@@ -216,7 +216,7 @@ func (w *Web) setLang(rw http.ResponseWriter, r *http.Request) {
 func (w *Web) statusPage(rw http.ResponseWriter, r *http.Request) {
 	p := w.page(r, "status.title")
 	st := readStatus(w.Root)
-	st.Node, st.Version, st.TLSFingerprint = w.Settings.Get().NodeName, w.Version, w.Fingerprint
+	st.Node, st.Version, st.TLSFingerprint, st.NodeID = w.Settings.Get().NodeName, w.Version, w.Fingerprint, w.NodeID
 	st.Modules, st.Services = w.moduleNames(), []ServiceInfo{}
 	if w.Services != nil {
 		st.Services = w.Services.Services()

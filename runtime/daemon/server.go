@@ -9,11 +9,11 @@ import (
 	"time"
 )
 
-// Server holds what the HTTPS handlers report. Its fields are set once
-// before serving; issue 5's module and service managers will replace the
-// static ones.
+// Server holds what /healthz reports. Its fields are set once before
+// serving.
 type Server struct {
-	Node string
+	Node   string
+	NodeID string
 	// NodeFunc, when set, gives the node's current name (it can be
 	// changed in the panel) instead of Node.
 	NodeFunc func() string
@@ -69,9 +69,12 @@ func securityHeaders(h http.Handler) http.Handler {
 
 // Health is the body of GET /healthz.
 type Health struct {
-	Status        string       `json:"status"`
-	Version       string       `json:"version"`
-	Node          string       `json:"node"`
+	Status  string `json:"status"`
+	Version string `json:"version"`
+	Node    string `json:"node"`
+	// NodeID is the node's identity, made at its first boot: a clone
+	// makes its own.
+	NodeID        string       `json:"node_id,omitempty"`
 	Modules       []string     `json:"modules"`
 	UptimeSeconds int64        `json:"uptime_seconds"` // of the daemon, not the kernel
 	Persistence   *Persistence `json:"persistence,omitempty"`
@@ -90,6 +93,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 		Status:        "ok",
 		Version:       s.Version,
 		Node:          node,
+		NodeID:        s.NodeID,
 		Modules:       s.Modules,
 		UptimeSeconds: int64(now().Sub(s.Started) / time.Second),
 	}

@@ -16,6 +16,7 @@ import (
 type Status struct {
 	Node    string `json:"node"`
 	Version string `json:"version"`
+	NodeID  string `json:"node_id,omitempty"`
 	// TLSFingerprint is the panel certificate's SHA-256, as the console
 	// shows it, for byz node --fingerprint.
 	TLSFingerprint string        `json:"tls_fingerprint,omitempty"`

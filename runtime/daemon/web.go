@@ -43,10 +43,11 @@ type Web struct {
 	Ring    *LogRing
 	Root    string
 	Version string
-	// Fingerprint is the TLS certificate's, shown in the status.
-	Fingerprint string
-	Settings    *Settings
-	Local       *Local // the persistence actions, shared with the unix socket
+	// Fingerprint is the TLS certificate's, NodeID the node's identity,
+	// both shown in the status.
+	Fingerprint, NodeID string
+	Settings            *Settings
+	Local               *Local // the persistence actions, shared with the unix socket
 	// Services manages modules and services; nil answers 503.
 	Services *service.Manager
 
