@@ -53,10 +53,21 @@ type Options struct {
 	Binary string
 	// OVMFDir holds the OVMF firmware; "" means /usr/share/OVMF.
 	OVMFDir string
+	// Extra are more disks, attached after Disk and never booted from: a
+	// blank stick to clone onto, a store.
+	Extra []Drive
 	// Credentials are handed to the guest as SMBIOS type 11 strings
 	// "io.systemd.credential:NAME=VALUE", in the manner of systemd: byzd
 	// reads byz.admin-password from there (runtime/auth).
 	Credentials map[string]string
+}
+
+// Drive is one more disk.
+type Drive struct {
+	Path string
+	As   Media // virtio (default), ide or usb
+	// Serial is the serial number the guest sees (usb and virtio).
+	Serial string
 }
 
 // Args returns QEMU's arguments. varsCopy is the writable copy of the
@@ -114,6 +125,27 @@ func (o Options) Args(varsCopy string) ([]string, error) {
 			return nil, err
 		}
 		args = append(args, disk...)
+	}
+	for i, d := range o.Extra {
+		id := fmt.Sprintf("extra%d", i)
+		drive := "if=none,id=" + id + ",format=raw,file=" + driveFile(d.Path)
+		serial := ""
+		if d.Serial != "" {
+			serial = ",serial=" + d.Serial
+		}
+		switch d.As {
+		case "", Virtio:
+			args = append(args, "-drive", drive, "-device", "virtio-blk-pci,drive="+id+serial)
+		case IDE:
+			args = append(args, "-drive", drive, "-device", "ide-hd,drive="+id)
+		case USB:
+			if !o.hasXHCI(args) {
+				args = append(args, "-device", "qemu-xhci,id=xhci")
+			}
+			args = append(args, "-drive", drive, "-device", "usb-storage,bus=xhci.0,removable=on,drive="+id+serial)
+		default:
+			return nil, fmt.Errorf("%w: disk media %q: want virtio, ide or usb", ErrBadOptions, d.As)
+		}
 	}
 	names := make([]string, 0, len(o.Credentials))
 	for k := range o.Credentials {
@@ -179,6 +211,15 @@ func (o Options) diskArgs() ([]string, error) {
 			"-device", "usb-storage,bus=xhci.0,drive=disk0,bootindex=2"}, nil
 	}
 	return nil, fmt.Errorf("%w: disk media %q: want virtio, ide or usb", ErrBadOptions, o.DiskAs)
+}
+
+func (o Options) hasXHCI(args []string) bool {
+	for _, a := range args {
+		if a == "qemu-xhci,id=xhci" {
+			return true
+		}
+	}
+	return false
 }
 
 // nicArg gives user networking with the forwards, or no NIC at all.

@@ -26,6 +26,10 @@ func TestArgs(t *testing.T) {
 		{"ide disk with forwards", Options{Disk: "d.img", DiskAs: IDE, Forward: []string{"8443:443", "127.0.0.1:8080-:80"}},
 			[]string{"ide-hd,drive=disk0", "-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:8443-:443,hostfwd=tcp:127.0.0.1:8080-:80"}, nil},
 		{"virtio disk", Options{Disk: "d.img"}, []string{"virtio-blk-pci,drive=disk0"}, nil},
+		{"a usb stick booted and a blank one", Options{Disk: "a.img", DiskAs: USB, Extra: []Drive{{Path: "b.img", As: USB, Serial: "BLANK1"}, {Path: "c.img"}}},
+			[]string{"-drive if=none,id=disk0,format=raw,file=a.img -device qemu-xhci,id=xhci -device usb-storage,bus=xhci.0,drive=disk0,bootindex=2",
+				"-drive if=none,id=extra0,format=raw,file=b.img -device usb-storage,bus=xhci.0,removable=on,drive=extra0,serial=BLANK1",
+				"virtio-blk-pci,drive=extra1 "}, nil},
 		{"credentials", Options{Disk: "d.img", Credentials: map[string]string{"byz.b": "x", "byz.admin-password": "a,b c"}},
 			[]string{"-smbios type=11,value=io.systemd.credential:byz.admin-password=a,,b c -smbios type=11,value=io.systemd.credential:byz.b=x"}, nil},
 	} {
