@@ -50,6 +50,13 @@ func (w *Web) routes() []route {
 		{"GET /api/v1/persistence", false, w.Local.persistence},
 		{"POST /api/v1/persistence/save", false, w.Local.save},
 		{"POST /api/v1/persistence/savedat", false, w.Local.saveDat},
+		{"GET /api/v1/disks", false, w.apiDisks},
+		{"GET /api/v1/clone", false, w.apiCloneJob},
+		{"POST /api/v1/clone", false, w.apiCloneStart},
+		{"POST /api/v1/clone/cancel", false, w.apiCloneCancel},
+		{"GET /clone", false, w.clonePage},
+		{"POST /clone", false, w.clonePost},
+		{"POST /clone/cancel", false, w.cloneCancel},
 	}, w.serviceRoutes()...)
 }
 

@@ -61,6 +61,8 @@ type Config struct {
 	// binary that confines services (byzd: /proc/self/exe).
 	Services    bool
 	SandboxSelf string
+	// Byz is the byz binary that clones; "" means /usr/bin/byz.
+	Byz string
 	// HashParams, when set, is the cost of new password hashes (tests);
 	// zero means auth.DefaultHash.
 	HashParams auth.HashParams
@@ -177,7 +179,8 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := &Server{Node: cfg.NodeName, NodeID: nodeID, NodeFunc: func() string { return settings.Get().NodeName }, Version: cfg.Version, Modules: mods, Started: started,
 		Persistence: func() *Persistence { return ReadPersistence(cfg.RootDir) }}
 	localAPI := &Local{Root: cfg.RootDir, Log: log}
-	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI, Fingerprint: cert.Fingerprint, NodeID: nodeID}
+	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI, Fingerprint: cert.Fingerprint, NodeID: nodeID,
+		Cloner: &Cloner{Byz: cfg.Byz, Log: log}}
 	if cfg.Services {
 		self := cfg.SandboxSelf
 		if self == "" {

@@ -50,6 +50,8 @@ type Web struct {
 	Local               *Local // the persistence actions, shared with the unix socket
 	// Services manages modules and services; nil answers 503.
 	Services *service.Manager
+	// Cloner runs byz clone for the API and the panel.
+	Cloner *Cloner
 
 	cat   *i18n.Catalogs
 	pages map[string]*template.Template
@@ -175,6 +177,19 @@ var templateFuncs = template.FuncMap{
 		h := int(d.Hours())
 		return fmt.Sprintf("%dd %02dh %02dm", h/24, h%24, int(d.Minutes())%60)
 	},
+	// u turns the API's signed and float counts into bytes's unsigned.
+	"u": func(v any) uint64 {
+		switch n := v.(type) {
+		case int64:
+			return uint64(max(n, 0))
+		case float64:
+			return uint64(max(n, 0))
+		case int:
+			return uint64(max(n, 0))
+		}
+		return 0
+	},
+	"secs": func(s float64) string { return (time.Duration(s) * time.Second).String() },
 	"percent": func(part, whole uint64) int {
 		if whole == 0 {
 			return 0

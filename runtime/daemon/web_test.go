@@ -38,7 +38,8 @@ func newTestWeb(t *testing.T) *testWeb {
 	log := slog.New(slog.DiscardHandler)
 	ring := NewLogRing(50)
 	root := t.TempDir()
-	w := &Web{Auth: st, Log: ring.Tee(log), Ring: ring, Root: root, Version: "test", Settings: settings, Local: &Local{Root: root, Log: log}}
+	w := &Web{Auth: st, Log: ring.Tee(log), Ring: ring, Root: root, Version: "test", Settings: settings, Local: &Local{Root: root, Log: log},
+		Cloner: &Cloner{Byz: "/nonexistent/byz", Log: log}}
 	h, err := w.Handler()
 	if err != nil {
 		t.Fatal(err)
@@ -381,6 +382,8 @@ func TestCatalogs(t *testing.T) {
 		{"services.health.", []string{"ok", "failing"}},
 		{"modules.folder.", []string{"base", "modules", "optional"}},
 		{"services.", []string{"enable.done", "disable.done", "restart.done"}},
+		{"clone.state.", []string{"idle", "running", "done", "failed"}},
+		{"clone.", []string{"started", "cancelled"}},
 	} {
 		for _, v := range fam.values {
 			if !has(fam.prefix + v) {

@@ -1,0 +1,124 @@
+package daemon
+
+import (
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeByz writes a stand-in for byz clone: it records its arguments and
+// what it reads on fd 3 (the passphrase), prints progress lines, and
+// succeeds or fails as told.
+func fakeByz(t *testing.T, fail bool) (path, argsFile, passFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	argsFile, passFile = filepath.Join(dir, "args"), filepath.Join(dir, "pass")
+	script := "#!/bin/sh\necho \"$@\" > " + argsFile + "\n" +
+		"case \"$*\" in *passphrase-file*) cat /dev/fd/3 > " + passFile + ";; esac\n" +
+		`echo '{"phase":"write","file":"byzantium/base/000-busybox.xzm","bytes":1048576,"total":4194304,"rate":524288,"eta_s":6}'` + "\n" +
+		"sleep 0.3\n"
+	if fail {
+		script += `echo '{"phase":"error","error":"refusing /dev/sdb: it holds the boot media"}'` + "\nexit 1\n"
+	} else {
+		script += `echo '{"phase":"done","bytes":4194304,"total":4194304}'` + "\n"
+	}
+	path = filepath.Join(dir, "byz")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path, argsFile, passFile
+}
+
+func waitJob(t *testing.T, c *Cloner, state string) CloneJob {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if j := c.Job(); j.State == state {
+			return j
+		}
+	}
+	t.Fatalf("the job never reached %s: %+v", state, c.Job())
+	return CloneJob{}
+}
+
+func TestCloner(t *testing.T) {
+	byz, argsFile, passFile := fakeByz(t, false)
+	c := &Cloner{Byz: byz, Log: slog.New(slog.DiscardHandler)}
+	if j := c.Job(); j.State != "idle" {
+		t.Errorf("a new cloner: %+v", j)
+	}
+	for _, bad := range []CloneRequest{{Target: "sdb"}, {Target: "/dev/sdb1/../x"}, {Target: "/dev/sdb", Passphrase: "no save.dat"}} {
+		if _, err := c.Start(bad); statusOf(err) != http.StatusBadRequest {
+			t.Errorf("Start(%+v): %v", bad, err)
+		}
+	}
+	if _, err := c.Start(CloneRequest{Target: "/dev/sdb", SaveSizeBytes: 256 << 20, Passphrase: "new stick pass", WithState: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(CloneRequest{Target: "/dev/sdc"}); statusOf(err) != http.StatusConflict {
+		t.Errorf("a second clone while one runs: %v", err)
+	}
+	j := waitJob(t, c, "done")
+	if j.Bytes != 4194304 || j.Target != "/dev/sdb" || j.Finished == nil {
+		t.Errorf("done: %+v", j)
+	}
+	args, _ := os.ReadFile(argsFile)
+	if got := strings.TrimSpace(string(args)); got != "clone /dev/sdb --yes --progress=json --save-size 256M --with-state --encrypt --passphrase-file /dev/fd/3" {
+		t.Errorf("byz was run with %q", got)
+	}
+	if pass, _ := os.ReadFile(passFile); string(pass) != "new stick pass\n" {
+		t.Errorf("the passphrase reached byz as %q", pass)
+	}
+	if strings.Contains(string(args), "new stick pass") {
+		t.Error("the passphrase is on the command line")
+	}
+
+	byz, _, _ = fakeByz(t, true)
+	c.Byz = byz
+	if _, err := c.Start(CloneRequest{Target: "/dev/sdb"}); err != nil {
+		t.Fatal(err)
+	}
+	if j := waitJob(t, c, "failed"); !strings.Contains(j.Error, "holds the boot media") {
+		t.Errorf("failed: %+v", j)
+	}
+	if err := c.Cancel(); statusOf(err) != http.StatusConflict {
+		t.Errorf("cancel with nothing running: %v", err)
+	}
+}
+
+func TestListDisks(t *testing.T) {
+	root := t.TempDir()
+	for name, files := range map[string]map[string]string{
+		"sda":   {"size": "41943040", "removable": "0", "device/model": "QEMU HARDDISK"},
+		"sdb":   {"size": "4194304", "removable": "1", "device/model": "QEMU USB", "device/serial": "BLANK1"},
+		"vda":   {"size": "2097152", "serial": "v1"},
+		"loop0": {"size": "100"},
+		"sr0":   {"size": "100"},
+		"sdc":   {"size": "0"},
+	} {
+		for f, v := range files {
+			p := filepath.Join(root, "sys/block", name, f)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte(v+"\n"), 0o644)
+		}
+	}
+	got := listDisks(root)
+	if len(got) != 3 {
+		t.Fatalf("disks %+v", got)
+	}
+	for _, d := range got {
+		switch d.Name {
+		case "sdb":
+			if !d.Removable || d.Serial != "BLANK1" || d.SizeBytes != 2<<30 || d.Model != "QEMU USB" {
+				t.Errorf("sdb %+v", d)
+			}
+		case "vda":
+			if d.Serial != "v1" || d.Removable {
+				t.Errorf("vda %+v", d)
+			}
+		}
+	}
+}
