@@ -34,6 +34,10 @@ type CloneRequest struct {
 	// Passphrase, when set with a save.dat, encrypts it (LUKS2); never
 	// the node's own.
 	Passphrase string `json:"passphrase,omitempty"`
+	// KDFMemoryKiB and KDFTime set the new keyslot's argon2id cost (0:
+	// the default, its memory capped at half this node's RAM).
+	KDFMemoryKiB int `json:"kdf_memory_kib,omitempty"`
+	KDFTime      int `json:"kdf_time,omitempty"`
 	// WithState carries the node's changes as a module, without its
 	// identity and secrets unless WithSecrets.
 	WithState   bool `json:"with_state,omitempty"`
@@ -121,7 +125,10 @@ func (c *Cloner) Start(req CloneRequest) (CloneJob, error) {
 			return CloneJob{}, err
 		}
 		cmd.ExtraFiles = []*os.File{r}
-		cmd.Args = append(cmd.Args, "--encrypt", "--passphrase-file", "/dev/fd/3")
+		cmd.Args = append(cmd.Args, "--encrypt", "--passphrase-file", "/dev/fd/3", "--kdf-memory", strconv.Itoa(kdfMemory(req.KDFMemoryKiB))+"K")
+		if req.KDFTime > 0 {
+			cmd.Args = append(cmd.Args, "--kdf-time", strconv.Itoa(req.KDFTime))
+		}
 		passW = w
 		defer r.Close()
 	}

@@ -55,7 +55,7 @@ func TestCloner(t *testing.T) {
 			t.Errorf("Start(%+v): %v", bad, err)
 		}
 	}
-	if _, err := c.Start(CloneRequest{Target: "/dev/sdb", SaveSizeBytes: 256 << 20, Passphrase: "new stick pass", WithState: true}); err != nil {
+	if _, err := c.Start(CloneRequest{Target: "/dev/sdb", SaveSizeBytes: 256 << 20, Passphrase: "new stick pass", WithState: true, KDFMemoryKiB: 65536, KDFTime: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Start(CloneRequest{Target: "/dev/sdc"}); statusOf(err) != http.StatusConflict {
@@ -66,7 +66,7 @@ func TestCloner(t *testing.T) {
 		t.Errorf("done: %+v", j)
 	}
 	args, _ := os.ReadFile(argsFile)
-	if got := strings.TrimSpace(string(args)); got != "clone /dev/sdb --yes --progress=json --save-size 256M --with-state --encrypt --passphrase-file /dev/fd/3" {
+	if got := strings.TrimSpace(string(args)); got != "clone /dev/sdb --yes --progress=json --save-size 256M --with-state --encrypt --passphrase-file /dev/fd/3 --kdf-memory 65536K --kdf-time 1" {
 		t.Errorf("byz was run with %q", got)
 	}
 	if pass, _ := os.ReadFile(passFile); string(pass) != "new stick pass\n" {
