@@ -69,8 +69,10 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzReader -fuzztime 2m ./modules/squashfs/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./modules/manifest/
 	$(GO) test -run XXX -fuzz FuzzRead -fuzztime 1m -fuzzminimizetime 0 ./runtime/luks2/
+	$(GO) test -run XXX -fuzz FuzzOpenFS -fuzztime 1m ./image/fat/
 
-# Module and ISO writers beside mksquashfs and xorriso; a no-change rebuild
+# Module and ISO writers beside mksquashfs and xorriso; byz clone of the USB
+# image beside dd and a read-back; a no-change rebuild
 # (must report 0 built: no compression); boot time to /healthz beside the
 # direct-boot floor, and to byz-init's ready line.
 bench: image deps

@@ -50,6 +50,10 @@ type CreateOptions struct {
 	// builder passes names that do not depend on the machine or on
 	// temporary folders, so the module is the same wherever it is built.
 	SourceNames []string
+	// Exclude leaves out of every source the entries whose path matches
+	// one of these patterns (entry.Exclude), before a folder source is
+	// hashed for the manifest: what is left out leaves no trace there.
+	Exclude []string
 }
 
 // Create builds a module at out from the sources, merged in order (a later
@@ -94,7 +98,7 @@ func Create(refs []string, out string, opts CreateOptions) ([]string, error) {
 	}()
 	var readers []entry.Reader
 	for _, src := range srcs {
-		s, err := open(src, opts.Epoch)
+		s, err := open(src, opts.Epoch, opts.Exclude)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src.Ref, err)
 		}

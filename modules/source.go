@@ -132,7 +132,7 @@ func hexSum(h hash.Hash) func() string {
 // flattened; Create handles --per-layer itself). With epoch set, entries
 // newer than it are clamped before they are hashed, so a directory's
 // digest covers its entries as they go into the module.
-func open(src Source, epoch *time.Time) (*stream, error) {
+func open(src Source, epoch *time.Time, exclude []string) (*stream, error) {
 	s := &stream{src: src}
 	switch src.Kind {
 	case KindDir:
@@ -144,6 +144,9 @@ func open(src Source, epoch *time.Time) (*stream, error) {
 		var in entry.Reader = r
 		if epoch != nil {
 			in = entry.ClampModTime(r, *epoch)
+		}
+		if exclude != nil {
+			in = entry.Exclude(in, exclude)
 		}
 		h := sha256.New()
 		s.Reader, s.digest = entry.Hash(in, h), hexSum(h)
@@ -219,6 +222,9 @@ func open(src Source, epoch *time.Time) (*stream, error) {
 		s.Reader, s.digest = r, func() string { return strings.TrimPrefix(d, "sha256:") }
 	default:
 		return nil, fmt.Errorf("%w: %s: kind %q", ErrSource, src.Ref, src.Kind)
+	}
+	if exclude != nil && src.Kind != KindDir {
+		s.Reader = entry.Exclude(s.Reader, exclude)
 	}
 	return s, nil
 }

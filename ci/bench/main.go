@@ -4,7 +4,7 @@
 // It measures; it asserts nothing: these machines are shared and noisy, so
 // the targets are printed for a person to judge.
 //
-//	go run ./ci/bench [-tree DIR] [-deb FILE.deb] [-quick] [-runs N]
+//	go run ./ci/bench [-tree DIR] [-deb FILE.deb] [-iso FILE.iso] [-usb FILE.img] [-quick] [-runs N] [-only NAME]
 package main
 
 import (
@@ -54,6 +54,7 @@ func main() {
 	}
 	tree := flag.String("tree", "/usr/local/go", "directory tree to build modules from")
 	iso := flag.String("iso", "out/byzantium.iso", "an ISO built by byz, whose tree the ISO comparison rewrites (empty: skip)")
+	usb := flag.String("usb", "out/byzantium-usb.img", "a USB image built by byz, which the clone comparison clones (empty: skip)")
 	debFile := flag.String("deb", "", "package for the .deb comparison (default: the generic kernel image, fetched into .cache/debs)")
 	quick := flag.Bool("quick", false, "skip the slow cases (xz, the kernel package)")
 	runs := flag.Int("runs", 3, "runs per command; the fastest counts")
@@ -119,6 +120,11 @@ func main() {
 
 	if *iso != "" {
 		if p := isoPair(*iso, tmp); p != nil {
+			pairs = append(pairs, p)
+		}
+	}
+	if *usb != "" && strings.HasPrefix("clone", *only) {
+		if p := clonePair(*byz, *usb, tmp); p != nil {
 			pairs = append(pairs, p)
 		}
 	}

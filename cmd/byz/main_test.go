@@ -62,7 +62,7 @@ func TestHelpHasExamples(t *testing.T) {
 		{"module", "info", "--help"}, {"module", "extract", "--help"}, {"module", "deps", "--help"},
 		{"persist", "create", "--help"}, {"persist", "passphrase", "--help"}, {"persist", "resize", "--help"},
 		{"persist", "save", "--help"}, {"persist", "snapshot", "--help"},
-		{"node", "--help"}, {"node", "status", "--help"}, {"node", "modules", "--help"}, {"node", "activate", "--help"}, {"node", "deactivate", "--help"}, {"node", "services", "--help"}, {"node", "enable", "--help"}, {"node", "disable", "--help"}, {"node", "restart", "--help"}, {"node", "logs", "--help"}} {
+		{"node", "--help"}, {"node", "status", "--help"}, {"node", "modules", "--help"}, {"node", "activate", "--help"}, {"node", "deactivate", "--help"}, {"node", "services", "--help"}, {"node", "enable", "--help"}, {"node", "disable", "--help"}, {"node", "restart", "--help"}, {"node", "logs", "--help"}, {"clone", "--help"}} {
 		r := byz(t, nil, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
 			t.Errorf("byz %v: exit %d, no Examples section:\n%s", args, r.code, r.stdout)

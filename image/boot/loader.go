@@ -104,6 +104,7 @@ type File struct {
 // Loader holds the bootloader files taken from a set of packages.
 type Loader struct {
 	files map[string]*File
+	core  []byte // the BIOS core image, made once (grubPCCore)
 }
 
 // File returns the file called name, or an ErrMissingFile error naming the
@@ -274,12 +275,8 @@ const grubPCPrefix = "(,gpt1)/" + GrubCfgDir
 // the core image (see image/grubpc).
 func (l *Loader) GrubPC(lba uint64) (mbr, core []byte, err error) {
 	fsys := l.FS(GrubPCDir)
-	if _, err := l.File(GrubPCDir + "/" + grubpc.KernelImg); err != nil {
+	if core, err = l.grubPCCore(); err != nil {
 		return nil, nil, err
-	}
-	core, err = grubpc.Core(fsys, grubpc.CoreOptions{Modules: GrubPCModules, Prefix: grubPCPrefix})
-	if err != nil {
-		return nil, nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
 	}
 	if core, err = grubpc.Embed(core, lba); err != nil {
 		return nil, nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
@@ -288,4 +285,32 @@ func (l *Loader) GrubPC(lba uint64) (mbr, core []byte, err error) {
 		return nil, nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
 	}
 	return mbr, core, nil
+}
+
+// GrubPCCore is the name, in GrubPCDir, of the BIOS core image before
+// grubpc.Embed places it: USB media carry it at
+// GrubPCMediaDir/core.img (where grub-install leaves its own), so a
+// Loader taken from the media uses it as it is, checked against the
+// manifest, rather than compressing a new one.
+const GrubPCCore = "core.img"
+
+// grubPCCore returns the BIOS core image not yet embedded: the Loader's
+// core.img, or one made from its i386-pc files (once).
+func (l *Loader) grubPCCore() ([]byte, error) {
+	if l.core != nil {
+		return l.core, nil
+	}
+	if f, ok := l.files[GrubPCDir+"/"+GrubPCCore]; ok {
+		l.core = f.Data
+		return l.core, nil
+	}
+	if _, err := l.File(GrubPCDir + "/" + grubpc.KernelImg); err != nil {
+		return nil, err
+	}
+	core, err := grubpc.Core(l.FS(GrubPCDir), grubpc.CoreOptions{Modules: GrubPCModules, Prefix: grubPCPrefix})
+	if err != nil {
+		return nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
+	}
+	l.core = core
+	return core, nil
 }

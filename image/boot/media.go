@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,20 @@ type Media struct {
 	// Sums, when set, shares host file digests with other plans of the
 	// same build (nil: every file is hashed).
 	Sums *Sums
+	// FS, when set, holds the inputs: Kernel, Initramfs, the modules and
+	// the Rootcopy folders are paths in it (as fs.FS names them), not on
+	// the host. A clone plans a new media tree from another one this way.
+	FS fs.FS
+	// Digests, when set, gives the size and sha256 of inputs by the name
+	// they are given as (a path in FS, or a host path). Plan trusts them
+	// rather than reading the files; the stream still hashes every file
+	// as it goes and stops with ErrChanged naming one that differs. A
+	// clone passes the source media's manifest, so each file is read once,
+	// as it is written, and checked against that manifest.
+	Digests map[string]ManifestFile
+	// IDSalt, when set, goes into the media ID: a clone, whose payload
+	// may be its source's, gets an ID of its own.
+	IDSalt []byte
 }
 
 // Tree is a planned media tree: every entry, hashed, with the media ID
@@ -72,7 +87,8 @@ type Tree struct {
 // node is one planned entry: its header and where its body comes from.
 type node struct {
 	hdr  entry.Header
-	src  string // host file of the body, or "" when data holds it
+	src  string // host file of the body (in fsys when set), or "" when data holds it
+	fsys fs.FS
 	data []byte
 	sum  string // hex SHA-256 of the body, for regular files
 }
@@ -94,7 +110,7 @@ type Manifest struct {
 // Plan reads and hashes every input and lays out the tree. Nothing is
 // written; a missing or unreadable input is an error naming it.
 func Plan(m Media) (*Tree, error) {
-	p := &planner{files: map[string]*node{}, mtime: m.ModTime, sums: m.Sums}
+	p := &planner{files: map[string]*node{}, mtime: m.ModTime, sums: m.Sums, fsys: m.FS, digests: m.Digests}
 	if p.mtime.IsZero() {
 		p.mtime = time.Unix(0, 0).UTC()
 	}
@@ -134,9 +150,11 @@ func Plan(m Media) (*Tree, error) {
 func (t *Tree) Reader() entry.Reader { return &stream{nodes: t.nodes} }
 
 type planner struct {
-	files map[string]*node
-	mtime time.Time
-	sums  *Sums
+	files   map[string]*node
+	mtime   time.Time
+	sums    *Sums
+	fsys    fs.FS
+	digests map[string]ManifestFile
 }
 
 func (p *planner) sorted() []*node {
@@ -161,10 +179,13 @@ func sortKey(p string) string {
 // addData adds a generated file held in memory.
 func (p *planner) addData(mediaPath string, data []byte) {
 	sum := sha256.Sum256(data)
-	p.files[mediaPath] = &node{
-		hdr:  entry.Header{Path: mediaPath, Type: entry.TypeRegular, Mode: 0o644, ModTime: p.mtime, Size: int64(len(data))},
-		data: data, sum: hex.EncodeToString(sum[:]),
-	}
+	p.files[mediaPath] = &node{hdr: entryHeader(mediaPath, int64(len(data)), p.mtime), data: data, sum: hex.EncodeToString(sum[:])}
+}
+
+// entryHeader is the header of a file the media tree holds: its mode and
+// owner say nothing about the media.
+func entryHeader(mediaPath string, size int64, mtime time.Time) entry.Header {
+	return entry.Header{Path: mediaPath, Type: entry.TypeRegular, Mode: 0o644, ModTime: mtime, Size: size}
 }
 
 // addDirs adds every directory the files imply that no rootcopy folder
@@ -198,6 +219,9 @@ func (p *planner) mediaID(m *Media) (string, error) {
 	b, err := json.Marshal(in)
 	if err != nil {
 		return "", fmt.Errorf("boot: media ID: %w", err)
+	}
+	if m.IDSalt != nil {
+		b = append(append(b, 0), m.IDSalt...)
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8]), nil

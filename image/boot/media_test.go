@@ -91,7 +91,7 @@ func TestMediaUSB(t *testing.T) {
 	want := []string{".", "EFI", "EFI/BOOT", "EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grubx64.efi", "EFI/BOOT/mmx64.efi",
 		"EFI/debian", "EFI/debian/grub.cfg", "boot", "boot/grub", "boot/grub/grub.cfg", "boot/initrd.zst", "boot/vmlinuz",
 		"byzantium", "byzantium/base", "byzantium/base/000-kernel.xzm", "byzantium/base/001-core.xzm",
-		"byzantium/manifest.json", "byzantium/media-" + tr.ID, "byzantium/modules", "byzantium/modules/010-byzd.xzm",
+		"byzantium/boot.json", "byzantium/manifest.json", "byzantium/media-" + tr.ID, "byzantium/modules", "byzantium/modules/010-byzd.xzm",
 		"byzantium/optional", "byzantium/optional/100-extra.xzm",
 		"byzantium/rootcopy", "byzantium/rootcopy/etc", "byzantium/rootcopy/etc/hostname", "byzantium/rootcopy/etc/motd"}
 	if len(paths) != len(want) {

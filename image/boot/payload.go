@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"byzantium/modules/entry"
@@ -70,11 +72,18 @@ func (p *planner) payload(m *Media) error {
 		if err != nil {
 			return err
 		}
-		p.files[mp] = &node{
-			hdr:  entry.Header{Path: mp, Type: entry.TypeRegular, Mode: 0o644, ModTime: p.mtime, Size: int64(len(f.Data))},
-			data: f.Data, sum: f.SHA256,
+		p.files[mp] = &node{hdr: entryHeader(mp, int64(len(f.Data)), p.mtime), data: f.Data, sum: f.SHA256}
+	}
+	if m.Flavour == USB {
+		if err := p.addGrubPC(m.Loader); err != nil {
+			return err
 		}
 	}
+	info, err := bootInfo(m, p.mtime)
+	if err != nil {
+		return err
+	}
+	p.addData(BootInfoPath, info)
 	if err := p.addHost(KernelPath, m.Kernel); err != nil {
 		return err
 	}
@@ -93,16 +102,35 @@ func (p *planner) payload(m *Media) error {
 		}
 	}
 	for _, dir := range m.Rootcopy {
-		if err := p.rootcopy(dir); err != nil {
+		rc := p.rootcopy
+		if p.fsys != nil {
+			rc = p.rootcopyFS
+		}
+		if err := rc(dir); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// known returns the digest Media.Digests gives for src, checking its size.
+func (p *planner) known(mediaPath, src string, size int64) (string, bool, error) {
+	d, ok := p.digests[src]
+	if !ok {
+		return "", false, nil
+	}
+	if d.Size != size {
+		return "", false, fmt.Errorf("%w: %s (%s) is %d bytes, the manifest says %d", ErrChanged, mediaPath, src, size, d.Size)
+	}
+	return d.SHA256, true, nil
+}
+
 // addHost adds the regular file src as mediaPath, hashing it. Its mode and
 // owner are not kept: they say nothing about the media.
 func (p *planner) addHost(mediaPath, src string) error {
+	if p.fsys != nil {
+		return p.addFS(mediaPath, src)
+	}
 	fi, err := os.Stat(src)
 	if err != nil {
 		return fmt.Errorf("boot: %s: %w", mediaPath, err)
@@ -112,6 +140,11 @@ func (p *planner) addHost(mediaPath, src string) error {
 	}
 	key := sumKey{path: src, size: fi.Size(), mtime: fi.ModTime()}
 	sum, ok := p.sums.get(key)
+	if !ok {
+		if sum, ok, err = p.known(mediaPath, src, fi.Size()); err != nil {
+			return err
+		}
+	}
 	n := fi.Size()
 	if !ok {
 		f, err := os.Open(src)
@@ -128,11 +161,79 @@ func (p *planner) addHost(mediaPath, src string) error {
 			p.sums.put(key, sum)
 		}
 	}
-	p.files[mediaPath] = &node{
-		hdr: entry.Header{Path: mediaPath, Type: entry.TypeRegular, Mode: 0o644, ModTime: clamp(fi.ModTime(), p.mtime), Size: n},
-		src: src, sum: sum,
-	}
+	p.files[mediaPath] = &node{hdr: entryHeader(mediaPath, n, clamp(fi.ModTime(), p.mtime)), src: src, sum: sum}
 	return nil
+}
+
+// addFS adds the regular file src of Media.FS as mediaPath: with its
+// digest from Media.Digests, or hashed.
+func (p *planner) addFS(mediaPath, src string) error {
+	fi, err := fs.Stat(p.fsys, src)
+	if err != nil {
+		return fmt.Errorf("boot: %s: %w", mediaPath, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s: %s is not a regular file", ErrBadMedia, mediaPath, src)
+	}
+	sum, ok, err := p.known(mediaPath, src, fi.Size())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if sum, err = p.hashFS(mediaPath, src, fi.Size()); err != nil {
+			return err
+		}
+	}
+	p.files[mediaPath] = &node{hdr: entryHeader(mediaPath, fi.Size(), clamp(fi.ModTime(), p.mtime)), src: src, fsys: p.fsys, sum: sum}
+	return nil
+}
+
+func (p *planner) hashFS(mediaPath, src string, size int64) (string, error) {
+	f, err := p.fsys.Open(src)
+	if err != nil {
+		return "", fmt.Errorf("boot: %s: %w", mediaPath, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", fmt.Errorf("boot: %s: reading %s: %w", mediaPath, src, err)
+	}
+	if n != size {
+		return "", fmt.Errorf("%w: %s (%s): %d bytes read of %d", ErrChanged, mediaPath, src, n, size)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// rootcopyFS adds the folder dir of Media.FS under RootcopyDir: folders
+// and regular files (a media tree holds nothing else that FAT can keep),
+// with their modes and the clamped times.
+func (p *planner) rootcopyFS(dir string) error {
+	return fs.WalkDir(p.fsys, dir, func(src string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("boot: rootcopy: %w", err)
+		}
+		mp := RootcopyDir
+		if src != dir {
+			mp += "/" + strings.TrimPrefix(src, dir+"/")
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("boot: rootcopy: %w", err)
+		}
+		switch {
+		case d.IsDir():
+			p.files[mp] = &node{hdr: entry.Header{Path: mp, Type: entry.TypeDir, Mode: uint32(fi.Mode().Perm()), ModTime: clamp(fi.ModTime(), p.mtime)}}
+			return nil
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%w: rootcopy: %s is a %s; media trees hold folders and files", ErrBadMedia, src, fi.Mode().Type())
+		}
+		if err := p.addFS(mp, src); err != nil {
+			return err
+		}
+		p.files[mp].hdr.Mode = uint32(fi.Mode().Perm())
+		return nil
+	})
 }
 
 func clamp(t, limit time.Time) time.Time {

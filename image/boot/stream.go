@@ -24,7 +24,7 @@ type stream struct {
 	i     int
 	cur   *node
 	body  io.Reader
-	file  *os.File
+	file  io.Closer
 	h     hash.Hash
 	left  int64
 	err   error // sticky
@@ -53,9 +53,17 @@ func (s *stream) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if s.body == nil {
-		if s.cur.src == "" {
+		switch {
+		case s.cur.src == "":
 			s.body = bytes.NewReader(s.cur.data)
-		} else {
+		case s.cur.fsys != nil:
+			f, err := s.cur.fsys.Open(s.cur.src)
+			if err != nil {
+				s.err = fmt.Errorf("boot: %s: %w", s.cur.hdr.Path, err)
+				return 0, s.err
+			}
+			s.file, s.body = f, f
+		default:
 			f, err := os.Open(s.cur.src)
 			if err != nil {
 				s.err = fmt.Errorf("boot: %s: %w", s.cur.hdr.Path, err)

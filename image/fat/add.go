@@ -61,7 +61,13 @@ func OpenVolume(rw ReadWriterAt, offset int64) (*Volume, error) {
 		return nil, fmt.Errorf("fat: inconsistent boot sector at offset %d", offset)
 	}
 	v.clusters = (total - v.reserved - v.numFATs*v.fatSecs) / v.spc
-	raw := make([]byte, int64(v.fatSecs)*sectorSize)
+	// The volume's last sector must be there: what a boot sector claims
+	// bounds the FAT read below, and a made-up one must not have it
+	// allocate gigabytes.
+	if _, err := rw.ReadAt(bs[:1], offset+int64(total)*sectorSize-1); err != nil {
+		return nil, fmt.Errorf("fat: the boot sector at offset %d claims %d sectors, past the end of the disk: %w", offset, total, err)
+	}
+	raw := make([]byte, min(int64(v.fatSecs)*sectorSize, (int64(v.clusters)+2)*4+sectorSize))
 	if _, err := rw.ReadAt(raw, offset+int64(v.reserved)*sectorSize); err != nil {
 		return nil, fmt.Errorf("fat: reading the FAT: %w", err)
 	}
@@ -131,6 +137,9 @@ type dirEntry struct {
 	long, short string
 	attr        byte
 	cluster     uint32
+	size        uint32
+	mtime       time.Time
+	caseBits    byte // byte 12: 0x08 base, 0x10 extension in lower case (Windows NT)
 }
 
 // readDir returns a directory's entries and its raw bytes.
@@ -139,14 +148,26 @@ func (v *Volume) readDir(first uint32) ([]dirEntry, []byte, []uint32, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if int64(len(cl))*v.clusterSize() > (maxDirEntries+1)*dirEntrySize+v.clusterSize() {
+		return nil, nil, nil, fmt.Errorf("fat: a directory of %d clusters, more than the %d entries FAT allows", len(cl), maxDirEntries)
+	}
 	raw := make([]byte, int64(len(cl))*v.clusterSize())
 	for i, c := range cl {
 		if _, err := v.rw.ReadAt(raw[int64(i)*v.clusterSize():int64(i+1)*v.clusterSize()], v.clusterOffset(c)); err != nil {
 			return nil, nil, nil, fmt.Errorf("fat: reading a directory: %w", err)
 		}
 	}
+	return parseDir(raw), raw, cl, nil
+}
+
+// parseDir decodes a directory's entries. A long name counts only when
+// its parts carry the checksum of the short entry they precede: a driver
+// that knows no long names (DOS) may have renamed or replaced the short
+// entry since, and its parts are then orphans.
+func parseDir(raw []byte) []dirEntry {
 	var out []dirEntry
 	var lfn []uint16
+	var lfnSum byte
 	for o := 0; o+dirEntrySize <= len(raw); o += dirEntrySize {
 		e := raw[o : o+dirEntrySize]
 		if e[0] == 0 {
@@ -156,28 +177,31 @@ func (v *Volume) readDir(first uint32) ([]dirEntry, []byte, []uint32, error) {
 			lfn = nil
 			continue
 		}
-		if e[11] == 0x0f { // a long-name part, last part first
-			var part []uint16
-			for _, r := range [][2]int{{1, 11}, {14, 26}, {28, 32}} {
-				for i := r[0]; i < r[1]; i += 2 {
-					part = append(part, binary.LittleEndian.Uint16(e[i:]))
-				}
+		if e[11]&0x3f == attrLFN { // a long-name part, last part first
+			if e[0]&0x40 != 0 {
+				lfn = nil // the first part of a new name
 			}
-			lfn = append(part, lfn...)
+			var part []uint16
+			for _, off := range lfnOffsets {
+				part = append(part, binary.LittleEndian.Uint16(e[off:]))
+			}
+			lfn, lfnSum = append(part, lfn...), e[13]
 			continue
 		}
 		long := ""
-		if lfn != nil {
+		if lfn != nil && lfnSum == shortChecksum(string(e[:11])) {
 			if i := indexU16(lfn, 0); i >= 0 {
 				lfn = lfn[:i]
 			}
 			long = string(utf16.Decode(lfn))
-			lfn = nil
 		}
+		lfn = nil
 		c := uint32(binary.LittleEndian.Uint16(e[20:]))<<16 | uint32(binary.LittleEndian.Uint16(e[26:]))
-		out = append(out, dirEntry{long: long, short: string(e[:11]), attr: e[11], cluster: c})
+		out = append(out, dirEntry{long: long, short: string(e[:11]), attr: e[11], cluster: c,
+			size: binary.LittleEndian.Uint32(e[28:]), caseBits: e[12],
+			mtime: fatDate(binary.LittleEndian.Uint16(e[24:]), binary.LittleEndian.Uint16(e[22:]))})
 	}
-	return out, raw, cl, nil
+	return out
 }
 
 func indexU16(s []uint16, x uint16) int {

@@ -16,6 +16,7 @@
 package fat
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,10 @@ type Options struct {
 	// names, of the label, and of entries whose ModTime is zero. Take it
 	// from SOURCE_DATE_EPOCH.
 	ModTime time.Time
+	// Sparse leaves runs of file data that are all zeros unwritten: right
+	// when the region already reads as zeros (a new image file, where they
+	// stay holes), wrong on a used device.
+	Sparse bool
 }
 
 // maxFileSize is the largest file FAT32's 32-bit size field holds.
@@ -310,6 +315,11 @@ func (w *Writer) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
+	if w.opts.Sparse && allZero(w.buf) {
+		w.bufAt += int64(len(w.buf))
+		w.buf = w.buf[:0]
+		return nil
+	}
 	if _, err := w.w.WriteAt(w.buf, w.off+w.bufAt); err != nil {
 		return fmt.Errorf("fat: writing %s: %w", w.cur.path, err)
 	}
@@ -339,4 +349,20 @@ func (w *Writer) endFile() error {
 func (w *Writer) fail(err error) error {
 	w.err = err
 	return err
+}
+
+// allZero reports whether b holds only zeros.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,7 +30,8 @@ const DefaultLabel = "BYZANTIUM"
 
 // Options configures an image. Size and Seed are required.
 type Options struct {
-	// Size is the length of the image file in bytes, a multiple of 1 MiB.
+	// Size is the length of the image in bytes: a multiple of 1 MiB for
+	// Write, of 512 for WriteDisk (a block device's size).
 	Size int64
 	// Spare is how many bytes at the end of the disk stay outside the
 	// partition, for a persistence partition added later (a multiple of
@@ -50,6 +52,18 @@ type Options struct {
 	// boot partition (partition 2) that ends where the FAT partition
 	// starts: at most BIOSBootMax bytes.
 	BIOSCore []byte
+	// Sparse leaves whole zero blocks of file data unwritten (fat.Options):
+	// for a new image file, which reads as zeros where nothing was written.
+	Sparse bool
+	// Wipe has WriteDisk zero both ends of the disk before anything else:
+	// for a disk that held something (a used stick), so that neither an
+	// old partition table nor an old file system survives an interrupted
+	// write. A fresh image file reads as zeros and needs none.
+	Wipe bool
+	// Verify, when set, runs once the FAT partition is written and synced,
+	// before the partition table: an error from it stops WriteDisk and
+	// leaves the disk without one.
+	Verify func(*Layout) error
 }
 
 // BIOSBootLBA is the first sector of the BIOS boot partition: the first
@@ -59,17 +73,36 @@ const BIOSBootLBA = 40
 // BIOSBootMax is the room for Options.BIOSCore.
 const BIOSBootMax = (gpt.AlignmentLBA - BIOSBootLBA) * gpt.SectorSize
 
-// Write writes the image to path from the entries of r. It writes a
-// temporary file next to path and renames it over path only when
-// complete, so path is never a half-written image.
-func Write(path string, r entry.Reader, opts Options) (err error) {
+// Disk is what WriteDisk writes to: an image file or a block device,
+// open for writing.
+type Disk interface {
+	io.WriterAt
+	Sync() error
+}
+
+// Layout is where an image's parts go: the partition table and the FAT
+// partition, from Options alone.
+type Layout struct {
+	Table    gpt.Table
+	FAT      gpt.Partition
+	VolumeID uint32
+	Label    string
+}
+
+// Plan checks opts and lays out the image. Size must be a multiple of
+// 512 (a block device's size); the FAT partition starts at 1 MiB and ends
+// where Spare starts, or at the backup GPT.
+func Plan(opts Options) (*Layout, error) {
 	const mib = 1 << 20
-	if opts.Size%mib != 0 || opts.Spare%mib != 0 || opts.Spare < 0 || opts.Size-opts.Spare < 34*mib {
-		return fmt.Errorf("%w: size %d and spare %d must be multiples of 1 MiB leaving at least 34 MiB for FAT32",
+	if opts.Size%gpt.SectorSize != 0 || opts.Spare%mib != 0 || opts.Spare < 0 || opts.Size-opts.Spare < 34*mib {
+		return nil, fmt.Errorf("%w: size %d (a multiple of 512) and spare %d (a multiple of 1 MiB) must leave at least 34 MiB for FAT32",
 			ErrBadOption, opts.Size, opts.Spare)
 	}
 	if len(opts.Seed) == 0 {
-		return fmt.Errorf("%w: no seed for the disk GUIDs", ErrBadOption)
+		return nil, fmt.Errorf("%w: no seed for the disk GUIDs", ErrBadOption)
+	}
+	if len(opts.BIOSCore) > BIOSBootMax {
+		return nil, fmt.Errorf("%w: BIOS boot code is %d bytes, more than the %d before the FAT partition", ErrBadOption, len(opts.BIOSCore), BIOSBootMax)
 	}
 	label := opts.Label
 	if label == "" {
@@ -81,18 +114,30 @@ func Write(path string, r entry.Reader, opts Options) (err error) {
 		Type: gpt.TypeESP, GUID: gpt.DeriveGUID(opts.Seed, "partition 1"), Name: label,
 		FirstLBA: gpt.AlignmentLBA, LastLBA: last, Attributes: gpt.AttrLegacyBIOSBootable,
 	}
-	table := gpt.Table{DiskGUID: gpt.DeriveGUID(opts.Seed, "disk"), Partitions: []gpt.Partition{part}, BootCode: opts.BootCode}
-	if len(opts.BIOSCore) > BIOSBootMax {
-		return fmt.Errorf("%w: BIOS boot code is %d bytes, more than the %d before the FAT partition", ErrBadOption, len(opts.BIOSCore), BIOSBootMax)
-	}
+	l := &Layout{FAT: part, Label: label,
+		Table: gpt.Table{DiskGUID: gpt.DeriveGUID(opts.Seed, "disk"), Partitions: []gpt.Partition{part}, BootCode: opts.BootCode}}
 	if opts.BIOSCore != nil {
-		table.Partitions = append(table.Partitions, gpt.Partition{
+		l.Table.Partitions = append(l.Table.Partitions, gpt.Partition{
 			Type: gpt.TypeBIOSBoot, GUID: gpt.DeriveGUID(opts.Seed, "partition 2"), Name: "BIOS boot",
 			FirstLBA: BIOSBootLBA, LastLBA: gpt.AlignmentLBA - 1,
 		})
 	}
 	volID := gpt.DeriveGUID(opts.Seed, "fat volume id")
+	l.VolumeID = binary.LittleEndian.Uint32(volID[:])
+	return l, nil
+}
 
+// Write writes the image to path from the entries of r. It writes a
+// temporary file next to path and renames it over path only when
+// complete, so path is never a half-written image.
+func Write(path string, r entry.Reader, opts Options) (err error) {
+	const mib = 1 << 20
+	if opts.Size%mib != 0 {
+		return fmt.Errorf("%w: size %d is not a multiple of 1 MiB", ErrBadOption, opts.Size)
+	}
+	if _, err := Plan(opts); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("usbimg: %w", err)
@@ -110,14 +155,61 @@ func Write(path string, r entry.Reader, opts Options) (err error) {
 	if err := f.Truncate(opts.Size); err != nil {
 		return fmt.Errorf("usbimg: sizing %s: %w", f.Name(), err)
 	}
-	if err := table.Write(f, opts.Size); err != nil {
+	if err := WriteDisk(f, r, opts); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("usbimg: %w", err)
 	}
-	if _, err := f.WriteAt(opts.BIOSCore, BIOSBootLBA*gpt.SectorSize); err != nil {
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("usbimg: %w", err)
+	}
+	return nil
+}
+
+// wipeSize is how much WriteDisk zeroes at each end of a disk with
+// Options.Wipe: the protective MBR, both GPTs, the BIOS boot partition,
+// an ISO 9660 volume descriptor (at 32 KiB) of an isohybrid stick, and
+// the start of the FAT partition, where an old file system's boot sector
+// and FATs would be.
+const wipeSize = 2 << 20
+
+// WriteDisk writes the image onto d, a disk of opts.Size bytes, in an
+// order that leaves nothing bootable until the end: with Options.Wipe it
+// first zeroes both ends of the disk (old partition tables, old boot
+// code, an old file system's start); then it writes the BIOS core and the
+// FAT partition (whose own boot sector comes last), syncs, runs
+// Options.Verify, and only then writes the protective MBR with its boot
+// code and the primary and backup GPTs, and syncs again. A failure or a
+// kill at any point before the last step leaves a disk without a
+// partition table, which no firmware boots and no OS mounts.
+func WriteDisk(d Disk, r entry.Reader, opts Options) error {
+	l, err := Plan(opts)
+	if err != nil {
+		return err
+	}
+	if opts.Wipe {
+		zero := make([]byte, 1<<20)
+		for off := int64(0); off < min(wipeSize, opts.Size); off += int64(len(zero)) {
+			if _, err := d.WriteAt(zero[:min(int64(len(zero)), opts.Size-off)], off); err != nil {
+				return fmt.Errorf("usbimg: wiping the start of the disk: %w", err)
+			}
+		}
+		tail := opts.Size - min(wipeSize, opts.Size)
+		for off := tail; off < opts.Size; off += int64(len(zero)) {
+			if _, err := d.WriteAt(zero[:min(int64(len(zero)), opts.Size-off)], off); err != nil {
+				return fmt.Errorf("usbimg: wiping the end of the disk: %w", err)
+			}
+		}
+		if err := d.Sync(); err != nil {
+			return fmt.Errorf("usbimg: %w", err)
+		}
+	}
+	if _, err := d.WriteAt(opts.BIOSCore, BIOSBootLBA*gpt.SectorSize); err != nil {
 		return fmt.Errorf("usbimg: writing the BIOS boot code: %w", err)
 	}
-	fw, err := fat.NewWriter(f, part.Offset(), part.Size(), fat.Options{
-		Label: label, VolumeID: binary.LittleEndian.Uint32(volID[:]), ModTime: opts.ModTime,
+	fw, err := fat.NewWriter(d, l.FAT.Offset(), l.FAT.Size(), fat.Options{
+		Label: l.Label, VolumeID: l.VolumeID, ModTime: opts.ModTime, Sparse: opts.Sparse && !opts.Wipe,
 	})
 	if err != nil {
 		return fmt.Errorf("usbimg: %w", err)
@@ -129,13 +221,18 @@ func Write(path string, r entry.Reader, opts Options) (err error) {
 	if err := fw.Close(); err != nil {
 		return fmt.Errorf("usbimg: %w", err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := d.Sync(); err != nil {
 		return fmt.Errorf("usbimg: %w", err)
 	}
-	if err := f.Close(); err != nil {
+	if opts.Verify != nil {
+		if err := opts.Verify(l); err != nil {
+			return err
+		}
+	}
+	if err := l.Table.Write(d, opts.Size); err != nil {
 		return fmt.Errorf("usbimg: %w", err)
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := d.Sync(); err != nil {
 		return fmt.Errorf("usbimg: %w", err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -178,5 +179,38 @@ func TestPrefix(t *testing.T) {
 	}
 	if in.Headers[1].Path != "kernel/a.ko" {
 		t.Error("Prefix changed the caller's header")
+	}
+}
+
+func TestExclude(t *testing.T) {
+	hs := []*Header{
+		{Path: ".", Type: TypeDir},
+		{Path: "etc", Type: TypeDir},
+		{Path: "etc/ssh", Type: TypeDir},
+		{Path: "etc/ssh/ssh_host_ed25519_key", Type: TypeRegular, Size: 3},
+		{Path: "etc/ssh/sshd_config", Type: TypeRegular, Size: 1},
+		{Path: "root", Type: TypeDir},
+		{Path: "root/keycopy", Type: TypeHardlink, Linkname: "etc/ssh/ssh_host_ed25519_key"},
+		{Path: "var/lib/byzantium/tls", Type: TypeDir},
+		{Path: "var/lib/byzantium/tls/key.pem", Type: TypeRegular, Size: 3},
+		{Path: "var/lib/byzantium/tls-notes", Type: TypeRegular, Size: 1},
+		{Path: "var/lib/byzantium/node-id", Type: TypeRegular, Size: 3},
+	}
+	s := &Slice{Headers: hs, Bodies: map[string][]byte{"etc/ssh/sshd_config": []byte("c"), "var/lib/byzantium/tls-notes": []byte("n")}}
+	r := Exclude(s, []string{"etc/ssh/ssh_host_*", "var/lib/byzantium/tls", "var/lib/byzantium/node-id", "["})
+	var got []string
+	for {
+		h, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, h.Path)
+	}
+	want := []string{".", "etc", "etc/ssh", "etc/ssh/sshd_config", "root", "var/lib/byzantium/tls-notes"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Exclude kept %q, want %q", got, want)
 	}
 }

@@ -1,0 +1,539 @@
+package clone
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"byzantium/ci/testenv"
+	"byzantium/image/boot"
+	"byzantium/image/fat"
+	"byzantium/image/gpt"
+	"byzantium/image/usbimg"
+	"byzantium/modules/hostfs"
+)
+
+var epoch = time.Unix(1700000000, 0).UTC()
+
+// workDir holds what every test shares: the source media.
+var workDir string
+
+func TestMain(m *testing.M) {
+	var err error
+	if workDir, err = os.MkdirTemp("", "byz-clone-test-"); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(workDir)
+	os.Exit(code)
+}
+
+// media is a USB media tree the tests clone: as a folder and as an image.
+type media struct {
+	dir, img string
+	id       string
+	menu     boot.Config
+}
+
+var (
+	srcOnce sync.Once
+	src     *media
+	srcErr  error
+)
+
+// sourceMedia builds, once, a USB media tree with the real bootloader
+// (from the fetched packages: GRUB's BIOS core is made from them) and
+// made-up kernel, initramfs and modules of some size, and writes it as a
+// folder and as a USB image.
+func sourceMedia(t *testing.T) *media {
+	t.Helper()
+	var debs []string
+	for _, pkg := range boot.Packages() {
+		m, _ := filepath.Glob(filepath.Join("..", "..", ".cache", "debs", pkg+"_*.deb"))
+		if len(m) == 0 {
+			testenv.RequireFile(t, filepath.Join("..", "..", ".cache", "debs", pkg+"_VERSION.deb"), "make fetch")
+		}
+		debs = append(debs, m[len(m)-1])
+	}
+	srcOnce.Do(func() { src, srcErr = buildSource(debs) })
+	if srcErr != nil {
+		t.Fatal(srcErr)
+	}
+	return src
+}
+
+func buildSource(debs []string) (*media, error) {
+	l, err := boot.Extract(debs...)
+	if err != nil {
+		return nil, err
+	}
+	in := filepath.Join(workDir, "inputs")
+	rng := rand.New(rand.NewPCG(1, 2))
+	write := func(rel string, size int) (string, error) {
+		p := filepath.Join(in, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return p, os.WriteFile(p, b, 0o644)
+	}
+	files := map[string]int{"vmlinuz": 3 << 20, "initrd": 1<<20 + 3, "000-kernel.xzm": 6 << 20, "001-busybox.xzm": 700000,
+		"010-runtime.xzm": 2<<20 + 1, "100-ngircd.xzm": 900000, "101-extra.xzm": 4096,
+		"rc/etc/hostname": 10, "rc/etc/motd": 100, "rc/root/.profile": 50}
+	paths := map[string]string{}
+	for rel, size := range files {
+		if paths[rel], err = write(rel, size); err != nil {
+			return nil, err
+		}
+	}
+	s := &media{menu: boot.Config{Title: "Test node", Cmdline: "console=ttyS0 quiet", Timeout: 2 * time.Second,
+		Entries: []boot.Entry{{Label: "Test node", Default: true}, {Label: "Test node (debug)", Append: "debug"}}}}
+	tree, err := boot.Plan(boot.Media{Flavour: boot.USB, Loader: l, Kernel: paths["vmlinuz"], Initramfs: paths["initrd"],
+		Base: []string{paths["000-kernel.xzm"], paths["001-busybox.xzm"]}, Modules: []string{paths["010-runtime.xzm"]},
+		Optional: []string{paths["100-ngircd.xzm"], paths["101-extra.xzm"]}, Rootcopy: []string{filepath.Join(in, "rc")},
+		Menu: s.menu, ModTime: epoch})
+	if err != nil {
+		return nil, err
+	}
+	s.id = tree.ID
+	s.dir = filepath.Join(workDir, "media")
+	if err := hostfs.Extract(tree.Reader(), s.dir, hostfs.ExtractOptions{NoChown: true}); err != nil {
+		return nil, err
+	}
+	mbr, core, err := l.GrubPC(usbimg.BIOSBootLBA)
+	if err != nil {
+		return nil, err
+	}
+	s.img = filepath.Join(workDir, "source.img")
+	err = usbimg.Write(s.img, tree.Reader(), usbimg.Options{Size: 64 << 20, Seed: []byte("source"), ModTime: epoch,
+		BootCode: mbr, BIOSCore: core})
+	return s, err
+}
+
+// copyFile copies a file for a test to change.
+func copyFile(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// ids are the identities of a USB image.
+type ids struct {
+	disk, part gpt.GUID
+	volume     uint32
+	media      string
+	manifest   boot.Manifest
+}
+
+func readIDs(t *testing.T, img string) ids {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	tab, err := gpt.Read(f, fi.Size())
+	if err != nil {
+		t.Fatalf("%s: %v", img, err)
+	}
+	fsys, err := fat.OpenFS(f, tab.Partitions[0].Offset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := ids{disk: tab.DiskGUID, part: tab.Partitions[0].GUID, volume: fsys.VolumeID()}
+	b, err := fs.ReadFile(fsys, boot.ManifestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &out.manifest); err != nil {
+		t.Fatal(err)
+	}
+	out.media = out.manifest.ID
+	return out
+}
+
+// mtoolsTree copies the FAT partition of img out with mtools.
+func mtoolsTree(t *testing.T, img string) string {
+	t.Helper()
+	mcopy := testenv.RequireTool(t, "mcopy")
+	dst := t.TempDir()
+	cmd := exec.Command(mcopy, "-s", "-n", "-i", img+"@@1M", "::", dst+"/")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mcopy: %v\n%s", err, out)
+	}
+	return dst
+}
+
+func fileSum(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// oracles runs sgdisk -v over the disk and fsck.fat -n over its FAT
+// partition.
+func oracles(t *testing.T, img string) {
+	t.Helper()
+	out, err := exec.Command(testenv.RequireTool(t, "sgdisk"), "-v", img).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v: %v\n%s", err, out)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	tab, err := gpt.Read(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(t.TempDir(), "part.img")
+	pf, err := os.Create(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(pf, io.NewSectionReader(f, tab.Partitions[0].Offset(), tab.Partitions[0].Size())); err != nil {
+		t.Fatal(err)
+	}
+	pf.Close()
+	if out, err := exec.Command(testenv.RequireTool(t, "fsck.fat"), "-n", part).CombinedOutput(); err != nil {
+		t.Errorf("fsck.fat -n: %v\n%s", err, out)
+	}
+}
+
+// clone plans and writes a clone of source into a new image file.
+func cloneTo(t *testing.T, s *Source, opts Options, img string, size int64) (*Result, error) {
+	t.Helper()
+	p, err := NewPlan(s, opts)
+	if err != nil {
+		return nil, err
+	}
+	if size == 0 {
+		size = p.MinSize()
+	}
+	tg, err := CreateImage(img, size, false)
+	if err != nil {
+		return nil, err
+	}
+	defer tg.Close()
+	return p.Write(context.Background(), tg, &Progress{})
+}
+
+// TestCloneImage clones the source image and its folder into image
+// files: new disk, partition, volume and media IDs; sgdisk and fsck.fat
+// find them clean; mtools reads back every file the new manifest lists,
+// with its digest; the payload is the source's, the menu too, under the
+// new ID; the save.dat is there.
+func TestCloneImage(t *testing.T) {
+	m := sourceMedia(t)
+	orig := readIDs(t, m.img)
+	for _, from := range []string{m.img, m.dir} {
+		t.Run(filepath.Base(from), func(t *testing.T) {
+			s, err := OpenSource(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.ID != m.id {
+				t.Fatalf("source media ID %s, built %s", s.ID, m.id)
+			}
+			img := filepath.Join(t.TempDir(), "clone.img")
+			res, err := cloneTo(t, s, Options{SaveSize: 40 << 20, TempDir: t.TempDir()}, img, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ents, _ := os.ReadDir(filepath.Dir(img)); len(ents) != 1 {
+				t.Errorf("left beside the image: %v", ents)
+			}
+			got := readIDs(t, img)
+			if got.disk == orig.disk || got.part == orig.part || got.volume == orig.volume || got.media == orig.media || got.media != res.MediaID {
+				t.Errorf("IDs not new: disk %s/%s part %s/%s volume %x/%x media %s/%s (result %s)",
+					got.disk, orig.disk, got.part, orig.part, got.volume, orig.volume, got.media, orig.media, res.MediaID)
+			}
+			if res.DiskGUID != got.disk.String() || res.VolumeID != fmt.Sprintf("%04X-%04X", got.volume>>16, got.volume&0xffff) {
+				t.Errorf("result %+v", res)
+			}
+			oracles(t, img)
+			tree := mtoolsTree(t, img)
+			origSums := map[string]string{}
+			for _, f := range orig.manifest.Files {
+				origSums[f.Path] = f.SHA256
+			}
+			for _, f := range got.manifest.Files {
+				if sum := fileSum(t, filepath.Join(tree, f.Path)); sum != f.SHA256 {
+					t.Errorf("%s: mtools reads sha256 %s, the manifest says %s", f.Path, sum, f.SHA256)
+				}
+				if o, ok := origSums[strings.ReplaceAll(f.Path, got.media, orig.media)]; !ok {
+					t.Errorf("%s is new", f.Path)
+				} else if o != f.SHA256 && !strings.Contains(f.Path, "grub.cfg") && !strings.Contains(f.Path, "media-") {
+					t.Errorf("%s differs from the source's", f.Path)
+				}
+			}
+			if len(got.manifest.Files) != len(orig.manifest.Files) {
+				t.Errorf("%d files in the clone's manifest, %d in the source's", len(got.manifest.Files), len(orig.manifest.Files))
+			}
+			grub, _ := os.ReadFile(filepath.Join(tree, boot.GrubCfgDisk))
+			want, _ := boot.Grub(boot.Config{Title: m.menu.Title, Cmdline: m.menu.Cmdline, Timeout: m.menu.Timeout, Entries: m.menu.Entries, MediaID: got.media})
+			if !bytes.Equal(grub, want) {
+				t.Errorf("grub.cfg:\n%s\nwant\n%s", grub, want)
+			}
+			if marker, err := os.ReadFile(filepath.Join(tree, boot.MarkerPath(got.media))); err != nil || string(marker) != got.media+"\n" {
+				t.Errorf("marker: %q, %v", marker, err)
+			}
+			if fi, err := os.Stat(filepath.Join(tree, "byzantium/changes/save.dat")); err != nil || fi.Size() != 40<<20 {
+				t.Errorf("save.dat: %v", err)
+			}
+		})
+	}
+}
+
+// TestPlanPrint: the plan lists what comes from where, what is left out,
+// the state module and what it leaves out, and the space needed.
+func TestPlanPrint(t *testing.T) {
+	m := sourceMedia(t)
+	s, err := OpenSource(m.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	for _, f := range []string{"etc/hostname", "var/lib/byzantium/tls/key.pem", "root/notes"} {
+		os.MkdirAll(filepath.Join(state, filepath.Dir(f)), 0o755)
+		os.WriteFile(filepath.Join(state, f), bytes.Repeat([]byte("x"), 1000), 0o600)
+	}
+	p, err := NewPlan(s, Options{Modules: []string{"ngircd"}, SaveSize: 64 << 20, State: state, Now: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := p.Print(&b, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"source: " + m.dir + " (media " + m.id + ")", "byzantium/optional/100-ngircd.xzm",
+		"left out: byzantium/optional/101-extra.xzm", "save.dat", "byzantium/modules/999-state-20231114-221320.xzm",
+		"without var/lib/byzantium/tls", "needs a disk of at least", "TOO SMALL", "boot/grub/i386-pc/kernel.img"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	min := p.MinSize()
+	if sp, err := p.Space(min); err != nil || !sp.Fits() {
+		t.Errorf("MinSize %d does not fit: %+v %v", min, sp, err)
+	}
+	if sp, _ := p.Space(min - 4<<20); sp.Fits() {
+		t.Errorf("MinSize %d is not the smallest: 4 MiB less fits", min)
+	}
+	if min > p.Bytes()+p.Bytes()/10+8<<20 {
+		t.Errorf("MinSize %d for %d bytes of files", min, p.Bytes())
+	}
+	if _, err := NewPlan(s, Options{Modules: []string{"nope"}}); !errors.Is(err, ErrBadOption) || !strings.Contains(err.Error(), "ngircd, extra") {
+		t.Errorf("unknown module: %v", err)
+	}
+}
+
+// TestCloneModulesAndState: --modules leaves the other optional modules
+// out of the tree and the manifest; the node's changes go along as a
+// module without the secrets, or with them when asked.
+func TestCloneModulesAndState(t *testing.T) {
+	unsquashfs := testenv.RequireTool(t, "unsquashfs")
+	m := sourceMedia(t)
+	s, err := OpenSource(m.img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	state := t.TempDir()
+	for _, f := range []string{"etc/hostname", "etc/ssh/ssh_host_ed25519_key", "etc/ssh/sshd_config",
+		"var/lib/byzantium/tls/key.pem", "var/lib/byzantium/auth/users.json", "var/lib/byzantium/node-id",
+		"var/lib/byzantium/mesh/identity", "var/lib/byzantium/services.json", "root/notes"} {
+		os.MkdirAll(filepath.Join(state, filepath.Dir(f)), 0o755)
+		os.WriteFile(filepath.Join(state, f), []byte(f), 0o600)
+	}
+	kept := []string{"etc/hostname", "etc/ssh/sshd_config", "var/lib/byzantium/services.json", "root/notes"}
+	secret := []string{"etc/ssh/ssh_host_ed25519_key", "var/lib/byzantium/tls/key.pem", "var/lib/byzantium/auth/users.json",
+		"var/lib/byzantium/node-id", "var/lib/byzantium/mesh/identity"}
+	for _, withSecrets := range []bool{false, true} {
+		t.Run(fmt.Sprint("secrets=", withSecrets), func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "clone.img")
+			res, err := cloneTo(t, s, Options{Modules: []string{}, State: state, WithSecrets: withSecrets, Now: epoch, TempDir: t.TempDir()}, img, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readIDs(t, img)
+			for _, f := range got.manifest.Files {
+				if strings.HasPrefix(f.Path, "byzantium/optional/") {
+					t.Errorf("%s went along with --modules empty", f.Path)
+				}
+			}
+			tree := mtoolsTree(t, img)
+			mod := filepath.Join(tree, res.StateModule)
+			out, err := exec.Command(unsquashfs, "-lc", mod).CombinedOutput()
+			if err != nil {
+				t.Fatalf("unsquashfs -lc %s: %v\n%s", mod, err, out)
+			}
+			for _, f := range kept {
+				if !strings.Contains(string(out), "/"+f+"\n") {
+					t.Errorf("%s is missing from the state module:\n%s", f, out)
+				}
+			}
+			for _, f := range secret {
+				if strings.Contains(string(out), "/"+f+"\n") != withSecrets {
+					t.Errorf("%s in the state module: %v, with secrets: %v", f, !withSecrets, withSecrets)
+				}
+			}
+		})
+	}
+}
+
+// TestCloneMismatch: a source module that differs from the source's
+// manifest stops the clone with an error naming it; an image target is
+// not created, and a used stick is left with no partition table.
+func TestCloneMismatch(t *testing.T) {
+	m := sourceMedia(t)
+	dir := filepath.Join(t.TempDir(), "media")
+	if err := os.CopyFS(dir, os.DirFS(m.dir)); err != nil {
+		t.Fatal(err)
+	}
+	const bad = "byzantium/modules/010-runtime.xzm"
+	f, err := os.OpenFile(filepath.Join(dir, bad), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff, 0xfe}, 100000)
+	f.Close()
+	s, err := OpenSource(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "clone.img")
+	_, err = cloneTo(t, s, Options{}, img, 0)
+	if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("err = %v, want ErrMismatch naming %s", err, bad)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(img)); len(ents) != 0 {
+		t.Errorf("a failed clone left %v", ents)
+	}
+	used := copyFile(t, m.img)
+	p, err := NewPlan(s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := openDisk(used)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if _, err := p.Write(context.Background(), tg, nil); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("onto a used disk: %v", err)
+	}
+	noTable(t, used)
+}
+
+// noTable checks that a disk has no partition table our reader or sgdisk
+// would take.
+func noTable(t *testing.T, img string) {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	if _, err := gpt.Read(f, fi.Size()); err == nil {
+		t.Error("the disk has a valid GPT")
+	}
+	out, _ := exec.Command(testenv.RequireTool(t, "sgdisk"), "-p", img).CombinedOutput()
+	if strings.Contains(string(out), "EF00") || strings.Contains(string(out), "BYZANTIUM") {
+		t.Errorf("sgdisk -p still lists a partition:\n%s", out)
+	}
+}
+
+// TestCloneCancel: cancelling midway, onto a stick that held a complete
+// Byzantium image, leaves it with no valid GPT (primary or backup).
+func TestCloneCancel(t *testing.T) {
+	m := sourceMedia(t)
+	s, err := OpenSource(m.img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	used := copyFile(t, m.img)
+	p, err := NewPlan(s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := openDisk(used)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	prog := &Progress{}
+	go func() {
+		for {
+			if e := prog.Snapshot(); e.Phase == "write" && e.Bytes > 4<<20 {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	_, err = p.Write(ctx, tg, prog)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if e := prog.Snapshot(); e.Phase != "write" || e.Bytes >= e.Total {
+		t.Errorf("cancelled at %+v: not midway", e)
+	}
+	noTable(t, used)
+}
+
+// TestCloneTooSmall: the exact check before writing refuses a target the
+// clone does not fit.
+func TestCloneTooSmall(t *testing.T) {
+	m := sourceMedia(t)
+	s, err := OpenSource(m.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "clone.img")
+	if _, err := cloneTo(t, s, Options{SaveSize: 64 << 20}, img, 40<<20); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("err = %v, want ErrTooSmall", err)
+	}
+	if _, err := os.Stat(img); err == nil {
+		t.Error("the refused clone exists")
+	}
+}

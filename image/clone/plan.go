@@ -1,0 +1,325 @@
+package clone
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"byzantium/image/boot"
+	"byzantium/image/fat"
+	"byzantium/image/usbimg"
+	"byzantium/modules"
+	"byzantium/modules/entry"
+	"byzantium/runtime/initsys"
+	"byzantium/runtime/luks2"
+)
+
+// Plan is what a clone writes, known before anything is written.
+type Plan struct {
+	src  *Source
+	opts Options
+	// Base, Modules and Optional are the module files taken from the
+	// source (paths in it).
+	Base, Modules, Optional []string
+	// Left are the optional modules left behind (Options.Modules).
+	Left []string
+	// Items is every file the clone holds, sorted by path: the source's
+	// (From "source"), the ones made for it (boot configs, marker,
+	// manifest: "new", their sizes the source's), the save.dat and the
+	// state module ("state", its size an upper bound until it is made).
+	Items    []Item
+	rootcopy bool
+}
+
+// Item is one file of a clone.
+type Item struct {
+	Path string
+	Size int64
+	From string // "source", "new", "save.dat", "state"
+}
+
+// NewPlan decides what a clone of src with opts holds. It reads only the
+// source's manifest and folder listings, and with a State folder, that
+// folder's listing.
+func NewPlan(src *Source, opts Options) (*Plan, error) {
+	if opts.SaveSize != 0 {
+		min := int64(32 << 20)
+		if opts.Passphrase != nil {
+			min += luks2.DataOffset
+		}
+		if opts.SaveSize%(1<<20) != 0 || opts.SaveSize < min {
+			return nil, fmt.Errorf("%w: save.dat size %d: a multiple of 1 MiB, at least %d MiB", ErrBadOption, opts.SaveSize, min>>20)
+		}
+	} else if opts.Passphrase != nil {
+		return nil, fmt.Errorf("%w: a passphrase, but no save.dat to encrypt", ErrBadOption)
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	p := &Plan{src: src, opts: opts, Base: src.modules("base"), Modules: src.modules("modules")}
+	if len(p.Base) == 0 {
+		return nil, fmt.Errorf("%w: %s: its manifest names no module in byzantium/base", ErrNotMedia, src.Name)
+	}
+	if _, ok := src.Sums[boot.GrubPCMediaDir+"/kernel.img"]; !ok {
+		return nil, fmt.Errorf("%w: %s has no %s/ (GRUB's BIOS files, which media made before clones existed lack): rebuild it with this byz",
+			ErrNotMedia, src.Name, boot.GrubPCMediaDir)
+	}
+	want := map[string]bool{}
+	for _, m := range opts.Modules {
+		want[m] = true
+	}
+	var names []string
+	for _, f := range src.modules("optional") {
+		name := modules.NameFromFile(f)
+		names = append(names, name)
+		if opts.Modules == nil || want[name] {
+			p.Optional = append(p.Optional, f)
+			delete(want, name)
+		} else {
+			p.Left = append(p.Left, f)
+		}
+	}
+	if len(want) > 0 {
+		var unknown []string
+		for m := range want {
+			unknown = append(unknown, m)
+		}
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("%w: no optional module %s on %s (it has: %s)", ErrBadOption,
+			strings.Join(unknown, ", "), src.Name, strings.Join(names, ", "))
+	}
+	var err error
+	if p.rootcopy, err = src.checkRootcopy(); err != nil {
+		return nil, err
+	}
+	taken := map[string]bool{boot.KernelPath: true, boot.InitramfsPath: true}
+	for _, l := range [][]string{p.Base, p.Modules, p.Optional} {
+		for _, f := range l {
+			taken[f] = true
+		}
+	}
+	for f := range src.Sums {
+		switch {
+		case taken[f], p.rootcopy && strings.HasPrefix(f, boot.RootcopyDir+"/"),
+			strings.HasPrefix(f, "EFI/BOOT/"), strings.HasPrefix(f, boot.GrubPCMediaDir+"/"), f == boot.BootInfoPath:
+			p.Items = append(p.Items, Item{f, src.Sums[f].Size, "source"})
+		case strings.HasSuffix(f, "grub.cfg"):
+			p.Items = append(p.Items, Item{f, src.Sums[f].Size, "new"})
+		}
+	}
+	if m, ok := src.Sums[boot.MarkerPath(src.ID)]; ok {
+		p.Items = append(p.Items, Item{boot.MarkerPath("<new ID>"), m.Size, "new"})
+	}
+	if fi, err := fs.Stat(src.FS, boot.ManifestPath); err == nil {
+		p.Items = append(p.Items, Item{boot.ManifestPath, fi.Size() + 512, "new"})
+	}
+	if opts.SaveSize > 0 {
+		p.Items = append(p.Items, Item{initsys.DefaultSaveDat, opts.SaveSize, "save.dat"})
+	}
+	if opts.State != "" {
+		n, err := stateBound(opts.State, p.exclude())
+		if err != nil {
+			return nil, err
+		}
+		p.Items = append(p.Items, Item{"byzantium/modules/" + p.stateFile(), n, "state"})
+	}
+	slices.SortFunc(p.Items, func(a, b Item) int { return strings.Compare(a.Path, b.Path) })
+	return p, nil
+}
+
+// exclude is what the state module leaves out.
+func (p *Plan) exclude() []string {
+	if p.opts.WithSecrets {
+		return nil
+	}
+	return Secrets
+}
+
+// stateFile names the state module: above every module of the source,
+// including an older clone's state module (999-state-...).
+func (p *Plan) stateFile() string {
+	return "999-" + p.stateName() + ".xzm"
+}
+
+func (p *Plan) stateName() string {
+	return "state-" + p.opts.Now.UTC().Format("20060102-150405")
+}
+
+// stateBound is an upper bound of the module the upper folder dir makes:
+// its files' sizes, plus room for metadata. squashfs compresses, and
+// stores incompressible blocks as they are.
+func stateBound(dir string, exclude []string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel != "." && entry.Excluded(filepath.ToSlash(rel), exclude) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		n += 256 // inode, directory entry
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size() + fi.Size()/64
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("clone: the node's changes: %w", err)
+	}
+	return n + 64<<10, nil
+}
+
+// Bytes is the total size of the files the clone holds.
+func (p *Plan) Bytes() int64 {
+	var n int64
+	for _, it := range p.Items {
+		n += it.Size
+	}
+	return n
+}
+
+// headers lists the items as entries, for fat.Need.
+func (p *Plan) headers() []entry.Header {
+	hs := make([]entry.Header, 0, len(p.Items))
+	for _, it := range p.Items {
+		hs = append(hs, entry.Header{Path: it.Path, Type: entry.TypeRegular, Size: it.Size})
+	}
+	return hs
+}
+
+// Space says what the clone needs on a disk of diskSize bytes and what
+// that disk's FAT partition has.
+func (p *Plan) Space(diskSize int64) (fat.Space, error) {
+	return space(diskSize, p.headers())
+}
+
+func space(diskSize int64, hs []entry.Header) (fat.Space, error) {
+	l, err := usbimg.Plan(usbimg.Options{Size: diskSize, Seed: []byte("size")})
+	if err != nil {
+		return fat.Space{}, fmt.Errorf("%w: %d bytes: %w", ErrTooSmall, diskSize, err)
+	}
+	sp, err := fat.Need(l.FAT.Size(), hs)
+	if err != nil {
+		return fat.Space{}, fmt.Errorf("%w: %d bytes: %w", ErrTooSmall, diskSize, err)
+	}
+	return sp, nil
+}
+
+// MinSize is the smallest disk (a whole number of MiB) the clone fits on.
+func (p *Plan) MinSize() int64 {
+	return minSize(p.headers(), p.Bytes())
+}
+
+func minSize(hs []entry.Header, bytes int64) int64 {
+	const mib = 1 << 20
+	size := max(36*mib, (bytes+bytes/64+2*mib+mib-1)/mib*mib)
+	for {
+		if sp, err := space(size, hs); err == nil && sp.Fits() {
+			return size
+		}
+		size += mib
+	}
+}
+
+// Print writes the plan for a person: what comes from where, what is
+// left behind, the space needed, and for a target of targetSize bytes
+// (0: none yet), whether it fits.
+func (p *Plan) Print(w io.Writer, targetSize int64) error {
+	ew := &errWriter{w: w}
+	w = ew
+	fmt.Fprintf(w, "source: %s (media %s)\n", p.src.Name, p.src.ID)
+	fmt.Fprintf(w, "  %11s  %-8s  %s\n", "size", "from", "path")
+	for _, it := range p.Items {
+		size := human(it.Size)
+		if it.From == "state" {
+			size = "≤ " + size
+		}
+		fmt.Fprintf(w, "  %11s  %-8s  %s\n", size, it.From, it.Path)
+	}
+	for _, l := range p.Left {
+		fmt.Fprintf(w, "left out: %s (not in --modules)\n", l)
+	}
+	if p.opts.State != "" {
+		if p.opts.WithSecrets {
+			fmt.Fprintf(w, "the node's changes go along as byzantium/modules/%s, identity and secrets included\n", p.stateFile())
+		} else {
+			fmt.Fprintf(w, "the node's changes go along as byzantium/modules/%s, without %s\n", p.stateFile(), strings.Join(Secrets, " "))
+		}
+	}
+	if p.opts.SaveSize > 0 {
+		kind := "plain"
+		if p.opts.Passphrase != nil {
+			kind = "LUKS2-encrypted with the new passphrase"
+		}
+		fmt.Fprintf(w, "a fresh save.dat of %s, %s\n", human(p.opts.SaveSize), kind)
+	}
+	min := p.MinSize()
+	fmt.Fprintf(w, "files: %s in %d; needs a disk of at least %s (%d bytes: files in whole clusters, FAT, GPT and 1 MiB alignment)\n",
+		human(p.Bytes()), len(p.Items), human(min), min)
+	if targetSize > 0 {
+		sp, err := p.Space(targetSize)
+		switch {
+		case err != nil:
+			fmt.Fprintf(w, "target: %s: TOO SMALL (%v)\n", human(targetSize), err)
+		case sp.Fits():
+			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: fits\n", human(targetSize), human(sp.Have), human(sp.Need))
+		default:
+			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: TOO SMALL\n", human(targetSize), human(sp.Have), human(sp.Need))
+		}
+	}
+	return ew.err
+}
+
+// errWriter keeps the first error of a series of writes.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+// human formats a byte count with a binary unit.
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// unionFS is the source with extra files from the host (the state
+// module) at given paths.
+type unionFS struct {
+	fs.FS
+	extra map[string]string // path in the tree → host file
+}
+
+func (u unionFS) Open(name string) (fs.File, error) {
+	if host, ok := u.extra[name]; ok {
+		return os.Open(host)
+	}
+	return u.FS.Open(name)
+}

@@ -1,0 +1,362 @@
+package clone
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"byzantium/image/boot"
+)
+
+// System is the machine the safety checks look at, read the way a
+// system without udev allows: sysfs, /proc/self/mountinfo, /proc/swaps
+// and /proc/cmdline. Root prefixes every path (tests point it at a fake
+// tree); "" means "/".
+type System struct{ Root string }
+
+func (s System) path(p string) string { return filepath.Join(s.root(), p) }
+
+func (s System) root() string {
+	if s.Root == "" {
+		return "/"
+	}
+	return s.Root
+}
+
+// Device describes a whole-disk block device.
+type Device struct {
+	Path   string // /dev/sdb
+	Name   string // sdb
+	Size   int64
+	Vendor string
+	Model  string
+	Serial string
+	// Removable is the kernel's removable flag, or true for a disk
+	// attached through USB (most USB sticks and card readers say
+	// removable=0 when they are disks behind a bridge).
+	Removable bool
+	USB       bool
+	ReadOnly  bool
+	sys       string // its folder under /sys/devices, resolved
+}
+
+// String names the device for a person: path, model, serial, size.
+func (d *Device) String() string {
+	model := strings.TrimSpace(d.Vendor + " " + d.Model)
+	if model == "" {
+		model = "unknown model"
+	}
+	serial := d.Serial
+	if serial == "" {
+		serial = "unknown"
+	}
+	bus := ""
+	if d.USB {
+		bus = ", USB"
+	}
+	return fmt.Sprintf("%s: %s, serial %s, %s (%d bytes)%s", d.Path, model, serial, human(d.Size), d.Size, bus)
+}
+
+// Inspect describes the block device at devPath (a /dev node). A file
+// that is no block device gives nil and no error: an image file target.
+func (s System) Inspect(devPath string) (*Device, error) {
+	fi, err := os.Stat(devPath)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&fs.ModeDevice == 0 || fi.Mode()&fs.ModeCharDevice != 0 {
+		return nil, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(devPath, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: devPath, Err: err}
+	}
+	d, err := s.InspectDev(unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	if err != nil {
+		return nil, err
+	}
+	d.Path = devPath
+	return d, nil
+}
+
+// InspectDev describes the block device major:minor from sysfs. A
+// partition is refused: a clone takes the whole disk.
+func (s System) InspectDev(major, minor uint32) (*Device, error) {
+	link := s.path(fmt.Sprintf("sys/dev/block/%d:%d", major, minor))
+	dir, err := filepath.EvalSymlinks(link)
+	if err != nil {
+		return nil, fmt.Errorf("clone: block device %d:%d is not in sysfs: %w", major, minor, err)
+	}
+	name := filepath.Base(dir)
+	if exists(filepath.Join(dir, "partition")) {
+		return nil, fmt.Errorf("%w: /dev/%s is a partition: name the whole disk (/dev/%s)", ErrRefused, name, filepath.Base(filepath.Dir(dir)))
+	}
+	d := &Device{Path: "/dev/" + name, Name: name, sys: dir}
+	sectors, err := strconv.ParseInt(readAttr(dir, "size"), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("clone: /dev/%s: no size in sysfs: %w", name, err)
+	}
+	d.Size = sectors * 512 // sysfs counts 512-byte sectors whatever the device's
+	d.ReadOnly = readAttr(dir, "ro") == "1"
+	d.USB = strings.Contains(dir, "/usb")
+	d.Removable = readAttr(dir, "removable") == "1" || d.USB
+	d.Vendor = readAttr(dir, "device/vendor")
+	d.Model = readAttr(dir, "device/model")
+	d.Serial = s.serial(dir)
+	return d, nil
+}
+
+// serial finds a disk's serial number: SCSI's unit serial number VPD page
+// (0x80, what USB mass storage and SATA disks behind libata report), the
+// device's serial attribute (NVMe, MMC), the disk's own (virtio), or the
+// USB device's it hangs off.
+func (s System) serial(dir string) string {
+	if b, err := os.ReadFile(filepath.Join(dir, "device/vpd_pg80")); err == nil && len(b) > 4 {
+		n := min(int(b[2])<<8|int(b[3]), len(b)-4)
+		if v := strings.TrimSpace(strings.Trim(string(b[4:4+n]), "\x00")); v != "" {
+			return v
+		}
+	}
+	for _, a := range []string{"device/serial", "serial"} {
+		if v := readAttr(dir, a); v != "" {
+			return v
+		}
+	}
+	for d := dir; len(d) > len(s.path("sys/devices")); d = filepath.Dir(d) {
+		if exists(filepath.Join(d, "idVendor")) {
+			return readAttr(d, "serial")
+		}
+	}
+	return ""
+}
+
+// Check refuses a target that must not be written: one that holds or
+// stacks under anything mounted (the node's own boot media first of
+// all), swap or a device-mapper or md device; one that carries the
+// running node's media ID; a read-only one; one smaller than need; and a
+// disk that is neither removable nor on USB, unless force. The error
+// says which rule and why.
+func (s System) Check(d *Device, need int64, force bool) error {
+	mounts, err := s.mounts()
+	if err != nil {
+		return err
+	}
+	users := map[string][]string{} // disk → why it is in use
+	for _, m := range mounts {
+		for _, dev := range s.lower(m.dev, mounts, map[string]bool{}) {
+			disk := s.diskOf(dev)
+			why := fmt.Sprintf("/dev/%s is mounted at %s", dev, m.point)
+			if dev != m.dev {
+				why = fmt.Sprintf("%s (through /dev/%s)", why, m.dev)
+			}
+			if m.point == "/"+NodeMediaDir {
+				why = "the node booted from it: " + why
+			}
+			users[disk] = append(users[disk], why)
+		}
+	}
+	for _, dev := range s.swaps() {
+		users[s.diskOf(dev)] = append(users[s.diskOf(dev)], "/dev/"+dev+" is swap")
+	}
+	if why := users[d.Name]; len(why) > 0 {
+		rank := func(w string) int { // the boot media first
+			if strings.HasPrefix(w, "the node") {
+				return 0
+			}
+			return 1
+		}
+		slices.SortStableFunc(why, func(a, b string) int { return rank(a) - rank(b) })
+		return fmt.Errorf("%w: %s is in use: %s", ErrRefused, d.Path, strings.Join(why, "; "))
+	}
+	if h := s.holders(d); len(h) > 0 {
+		return fmt.Errorf("%w: %s is held by %s (an unlocked volume, LVM or RAID on it): close that first", ErrRefused, d.Path, strings.Join(h, ", "))
+	}
+	if id := s.bootMediaID(); id != "" && s.carries(d, id) {
+		return fmt.Errorf("%w: %s holds this node's own boot media (byzantium/media-%s)", ErrRefused, d.Path, id)
+	}
+	if d.ReadOnly {
+		return fmt.Errorf("%w: %s is read-only (a write-protect switch?)", ErrRefused, d.Path)
+	}
+	if d.Size < need {
+		return fmt.Errorf("%w: %s has %s, the clone needs %s", ErrTooSmall, d.Path, human(d.Size), human(need))
+	}
+	if !d.Removable && !force {
+		return fmt.Errorf("%w: %s is not a removable disk (sysfs says removable=0 and it is not on USB): it may be a computer's own disk; --force if you mean it", ErrRefused, d.Path)
+	}
+	return nil
+}
+
+// mount is one line of mountinfo: the device (a block device name, ""
+// for none) and where it is mounted.
+type mount struct {
+	dev, point string
+}
+
+func (s System) mounts() ([]mount, error) {
+	b, err := os.ReadFile(s.path("proc/self/mountinfo"))
+	if err != nil {
+		return nil, fmt.Errorf("clone: %w", err)
+	}
+	var out []mount
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 5 {
+			continue
+		}
+		m := mount{point: unescape(f[4])}
+		if target, err := filepath.EvalSymlinks(s.path("sys/dev/block/" + f[2])); err == nil {
+			m.dev = filepath.Base(target)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// lower returns dev and every block device under it: the slaves of a
+// device-mapper or md device, and for a loop device, the device holding
+// its backing file (found through the mounts), recursively.
+func (s System) lower(dev string, mounts []mount, seen map[string]bool) []string {
+	if dev == "" || seen[dev] {
+		return nil
+	}
+	seen[dev] = true
+	out := []string{dev}
+	dir := s.path("sys/class/block/" + dev)
+	if slaves, err := os.ReadDir(filepath.Join(dir, "slaves")); err == nil {
+		for _, sl := range slaves {
+			out = append(out, s.lower(sl.Name(), mounts, seen)...)
+		}
+	}
+	if file := readAttr(dir, "loop/backing_file"); file != "" {
+		best := mount{}
+		for _, m := range mounts {
+			if within(file, m.point) && len(m.point) >= len(best.point) {
+				best = m
+			}
+		}
+		out = append(out, s.lower(best.dev, mounts, seen)...)
+	}
+	return out
+}
+
+func within(p, dir string) bool {
+	return dir == "/" || p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// diskOf returns the disk a partition belongs to, or dev itself.
+func (s System) diskOf(dev string) string {
+	dir, err := filepath.EvalSymlinks(s.path("sys/class/block/" + dev))
+	if err != nil || !exists(filepath.Join(dir, "partition")) {
+		return dev
+	}
+	return filepath.Base(filepath.Dir(dir))
+}
+
+// swaps lists the block devices in use as swap.
+func (s System) swaps() []string {
+	b, err := os.ReadFile(s.path("proc/swaps"))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		if f := strings.Fields(l); len(f) > 1 && f[1] == "partition" && strings.HasPrefix(f[0], "/dev/") {
+			out = append(out, strings.TrimPrefix(f[0], "/dev/"))
+		}
+	}
+	return out
+}
+
+// holders lists what holds the disk or one of its partitions open.
+func (s System) holders(d *Device) []string {
+	var out []string
+	dirs := []string{d.sys}
+	if ents, err := os.ReadDir(d.sys); err == nil {
+		for _, e := range ents {
+			if exists(filepath.Join(d.sys, e.Name(), "partition")) {
+				dirs = append(dirs, filepath.Join(d.sys, e.Name()))
+			}
+		}
+	}
+	for _, dir := range dirs {
+		hs, _ := os.ReadDir(filepath.Join(dir, "holders"))
+		for _, h := range hs {
+			out = append(out, fmt.Sprintf("/dev/%s (on /dev/%s)", h.Name(), filepath.Base(dir)))
+		}
+	}
+	return out
+}
+
+// bootMediaID is the byz.media= of the running kernel, "" off a node.
+func (s System) bootMediaID() string {
+	b, _ := os.ReadFile(s.path("proc/cmdline"))
+	for _, f := range strings.Fields(string(b)) {
+		if id, ok := strings.CutPrefix(f, boot.MediaParam+"="); ok {
+			return id
+		}
+	}
+	return ""
+}
+
+// carries reports whether the disk's FAT partition holds the media
+// marker of id: the node's boot stick, even when nothing of it is
+// mounted (after copy2ram).
+func (s System) carries(d *Device, id string) bool {
+	f, err := os.Open(s.path("dev/" + d.Name))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return false
+	}
+	fsys, _, err := openFAT(f, size)
+	if err != nil {
+		return false
+	}
+	_, err = fs.Stat(fsys, boot.MarkerPath(id))
+	return err == nil
+}
+
+func readAttr(dir, name string) string {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

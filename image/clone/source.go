@@ -1,0 +1,179 @@
+package clone
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"byzantium/image/boot"
+	"byzantium/image/fat"
+	"byzantium/image/gpt"
+)
+
+// Where a running node keeps its media (runtime/initsys: MediaDir and
+// RAMDir), relative to the root.
+const (
+	NodeMediaDir = "run/byz/media"
+	NodeRAMDir   = "run/byz/copy2ram"
+	// NodeUpper is the live overlay's upper layer (initsys RWDir/upper):
+	// the node's changes, which --with-state takes.
+	NodeUpper = "run/byz/rw/upper"
+)
+
+// Source is a media tree to clone, open for reading: a media folder, the
+// FAT partition of a USB image or stick, or a running node's media.
+type Source struct {
+	FS fs.FS
+	// Name says what it is, for messages.
+	Name string
+	// Sums is the source's manifest by path: every file taken from the
+	// source is checked against it.
+	Sums map[string]boot.ManifestFile
+	// ID is the source's media ID (its manifest's).
+	ID string
+	// Info is the boot menu the source was made with.
+	Info   *boot.BootInfo
+	closer io.Closer
+}
+
+// Close releases an image or device source.
+func (s *Source) Close() error {
+	if s.closer == nil {
+		return nil
+	}
+	return s.closer.Close()
+}
+
+// OpenSource opens a media folder (a builder's dir output, a mounted
+// stick), or a USB image or block device holding one in a FAT partition,
+// read without mounting it.
+func OpenSource(p string) (*Source, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("clone: source: %w", err)
+	}
+	if fi.IsDir() {
+		return newSource(os.DirFS(p), p, nil)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("clone: source: %w", err)
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("clone: source: %w", err)
+	}
+	fsys, where, err := openFAT(f, size)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("clone: source %s: %w", p, err)
+	}
+	return newSource(fsys, p+" ("+where+")", f)
+}
+
+// openFAT finds the FAT file system holding byzantium/ on a disk: in a GPT
+// partition, or (a stick formatted without a partition table) at 0.
+func openFAT(r io.ReaderAt, size int64) (*fat.FS, string, error) {
+	if t, err := gpt.Read(r, size); err == nil {
+		for i, p := range t.Partitions {
+			if f, err := fat.OpenFS(r, p.Offset()); err == nil {
+				if _, err := fs.Stat(f, "byzantium"); err == nil {
+					return f, fmt.Sprintf("partition %d", i+1), nil
+				}
+			}
+		}
+		return nil, "", fmt.Errorf("%w: no FAT32 partition with a byzantium/ folder (an ISO cannot be cloned from; boot it, or use its media folder)", ErrNotMedia)
+	}
+	if f, err := fat.OpenFS(r, 0); err == nil {
+		return f, "FAT file system", nil
+	}
+	return nil, "", fmt.Errorf("%w: neither a GPT disk with a FAT32 partition nor a FAT32 file system", ErrNotMedia)
+}
+
+// OpenNode opens the media of the node running under root ("/"): the
+// boot media byz-init mounted, or, after copy2ram, the copy in RAM, which
+// holds only the modules booted with and so clones only when the media is
+// still around to name with --from.
+func OpenNode(root string) (*Source, error) {
+	media := filepath.Join(root, NodeMediaDir)
+	if _, err := os.Stat(filepath.Join(media, boot.ManifestPath)); err == nil {
+		return newSource(os.DirFS(media), "/"+NodeMediaDir, nil)
+	}
+	ram := filepath.Join(root, NodeRAMDir)
+	if _, err := os.Stat(filepath.Join(ram, "byzantium")); err == nil {
+		return nil, fmt.Errorf("%w: the node booted with copy2ram: %s holds only the modules it loaded, not the kernel, the bootloader or the manifest; plug the boot stick in, mount it and give --from /mnt/stick (or its device)",
+			ErrNotMedia, "/"+NodeRAMDir)
+	}
+	return nil, fmt.Errorf("%w: no boot media at /%s: not a running node? give --from MEDIA_DIR|IMAGE", ErrNotMedia, NodeMediaDir)
+}
+
+func newSource(fsys fs.FS, name string, c io.Closer) (*Source, error) {
+	s := &Source{FS: fsys, Name: name, closer: c}
+	b, err := fs.ReadFile(fsys, boot.ManifestPath)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotMedia, name, err)
+	}
+	var m boot.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w: %s: %s: %w", ErrNotMedia, name, boot.ManifestPath, err)
+	}
+	s.ID = m.ID
+	s.Sums = make(map[string]boot.ManifestFile, len(m.Files))
+	for _, f := range m.Files {
+		s.Sums[f.Path] = f
+	}
+	if s.Info, err = boot.ReadBootInfo(fsys); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if s.Info.Flavour != boot.USB.String() {
+		s.Close()
+		return nil, fmt.Errorf("%w: %s is %s media: only USB media carry the disk bootloader a stick needs (GRUB for disks, its BIOS files)",
+			ErrNotMedia, name, s.Info.Flavour)
+	}
+	return s, nil
+}
+
+// modules lists the module files of one layer folder ("base", "modules",
+// "optional") the manifest names, sorted.
+func (s *Source) modules(layer string) []string {
+	var out []string
+	for p := range s.Sums {
+		if dir, file := path.Split(p); dir == "byzantium/"+layer+"/" && strings.HasSuffix(file, ".xzm") {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkRootcopy makes sure every file under the source's rootcopy is in
+// its manifest: a file added since cannot be checked, so it is refused
+// rather than copied unchecked.
+func (s *Source) checkRootcopy() (bool, error) {
+	if _, err := fs.Stat(s.FS, boot.RootcopyDir); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	err := fs.WalkDir(s.FS, boot.RootcopyDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			if _, ok := s.Sums[p]; !ok {
+				return fmt.Errorf("%w: %s is not in the source's manifest (added after the build?): move it away, or rebuild", ErrMismatch, p)
+			}
+		}
+		return nil
+	})
+	return true, err
+}

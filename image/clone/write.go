@@ -1,0 +1,327 @@
+package clone
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"byzantium/image/boot"
+	"byzantium/image/fat"
+	"byzantium/image/usbimg"
+	"byzantium/modules"
+	"byzantium/modules/entry"
+	"byzantium/runtime/initsys"
+	"byzantium/runtime/savedat"
+)
+
+// Result describes a finished clone.
+type Result struct {
+	Target   string `json:"target"`
+	Size     int64  `json:"size"`      // of the target
+	SourceID string `json:"source_id"` // the source's media ID
+	MediaID  string `json:"media_id"`  // the clone's
+	DiskGUID string `json:"disk_guid"`
+	PartGUID string `json:"part_guid"`
+	VolumeID string `json:"volume_id"` // as blkid shows it, "XXXX-XXXX"
+	// Bytes is what was written as files; Files how many.
+	Bytes int64 `json:"bytes"`
+	Files int   `json:"files"`
+	// StateModule is the file the node's changes went to ("" none).
+	StateModule string `json:"state_module,omitempty"`
+	// Write and Verify are how long writing (sync included) and reading
+	// back took.
+	Write  time.Duration `json:"-"`
+	Verify time.Duration `json:"-"`
+}
+
+// Write writes the clone onto t. Files from the source are checked
+// against its manifest as they are written; the FAT partition is then
+// synced, read back from t (from the device itself, not the page cache)
+// and checked against the clone's own manifest; only then is the
+// partition table written and synced. Whatever fails, t is left without a
+// partition table (an image file is not renamed into place). ctx stops it
+// between two reads of the source.
+func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Result, err error) {
+	prog.set("prepare", 0)
+	tmp := p.opts.TempDir
+	if tmp == "" {
+		tmp = os.TempDir()
+	}
+	scratch, err := os.MkdirTemp(tmp, "byz-clone-")
+	if err != nil {
+		return nil, fmt.Errorf("clone: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+
+	media := boot.Media{Flavour: boot.USB, FS: p.src.FS, Digests: p.src.Sums,
+		Kernel: boot.KernelPath, Initramfs: boot.InitramfsPath,
+		Base: p.Base, Modules: p.Modules, Optional: p.Optional,
+		Menu: p.src.Info.Config(), ModTime: p.src.Info.ModTime()}
+	if p.rootcopy {
+		media.Rootcopy = []string{boot.RootcopyDir}
+	}
+	res = &Result{Target: t.Path, Size: t.Size, SourceID: p.src.ID}
+	if p.opts.State != "" {
+		out := filepath.Join(scratch, p.stateFile())
+		host, _ := os.Hostname()
+		_, err := modules.Create([]string{p.opts.State}, out, modules.CreateOptions{
+			Name: p.stateName(), Exclude: p.exclude(),
+			SourceNames: []string{"changes of " + host + " at " + p.opts.Now.UTC().Format(time.RFC3339)},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("clone: the node's changes: %w", err)
+		}
+		res.StateModule = "byzantium/modules/" + p.stateFile()
+		media.FS = unionFS{FS: p.src.FS, extra: map[string]string{res.StateModule: out}}
+		media.Modules = append(append([]string(nil), p.Modules...), res.StateModule)
+	}
+	if media.Loader, err = boot.LoaderFromFS(p.src.FS, p.src.Sums); err != nil {
+		return nil, mismatch(fmt.Errorf("clone: %s: %w", p.src.Name, err))
+	}
+	mbr, core, err := media.Loader.GrubPC(usbimg.BIOSBootLBA)
+	if err != nil {
+		return nil, fmt.Errorf("clone: %w", err)
+	}
+	seed := make([]byte, 32)
+	rand.Read(seed)
+	media.IDSalt = make([]byte, 16)
+	rand.Read(media.IDSalt)
+	tree, err := boot.Plan(media)
+	if err != nil {
+		return nil, mismatch(fmt.Errorf("clone: %w", err))
+	}
+	res.MediaID = tree.ID
+	var man boot.Manifest
+	if err := json.Unmarshal(tree.Manifest, &man); err != nil {
+		return nil, fmt.Errorf("clone: %w", err)
+	}
+	msum := sha256.Sum256(tree.Manifest)
+	man.Files = append(man.Files, boot.ManifestFile{Path: boot.ManifestPath, Size: int64(len(tree.Manifest)), SHA256: hex.EncodeToString(msum[:])})
+
+	var stream entry.Reader = tree.Reader()
+	hs := make([]entry.Header, 0, len(man.Files)+1)
+	for _, f := range man.Files {
+		hs = append(hs, entry.Header{Path: f.Path, Type: entry.TypeRegular, Size: f.Size})
+		res.Bytes += f.Size
+	}
+	var saveSum hash.Hash
+	if p.opts.SaveSize > 0 {
+		prog.set("prepare", 0)
+		sd, err := savedat.NewStream(scratch, savedat.Options{Size: p.opts.SaveSize, Passphrase: p.opts.Passphrase, KDF: p.opts.KDF})
+		if err != nil {
+			return nil, fmt.Errorf("clone: %w", err)
+		}
+		defer sd.Close()
+		saveSum = sha256.New()
+		mtime := p.src.Info.ModTime()
+		stream = entry.Concat(stream, &oneFile{hdrs: []*entry.Header{
+			{Path: filepath.Dir(initsys.DefaultSaveDat), Type: entry.TypeDir, Mode: 0o755, ModTime: mtime},
+			{Path: initsys.DefaultSaveDat, Type: entry.TypeRegular, Mode: 0o644, ModTime: mtime, Size: sd.Size}},
+			body: io.TeeReader(sd, saveSum)})
+		hs = append(hs, entry.Header{Path: initsys.DefaultSaveDat, Type: entry.TypeRegular, Size: sd.Size})
+		res.Bytes += sd.Size
+	}
+	res.Files = len(hs)
+	// The exact check, now that the state module's size is known.
+	sp, err := space(t.Size, hs)
+	if err != nil {
+		return nil, err
+	}
+	if !sp.Fits() {
+		return nil, fmt.Errorf("%w: %s has %s for %s of clusters", ErrTooSmall, t.Path, human(sp.Have), human(sp.Need))
+	}
+
+	var layout *usbimg.Layout
+	start := time.Now()
+	prog.set("write", res.Bytes)
+	verify := func(l *usbimg.Layout) error {
+		layout = l
+		res.Write = time.Since(start)
+		vstart := time.Now()
+		defer func() { res.Verify = time.Since(vstart) }()
+		prog.set("verify", res.Bytes)
+		if err := t.dropCache(); err != nil {
+			return err
+		}
+		workers := 1
+		if t.Device == nil {
+			workers = min(runtime.GOMAXPROCS(0), 4)
+		}
+		return readBack(ctx, t.f, l.FAT.Offset(), man.Files, saveSum, workers, prog)
+	}
+	ra := newReadahead(&meter{r: stream, ctx: ctx, prog: prog})
+	defer ra.Close()
+	err = usbimg.WriteDisk(t.disk(), ra, usbimg.Options{
+		Size: t.Size, Seed: seed, ModTime: p.src.Info.ModTime(), BootCode: mbr, BIOSCore: core,
+		Wipe: t.used, Sparse: !t.used, Verify: verify,
+	})
+	if err != nil {
+		return nil, mismatch(err)
+	}
+	prog.set("finish", 0)
+	if err := t.finish(); err != nil {
+		return nil, err
+	}
+	res.DiskGUID = layout.Table.DiskGUID.String()
+	res.PartGUID = layout.FAT.GUID.String()
+	res.VolumeID = fmt.Sprintf("%04X-%04X", layout.VolumeID>>16, layout.VolumeID&0xffff)
+	return res, nil
+}
+
+// mismatch makes a changed-input error from image/boot an ErrMismatch too.
+func mismatch(err error) error {
+	if errors.Is(err, boot.ErrChanged) && !errors.Is(err, ErrMismatch) {
+		return fmt.Errorf("%w: %w", ErrMismatch, err)
+	}
+	return err
+}
+
+// readBack reads every file of the manifest (and the save.dat, whose
+// digest was taken as it was written) from the FAT partition at offset in
+// r and compares it, with workers files at a time.
+func readBack(ctx context.Context, r io.ReaderAt, offset int64, files []boot.ManifestFile, saveSum hash.Hash, workers int, prog *Progress) error {
+	fsys, err := fat.OpenFS(r, offset)
+	if err != nil {
+		return fmt.Errorf("%w: reading the clone back: %w", ErrMismatch, err)
+	}
+	if saveSum != nil {
+		files = append(files, boot.ManifestFile{Path: initsys.DefaultSaveDat, SHA256: hex.EncodeToString(saveSum.Sum(nil))})
+	}
+	// The biggest files first, so that no worker is left with one at the
+	// end; a stick is read by one worker, in the order written.
+	if workers > 1 {
+		files = slices.Clone(files)
+		slices.SortStableFunc(files, func(a, b boot.ManifestFile) int { return cmp.Compare(b.Size, a.Size) })
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan boot.ManifestFile)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, chunkSize)
+			for f := range next {
+				prog.setFile(f.Path)
+				if err := checkFile(fsys, f, buf, prog); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+feed:
+	for _, f := range files {
+		select {
+		case next <- f:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("clone: %w", err)
+		}
+		return err
+	}
+	return nil
+}
+
+func checkFile(fsys fs.FS, want boot.ManifestFile, buf []byte, prog *Progress) error {
+	fl, err := fsys.Open(want.Path)
+	if err != nil {
+		return fmt.Errorf("%w: reading back %s: %w", ErrMismatch, want.Path, err)
+	}
+	defer fl.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, &counted{fl, prog}, buf)
+	if err != nil {
+		return fmt.Errorf("%w: reading back %s: %w", ErrMismatch, want.Path, err)
+	}
+	if want.Size > 0 && n != want.Size {
+		return fmt.Errorf("%w: %s reads back as %d bytes, the manifest says %d", ErrMismatch, want.Path, n, want.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 {
+		return fmt.Errorf("%w: %s reads back with sha256 %s, the manifest says %s", ErrMismatch, want.Path, got, want.SHA256)
+	}
+	return nil
+}
+
+type counted struct {
+	r    io.Reader
+	prog *Progress
+}
+
+func (c *counted) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.prog.add(int64(n))
+	return n, err
+}
+
+// meter passes a stream through, counting it into prog and stopping when
+// ctx is done.
+type meter struct {
+	r    entry.Reader
+	ctx  context.Context
+	prog *Progress
+}
+
+func (m *meter) Next() (*entry.Header, error) {
+	if err := m.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("clone: %w", err)
+	}
+	h, err := m.r.Next()
+	if err == nil && h.Type == entry.TypeRegular {
+		m.prog.setFile(h.Path)
+	}
+	return h, err
+}
+
+func (m *meter) Read(p []byte) (int, error) {
+	if err := m.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("clone: %w", err)
+	}
+	n, err := m.r.Read(p)
+	m.prog.add(int64(n))
+	return n, err
+}
+
+// oneFile is a stream of a few headers of which the last regular one has
+// body.
+type oneFile struct {
+	hdrs []*entry.Header
+	body io.Reader
+	i    int
+}
+
+func (o *oneFile) Next() (*entry.Header, error) {
+	if o.i >= len(o.hdrs) {
+		return nil, io.EOF
+	}
+	o.i++
+	h := *o.hdrs[o.i-1]
+	return &h, nil
+}
+
+func (o *oneFile) Read(p []byte) (int, error) {
+	if o.i == 0 || o.hdrs[o.i-1].Type != entry.TypeRegular {
+		return 0, io.EOF
+	}
+	return o.body.Read(p)
+}
