@@ -125,7 +125,7 @@ func (c *Cloner) Start(req CloneRequest) (CloneJob, error) {
 			return CloneJob{}, err
 		}
 		cmd.ExtraFiles = []*os.File{r}
-		cmd.Args = append(cmd.Args, "--encrypt", "--passphrase-file", "/dev/fd/3", "--kdf-memory", strconv.Itoa(kdfMemory(req.KDFMemoryKiB))+"K")
+		cmd.Args = append(cmd.Args, "--encrypt", "--passphrase-file", "/proc/self/fd/3", "--kdf-memory", strconv.Itoa(kdfMemory(req.KDFMemoryKiB))+"K")
 		if req.KDFTime > 0 {
 			cmd.Args = append(cmd.Args, "--kdf-time", strconv.Itoa(req.KDFTime))
 		}
@@ -289,8 +289,24 @@ func listDisks(root string) []Disk {
 		if d.Serial == "" {
 			d.Serial = read("serial") // virtio
 		}
+		if d.Serial == "" {
+			// SCSI (USB sticks): the Unit Serial Number VPD page, a
+			// 4-byte header then the serial.
+			if b, err := os.ReadFile(filepath.Join(dir, "device/vpd_pg80")); err == nil && len(b) > 4 {
+				d.Serial = strings.TrimSpace(strings.Trim(string(b[4:]), "\x00"))
+			}
+		}
 		if link, err := filepath.EvalSymlinks(dir); err == nil {
 			d.USB = strings.Contains(link, "/usb")
+			// A USB stick's serial is its USB device's: the ancestor
+			// folder with idVendor.
+			for p := link; d.Serial == "" && d.USB && strings.Count(p, "/") > 3; p = filepath.Dir(p) {
+				if _, err := os.Stat(filepath.Join(p, "idVendor")); err == nil {
+					b, _ := os.ReadFile(filepath.Join(p, "serial"))
+					d.Serial = strings.TrimSpace(string(b))
+					break
+				}
+			}
 		}
 		out = append(out, d)
 	}

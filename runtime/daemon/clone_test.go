@@ -18,7 +18,7 @@ func fakeByz(t *testing.T, fail bool) (path, argsFile, passFile string) {
 	dir := t.TempDir()
 	argsFile, passFile = filepath.Join(dir, "args"), filepath.Join(dir, "pass")
 	script := "#!/bin/sh\necho \"$@\" > " + argsFile + "\n" +
-		"case \"$*\" in *passphrase-file*) cat /dev/fd/3 > " + passFile + ";; esac\n" +
+		"case \"$*\" in *passphrase-file*) cat /proc/self/fd/3 > " + passFile + ";; esac\n" +
 		`echo '{"phase":"write","file":"byzantium/base/000-busybox.xzm","bytes":1048576,"total":4194304,"rate":524288,"eta_s":6}'` + "\n" +
 		"sleep 0.3\n"
 	if fail {
@@ -66,7 +66,7 @@ func TestCloner(t *testing.T) {
 		t.Errorf("done: %+v", j)
 	}
 	args, _ := os.ReadFile(argsFile)
-	if got := strings.TrimSpace(string(args)); got != "clone /dev/sdb --yes --progress=json --save-size 256M --with-state --encrypt --passphrase-file /dev/fd/3 --kdf-memory 65536K --kdf-time 1" {
+	if got := strings.TrimSpace(string(args)); got != "clone /dev/sdb --yes --progress=json --save-size 256M --with-state --encrypt --passphrase-file /proc/self/fd/3 --kdf-memory 65536K --kdf-time 1" {
 		t.Errorf("byz was run with %q", got)
 	}
 	if pass, _ := os.ReadFile(passFile); string(pass) != "new stick pass\n" {
@@ -93,7 +93,7 @@ func TestListDisks(t *testing.T) {
 	root := t.TempDir()
 	for name, files := range map[string]map[string]string{
 		"sda":   {"size": "41943040", "removable": "0", "device/model": "QEMU HARDDISK"},
-		"sdb":   {"size": "4194304", "removable": "1", "device/model": "QEMU USB", "device/serial": "BLANK1"},
+		"sdb":   {"size": "4194304", "removable": "1", "device/model": "QEMU USB", "device/vpd_pg80": "\x00\x80\x00\x06BLANK1"},
 		"vda":   {"size": "2097152", "serial": "v1"},
 		"loop0": {"size": "100"},
 		"sr0":   {"size": "100"},
