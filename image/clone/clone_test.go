@@ -537,3 +537,29 @@ func TestCloneTooSmall(t *testing.T) {
 		t.Error("the refused clone exists")
 	}
 }
+
+// TestOpenNode: a running node's media is the mounted stick, or after
+// copy2ram the copy in RAM (the whole tree), which clones as well.
+func TestOpenNode(t *testing.T) {
+	m := sourceMedia(t)
+	for _, dir := range []string{NodeMediaDir, NodeRAMDir} {
+		root := t.TempDir()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, dir)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(m.dir, filepath.Join(root, dir)); err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenNode(root)
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		if s.Name != "/"+dir || s.ID == "" || len(s.Sums) == 0 {
+			t.Errorf("%s: source %q, id %q, %d files", dir, s.Name, s.ID, len(s.Sums))
+		}
+		s.Close()
+	}
+	if _, err := OpenNode(t.TempDir()); !errors.Is(err, ErrNotMedia) {
+		t.Errorf("no media: %v", err)
+	}
+}

@@ -99,17 +99,19 @@ func openFAT(r io.ReaderAt, size int64) (*fat.FS, string, error) {
 }
 
 // OpenNode opens the media of the node running under root ("/"): the
-// boot media byz-init mounted, or, after copy2ram, the copy in RAM, which
-// holds only the modules booted with and so clones only when the media is
-// still around to name with --from.
+// boot media byz-init mounted, or, after copy2ram, its copy in RAM (the
+// whole tree but byzantium/changes).
 func OpenNode(root string) (*Source, error) {
 	media := filepath.Join(root, NodeMediaDir)
 	if _, err := os.Stat(filepath.Join(media, boot.ManifestPath)); err == nil {
 		return newSource(os.DirFS(media), "/"+NodeMediaDir, nil)
 	}
 	ram := filepath.Join(root, NodeRAMDir)
+	if _, err := os.Stat(filepath.Join(ram, boot.ManifestPath)); err == nil {
+		return newSource(os.DirFS(ram), "/"+NodeRAMDir, nil)
+	}
 	if _, err := os.Stat(filepath.Join(ram, "byzantium")); err == nil {
-		return nil, fmt.Errorf("%w: the node booted with copy2ram: %s holds only the modules it loaded, not the kernel, the bootloader or the manifest; plug the boot stick in, mount it and give --from /mnt/stick (or its device)",
+		return nil, fmt.Errorf("%w: the node booted with copy2ram by an older byz-init, whose copy in %s holds only the modules it loaded; plug the boot stick in, mount it and give --from /mnt/stick (or its device)",
 			ErrNotMedia, "/"+NodeRAMDir)
 	}
 	return nil, fmt.Errorf("%w: no boot media at /%s: not a running node? give --from MEDIA_DIR|IMAGE", ErrNotMedia, NodeMediaDir)

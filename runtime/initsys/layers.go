@@ -195,24 +195,38 @@ func attachLoopMode(root, file string, rw bool) (io.Closer, string, error) {
 // out like the media, so the media can be unmounted (and the stick
 // pulled) once the system runs.
 func (s *stacker) copyToRAM(src string, files []string) (string, error) {
+	// The whole media tree but the persistence store, as Porteus copies
+	// its whole folder: the optional modules stay at hand, and the node
+	// can still clone itself (kernel, bootloaders and manifest included)
+	// once the stick is gone.
+	var all []string
 	need := int64(1 << 20)
-	for _, f := range files {
-		st, err := os.Stat(filepath.Join(src, f))
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() && rel == "byzantium/changes" {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		all = append(all, rel)
+		need += fi.Size() + 4096
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("copy2ram: %w", err)
+	}
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(src, f)); err != nil {
 			return "", fmt.Errorf("copy2ram: %w", err)
 		}
-		need += st.Size()
-	}
-	rootcopy := filepath.Join(src, "byzantium/rootcopy")
-	if !s.cmd.NoRootCopy {
-		filepath.WalkDir(rootcopy, func(_ string, d os.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				if fi, err := d.Info(); err == nil {
-					need += fi.Size() + 4096
-				}
-			}
-			return nil
-		})
 	}
 	size := fmt.Sprint(need + need/16) // tmpfs rounds to pages; leave slack
 	if s.cmd.RAMSize != "" {
@@ -225,17 +239,10 @@ func (s *stacker) copyToRAM(src string, files []string) (string, error) {
 	if err := s.mount("tmpfs", ram, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size="+size); err != nil {
 		return "", fmt.Errorf("copy2ram: mount -t tmpfs -o size=%s %s: %w", size, ram, err)
 	}
-	for _, f := range files {
+	for _, f := range all {
 		s.debugf("copy2ram: %s", f)
 		if err := copyFile(filepath.Join(src, f), filepath.Join(ram, f)); err != nil {
 			return "", fmt.Errorf("copy2ram: %w (ramsize=%s; more RAM or no copy2ram?)", err, size)
-		}
-	}
-	if !s.cmd.NoRootCopy {
-		if _, err := os.Stat(rootcopy); err == nil {
-			if err := copyTree(rootcopy, filepath.Join(ram, "byzantium/rootcopy")); err != nil {
-				return "", fmt.Errorf("copy2ram: %w", err)
-			}
 		}
 	}
 	return ram, nil

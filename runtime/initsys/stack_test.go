@@ -24,6 +24,7 @@ var mediaTree = map[string]string{
 	"byzantium/rootcopy/etc/motd":      "hello from rootcopy\n",
 	"byzantium/rootcopy/etc/byz/a.txt": "a",
 	"boot/vmlinuz":                     "",
+	"byzantium/changes/notes.txt":      "persistence lives here",
 }
 
 func TestStack(t *testing.T) {
@@ -93,6 +94,17 @@ func TestStack(t *testing.T) {
 					if !strings.Contains(all, w) {
 						t.Errorf("mounts lack %q:\n%s", w, all)
 					}
+				}
+				// The whole tree but the persistence store: enough to
+				// clone the node once the stick is gone.
+				ram := filepath.Join(cfg.RootDir, RAMDir)
+				for _, f := range []string{"boot/vmlinuz", "byzantium/optional/060-gimp.xzm", "byzantium/media-abc123"} {
+					if _, err := os.Stat(filepath.Join(ram, f)); err != nil {
+						t.Errorf("copy2ram left out %s: %v", f, err)
+					}
+				}
+				if _, err := os.Stat(filepath.Join(ram, "byzantium/changes")); err == nil {
+					t.Error("copy2ram copied byzantium/changes")
 				}
 			} else if !strings.Contains(all, "squashfs /"+MediaDir+"/byzantium/base/000-core.xzm") {
 				t.Errorf("the modules were not mounted from the media:\n%s", all)
