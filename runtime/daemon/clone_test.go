@@ -122,3 +122,49 @@ func TestListDisks(t *testing.T) {
 		}
 	}
 }
+
+// TestClonePanel: the panel's form shows the node's disks, asks again
+// naming the chosen disk's model, serial and size, then starts the clone
+// and follows it (the page refreshes itself while it runs).
+func TestClonePanel(t *testing.T) {
+	tw := newTestWeb(t)
+	byz, argsFile, _ := fakeByz(t, false)
+	tw.Cloner.Byz = byz
+	for f, v := range map[string]string{"size": "2097152", "removable": "1", "device/model": "Stick 3000", "device/vpd_pg80": "\x00\x80\x00\x05SER42"} {
+		p := filepath.Join(tw.Root, "sys/block/sdb", f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(v), 0o644)
+	}
+	c, csrf := tw.claim(t, "long enough pass")
+	if r := tw.do(t, c, "GET", "/clone", nil, nil); r.code != http.StatusOK || !strings.Contains(r.body, `<option value="/dev/sdb">/dev/sdb · 1.0 GiB · Stick 3000 · removable`) {
+		t.Fatalf("the clone page: %d\n%s", r.code, r.body)
+	}
+	body, hdr := form("csrf", csrf, "target", "/dev/sdb", "save_mb", "128", "passphrase", "a", "confirm_passphrase", "b")
+	if r := tw.do(t, c, "POST", "/clone", body, hdr); r.code != http.StatusBadRequest {
+		t.Errorf("passphrases that differ: %d", r.code)
+	}
+	body, hdr = form("csrf", csrf, "target", "/dev/sdb", "save_mb", "128", "with_state", "on")
+	r := tw.do(t, c, "POST", "/clone", body, hdr)
+	for _, want := range []string{"Erase this disk?", "Stick 3000", "SER42", "1.0 GiB", `name="confirm" value="yes"`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("the confirmation lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(argsFile); err == nil {
+		t.Fatal("byz clone ran before the confirmation")
+	}
+	body, hdr = form("csrf", csrf, "target", "/dev/sdb", "save_mb", "128", "with_state", "on", "confirm", "yes")
+	if r := tw.do(t, c, "POST", "/clone", body, hdr); r.code != http.StatusSeeOther {
+		t.Fatalf("confirmed: %d %s", r.code, r.body)
+	}
+	if r := tw.do(t, c, "GET", "/clone", nil, nil); r.hdr.Get("Refresh") != "2" || !strings.Contains(r.body, "writing") {
+		t.Errorf("while it runs: Refresh %q", r.hdr.Get("Refresh"))
+	}
+	waitJob(t, tw.Cloner, "done")
+	if r := tw.do(t, c, "GET", "/clone", nil, nil); r.hdr.Get("Refresh") != "" || !strings.Contains(r.body, "the stick is ready") {
+		t.Errorf("once done: Refresh %q", r.hdr.Get("Refresh"))
+	}
+	if args, _ := os.ReadFile(argsFile); !strings.Contains(string(args), "clone /dev/sdb --yes --progress=json --save-size 128M --with-state") {
+		t.Errorf("byz clone ran with %q", args)
+	}
+}
