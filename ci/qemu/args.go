@@ -46,6 +46,8 @@ type Options struct {
 	Machine string
 	// Mem is the guest RAM in QEMU's syntax; "" means 1G.
 	Mem string
+	// CPUs is the guest's processor count (multi-threaded TCG); 0 means 1.
+	CPUs int
 	// Forward lists host-to-guest TCP forwards, "HOSTPORT:GUESTPORT" or
 	// "127.0.0.1:HOSTPORT-:GUESTPORT"; the host side is always loopback.
 	Forward []string
@@ -98,6 +100,9 @@ func (o Options) Args(varsCopy string) ([]string, error) {
 	// with panic=N) into QEMU exiting, which a test sees.
 	args := []string{"-machine", machine, "-m", mem, "-nodefaults", "-display", "none",
 		"-serial", "stdio", "-monitor", "none", "-no-reboot"}
+	if o.CPUs > 1 {
+		args = append(args, "-smp", fmt.Sprint(o.CPUs))
+	}
 	if o.UEFI || o.SecureBoot {
 		args = append(args, o.firmwareArgs(varsCopy)...)
 	}
