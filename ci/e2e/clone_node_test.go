@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,27 +62,12 @@ func TestCloneNode(t *testing.T) {
 		Credentials: map[string]string{"byz.admin-password": password}}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
-	line, err := vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp := fingerprintLine.FindStringSubmatch(line)[1]
-	base := "https://127.0.0.1:" + strconv.Itoa(https)
-	waitHealth(ctx, t, vm, base, fp)
-	c := pinnedClient(ctx, t, base, fp)
+	n := bootNode(ctx, t, opts, https)
+	vm, c, base, fp := n.vm, n.c, n.base, n.fp
 	var orig nodeHealth
 	call(t, c, "GET", base+"/healthz", nil, nil, &orig)
-	var login daemon.LoginResult
-	if code, body := call(t, c, "POST", base+"/api/v1/login", strings.NewReader(`{"password":"`+password+`"}`), nil, &login); code != http.StatusOK {
-		t.Fatalf("login: %d %s", code, body)
-	}
-	auth := map[string]string{"Authorization": "Bearer " + login.Token}
-	for _, p := range []string{"/api/v1/modules/ngircd/activate", "/api/v1/services/ngircd/enable"} {
-		if code, body := call(t, c, "POST", base+p, nil, auth, nil); code != http.StatusOK {
-			t.Fatalf("POST %s: %d %s", p, code, body)
-		}
-	}
+	auth := n.login(t, password)
+	n.post(t, auth, "/api/v1/modules/ngircd/activate", "/api/v1/services/ngircd/enable")
 	ircAddr := fmt.Sprintf("127.0.0.1:%d", irc)
 	for end := time.Now().Add(90 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		if _, err := ircRegister(ircAddr, "before"); err == nil {

@@ -183,6 +183,51 @@ func ircRegister(addr, nick string) (string, error) {
 	}
 }
 
+// liveNode is a booted node the tests talk to over HTTPS.
+type liveNode struct {
+	vm   *qemu.VM
+	base string // https://127.0.0.1:PORT
+	fp   string // the certificate fingerprint byzd printed
+	c    *http.Client
+}
+
+// bootNode starts a VM whose port 443 is forwarded from httpsPort, waits
+// for byzd's certificate line and /healthz, and returns a client pinned
+// to that certificate.
+func bootNode(ctx context.Context, t testing.TB, opts qemu.Options, httpsPort int) *liveNode {
+	t.Helper()
+	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	line, err := vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &liveNode{vm: vm, base: "https://127.0.0.1:" + strconv.Itoa(httpsPort), fp: fingerprintLine.FindStringSubmatch(line)[1]}
+	waitHealth(ctx, t, vm, n.base, n.fp)
+	n.c = pinnedClient(ctx, t, n.base, n.fp)
+	return n
+}
+
+// login logs in through the API and returns the header that carries the
+// token.
+func (n *liveNode) login(t testing.TB, password string) map[string]string {
+	t.Helper()
+	var login daemon.LoginResult
+	if code, body := call(t, n.c, "POST", n.base+"/api/v1/login", strings.NewReader(`{"password":"`+password+`"}`), nil, &login); code != http.StatusOK {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	return map[string]string{"Authorization": "Bearer " + login.Token}
+}
+
+// post makes API POSTs that must succeed, in order.
+func (n *liveNode) post(t testing.TB, auth map[string]string, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if code, body := call(t, n.c, "POST", n.base+p, nil, auth, nil); code != http.StatusOK {
+			t.Fatalf("POST %s: %d %s", p, code, body)
+		}
+	}
+}
+
 // TestServiceIRC: logged in with a provisioned credential, the API
 // activates the optional ngircd module and enables its service; an IRC
 // client on the host registers through a forwarded port; the service
@@ -198,20 +243,9 @@ func TestServiceIRC(t *testing.T) {
 		Credentials: map[string]string{"byz.admin-password": password}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*bootTimeout)
 	defer cancel()
-	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
-	line, err := vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp := fingerprintLine.FindStringSubmatch(line)[1]
-	base := "https://127.0.0.1:" + strconv.Itoa(https)
-	waitHealth(ctx, t, vm, base, fp)
-	c := pinnedClient(ctx, t, base, fp)
-	var login daemon.LoginResult
-	if code, body := call(t, c, "POST", base+"/api/v1/login", strings.NewReader(`{"password":"`+password+`"}`), nil, &login); code != http.StatusOK {
-		t.Fatalf("login: %d %s", code, body)
-	}
-	auth := map[string]string{"Authorization": "Bearer " + login.Token}
+	n := bootNode(ctx, t, opts, https)
+	vm, c, base := n.vm, n.c, n.base
+	auth := n.login(t, password)
 	ircAddr := fmt.Sprintf("127.0.0.1:%d", irc)
 
 	var mods []daemon.ModuleInfo
@@ -239,6 +273,7 @@ func TestServiceIRC(t *testing.T) {
 		t.Fatalf("enable: %d %s", code, body)
 	}
 	var welcome string
+	var err error
 	for end := time.Now().Add(60 * time.Second); ; {
 		if welcome, err = ircRegister(ircAddr, "meshuser"); err == nil {
 			break
@@ -313,25 +348,9 @@ func TestServiceSurvivesReboot(t *testing.T) {
 		}
 	}
 
-	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
-	line, err := vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp := fingerprintLine.FindStringSubmatch(line)[1]
-	base := "https://127.0.0.1:" + strconv.Itoa(https)
-	waitHealth(ctx, t, vm, base, fp)
-	c := pinnedClient(ctx, t, base, fp)
-	var login daemon.LoginResult
-	if code, body := call(t, c, "POST", base+"/api/v1/login", strings.NewReader(`{"password":"`+password+`"}`), nil, &login); code != http.StatusOK {
-		t.Fatalf("login: %d %s", code, body)
-	}
-	auth := map[string]string{"Authorization": "Bearer " + login.Token}
-	for _, p := range []string{"/api/v1/modules/ngircd/activate", "/api/v1/services/ngircd/enable"} {
-		if code, body := call(t, c, "POST", base+p, nil, auth, nil); code != http.StatusOK {
-			t.Fatalf("POST %s: %d %s", p, code, body)
-		}
-	}
+	n := bootNode(ctx, t, opts, https)
+	vm := n.vm
+	n.post(t, n.login(t, password), "/api/v1/modules/ngircd/activate", "/api/v1/services/ngircd/enable")
 	waitIRC(vm)
 	if err := vm.Type("sync; echo synced-$((4+4))\n"); err != nil {
 		t.Fatal(err)

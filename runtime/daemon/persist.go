@@ -128,8 +128,7 @@ func CreateSaveDat(root string, req SaveDatRequest) (SaveDatResult, error) {
 		return bad("size_bytes: give the save.dat's size (e.g. 536870912 for 512 MiB)")
 	}
 	media := filepath.Join(root, mediaDir)
-	var st, parent unix.Stat_t
-	if unix.Stat(media, &st) != nil || unix.Stat(filepath.Dir(media), &parent) != nil || st.Dev == parent.Dev {
+	if !isMountPoint(media) {
 		return SaveDatResult{}, &httpError{http.StatusConflict, errors.New("the boot media is not mounted (booted with copy2ram?): make the save.dat on another machine with byz persist create --media")}
 	}
 	var sfs unix.Statfs_t
