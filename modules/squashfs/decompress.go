@@ -139,11 +139,12 @@ func (z readZstd) decode(dst, src []byte, limit int) ([]byte, error) {
 }
 
 // readXZ decodes xz blocks. squashfs-tools writes each block as one xz
-// stream holding one xz block with an LZMA2 filter (optionally preceded by a
-// BCJ filter, undone here: see bcj.go). The container is parsed here rather than by xz.Reader because
-// xz.Reader allocates whatever dictionary a block header asks for (up to
-// 4 GiB); since a block's output is bounded by limit and LZMA2 cannot refer
-// back past the start of its output, a dictionary of limit bytes suffices.
+// stream holding one xz block with an LZMA2 filter, optionally preceded by
+// a BCJ filter (undone here, see bcj.go). The container is parsed here
+// rather than by xz.Reader because xz.Reader allocates whatever dictionary
+// a block header asks for (up to 4 GiB); since a block's output is bounded
+// by limit and LZMA2 cannot refer back past the start of its output, a
+// dictionary of limit bytes suffices.
 // The trailing index and the check of the uncompressed data are not
 // verified.
 type readXZ struct{}
