@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,5 +135,55 @@ outputs:
 		!strings.Contains(r.stderr, filepath.Join(out, "node.iso")+" is an ISO image") {
 		t.Errorf("deps on a folder with only an ISO: exit %d, stdout %q, stderr %q; want exit 1 saying what was looked for and why the ISO is not read",
 			r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestReadPorteusAndUnsupported: a module made as Porteus makes them
+// (xz, 256 KiB blocks, the x86 BCJ filter) extracts; one whose compressor
+// this reader does not know is refused as unsupported, saying what to do,
+// and not called corrupt.
+func TestReadPorteusAndUnsupported(t *testing.T) {
+	mksquashfs := testenv.RequireTool(t, "mksquashfs")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(filepath.Join(src, "usr/bin"), 0o755)
+	exe, err := os.Executable() // x86 code, on which the filter is kept
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "usr/bin/tool"), code, 0o755)
+	mod := filepath.Join(dir, "003-porteus-tool.xzm")
+	if b, err := exec.Command(mksquashfs, src, mod, "-quiet", "-no-progress", "-comp", "xz", "-b", "256K", "-Xbcj", "x86").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, b)
+	}
+	dest := filepath.Join(dir, "x")
+	if r := byz(t, nil, "module", "extract", mod, dest); r.code != 0 {
+		t.Fatalf("extract: exit %d: %s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "usr/bin/tool")); !bytes.Equal(b, code) {
+		t.Errorf("extracted usr/bin/tool differs from the original (%d bytes, want %d)", len(b), len(code))
+	}
+
+	img, err := os.ReadFile(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img[20], img[21] = 7, 0 // the superblock's compressor id
+	odd := filepath.Join(dir, "odd.xzm")
+	os.WriteFile(odd, img, 0o644)
+	for _, cmd := range []string{"ls", "info", "extract"} {
+		args := []string{"module", cmd, odd}
+		if cmd == "extract" {
+			args = append(args, filepath.Join(dir, "y"))
+		}
+		r := byz(t, nil, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "unsupported compression: compressor id 7") ||
+			!strings.Contains(r.stderr, "byz module create") || strings.Contains(r.stderr, "corrupt") {
+			t.Errorf("module %s of an image with compressor id 7: exit %d, %q; want exit 1, unsupported, what to do, not corrupt", cmd, r.code, r.stderr)
+		}
 	}
 }

@@ -47,7 +47,8 @@ func newReadDecoder(c Compressor) (readDecoder, error) {
 		return readLZMA{}, nil
 	}
 	return nil, fmt.Errorf("%w: compressor id %d is none of the six SquashFS 4.0 defines (gzip, lzma, lzo, xz, lz4, zstd): "+
-		"the image is damaged or was made by a newer tool than this reader knows", ErrUnsupportedCompression, uint16(c))
+		"the image is damaged, or was made by a newer tool than this reader knows: unpack it with that tool and rebuild it with byz module create",
+		ErrUnsupportedCompression, uint16(c))
 }
 
 // readZlib decodes gzip-compressor blocks, which are zlib streams. The

@@ -142,7 +142,8 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 			return nil, err
 		}
 		if v, ok := opts["version"]; ok && v != 1 {
-			return nil, fmt.Errorf("%w: lz4 format version %d (only version 1 is defined): the image is damaged or was made by a newer tool", ErrUnsupportedCompression, v)
+			return nil, fmt.Errorf("%w: lz4 format version %d (only version 1 is defined): the image is damaged, or was made by a newer tool: "+
+				"unpack it with that tool and rebuild it with byz module create", ErrUnsupportedCompression, v)
 		}
 	}
 	return rd, nil
