@@ -63,10 +63,15 @@ func (w *Web) routes() []route {
 // decode reads a JSON body strictly (unknown fields are errors, so a typo
 // is not silently ignored) and answers 400 itself when it fails.
 func decode(rw http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 1<<16))
+	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(rw, &httpError{http.StatusBadRequest, fmt.Errorf("the request body: %w", err)})
+		status := http.StatusBadRequest
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			status, err = http.StatusRequestEntityTooLarge, errBodyTooLarge
+		}
+		writeError(rw, &httpError{status, fmt.Errorf("the request body: %w", err)})
 		return false
 	}
 	return true

@@ -212,7 +212,7 @@ func (w *Web) Handler(extra ...route) (http.Handler, error) {
 		}
 		mux.Handle(r.pattern, w.sameOrigin(h))
 	}
-	return securityHeaders(mux), nil
+	return securityHeaders(limitBodies(mux)), nil
 }
 
 // who is the authenticated caller of a request.

@@ -20,6 +20,7 @@ import (
 // testWeb is a panel on a TLS test server, with cheap password hashes.
 type testWeb struct {
 	*Web
+	h   http.Handler // the HTTPS handler the server runs
 	srv *httptest.Server
 }
 
@@ -46,7 +47,7 @@ func newTestWeb(t *testing.T) *testWeb {
 	}
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
-	return &testWeb{Web: w, srv: srv}
+	return &testWeb{Web: w, h: h, srv: srv}
 }
 
 // client returns a client with a cookie jar that does not follow
