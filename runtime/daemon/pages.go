@@ -92,9 +92,30 @@ func done(rw http.ResponseWriter, r *http.Request, to, notice string) {
 	http.Redirect(rw, r, to+"?done="+url.QueryEscape(notice), http.StatusSeeOther)
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a redirect (after login, after the language switch) on
+// this site: a path of its own, or "/". Browsers drop tabs and line
+// breaks from a Location and read a backslash as a slash, so "/\t/evil"
+// and "/\\evil" are "//evil", another host; encoded slashes and control
+// bytes are refused too, since no page of the panel has them. What is
+// kept is checked character by character, not by trying to parse it as
+// a browser would.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+	if len(next) > 1024 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	lower := strings.ToLower(next)
+	for _, enc := range []string{"%2f", "%5c", "%0", "%1", "%7f"} {
+		if strings.Contains(lower, enc) {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next

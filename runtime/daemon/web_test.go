@@ -449,3 +449,63 @@ func login2(t *testing.T, tw *testWeb) string {
 	}
 	return login.Token
 }
+
+// TestSafeNext: every redirect target that a browser could read as
+// another host, or that smuggles one in encoded or behind control bytes,
+// becomes "/"; the panel's own paths are kept.
+func TestSafeNext(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/", "/"},
+		{"/logs", "/logs"},
+		{"/services/ngircd/logs?last=20", "/services/ngircd/logs?last=20"},
+		{"/settings?done=settings.done", "/settings?done=settings.done"},
+		{"", "/"},
+		{"logs", "/"},
+		{"//evil.example/", "/"},
+		{"/\\evil.example/", "/"},
+		{"\\\\evil.example", "/"},
+		{"/\t/evil.example/", "/"},
+		{"/\r/evil.example/", "/"},
+		{"/\n/evil.example/", "/"},
+		{"/\x00/evil.example/", "/"},
+		{"/\x0b/evil.example/", "/"},
+		{"/\x7f/evil.example/", "/"},
+		{"/ /evil.example/", "/"},
+		{"/\u00a0/evil.example/", "/"},
+		{"/%09/evil.example/", "/"},
+		{"/%0d%0a/evil.example/", "/"},
+		{"/%2F/evil.example/", "/"},
+		{"/%2f%2fevil.example/", "/"},
+		{"/%5C/evil.example/", "/"},
+		{"/%00", "/"},
+		{"/%7F/evil.example/", "/"},
+		{"https://evil.example/", "/"},
+		{"http:/evil.example", "/"},
+		{"javascript:alert(1)", "/"},
+		{"/https://evil.example", "/https://evil.example"}, // a path here, harmless
+		{"///evil.example", "/"},
+		{"/" + strings.Repeat("a", 1100), "/"},
+	} {
+		if got := safeNext(tc.in); got != tc.want {
+			t.Errorf("safeNext(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestNoOpenRedirect: the language switch and the login, given the
+// review's next=/%09/evil.example/, send the browser to "/".
+func TestNoOpenRedirect(t *testing.T) {
+	tw := newTestWeb(t)
+	tw.claim(t, "long enough pass")
+	for _, next := range []string{"/%09/evil.example/", "/%5C/evil.example/", "%2F%2Fevil.example", "/%0A/evil.example"} {
+		if r := tw.do(t, tw.client(), "GET", "/lang?set=fr&next="+next, nil, nil); r.code != http.StatusSeeOther || r.hdr.Get("Location") != "/" {
+			t.Errorf("/lang next=%s: %d to %q", next, r.code, r.hdr.Get("Location"))
+		}
+		_, hdr := form()
+		body := strings.NewReader("password=long+enough+pass&next=" + next)
+		hdr["Origin"] = tw.srv.URL
+		if r := tw.do(t, tw.client(), "POST", "/login", body, hdr); r.code != http.StatusSeeOther || r.hdr.Get("Location") != "/" {
+			t.Errorf("login next=%s: %d to %q", next, r.code, r.hdr.Get("Location"))
+		}
+	}
+}
