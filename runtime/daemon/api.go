@@ -108,8 +108,8 @@ func (w *Web) apiLogin(rw http.ResponseWriter, r *http.Request) {
 }
 
 func (w *Web) apiLogout(rw http.ResponseWriter, r *http.Request) {
-	if id := whoOf(r); id.session != nil {
-		w.Auth.Logout(id.session.ID)
+	if sid := whoOf(r).sessionID(); sid != "" {
+		w.Auth.Logout(sid)
 	}
 	rw.WriteHeader(http.StatusNoContent)
 }
@@ -164,11 +164,7 @@ func (w *Web) apiPassword(rw http.ResponseWriter, r *http.Request) {
 	if !decode(rw, r, &req) {
 		return
 	}
-	keep := ""
-	if id := whoOf(r); id.session != nil {
-		keep = id.session.ID
-	}
-	if err := w.Auth.ChangePassword(remote(r), req.Current, req.New, keep); err != nil {
+	if err := w.Auth.ChangePassword(remote(r), req.Current, req.New, whoOf(r).sessionID()); err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, auth.ErrWrongPassword) {
 			status = http.StatusForbidden

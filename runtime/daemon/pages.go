@@ -175,8 +175,8 @@ func (w *Web) loginError(p *page, err error) string {
 }
 
 func (w *Web) logout(rw http.ResponseWriter, r *http.Request) {
-	if id := whoOf(r); id != nil && id.session != nil {
-		w.Auth.Logout(id.session.ID)
+	if sid := whoOf(r).sessionID(); sid != "" {
+		w.Auth.Logout(sid)
 	}
 	http.SetCookie(rw, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(rw, r, "/login", http.StatusSeeOther)
@@ -273,7 +273,7 @@ func (w *Web) settingsPost(rw http.ResponseWriter, r *http.Request) {
 			w.render(rw, http.StatusBadRequest, "settings", p)
 			return
 		}
-		if err := w.Auth.ChangePassword(remote(r), r.PostFormValue("current"), next, whoOf(r).session.ID); err != nil {
+		if err := w.Auth.ChangePassword(remote(r), r.PostFormValue("current"), next, whoOf(r).sessionID()); err != nil {
 			p.Error = w.passwordError(p, err)
 			w.render(rw, http.StatusBadRequest, "settings", p)
 			return

@@ -230,6 +230,16 @@ func whoOf(r *http.Request) *who {
 	return w
 }
 
+// sessionID is the caller's login session, or "" for an API token, the
+// unix socket or no caller at all: handlers ask this rather than reach
+// into session, which a token leaves nil.
+func (id *who) sessionID() string {
+	if id == nil || id.session == nil {
+		return ""
+	}
+	return id.session.ID
+}
+
 // authenticate finds the caller: an Authorization: Bearer API token or
 // API session, or the session cookie.
 func (w *Web) authenticate(r *http.Request) *who {
