@@ -108,10 +108,12 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	json.NewEncoder(w).Encode(h)
 }
 
-// RedirectHandler answers every plain-HTTP request with a redirect to the
-// same host and path over HTTPS on httpsPort ("443" is left out of the
-// URL). GET and HEAD get 301, which every client follows; other methods get
-// 308, which keeps the method and body.
+// RedirectHandler answers plain-HTTP GET and HEAD with a permanent
+// redirect (301) to the same host and path over HTTPS on httpsPort ("443"
+// is left out of the URL). Every other method is refused (405): a client
+// set up with http:// would otherwise follow a 308 and keep working while
+// it sends passwords and tokens in clear on the way; refused, it fails at
+// once and says to use https://. Its body is not read.
 func RedirectHandler(httpsPort string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
@@ -131,12 +133,14 @@ func RedirectHandler(httpsPort string) http.Handler {
 		} else if strings.Contains(host, ":") {
 			target = "[" + host + "]"
 		}
-		code := http.StatusPermanentRedirect
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			code = http.StatusMovedPermanently
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Connection", "close")
+			http.Error(w, "byzd does not accept "+r.Method+" over plain HTTP: use https://"+target+"/ (what this request carried was sent unencrypted; change a password or token it held)", http.StatusMethodNotAllowed)
+			return
 		}
 		w.Header().Set("Location", "https://"+target+r.URL.RequestURI())
-		w.WriteHeader(code)
+		w.WriteHeader(http.StatusMovedPermanently)
 	})
 }
 

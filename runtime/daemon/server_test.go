@@ -22,7 +22,10 @@ func TestRedirectHandler(t *testing.T) {
 		{"HEAD", "192.0.2.10:80", "/x", "8443", 301, "https://192.0.2.10:8443/x"},
 		{"GET", "[2001:db8::1]:80", "/", "443", 301, "https://[2001:db8::1]/"},
 		{"GET", "[2001:db8::1]", "/", "8443", 301, "https://[2001:db8::1]:8443/"},
-		{"POST", "node1", "/api/v1/x", "443", 308, "https://node1/api/v1/x"},
+		{"POST", "node1", "/api/v1/x", "443", 405, ""},
+		{"PUT", "node1:80", "/api/v1/settings", "8443", 405, ""},
+		{"DELETE", "node1", "/api/v1/tokens/x", "443", 405, ""},
+		{"OPTIONS", "node1", "/", "443", 405, ""},
 		{"GET", "node1", "//evil.example/", "443", 301, "https://node1//evil.example/"},
 	}
 	for _, tt := range tests {
@@ -33,6 +36,10 @@ func TestRedirectHandler(t *testing.T) {
 			RedirectHandler(tt.httpsPort).ServeHTTP(w, r)
 			if w.Code != tt.wantCode || w.Header().Get("Location") != tt.want {
 				t.Errorf("got %d %q, want %d %q", w.Code, w.Header().Get("Location"), tt.wantCode, tt.want)
+			}
+			if tt.wantCode == http.StatusMethodNotAllowed && (!strings.Contains(w.Body.String(), "use https://node1") ||
+				!strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") || w.Header().Get("Allow") != "GET, HEAD") {
+				t.Errorf("refusal: %q, Content-Type %q, Allow %q", w.Body, w.Header().Get("Content-Type"), w.Header().Get("Allow"))
 			}
 		})
 	}
