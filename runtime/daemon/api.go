@@ -16,8 +16,9 @@ import (
 func (w *Web) routes() []route {
 	static, _ := staticFS()
 	return append([]route{
-		// Public: the login and setup pages, the language switch, the
-		// static files.
+		// Public: the health check, the login and setup pages, the
+		// language switch, the static files.
+		{"GET /healthz", true, healthz},
 		{"GET /login", true, w.loginPage},
 		{"POST /login", true, w.loginPost},
 		{"GET /setup", true, w.setupPage},

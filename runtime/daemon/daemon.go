@@ -1,7 +1,7 @@
 // Package daemon is byzd, the node's control daemon: it brings up wired
-// networking, keeps the node's TLS certificate and serves HTTPS (for now
-// GET /healthz; the panel and API come with issue 5) while HTTP only
-// redirects.
+// networking, keeps the node's TLS certificate and serves the panel and
+// the JSON API over HTTPS (and the API on a root-only unix socket), while
+// plain HTTP only redirects.
 package daemon
 
 import (
@@ -37,13 +37,13 @@ type Config struct {
 	// RootDir prefixes paths read from the running root (module
 	// manifests); "" means "/".
 	RootDir string
-	// NodeName names the node in the certificate and /healthz; "" means
+	// NodeName names the node in the certificate and the panel; "" means
 	// "byzantium".
 	NodeName string
 	// HTTPSAddr and HTTPAddr are listen addresses; "" means ":443" and
 	// ":80".
 	HTTPSAddr, HTTPAddr string
-	// Version is reported by /healthz; "" means "dev".
+	// Version is reported by the status (panel and API); "" means "dev".
 	Version string
 	// Network, when set, is how networking is brought up (its Hostname
 	// defaults to NodeName, its Logger to Logger). nil leaves networking
@@ -115,7 +115,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ring := NewLogRing(500)
 	log := ring.Tee(cfg.Logger)
-	started := time.Now()
 
 	settings, err := OpenSettings(cfg.StateDir, SettingsValues{NodeName: cfg.NodeName, Language: "en"})
 	if err != nil {
@@ -176,8 +175,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log.Info("node id " + nodeID)
-	srv := &Server{Node: cfg.NodeName, NodeID: nodeID, NodeFunc: func() string { return settings.Get().NodeName }, Version: cfg.Version, Modules: mods, Started: started,
-		Persistence: func() *Persistence { return ReadPersistence(cfg.RootDir) }}
 	localAPI := &Local{Root: cfg.RootDir, Log: log}
 	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI, Fingerprint: cert.Fingerprint, NodeID: nodeID,
 		Cloner: &Cloner{Byz: cfg.Byz, Log: log}}
@@ -196,7 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 			defer mgr.Wait()
 		}
 	}
-	handler, err := web.Handler(route{"GET /healthz", true, srv.healthz})
+	handler, err := web.Handler()
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -137,6 +138,18 @@ func writeManifests(t *testing.T, root string, files map[string]string) {
 	}
 }
 
+// nodeID reads the node's identity from its state folder.
+func nodeID(t *testing.T, state string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, "node-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestHealthz: /healthz answers over TLS at every name the certificate
+// covers, with the security headers, and tells nothing about the node.
 func TestHealthz(t *testing.T) {
 	state, root := t.TempDir(), t.TempDir()
 	writeManifests(t, root, map[string]string{
@@ -170,14 +183,46 @@ func TestHealthz(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got, want)
 				}
 			}
-			var h Health
-			if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if h.Status != "ok" || h.Version != "1.2.3" || h.Node != "node1" || !slices.Equal(h.Modules, []string{"base", "ngircd"}) || h.UptimeSeconds < 0 {
-				t.Errorf("healthz = %+v", h)
+			// Public: nothing that tells this node from another.
+			if string(body) != `{"status":"ok"}`+"\n" {
+				t.Errorf("healthz = %s, want the status alone", body)
+			}
+			for _, secret := range []string{"node1", "1.2.3", "ngircd", nodeID(t, state), fp} {
+				if strings.Contains(string(body), secret) {
+					t.Errorf("healthz tells anyone %q: %s", secret, body)
+				}
 			}
 		})
+	}
+	// What it used to tell is behind a login: the HTTPS API refuses an
+	// anonymous caller, the root-only socket (and a logged-in caller)
+	// gets it.
+	resp, err := client(t, state, d.https, 0).Get("https://localhost/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous /api/v1/status: %s", resp.Status)
+	}
+	var st Status
+	sock := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(state, "byzd.sock"))
+	}}}
+	resp, err = sock.Get("http://byzd/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Node != "node1" || st.Version != "1.2.3" || st.NodeID != nodeID(t, state) || st.TLSFingerprint != fp || !slices.Equal(st.Modules, []string{"base", "ngircd"}) {
+		t.Errorf("/api/v1/status on the socket: %+v", st)
 	}
 	if err := d.stop(); err != nil {
 		t.Errorf("graceful stop: %v", err)

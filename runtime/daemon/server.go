@@ -6,25 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 )
-
-// Server holds what /healthz reports. Its fields are set once before
-// serving.
-type Server struct {
-	Node   string
-	NodeID string
-	// NodeFunc, when set, gives the node's current name (it can be
-	// changed in the panel) instead of Node.
-	NodeFunc func() string
-	Version  string
-	Modules  []string         // names of the loaded modules
-	Started  time.Time        // for uptime
-	Now      func() time.Time // nil means time.Now
-	// Persistence, when set, reports the persistence store on each
-	// request (its free space changes); nil leaves it out.
-	Persistence func() *Persistence
-}
 
 // Persistence is byz-init's account of the overlay's upper layer
 // (runtime/initsys.Persistence) with the store's size and free space.
@@ -44,14 +26,6 @@ type Persistence struct {
 	LastSave       *SaveResult `json:"last_save,omitempty"`
 }
 
-// Handler serves /healthz alone, behind the security headers (the panel
-// and API are Web's).
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	return securityHeaders(mux)
-}
-
 // securityHeaders sets headers for a panel that is only ever served by
 // itself over HTTPS: HSTS (two years) so a browser that has seen the node
 // does not try HTTP again, no framing, no sniffing, no referrers.
@@ -67,45 +41,19 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
-// Health is the body of GET /healthz.
+// Health is the body of GET /healthz, which anyone on the mesh may ask:
+// it says that byzd answers and nothing that tells one node from another
+// (no name, id, version, modules or persistence: those are in the
+// authenticated GET /api/v1/status). A monitoring script needs no more
+// than the status and the answer's arrival.
 type Health struct {
-	Status  string `json:"status"`
-	Version string `json:"version"`
-	Node    string `json:"node"`
-	// NodeID is the node's identity, made at its first boot: a clone
-	// makes its own.
-	NodeID        string       `json:"node_id,omitempty"`
-	Modules       []string     `json:"modules"`
-	UptimeSeconds int64        `json:"uptime_seconds"` // of the daemon, not the kernel
-	Persistence   *Persistence `json:"persistence,omitempty"`
+	Status string `json:"status"`
 }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	node := s.Node
-	if s.NodeFunc != nil {
-		node = s.NodeFunc()
-	}
-	h := Health{
-		Status:        "ok",
-		Version:       s.Version,
-		Node:          node,
-		NodeID:        s.NodeID,
-		Modules:       s.Modules,
-		UptimeSeconds: int64(now().Sub(s.Started) / time.Second),
-	}
-	if h.Modules == nil {
-		h.Modules = []string{} // [] rather than null for clients
-	}
-	if s.Persistence != nil {
-		h.Persistence = s.Persistence()
-	}
+func healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(h)
+	json.NewEncoder(w).Encode(Health{Status: "ok"})
 }
 
 // RedirectHandler answers plain-HTTP GET and HEAD with a permanent

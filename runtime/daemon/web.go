@@ -200,12 +200,12 @@ var templateFuncs = template.FuncMap{
 
 // Handler returns the HTTPS handler for the routes of the panel and API,
 // behind the security headers.
-func (w *Web) Handler(extra ...route) (http.Handler, error) {
+func (w *Web) Handler() (http.Handler, error) {
 	if err := w.init(); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	for _, r := range append(w.routes(), extra...) {
+	for _, r := range w.routes() {
 		h := r.handler
 		if !r.public {
 			h = w.requireLogin(h)

@@ -152,7 +152,7 @@ func TestRoutesNeedLogin(t *testing.T) {
 			t.Errorf("%s with a forged token: %d", rt.pattern, r.code)
 		}
 	}
-	want := []string{"GET /login", "POST /login", "GET /setup", "POST /setup", "GET /lang", "GET /static/", "POST /api/v1/login"}
+	want := []string{"GET /healthz", "GET /login", "POST /login", "GET /setup", "POST /setup", "GET /lang", "GET /static/", "POST /api/v1/login"}
 	slices.Sort(public)
 	slices.Sort(want)
 	if !slices.Equal(public, want) {
