@@ -290,6 +290,62 @@ func TestTLSVersions(t *testing.T) {
 	}
 }
 
+// TestTLS12Suites: a real TLS 1.2 client offering only CBC suites (or
+// static RSA key exchange) fails the handshake; each suite byzd keeps
+// (ECDHE with an AEAD) that fits its key works. Every suite Go knows is
+// tried alone.
+func TestTLS12Suites(t *testing.T) {
+	state := t.TempDir()
+	d := startDaemon(t, state, t.TempDir())
+	var all []*tls.CipherSuite
+	all = append(all, tls.CipherSuites()...)
+	all = append(all, tls.InsecureCipherSuites()...)
+	worked := 0
+	var cbc []uint16
+	for _, cs := range all {
+		if !slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
+			continue
+		}
+		if strings.Contains(cs.Name, "_CBC_") {
+			cbc = append(cbc, cs.ID)
+		}
+		conn, err := tls.Dial("tcp", d.https, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{cs.ID}})
+		if err == nil {
+			conn.Close()
+			worked++
+		}
+		kept := slices.Contains(tls12Suites, cs.ID)
+		if err == nil && !kept {
+			t.Errorf("%s: the handshake succeeded", cs.Name)
+		}
+		if err != nil && kept && (strings.Contains(cs.Name, "ECDSA") == strings.Contains(d.keyType(t), "ECDSA")) {
+			t.Errorf("%s: %v", cs.Name, err)
+		}
+	}
+	if worked == 0 {
+		t.Error("no TLS 1.2 suite works")
+	}
+	if len(cbc) < 4 {
+		t.Fatalf("only %d CBC suites to try", len(cbc))
+	}
+	conn, err := tls.Dial("tcp", d.https, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: cbc})
+	if err == nil {
+		t.Errorf("a client offering only the %d CBC suites got %s", len(cbc), tls.CipherSuiteName(conn.ConnectionState().CipherSuite))
+		conn.Close()
+	}
+}
+
+// keyType names the certificate's public key algorithm ("ECDSA", "RSA").
+func (r *running) keyType(t *testing.T) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", r.https, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].PublicKeyAlgorithm.String()
+}
+
 // TestHTTPRedirect checks the exact Location the live HTTP listener sends.
 func TestHTTPRedirect(t *testing.T) {
 	state := t.TempDir()

@@ -63,8 +63,20 @@ func (w *Web) page(r *http.Request, title string) *page {
 		p.Langs = append(p.Langs, langLink{Code: l, Name: w.cat.Name(l), Current: l == p.Lang,
 			Href: "/lang?set=" + l + "&next=" + url.QueryEscape(r.URL.RequestURI())})
 	}
-	p.Notice = r.URL.Query().Get("done")
+	if n := r.URL.Query().Get("done"); notices[n] {
+		p.Notice = n
+	}
 	return p
+}
+
+// notices are the message keys a redirect after a form may name in
+// ?done=: anything else in the link is ignored, so a link made elsewhere
+// cannot have the panel show its own words ("call this number").
+var notices = map[string]bool{
+	"setup.done": true, "settings.done": true, "settings.password.done": true, "tokens.revoked": true,
+	"status.saved": true, "clone.started": true, "clone.cancelled": true,
+	"modules.activated": true, "modules.deactivated": true, "modules.nextboot.done": true,
+	"services.enable.done": true, "services.disable.done": true, "services.restart.done": true,
 }
 
 func (w *Web) render(rw http.ResponseWriter, status int, name string, p *page) {

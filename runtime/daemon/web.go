@@ -28,9 +28,12 @@ import (
 var webFS embed.FS
 
 // Cookie names. The session cookie is Secure, HttpOnly and
-// SameSite=Strict; the language cookie only holds a language code.
+// SameSite=Strict, and its __Host- prefix makes browsers refuse it unless
+// it is Secure, for the whole site and for this host alone: another node
+// or a page on the network cannot plant one for the panel. The language
+// cookie only holds a language code.
 const (
-	sessionCookie = "byz_session"
+	sessionCookie = "__Host-byz_session"
 	langCookie    = "byz_lang"
 )
 
@@ -210,7 +213,7 @@ func (w *Web) Handler() (http.Handler, error) {
 		if !r.public {
 			h = w.requireLogin(h)
 		}
-		mux.Handle(r.pattern, w.sameOrigin(h))
+		mux.Handle(r.pattern, w.sameOrigin(h, r.public && !strings.Contains(r.pattern, " /api/")))
 	}
 	return securityHeaders(limitBodies(mux)), nil
 }
@@ -295,27 +298,46 @@ func (w *Web) requireLogin(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// sameOrigin refuses state changes that a browser marks as cross-site
-// (Sec-Fetch-Site) or whose Origin is another site: a second line behind
-// SameSite cookies and CSRF tokens, which also covers the login form.
-func (w *Web) sameOrigin(next http.Handler) http.Handler {
+// sameOrigin refuses state changes that a browser marks as coming from
+// another site: Sec-Fetch-Site cross-site or same-site, an Origin that is
+// not this panel's, or Origin: null (sandboxed frames, data: URLs: never
+// the panel, whose Referrer-Policy lets browsers send its real origin). It
+// is a second line behind SameSite cookies and CSRF tokens.
+//
+// The public forms (login, setup) have neither a cookie nor a CSRF token
+// to check, so there, with strict, a request must prove it comes from the
+// panel: Origin this panel, or Sec-Fetch-Site same-origin. Every browser
+// that can show the panel sends one of them with a form; without them a
+// page elsewhere could log a visitor's browser in to an attacker's
+// session (login CSRF). Scripts use the JSON API, which sets no cookie and
+// takes requests with neither header, as do API calls with a bearer token.
+func (w *Web) sameOrigin(next http.Handler, strict bool) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			site := r.Header.Get("Sec-Fetch-Site")
-			origin := r.Header.Get("Origin")
-			bad := site == "cross-site" || site == "same-site"
-			if origin != "" && origin != "null" {
-				if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
-					bad = true
-				}
-			}
-			if bad {
-				w.fail(rw, r, http.StatusForbidden, errors.New("refused: this request came from another site"))
-				return
-			}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !fromThisPanel(r, strict) {
+			w.fail(rw, r, http.StatusForbidden, errors.New("refused: this request came from another site, or from a page that does not say where it came from"))
+			return
 		}
 		next.ServeHTTP(rw, r)
 	})
+}
+
+// fromThisPanel reads Sec-Fetch-Site and Origin as sameOrigin says. With
+// strict, a request with neither is refused; without, it is let through
+// (to the login check, the CSRF token or the bearer token).
+func fromThisPanel(r *http.Request, strict bool) bool {
+	site, origin := r.Header.Get("Sec-Fetch-Site"), r.Header.Get("Origin")
+	switch {
+	case site != "" && site != "same-origin" && site != "none":
+		return false
+	case origin == "null":
+		return false
+	case origin != "":
+		u, err := url.Parse(origin)
+		return err == nil && u.Scheme == "https" && u.Host == r.Host && u.Path == "" && u.User == nil
+	case site == "same-origin":
+		return true
+	}
+	return !strict
 }
 
 // remote is the caller's address, the key of the login limiter.

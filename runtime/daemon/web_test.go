@@ -9,6 +9,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -88,7 +90,8 @@ func form(kv ...string) (io.Reader, map[string]string) {
 	for i := 0; i+1 < len(kv); i += 2 {
 		v.Set(kv[i], kv[i+1])
 	}
-	return strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	// What a browser sends with the panel's own forms.
+	return strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "same-origin"}
 }
 
 // claim sets the admin password through the setup page and returns a
@@ -196,7 +199,10 @@ func TestSetupAndLogin(t *testing.T) {
 		t.Fatalf("login: %d to %q", r.code, r.hdr.Get("Location"))
 	}
 	setCookie := r.hdr.Get("Set-Cookie")
-	for _, attr := range []string{"Secure", "HttpOnly", "SameSite=Strict"} {
+	if !strings.HasPrefix(setCookie, "__Host-") || strings.Contains(setCookie, "Domain=") {
+		t.Errorf("session cookie %q: want the __Host- prefix and no Domain", setCookie)
+	}
+	for _, attr := range []string{"Secure", "HttpOnly", "SameSite=Strict", "Path=/;"} {
 		if !strings.Contains(setCookie, attr) {
 			t.Errorf("session cookie %q lacks %s", setCookie, attr)
 		}
@@ -564,5 +570,164 @@ func TestEveryRouteWithoutASession(t *testing.T) {
 	}
 	if _, err := tw.Auth.Login("198.51.100.1", "another long pass"); err != nil {
 		t.Errorf("the password form sent with a token did not change the password: %v", err)
+	}
+}
+
+// TestLoginCSRF: the login and setup forms, which no cookie or CSRF token
+// protects, take only requests a browser marks as the panel's own (Origin
+// this panel, or Sec-Fetch-Site same-origin); Origin: null, another
+// origin, http://, cross-site and requests saying nothing are refused and
+// set no cookie. The JSON login and bearer-token calls, which set no
+// cookie, work without those headers, as byz node and scripts send them.
+func TestLoginCSRF(t *testing.T) {
+	tw := newTestWeb(t)
+	tw.claim(t, "long enough pass")
+	self := tw.srv.URL
+	host := strings.TrimPrefix(self, "https://")
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"no Origin, no Sec-Fetch-Site", nil, http.StatusForbidden},
+		{"Origin: null", map[string]string{"Origin": "null"}, http.StatusForbidden},
+		{"Origin: null, no Sec-Fetch-Site", map[string]string{"Origin": "null", "Sec-Fetch-Site": ""}, http.StatusForbidden},
+		{"another origin", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"this host over http", map[string]string{"Origin": "http://" + host}, http.StatusForbidden},
+		{"this host, another port", map[string]string{"Origin": "https://127.0.0.1:1"}, http.StatusForbidden},
+		{"cross-site", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"same-site", map[string]string{"Sec-Fetch-Site": "same-site", "Origin": self}, http.StatusForbidden},
+		{"none (not from a page)", map[string]string{"Sec-Fetch-Site": "none"}, http.StatusForbidden},
+		{"same-origin with a foreign Origin", map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example"}, http.StatusForbidden},
+		{"Origin this panel", map[string]string{"Origin": self}, http.StatusSeeOther},
+		{"Sec-Fetch-Site same-origin", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusSeeOther},
+		{"Chromium's form", map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": self}, http.StatusSeeOther},
+	} {
+		for _, path := range []string{"/login", "/setup"} {
+			hdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+			for k, v := range tc.hdr {
+				if v != "" {
+					hdr[k] = v
+				}
+			}
+			body := strings.NewReader(url.Values{"password": {"long enough pass"}, "code": {"x"}, "confirm": {"long enough pass"}}.Encode())
+			r := tw.do(t, tw.client(), "POST", path, body, hdr)
+			// (A claimed node sends an accepted setup form to /login.)
+			if r.code != tc.want {
+				t.Errorf("%s %s: %d, want %d", path, tc.name, r.code, tc.want)
+			}
+			if r.code == http.StatusForbidden && r.hdr.Get("Set-Cookie") != "" {
+				t.Errorf("%s %s: refused, but set %q", path, tc.name, r.hdr.Get("Set-Cookie"))
+			}
+			if path == "/login" && (r.code == http.StatusSeeOther) != strings.HasPrefix(r.hdr.Get("Set-Cookie"), sessionCookie+"=") {
+				t.Errorf("%s %s: %d with cookie %q", path, tc.name, r.code, r.hdr.Get("Set-Cookie"))
+			}
+		}
+	}
+
+	// The JSON API, as byz node and curl call it: no Origin, no
+	// Sec-Fetch-Site, no Content-Type.
+	c := tw.client()
+	var login LoginResult
+	r := tw.do(t, c, "POST", "/api/v1/login", strings.NewReader(`{"password":"long enough pass"}`), nil)
+	if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil || login.Token == "" || r.hdr.Get("Set-Cookie") != "" {
+		t.Fatalf("JSON login without Origin: %d %s", r.code, r.body)
+	}
+	secret, _, err := tw.Auth.NewToken("script")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bearer := range []string{login.Token, secret} {
+		r := tw.do(t, c, "PUT", "/api/v1/settings", strings.NewReader(`{"node_name":"renamed","language":"en"}`),
+			map[string]string{"Authorization": "Bearer " + bearer, "Content-Type": "application/json"})
+		if r.code != http.StatusOK {
+			t.Errorf("bearer PUT without Origin: %d %s", r.code, r.body)
+		}
+		// A browser page elsewhere that got hold of a token is still
+		// marked as such.
+		r = tw.do(t, c, "PUT", "/api/v1/settings", strings.NewReader(`{"node_name":"evil","language":"en"}`),
+			map[string]string{"Authorization": "Bearer " + bearer, "Origin": "null"})
+		if r.code != http.StatusForbidden {
+			t.Errorf("bearer PUT with Origin: null: %d", r.code)
+		}
+	}
+	if n := tw.Settings.Get().NodeName; n != "renamed" {
+		t.Errorf("node name %q", n)
+	}
+
+	// A logged-in browser's form with the right CSRF token, but Origin:
+	// null, is refused too.
+	bc, csrf := tw.claimedLogin(t, "long enough pass")
+	body, hdr := form("csrf", csrf, "what", "node", "node_name", "nulled")
+	hdr["Origin"] = "null"
+	delete(hdr, "Sec-Fetch-Site")
+	if r := tw.do(t, bc, "POST", "/settings", body, hdr); r.code != http.StatusForbidden || tw.Settings.Get().NodeName == "nulled" {
+		t.Errorf("a cookie form with Origin: null: %d", r.code)
+	}
+}
+
+// claimedLogin logs a new browser in to a claimed node through the login
+// form and returns it with its CSRF token.
+func (tw *testWeb) claimedLogin(t *testing.T, password string) (*http.Client, string) {
+	t.Helper()
+	c := tw.client()
+	body, hdr := form("password", password)
+	if r := tw.do(t, c, "POST", "/login", body, hdr); r.code != http.StatusSeeOther {
+		t.Fatalf("login: %d", r.code)
+	}
+	return c, tw.csrf(t, c)
+}
+
+// TestNotices: ?done= shows a notice only for the panel's own message
+// keys; any other text in a link is not shown.
+func TestNotices(t *testing.T) {
+	tw := newTestWeb(t)
+	c, _ := tw.claim(t, "long enough pass")
+	if r := tw.do(t, c, "GET", "/settings?done=settings.done", nil, nil); !strings.Contains(r.body, `<p class="notice" role="status">Saved.</p>`) {
+		t.Errorf("a known notice is not shown")
+	}
+	for _, text := range []string{"Your node is compromised: call +1 555 0100", "login.title", "settings.done "} {
+		r := tw.do(t, c, "GET", "/settings?done="+url.QueryEscape(text), nil, nil)
+		if r.code != http.StatusOK || strings.Contains(r.body, `class="notice"`) || strings.Contains(r.body, "Your node is compromised") {
+			t.Errorf("?done=%q: %d, shown", text, r.code)
+		}
+	}
+	// Every key a redirect uses is a notice the catalogs have.
+	src, _ := filepath.Glob("*.go")
+	call := regexp.MustCompile(`done\(rw, r, "[^"]*", "([^"]+)"\)`)
+	found := 0
+	for _, f := range src {
+		b, _ := os.ReadFile(f)
+		for _, m := range call.FindAllStringSubmatch(string(b), -1) {
+			found++
+			if !notices[m[1]] {
+				t.Errorf("%s redirects with notice %q, which is not in notices", f, m[1])
+			}
+		}
+	}
+	if found < 7 {
+		t.Errorf("found only %d done() calls: the pattern is stale", found)
+	}
+	en := tw.cat.Keys("en")
+	for k := range notices {
+		if !slices.Contains(en, k) {
+			t.Errorf("notice %q is not in the catalog", k)
+		}
+	}
+}
+
+// TestSecurityHeaders: the CSP lets forms post only to the panel and
+// allows no <base>; referrers stay on the site.
+func TestSecurityHeaders(t *testing.T) {
+	tw := newTestWeb(t)
+	r := tw.do(t, tw.client(), "GET", "/setup", nil, nil)
+	csp := r.hdr.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %s", csp, want)
+		}
+	}
+	if rp := r.hdr.Get("Referrer-Policy"); rp != "same-origin" {
+		t.Errorf("Referrer-Policy %q", rp)
 	}
 }
