@@ -56,6 +56,8 @@ type Web struct {
 	// Cloner runs byz clone for the API and the panel.
 	Cloner *Cloner
 
+	clones pendingClones // the panel's clone requests awaiting confirmation
+
 	cat   *i18n.Catalogs
 	pages map[string]*template.Template
 

@@ -55,10 +55,12 @@ func newTestWeb(t *testing.T) *testWeb {
 // client returns a client with a cookie jar that does not follow
 // redirects, so tests see them.
 func (tw *testWeb) client() *http.Client {
-	c := tw.srv.Client()
+	// A copy: Server.Client returns one shared client, and each browser
+	// needs its own cookie jar.
+	c := *tw.srv.Client()
 	c.Jar, _ = cookiejar.New(nil)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
+	return &c
 }
 
 type resp struct {
