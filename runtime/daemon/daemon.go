@@ -116,10 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ring := NewLogRing(500)
 	log := ring.Tee(cfg.Logger)
 
-	settings, err := OpenSettings(cfg.StateDir, SettingsValues{NodeName: cfg.NodeName, Language: "en"})
-	if err != nil {
-		return err
-	}
+	settings := OpenSettings(cfg.StateDir, SettingsValues{NodeName: cfg.NodeName, Language: "en"}, log)
 	// A name chosen in the panel outlives the image's host name.
 	cfg.NodeName = settings.Get().NodeName
 	authStore, err := openAuth(cfg, log)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -63,70 +61,6 @@ type Web struct {
 
 	modsOnce sync.Once
 	mods     []string
-}
-
-// Settings are the node's own choices, kept in the state folder.
-type Settings struct {
-	path string
-	mu   sync.Mutex
-	v    SettingsValues
-}
-
-// SettingsValues is settings.json and the body of /api/v1/settings.
-type SettingsValues struct {
-	NodeName string `json:"node_name"`
-	Language string `json:"language"` // the panel's default language
-}
-
-// OpenSettings reads dir/settings.json; def fills what it lacks.
-func OpenSettings(dir string, def SettingsValues) (*Settings, error) {
-	s := &Settings{path: filepath.Join(dir, "settings.json"), v: def}
-	b, err := os.ReadFile(s.path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	if err == nil {
-		var v SettingsValues
-		if err := json.Unmarshal(b, &v); err != nil {
-			return nil, fmt.Errorf("daemon: %s: %w", s.path, err)
-		}
-		if v.NodeName != "" {
-			s.v.NodeName = v.NodeName
-		}
-		if v.Language != "" {
-			s.v.Language = v.Language
-		}
-	}
-	return s, nil
-}
-
-// Get returns the settings.
-func (s *Settings) Get() SettingsValues {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.v
-}
-
-// Set validates and stores new settings.
-func (s *Settings) Set(v SettingsValues) error {
-	if !nodeNamePattern.MatchString(v.NodeName) {
-		return fmt.Errorf("node name %q: use letters, digits and inner hyphens, at most 63", v.NodeName)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		return err
-	}
-	s.v = v
-	return nil
 }
 
 // route is one entry of the HTTPS router. Public routes answer without a

@@ -34,10 +34,7 @@ func newTestWeb(t *testing.T) *testWeb {
 		t.Fatal(err)
 	}
 	st.SetHashParams(auth.HashParams{Time: 1, Memory: 64, Threads: 1})
-	settings, err := OpenSettings(state, SettingsValues{NodeName: "node1", Language: "en"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := OpenSettings(state, SettingsValues{NodeName: "node1", Language: "en"}, nil)
 	log := slog.New(slog.DiscardHandler)
 	ring := NewLogRing(50)
 	root := t.TempDir()
