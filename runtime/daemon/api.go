@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -71,6 +72,8 @@ func decode(rw http.ResponseWriter, r *http.Request, v any) bool {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			status, err = http.StatusRequestEntityTooLarge, errBodyTooLarge
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			status = http.StatusRequestTimeout
 		}
 		writeError(rw, &httpError{status, fmt.Errorf("the request body: %w", err)})
 		return false

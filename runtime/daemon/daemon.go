@@ -69,6 +69,9 @@ type Config struct {
 	// Socket is the root-only unix socket of the local API (byz on the
 	// node talks to it); "" means DefaultSocket, "-" none.
 	Socket string
+	// Limits caps connections and puts deadlines on requests (zero:
+	// the defaults, see Limits).
+	Limits Limits
 	// Coldplug, when set, runs once both listeners serve, beside them:
 	// on a node it loads the drivers for the devices byz-init left alone
 	// (it loaded only the network's). nil: tests and hosts with udev.
@@ -204,12 +207,17 @@ func Run(ctx context.Context, cfg Config) error {
 	// Handshake failures from scanners and browsers rejecting the
 	// self-signed certificate would flood the console; keep them at debug.
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	https := &http.Server{Handler: handler, TLSConfig: TLSConfig(cert.TLS), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
-	plain := &http.Server{Handler: RedirectHandler(httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	// Both listeners share one table of connections: the caps hold for
+	// the node, not for each port.
+	limits := cfg.Limits.withDefaults()
+	conns := newConnTable(limits, log)
+	https := limits.server(handler, errLog)
+	https.TLSConfig = TLSConfig(cert.TLS)
+	plain := limits.server(RedirectHandler(httpsPort), errLog)
 
 	errc := make(chan error, 3)
-	go func() { errc <- https.ServeTLS(httpsLn, "", "") }()
-	go func() { errc <- plain.Serve(httpLn) }()
+	go func() { errc <- https.ServeTLS(conns.listen(httpsLn), "", "") }()
+	go func() { errc <- plain.Serve(conns.listen(httpLn)) }()
 	local := &http.Server{Handler: localHandler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	if cfg.Socket != "-" {
 		// The node serves without it; only byz on the node needs it.

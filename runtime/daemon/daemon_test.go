@@ -49,24 +49,26 @@ type running struct {
 }
 
 // startDaemon runs Run on loopback ports chosen by the kernel and returns
-// once both listeners are open.
-func startDaemon(t *testing.T, stateDir, rootDir string) *running {
+// once both listeners are open; opts change the configuration.
+func startDaemon(t *testing.T, stateDir, rootDir string, opts ...func(*Config)) *running {
 	t.Helper()
 	r := &running{log: &syncBuffer{}}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			StateDir: stateDir, RootDir: rootDir, NodeName: "node1", Version: "1.2.3",
-			HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Socket: filepath.Join(stateDir, "byzd.sock"),
-			Logger: NewConsoleLogger(r.log, "byzd: ", nil),
-			Ready: func(https, http net.Addr) {
-				r.https, r.http = https.String(), http.String()
-				close(ready)
-			},
-		})
-	}()
+	cfg := Config{
+		StateDir: stateDir, RootDir: rootDir, NodeName: "node1", Version: "1.2.3",
+		HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Socket: filepath.Join(stateDir, "byzd.sock"),
+		Logger: NewConsoleLogger(r.log, "byzd: ", nil),
+		Ready: func(https, http net.Addr) {
+			r.https, r.http = https.String(), http.String()
+			close(ready)
+		},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	go func() { done <- Run(ctx, cfg) }()
 	select {
 	case <-ready:
 	case err := <-done:
