@@ -26,7 +26,7 @@ type testWeb struct {
 	srv *httptest.Server
 }
 
-func newTestWeb(t *testing.T) *testWeb {
+func newTestWeb(t testing.TB) *testWeb {
 	t.Helper()
 	state := t.TempDir()
 	st, err := auth.Open(state + "/auth")
