@@ -109,6 +109,23 @@ func TestBodyLimits(t *testing.T) {
 			}
 		}
 	}
+	// The unix socket's API has the same bound.
+	local, err := tw.LocalHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, known := range []bool{true, false} {
+		req := httptest.NewRequest("POST", "http://byzd/api/v1/persistence/savedat", io.MultiReader(strings.NewReader(`{"passphrase":"`), &patternReader{pattern: "p", n: 2 << 20}))
+		req.ContentLength = -1
+		if known {
+			req.ContentLength = 2<<20 + 15
+		}
+		rec := httptest.NewRecorder()
+		local.ServeHTTP(rec, req)
+		if rec.Code != http.StatusRequestEntityTooLarge {
+			t.Errorf("2 MiB to the socket's savedat (length %v): %d %s", known, rec.Code, rec.Body)
+		}
+	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("$TMPDIR holds %d files after the requests: %v", len(left), left)
 	}

@@ -307,7 +307,8 @@ func staticFS() (fs.FS, error) { return fs.Sub(webFS, "web/static") }
 
 // LocalHandler serves the API on the root-only unix socket: every
 // /api/v1 route, without a login (whoever can connect is root on the
-// node: the socket's mode and the peer check say so).
+// node: the socket's mode and the peer check say so), with the same
+// bounds on bodies.
 func (w *Web) LocalHandler() (http.Handler, error) {
 	if w.cat == nil {
 		if err := w.init(); err != nil {
@@ -324,5 +325,5 @@ func (w *Web) LocalHandler() (http.Handler, error) {
 			h(rw, req.WithContext(context.WithValue(req.Context(), whoKey{}, &who{local: true})))
 		})
 	}
-	return mux, nil
+	return limitBodies(mux), nil
 }
