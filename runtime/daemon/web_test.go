@@ -624,13 +624,15 @@ func TestLoginCSRF(t *testing.T) {
 		}
 	}
 
-	// The JSON API, as byz node and curl call it: no Origin, no
-	// Sec-Fetch-Site, no Content-Type.
+	// The JSON API, as scripts call it: no Origin, no Sec-Fetch-Site,
+	// no Content-Type, or curl -d's form type (docs/api.md's example).
 	c := tw.client()
 	var login LoginResult
-	r := tw.do(t, c, "POST", "/api/v1/login", strings.NewReader(`{"password":"long enough pass"}`), nil)
-	if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil || login.Token == "" || r.hdr.Get("Set-Cookie") != "" {
-		t.Fatalf("JSON login without Origin: %d %s", r.code, r.body)
+	for _, hdr := range []map[string]string{nil, {"Content-Type": "application/x-www-form-urlencoded"}} {
+		r := tw.do(t, c, "POST", "/api/v1/login", strings.NewReader(`{"password":"long enough pass"}`), hdr)
+		if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil || login.Token == "" || r.hdr.Get("Set-Cookie") != "" {
+			t.Fatalf("JSON login without Origin (%v): %d %s", hdr, r.code, r.body)
+		}
 	}
 	secret, _, err := tw.Auth.NewToken("script")
 	if err != nil {
