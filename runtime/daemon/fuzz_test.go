@@ -24,10 +24,7 @@ func FuzzHandlers(f *testing.F) {
 	if err := tw.Auth.Claim("fixture", tw.Auth.SetupCode(), pass); err != nil {
 		f.Fatal(err)
 	}
-	secret, _, err := tw.Auth.NewToken("fuzz")
-	if err != nil {
-		f.Fatal(err)
-	}
+	secret := tw.apiToken(f, "fuzz")
 	local, err := tw.LocalHandler()
 	if err != nil {
 		f.Fatal(err)

@@ -93,6 +93,17 @@ func form(kv ...string) (io.Reader, map[string]string) {
 	return strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "same-origin"}
 }
 
+// apiToken makes an API token in the store and returns its secret (the
+// one place the tests call the store for it).
+func (tw *testWeb) apiToken(t testing.TB, name string) string {
+	t.Helper()
+	secret, _, err := tw.Auth.NewToken(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
 // claim sets the admin password through the setup page and returns a
 // logged-in client and its CSRF token.
 func (tw *testWeb) claim(t *testing.T, password string) (*http.Client, string) {
@@ -524,10 +535,7 @@ func TestNoOpenRedirect(t *testing.T) {
 func TestEveryRouteWithoutASession(t *testing.T) {
 	tw := newTestWeb(t)
 	tw.claim(t, "long enough pass")
-	secret, _, err := tw.Auth.NewToken("walk")
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret := tw.apiToken(t, "walk")
 	local, err := tw.LocalHandler()
 	if err != nil {
 		t.Fatal(err)
@@ -634,10 +642,7 @@ func TestLoginCSRF(t *testing.T) {
 			t.Fatalf("JSON login without Origin (%v): %d %s", hdr, r.code, r.body)
 		}
 	}
-	secret, _, err := tw.Auth.NewToken("script")
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret := tw.apiToken(t, "script")
 	for _, bearer := range []string{login.Token, secret} {
 		r := tw.do(t, c, "PUT", "/api/v1/settings", strings.NewReader(`{"node_name":"renamed","language":"en"}`),
 			map[string]string{"Authorization": "Bearer " + bearer, "Content-Type": "application/json"})
