@@ -134,9 +134,17 @@ func TestPanelLogin(t *testing.T) {
 				for i := 0; i+1 < len(kv); i += 2 {
 					v.Set(kv[i], kv[i+1])
 				}
-				return strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+				// The Origin a browser sends with the panel's form: the
+				// setup form refuses requests that say nothing of where
+				// they come from.
+				return strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": base}
 			}
-			body, hdr := form("code", "wrong-codes", "password", "a good long password", "confirm", "a good long password")
+			body, hdr := form("code", code, "password", "a good long password", "confirm", "a good long password")
+			delete(hdr, "Origin")
+			if status, _ := call(t, c, "POST", base+"/setup", body, hdr, nil); status != http.StatusForbidden {
+				t.Errorf("setup without an Origin (login CSRF): %d, want 403", status)
+			}
+			body, hdr = form("code", "wrong-codes", "password", "a good long password", "confirm", "a good long password")
 			if status, _ := call(t, c, "POST", base+"/setup", body, hdr, nil); status != http.StatusBadRequest {
 				t.Errorf("setup with a wrong code: %d", status)
 			}
