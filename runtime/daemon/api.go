@@ -99,7 +99,7 @@ func (w *Web) apiLogin(rw http.ResponseWriter, r *http.Request) {
 	}
 	s, err := w.Auth.Login(remote(r), req.Password)
 	if err != nil {
-		w.Log.Warn("failed API login", "from", remote(r))
+		// Not logged here: the auth store sums failures up (see its Log).
 		status := http.StatusUnauthorized
 		if errors.Is(err, auth.ErrNotClaimed) {
 			status = http.StatusConflict
@@ -196,9 +196,12 @@ func (w *Web) apiTokens(rw http.ResponseWriter, _ *http.Request) {
 	writeJSON(rw, http.StatusOK, out)
 }
 
-// NewTokenRequest is the body of POST /api/v1/tokens.
+// NewTokenRequest is the body of POST /api/v1/tokens. The admin password
+// is required (a token outlives any session), except on the root-only
+// unix socket.
 type NewTokenRequest struct {
-	Name string `json:"name"`
+	Name     string `json:"name"`
+	Password string `json:"password,omitempty"`
 }
 
 // NewTokenResult answers it; the secret is never shown again.
@@ -213,9 +216,22 @@ func (w *Web) apiTokenNew(rw http.ResponseWriter, r *http.Request) {
 	if !decode(rw, r, &req) {
 		return
 	}
-	secret, t, err := w.Auth.NewToken(req.Name)
+	var (
+		secret string
+		t      auth.Token
+		err    error
+	)
+	if whoOf(r).local {
+		secret, t, err = w.Auth.NewLocalToken(req.Name)
+	} else {
+		secret, t, err = w.Auth.NewToken(remote(r), req.Password, req.Name)
+	}
 	if err != nil {
-		writeError(rw, &httpError{http.StatusBadRequest, err})
+		status := http.StatusBadRequest
+		if errors.Is(err, auth.ErrWrongPassword) {
+			status = http.StatusForbidden
+		}
+		w.fail(rw, r, status, err)
 		return
 	}
 	w.Log.Info("API token made", "name", t.Name, "id", t.ID)

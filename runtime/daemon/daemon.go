@@ -328,6 +328,9 @@ func openAuth(cfg Config, log *slog.Logger) (*auth.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The store logs failed logins itself, summed up: a flood of them
+	// must not become a flood of console lines.
+	st.Log = log
 	if cfg.HashParams != (auth.HashParams{}) {
 		st.SetHashParams(cfg.HashParams)
 	}

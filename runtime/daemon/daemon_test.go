@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"byzantium/runtime/auth"
 	"byzantium/runtime/tlscert"
 )
 
@@ -231,6 +232,39 @@ func TestHealthz(t *testing.T) {
 	}
 	if !strings.Contains(d.log.String(), "byzd: shutting down\n") {
 		t.Errorf("no shutdown line in the log:\n%s", d.log)
+	}
+}
+
+// TestFailedLoginsSummed: 1000 wrong passwords through the API of a
+// running daemon add at most two lines to its log (the serial console on
+// a node): the first failure at once, the rest summed up once a minute.
+// The handlers used to log every one at WARN.
+func TestFailedLoginsSummed(t *testing.T) {
+	state, root := t.TempDir(), t.TempDir()
+	cred := filepath.Join(root, auth.CredentialsDir, auth.CredPasswordHash)
+	if err := os.MkdirAll(filepath.Dir(cred), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cred, []byte(auth.HashPassword("long enough pass", auth.HashParams{Time: 1, Memory: 64, Threads: 1})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, state, root)
+	d.fingerprint(t) // the daemon is up and has logged its start
+	c := client(t, state, d.https, 0)
+	before := strings.Count(d.log.String(), "\n")
+	for i := 0; i < 1000; i++ {
+		resp, err := c.Post("https://localhost/api/v1/login", "application/json", strings.NewReader(`{"password":"a guess"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("wrong password %d: %d", i, resp.StatusCode)
+		}
+	}
+	log := d.log.String()
+	if added := strings.Count(log, "\n") - before; added < 1 || added > 2 || !strings.Contains(log, "failed login") {
+		t.Errorf("1000 failed logins added %d lines to the log, want 1 or 2 (the first at once):\n%s", added, log)
 	}
 }
 

@@ -152,7 +152,7 @@ func (w *Web) loginPost(rw http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
 	s, err := w.Auth.Login(remote(r), r.PostFormValue("password"))
 	if err != nil {
-		w.Log.Warn("failed panel login", "from", remote(r))
+		// Not logged here: the auth store sums failures up (see its Log).
 		p := w.page(r, "login.title")
 		p.Data = next
 		p.Error = w.loginError(p, err)
@@ -332,11 +332,22 @@ type tokensData struct {
 
 func (w *Web) tokensPost(rw http.ResponseWriter, r *http.Request) {
 	p := w.page(r, "tokens.title")
-	secret, t, err := w.Auth.NewToken(r.PostFormValue("name"))
+	secret, t, err := w.Auth.NewToken(remote(r), r.PostFormValue("password"), r.PostFormValue("name"))
 	if err != nil {
-		p.Error = p.T("tokens.badname")
+		status := http.StatusBadRequest
+		var slow *auth.SlowDown
+		switch {
+		case errors.Is(err, auth.ErrBadTokenName):
+			p.Error = p.T("tokens.badname")
+		case errors.As(err, &slow):
+			status = http.StatusTooManyRequests
+			rw.Header().Set("Retry-After", strconv.Itoa(seconds(slow.RetryAfter)))
+			p.Error = w.passwordError(p, err)
+		default:
+			p.Error = w.passwordError(p, err)
+		}
 		p.Data = tokensData{Tokens: w.Auth.Tokens()}
-		w.render(rw, http.StatusBadRequest, "tokens", p)
+		w.render(rw, status, "tokens", p)
 		return
 	}
 	w.Log.Info("API token made", "name", t.Name, "id", t.ID)

@@ -97,7 +97,7 @@ func form(kv ...string) (io.Reader, map[string]string) {
 // one place the tests call the store for it).
 func (tw *testWeb) apiToken(t testing.TB, name string) string {
 	t.Helper()
-	secret, _, err := tw.Auth.NewToken(name)
+	secret, _, err := tw.Auth.NewLocalToken(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +230,34 @@ func TestSetupAndLogin(t *testing.T) {
 	}
 }
 
+// TestTokensPage: the panel makes a token only with the admin password,
+// and shows its secret once.
+func TestTokensPage(t *testing.T) {
+	tw := newTestWeb(t)
+	c, csrf := tw.claim(t, "long enough pass")
+	if r := tw.do(t, c, "GET", "/tokens", nil, nil); r.code != http.StatusOK || !strings.Contains(r.body, `name="password" type="password"`) {
+		t.Errorf("the tokens page asks no password: %d", r.code)
+	}
+	for _, tc := range []struct {
+		fields []string
+		code   int
+		want   string
+	}{
+		{[]string{"csrf", csrf, "name", "laptop"}, http.StatusBadRequest, "password is wrong"},
+		{[]string{"csrf", csrf, "name", "laptop", "password", "a guess"}, http.StatusBadRequest, "password is wrong"},
+		{[]string{"csrf", csrf, "name", " ", "password", "long enough pass"}, http.StatusBadRequest, "at most 64 characters"},
+		{[]string{"csrf", csrf, "name", "laptop", "password", "long enough pass"}, http.StatusOK, "byz_"},
+	} {
+		body, hdr := form(tc.fields...)
+		if r := tw.do(t, c, "POST", "/tokens", body, hdr); r.code != tc.code || !strings.Contains(r.body, tc.want) {
+			t.Errorf("POST /tokens %v: %d, want %d with %q", tc.fields, r.code, tc.code, tc.want)
+		}
+	}
+	if n := len(tw.Auth.Tokens()); n != 1 {
+		t.Errorf("%d tokens, want 1", n)
+	}
+}
+
 // TestCSRF: a logged-in browser's state change needs the form's token,
 // and a request another site makes is refused even with it.
 func TestCSRF(t *testing.T) {
@@ -308,13 +336,32 @@ func TestAPI(t *testing.T) {
 	if r := tw.do(t, c, "GET", "/api/v1/status", nil, bearer); r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &st) != nil || st.Node != "node1" || st.Memory.TotalBytes == 0 {
 		t.Errorf("status: %d %s", r.code, r.body)
 	}
+	// A token outlives every session: making one takes the password.
+	for _, body := range []string{`{"name":"ci"}`, `{"name":"ci","password":"a guess"}`} {
+		if r := tw.do(t, c, "POST", "/api/v1/tokens", strings.NewReader(body), bearer); r.code != http.StatusForbidden || !strings.Contains(r.body, "wrong password") {
+			t.Errorf("new token with %s: %d %s", body, r.code, r.body)
+		}
+	}
+	if len(tw.Auth.Tokens()) != 0 {
+		t.Fatal("a token was made without the password")
+	}
+	// Root on the node (the unix socket) needs none.
+	local, err := tw.LocalHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	local.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/tokens", strings.NewReader(`{"name":"root on the node"}`)))
+	if rec.Code != http.StatusCreated || len(tw.Auth.Tokens()) != 1 {
+		t.Fatalf("new token on the unix socket: %d %s", rec.Code, rec.Body)
+	}
 	var nt NewTokenResult
-	r = tw.do(t, c, "POST", "/api/v1/tokens", strings.NewReader(`{"name":"ci"}`), bearer)
+	r = tw.do(t, c, "POST", "/api/v1/tokens", strings.NewReader(`{"name":"ci","password":"long enough pass"}`), bearer)
 	if r.code != http.StatusCreated || json.Unmarshal([]byte(r.body), &nt) != nil || !strings.HasPrefix(nt.Secret, "byz_") {
 		t.Fatalf("new token: %d %s", r.code, r.body)
 	}
 	token := map[string]string{"Authorization": "Bearer " + nt.Secret}
-	if r := tw.do(t, c, "GET", "/api/v1/tokens", nil, token); r.code != http.StatusOK || !strings.Contains(r.body, `"name":"ci"`) ||
+	if r := tw.do(t, c, "GET", "/api/v1/tokens", nil, token); r.code != http.StatusOK || !strings.Contains(r.body, `"name":"ci"`) || !strings.Contains(r.body, `"name":"root on the node"`) ||
 		strings.Contains(r.body, "hash") || strings.Contains(r.body, nt.Secret) {
 		t.Errorf("token list: %d %s", r.code, r.body)
 	}
