@@ -151,10 +151,10 @@ func TestModulesAndServices(t *testing.T) {
 	n := newNode(t)
 	port := freePort(t)
 	web := manifest.Service{Name: "web", Command: []string{"/bin/busybox", "sh", "-c",
-		"id > /srv/web/id; cat /proc/self/status > /srv/web/status; cat /usr/share/lib/marker > /srv/web/lib; ls /var/lib > /srv/web/varlib 2>&1; " +
-			"cat /srv/web/motd; exec /bin/busybox httpd -f -p 127.0.0.1:" + fmt.Sprint(port) + " -h /srv/web"},
-		Ports: []string{fmt.Sprint(port) + "/tcp"}, Data: "/srv/web", Limits: manifest.Limits{Processes: 4},
-		Config: []manifest.ConfigFile{{Path: "/srv/web/motd", Template: "welcome to {{.Node}} ({{.User}}, data in {{.Data}})\n"}}}
+		"cd /var/lib/web/site; id > id; cat /proc/self/status > status; cat /usr/share/lib/marker > lib; ls /var/lib > varlib 2>&1; " +
+			"cat /etc/web/motd; exec /bin/busybox httpd -f -p 127.0.0.1:" + fmt.Sprint(port) + " -h /var/lib/web/site"},
+		Ports: []string{fmt.Sprint(port) + "/tcp"}, Data: "/var/lib/web/site", Limits: manifest.Limits{Processes: 4},
+		Config: []manifest.ConfigFile{{Path: "/etc/web/motd", Template: "welcome to {{.Node}} ({{.User}}, data in {{.Data}})\n"}}}
 	mkModule(t, n, "optional", "010-lib.xzm", manifest.Manifest{Name: "lib"}, map[string]string{"usr/share/lib/marker": "from lib\n"})
 	mkModule(t, n, "optional", "020-web.xzm", manifest.Manifest{Name: "web", Depends: []string{"lib"}, Services: []manifest.Service{web}}, map[string]string{})
 	mkModule(t, n, "optional", "030-crash.xzm", manifest.Manifest{Name: "crash", Services: []manifest.Service{
@@ -215,13 +215,14 @@ func TestModulesAndServices(t *testing.T) {
 	if lib, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/lib", port)); lib != "from lib\n" {
 		t.Errorf("the dependency's file inside the service root: %q", lib)
 	}
-	// No other service's data, no byzantium state: /var/lib is the base's.
-	if varlib, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/varlib", port)); strings.TrimSpace(varlib) != "" {
+	// No other service's data, no byzantium state: /var/lib is the base's
+	// and the folder its data folder is in.
+	if varlib, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/varlib", port)); strings.TrimSpace(varlib) != "web" {
 		t.Errorf("the service sees /var/lib entries: %q", varlib)
 	}
 	waitFor(t, "the motd in its log", func() bool {
 		lines, _ := m.Logs("web")
-		return len(lines) > 0 && lines[0].Message == "welcome to testnode (web, data in /srv/web)"
+		return len(lines) > 0 && lines[0].Message == "welcome to testnode (web, data in /var/lib/web/site)"
 	})
 	waitFor(t, "its health check", func() bool { return m.info(m.services["web"]).Health == "ok" })
 	if fi, err := os.Stat(filepath.Join(n.state, "services/web")); err != nil || fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid != 61000 {
