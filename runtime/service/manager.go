@@ -416,7 +416,8 @@ func (m *Manager) info(s *svc) ServiceInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	si := ServiceInfo{Name: s.name, Module: s.module.name, Description: s.decl.Description, Available: m.available(s), Enabled: s.enabled,
-		State: s.state, PID: s.pid, Restarts: s.restarts, Health: s.health, Ports: nonNil(s.decl.Ports), LastError: s.lastErr}
+		State: s.state, PID: s.pid, Restarts: s.restarts, Health: s.health, Ports: nonNil(s.decl.Ports), LastError: s.lastErr,
+		Privileged: s.decl.Privileged, Capabilities: nonNil(s.decl.Capabilities)}
 	if id, ok := m.state.Users[s.user()]; ok {
 		si.UID = int(id)
 	}
