@@ -40,8 +40,9 @@ type Manager struct {
 	ctx      context.Context
 	wg       sync.WaitGroup
 
-	cgOnce sync.Once
-	cgOK   bool
+	cgOnce    sync.Once
+	cgOK      bool
+	cgWeights []string // the controllers weighted: "cpu", "io"
 }
 
 // savedState is StateDir/services.json.
