@@ -48,7 +48,10 @@ manifest as it is written, read back from TARGET and checked against the
 clone's own manifest; the partition table is written last, so a failed or
 interrupted clone leaves no stick that looks bootable.
 
-A device is refused when anything on it is mounted or in use (the node's
+A target that is the source, or holds it, or that the source lives on (the
+same file or device by identity, a loop device over the source image, the
+disk of a source partition) is refused, whatever the options. A device is
+refused when anything on it is mounted or in use (the node's
 own boot stick first of all), when it is too small, and when it is not
 removable (unless --force); its model, serial and size are shown and a
 "yes" is asked for (--yes for scripts). An existing image file is replaced
@@ -156,6 +159,12 @@ docs/clone.md).`,
 
 			target := args[0]
 			sys := clone.System{}
+			// Before anything else, and whatever the options: a target
+			// that is the source (or holds it, or lives under it) would
+			// destroy what is being read.
+			if err := sys.SameAsSource(src, target); err != nil {
+				return err
+			}
 			dev, err := sys.Inspect(target)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err

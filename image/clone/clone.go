@@ -20,6 +20,7 @@ package clone
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"byzantium/runtime/luks2"
@@ -35,6 +36,9 @@ var (
 	ErrMismatch = errors.New("clone: file does not match the manifest")
 	// ErrRefused reports a target the safety checks refuse.
 	ErrRefused = errors.New("clone: target refused")
+	// ErrSameAsSource reports a target that is the source, or holds it
+	// or lives in it: no option overrides it. It is an ErrRefused too.
+	ErrSameAsSource = fmt.Errorf("%w, it is the source", ErrRefused)
 	// ErrTooSmall reports a target too small for the clone.
 	ErrTooSmall = errors.New("clone: target too small")
 	// ErrBadOption reports Options that cannot make a clone.

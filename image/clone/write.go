@@ -54,8 +54,13 @@ type Result struct {
 // and checked against the clone's own manifest; only then is the
 // partition table written and synced. Whatever fails, t is left without a
 // partition table (an image file is not renamed into place). ctx stops it
-// between two reads of the source.
+// between two reads of the source. A target that is the source, holds it
+// or lives under it (System.SameAsSource) is refused before anything is
+// written.
 func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Result, err error) {
+	if err := (System{}).SameAsSource(p.src, t.Path); err != nil {
+		return nil, err
+	}
 	prog.set("prepare", 0)
 	tmp := p.opts.TempDir
 	if tmp == "" {

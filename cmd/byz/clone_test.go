@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"byzantium/ci/testenv"
+	"byzantium/image/boot"
+	"byzantium/image/usbimg"
+	"byzantium/modules/hostfs"
+)
+
+var (
+	cloneSrcOnce sync.Once
+	cloneSrcDir  string // the media folder
+	cloneSrcImg  string // the same media as a 64 MiB USB image
+	cloneSrcErr  error
+)
+
+// cloneSource builds, once, small USB media with the real bootloader
+// files (from the fetched packages) and made-up kernel and modules, as a
+// folder and as an image, for the clone command to copy.
+func cloneSource(t *testing.T) (dir, img string) {
+	t.Helper()
+	var debs []string
+	for _, pkg := range boot.Packages() {
+		m, _ := filepath.Glob(filepath.Join("..", "..", ".cache", "debs", pkg+"_*.deb"))
+		if len(m) == 0 {
+			testenv.RequireFile(t, filepath.Join("..", "..", ".cache", "debs", pkg+"_VERSION.deb"), "make fetch")
+		}
+		debs = append(debs, m[len(m)-1])
+	}
+	cloneSrcOnce.Do(func() {
+		work := filepath.Join(filepath.Dir(byzBin), "clone-source")
+		in := filepath.Join(work, "in")
+		write := func(name string, size int) string {
+			p := filepath.Join(in, name)
+			if cloneSrcErr == nil {
+				b := bytes.Repeat([]byte(name), size/len(name)+1)[:size]
+				if cloneSrcErr = os.MkdirAll(in, 0o755); cloneSrcErr == nil {
+					cloneSrcErr = os.WriteFile(p, b, 0o644)
+				}
+			}
+			return p
+		}
+		kernel, initrd := write("vmlinuz", 1<<20), write("initrd", 512<<10)
+		base, runtime, opt := write("000-kernel.xzm", 2<<20), write("010-runtime.xzm", 1<<20), write("100-ngircd.xzm", 300<<10)
+		if cloneSrcErr != nil {
+			return
+		}
+		l, err := boot.Extract(debs...)
+		if err != nil {
+			cloneSrcErr = err
+			return
+		}
+		tree, err := boot.Plan(boot.Media{Flavour: boot.USB, Loader: l, Kernel: kernel, Initramfs: initrd,
+			Base: []string{base}, Modules: []string{runtime}, Optional: []string{opt},
+			Menu: boot.Config{Title: "CLI test", Entries: []boot.Entry{{Label: "CLI test", Default: true}}}, ModTime: time.Unix(1700000000, 0)})
+		if err != nil {
+			cloneSrcErr = err
+			return
+		}
+		cloneSrcDir = filepath.Join(work, "media")
+		if cloneSrcErr = hostfs.Extract(tree.Reader(), cloneSrcDir, hostfs.ExtractOptions{NoChown: true}); cloneSrcErr != nil {
+			return
+		}
+		mbr, core, err := l.GrubPC(usbimg.BIOSBootLBA)
+		if err != nil {
+			cloneSrcErr = err
+			return
+		}
+		cloneSrcImg = filepath.Join(work, "source.img")
+		cloneSrcErr = usbimg.Write(cloneSrcImg, tree.Reader(), usbimg.Options{Size: 64 << 20, Seed: []byte("cli"),
+			BootCode: mbr, BIOSCore: core})
+	})
+	if cloneSrcErr != nil {
+		t.Fatal(cloneSrcErr)
+	}
+	return cloneSrcDir, cloneSrcImg
+}
+
+// copyTo copies a file into dir.
+func copyTo(t *testing.T, src, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, filepath.Base(src))
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func sum(t *testing.T, p string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// TestCloneSameAsSource: `byz clone` refuses a target that is its
+// source, before writing anything and whatever the options (--force,
+// --yes, --plan): the image itself, a symlink to it, a loop device over
+// it, and the other way round; the refusal does not suggest --force.
+func TestCloneSameAsSource(t *testing.T) {
+	_, src := cloneSource(t)
+	dir := t.TempDir()
+	img := copyTo(t, src, dir)
+	link := filepath.Join(dir, "link.img")
+	if err := os.Symlink(img, link); err != nil {
+		t.Fatal(err)
+	}
+	type tc struct{ from, target string }
+	cases := []tc{{img, img}, {img, link}, {link, img}}
+	if os.Geteuid() == 0 {
+		losetup := testenv.RequireTool(t, "losetup")
+		out, err := exec.Command(losetup, "--find", "--show", img).CombinedOutput()
+		if err != nil {
+			testenv.Unavailable(t, "losetup: "+err.Error()+": "+string(out))
+		} else {
+			dev := strings.TrimSpace(string(out))
+			t.Cleanup(func() { exec.Command(losetup, "--detach", dev).Run() })
+			cases = append(cases, tc{img, dev}, tc{dev, img}, tc{dev, dev})
+		}
+	}
+	before := sum(t, img)
+	for _, c := range cases {
+		for _, extra := range [][]string{{"--force"}, {"--force", "--yes"}, {"--plan"}, {"--force", "--save-size", "40M"}} {
+			args := append([]string{"clone", "--from", c.from, c.target}, extra...)
+			r := byz(t, nil, args...)
+			if r.code != 1 || !strings.Contains(r.stderr, "it is the source") || strings.Contains(r.stderr, "--force") {
+				t.Errorf("byz %s: exit %d, want 1 and a refusal naming the source without --force:\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+			}
+		}
+	}
+	if sum(t, img) != before {
+		t.Error("a refused clone changed the source")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("left in the folder: %v", ents)
+	}
+}
