@@ -263,6 +263,9 @@ docs/clone.md).`,
 				if res.StateModule != "" {
 					fmt.Fprintf(out, "byz: the node's changes are in %s\n", res.StateModule)
 				}
+				if len(res.Unlisted) > 0 {
+					fmt.Fprintf(out, "byz: added by hand and carried as found, marked unlisted in the clone's manifest: %s\n", strings.Join(res.Unlisted, ", "))
+				}
 			}
 			return nil
 		},

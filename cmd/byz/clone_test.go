@@ -151,3 +151,48 @@ func TestCloneSameAsSource(t *testing.T) {
 		t.Errorf("left in the folder: %v", ents)
 	}
 }
+
+// TestCloneAddedAndMissing: a module dropped onto the media by hand goes
+// along and the plan and the result say so; one removed by hand is named
+// with what to do, before anything is written.
+func TestCloneAddedAndMissing(t *testing.T) {
+	srcDir, _ := cloneSource(t)
+	dir := filepath.Join(t.TempDir(), "media")
+	if err := os.CopyFS(dir, os.DirFS(srcDir)); err != nil {
+		t.Fatal(err)
+	}
+	const added = "byzantium/modules/050-handmade.xzm"
+	if err := os.WriteFile(filepath.Join(dir, added), bytes.Repeat([]byte("hand"), 10000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "clone.img")
+	r := byz(t, nil, "clone", "--from", dir, out, "--plan")
+	if r.code != 0 || !strings.Contains(r.stdout, "added by hand: "+added) {
+		t.Errorf("--plan: exit %d, no word of %s:\n%s%s", r.code, added, r.stdout, r.stderr)
+	}
+	r = byz(t, nil, "clone", "--from", dir, out, "--progress=none")
+	if r.code != 0 || !strings.Contains(r.stdout, "marked unlisted in the clone's manifest: "+added) {
+		t.Fatalf("clone: exit %d, no word of %s:\n%s%s", r.code, added, r.stdout, r.stderr)
+	}
+	cmd := exec.Command(testenv.RequireTool(t, "mdir"), "-i", out+"@@1M", "::byzantium/modules")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "050-handmade.xzm") {
+		t.Errorf("the clone's byzantium/modules (%v):\n%s", err, b)
+	}
+
+	const gone = "byzantium/optional/100-ngircd.xzm"
+	if err := os.Remove(filepath.Join(dir, gone)); err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(t.TempDir(), "clone.img")
+	for _, args := range [][]string{{"--plan"}, {}} {
+		r := byz(t, nil, append([]string{"clone", "--from", dir, out2}, args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, gone+": it is in the source's manifest but not on the media") ||
+			!strings.Contains(r.stderr, "--modules") || strings.Contains(r.stderr, "no such file") {
+			t.Errorf("%v with %s removed: exit %d:\n%s", args, gone, r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(out2); err == nil {
+		t.Error("the refused clone was written")
+	}
+}

@@ -34,6 +34,9 @@ var (
 	// file from the source's, or a file read back from the target from the
 	// clone's.
 	ErrMismatch = errors.New("clone: file does not match the manifest")
+	// ErrMissing reports a file the source's manifest lists that is not
+	// on the source media (removed by hand).
+	ErrMissing = errors.New("clone: missing from the source")
 	// ErrRefused reports a target the safety checks refuse.
 	ErrRefused = errors.New("clone: target refused")
 	// ErrSameAsSource reports a target that is the source, or holds it

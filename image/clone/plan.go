@@ -1,10 +1,12 @@
 package clone
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -28,10 +30,19 @@ type Plan struct {
 	Base, Modules, Optional []string
 	// Left are the optional modules left behind (Options.Modules).
 	Left []string
+	// Added are the module files on the source that its manifest does
+	// not list: dropped onto the stick by hand (the media invites it).
+	// They go along as found, marked unlisted in the clone's manifest,
+	// since nothing vouches for them.
+	Added []string
+	// unlisted are the files the clone's manifest marks unlisted: Added,
+	// and those the source's own manifest marked so.
+	unlisted map[string]bool
 	// Items is every file the clone holds, sorted by path: the source's
 	// (From "source"), the ones made for it (boot configs, marker,
 	// manifest: "new", their sizes the source's), the save.dat and the
-	// state module ("state", its size an upper bound until it is made).
+	// state module ("state", its size an upper bound until it is made),
+	// the modules added by hand ("added").
 	Items    []Item
 	rootcopy bool
 }
@@ -40,7 +51,7 @@ type Plan struct {
 type Item struct {
 	Path string
 	Size int64
-	From string // "source", "new", "save.dat", "state"
+	From string // "source", "new", "save.dat", "state", "added"
 }
 
 // NewPlan decides what a clone of src with opts holds. It reads only the
@@ -61,20 +72,34 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
-	p := &Plan{src: src, opts: opts, Base: src.modules("base"), Modules: src.modules("modules")}
-	if len(p.Base) == 0 {
+	p := &Plan{src: src, opts: opts, unlisted: map[string]bool{}}
+	if len(src.modules("base")) == 0 {
 		return nil, fmt.Errorf("%w: %s: its manifest names no module in byzantium/base", ErrNotMedia, src.Name)
 	}
 	if _, ok := src.Sums[boot.GrubPCMediaDir+"/kernel.img"]; !ok {
 		return nil, fmt.Errorf("%w: %s has no %s/ (GRUB's BIOS files, which media made before clones existed lack): rebuild it with this byz",
 			ErrNotMedia, src.Name, boot.GrubPCMediaDir)
 	}
+	var missing []string
+	layers := map[string][]string{}
+	for _, layer := range []string{"base", "modules", "optional"} {
+		found, gone, err := p.layer(layer)
+		if err != nil {
+			return nil, err
+		}
+		layers[layer] = found
+		missing = append(missing, gone...)
+	}
+	if len(missing) > 0 {
+		return nil, p.missing(missing)
+	}
+	p.Base, p.Modules = layers["base"], layers["modules"]
 	want := map[string]bool{}
 	for _, m := range opts.Modules {
 		want[m] = true
 	}
 	var names []string
-	for _, f := range src.modules("optional") {
+	for _, f := range layers["optional"] {
 		name := modules.NameFromFile(f)
 		names = append(names, name)
 		if opts.Modules == nil || want[name] {
@@ -112,6 +137,18 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 			p.Items = append(p.Items, Item{f, src.Sums[f].Size, "new"})
 		}
 	}
+	for _, f := range p.Added {
+		if taken[f] {
+			fi, err := fs.Stat(src.FS, f)
+			if err != nil {
+				return nil, fmt.Errorf("clone: %s: %s: %w", src.Name, f, err)
+			}
+			p.Items = append(p.Items, Item{f, fi.Size(), "added"})
+		}
+	}
+	if err := p.checkSources(); err != nil {
+		return nil, err
+	}
 	if m, ok := src.Sums[boot.MarkerPath(src.ID)]; ok {
 		p.Items = append(p.Items, Item{boot.MarkerPath("<new ID>"), m.Size, "new"})
 	}
@@ -130,6 +167,102 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	}
 	slices.SortFunc(p.Items, func(a, b Item) int { return strings.Compare(a.Path, b.Path) })
 	return p, nil
+}
+
+// layer lists the module files of one layer folder ("base", "modules",
+// "optional") to take, sorted: those the source's manifest lists and
+// those found on the media that it does not (Added), as byz-init would
+// load them (any file whose name ends in .xzm, in any case). gone are
+// the listed ones that are not on the media.
+func (p *Plan) layer(layer string) (found, gone []string, err error) {
+	dir := "byzantium/" + layer
+	ents, err := fs.ReadDir(p.src.FS, dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("clone: %s: %s: %w", p.src.Name, dir, err)
+	}
+	onMedia := map[string]bool{}
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(strings.ToLower(name), ".xzm") {
+			continue
+		}
+		f := dir + "/" + name
+		onMedia[f] = true
+		if _, listed := p.src.Sums[f]; listed {
+			continue
+		}
+		if !strings.HasSuffix(name, ".xzm") {
+			return nil, nil, fmt.Errorf("%w: %s, added to %s by hand: byz-init loads it, but media keep module names ending in .xzm: rename it to %s",
+				ErrBadOption, f, p.src.Name, strings.TrimSuffix(name, path.Ext(name))+".xzm")
+		}
+		found = append(found, f)
+		p.Added = append(p.Added, f)
+		p.unlisted[f] = true
+	}
+	for _, f := range p.src.modules(layer) {
+		if !onMedia[f] {
+			gone = append(gone, f)
+			continue
+		}
+		found = append(found, f)
+		if p.src.Sums[f].Unlisted {
+			p.unlisted[f] = true
+		}
+	}
+	slices.Sort(found)
+	slices.Sort(p.Added)
+	return found, gone, nil
+}
+
+// missing explains the files the source's manifest lists that are not on
+// the media.
+func (p *Plan) missing(files []string) error {
+	slices.Sort(files)
+	what := "it is"
+	if len(files) > 1 {
+		what = "they are"
+	}
+	hint := "put it back (from the build's output folder, or from another stick of media " + p.src.ID + "), or rebuild the media"
+	var optional []string
+	for _, f := range files {
+		if strings.HasPrefix(f, "byzantium/optional/") {
+			optional = append(optional, modules.NameFromFile(f))
+		}
+	}
+	if len(optional) == len(files) {
+		hint += ", or leave " + strings.Join(optional, ", ") + " out with --modules (naming the optional modules to take)"
+	}
+	return fmt.Errorf("%w: %s: %s in the source's manifest but not on the media (removed by hand?): %s",
+		ErrMissing, strings.Join(files, ", "), what, hint)
+}
+
+// checkSources makes sure every file the clone takes from the source is
+// there with the size the source's manifest gives, so that a file removed
+// or replaced by hand is named before anything is written, not met
+// halfway through.
+func (p *Plan) checkSources() error {
+	var missing []string
+	for _, it := range p.Items {
+		if it.From != "source" {
+			continue
+		}
+		fi, err := fs.Stat(p.src.FS, it.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, it.Path)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("clone: %s: %s: %w", p.src.Name, it.Path, err)
+		}
+		if fi.Size() != it.Size {
+			return fmt.Errorf("%w: %s is %s on %s, the source's manifest says %s (replaced by hand?): put the original back, or rebuild the media",
+				ErrMismatch, it.Path, human(fi.Size()), p.src.Name, human(it.Size))
+		}
+	}
+	if len(missing) > 0 {
+		return p.missing(missing)
+	}
+	return nil
 }
 
 // exclude is what the state module leaves out.
@@ -249,6 +382,12 @@ func (p *Plan) Print(w io.Writer, targetSize int64) error {
 	}
 	for _, l := range p.Left {
 		fmt.Fprintf(w, "left out: %s (not in --modules)\n", l)
+	}
+	for _, a := range p.Added {
+		if slices.Contains(p.Left, a) {
+			continue
+		}
+		fmt.Fprintf(w, "added by hand: %s is not in the source's manifest: it goes along as found, marked \"unlisted\" in the clone's manifest (nothing vouches for it)\n", a)
 	}
 	if p.opts.State != "" {
 		if p.opts.WithSecrets {

@@ -42,6 +42,10 @@ type Result struct {
 	Files int   `json:"files"`
 	// StateModule is the file the node's changes went to ("" none).
 	StateModule string `json:"state_module,omitempty"`
+	// Unlisted are the modules that went along without the source's
+	// manifest vouching for them (added by hand), marked so in the
+	// clone's.
+	Unlisted []string `json:"unlisted,omitempty"`
 	// Write and Verify are how long writing (sync included) and reading
 	// back took.
 	Write  time.Duration `json:"-"`
@@ -75,11 +79,18 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 	media := boot.Media{Flavour: boot.USB, FS: p.src.FS, Digests: p.src.Sums,
 		Kernel: boot.KernelPath, Initramfs: boot.InitramfsPath,
 		Base: p.Base, Modules: p.Modules, Optional: p.Optional,
-		Menu: p.src.Info.Config(), ModTime: p.src.Info.ModTime()}
+		Menu: p.src.Info.Config(), ModTime: p.src.Info.ModTime(), Unlisted: p.unlisted}
 	if p.rootcopy {
 		media.Rootcopy = []string{boot.RootcopyDir}
 	}
 	res = &Result{Target: t.Path, Size: t.Size, SourceID: p.src.ID}
+	for _, l := range [][]string{p.Base, p.Modules, p.Optional} {
+		for _, f := range l {
+			if p.unlisted[f] {
+				res.Unlisted = append(res.Unlisted, f)
+			}
+		}
+	}
 	if p.opts.State != "" {
 		out := filepath.Join(scratch, p.stateFile())
 		host, _ := os.Hostname()
