@@ -60,9 +60,14 @@ only with --force.
 --with-state carries the node's current changes along as a module, without
 its identity and secrets (TLS key, admin credentials and sessions, node ID,
 SSH host keys, mesh identity) unless --with-secrets: the clone makes its own
-on first boot. --plan prints what would be written and the space it needs,
-and writes nothing. --progress=json prints one JSON object a line (see
-docs/clone.md).`,
+on first boot. --plan prints what would be written, the space it needs and
+the room left for a save.dat, and writes nothing. --progress=json prints one
+JSON object a line (see docs/clone.md).
+
+An image file TARGET gets the source image's (or stick's) size unless
+--size says otherwise, so its room for a save.dat carries over; from a
+folder, it is as small as the clone allows. The FAT partition spans the
+target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 		Example: `  byz clone /dev/sdb                                  # on a node: its media onto a stick
   byz clone /dev/sdb --save-size 1G --encrypt        # with a new encrypted save.dat
   byz clone /dev/sdb --modules ngircd --with-state   # one optional module, and the node's changes
@@ -199,26 +204,40 @@ docs/clone.md).`,
 					}
 				}
 			} else {
-				n := p.MinSize()
+				// Without --size, an image of the source's size (with its
+				// room for a save.dat), or the smallest that holds the clone.
+				n, why := p.ImageSize(), "the source's size"
+				if n == p.MinSize() {
+					why = "the smallest that holds the clone"
+				}
 				if size != "" {
 					if n, err = spec.ParseSize(size); err != nil {
 						return usageError{fmt.Errorf("--size: %w", err)}
 					}
 					n = (n + 1<<20 - 1) &^ (1<<20 - 1)
+					why = "--size"
+				}
+				var tooSmall error
+				if sp, err := p.Space(n); err != nil || !sp.Fits() {
+					tooSmall = fmt.Errorf("%w: an image of %s cannot hold the clone; it needs at least %s (leave --size out for the smallest)",
+						clone.ErrTooSmall, human(n), human(p.MinSize()))
 				}
 				if plan {
 					if err := p.Print(out, n); err != nil {
 						return err
 					}
-					fmt.Fprintf(out, "target image %s of %s\nnothing written (--plan)\n", target, human(n))
+					fmt.Fprintf(out, "target image %s of %s (%s)\n", target, human(n), why)
+					if tooSmall != nil {
+						return tooSmall
+					}
+					fmt.Fprintln(out, "nothing written (--plan)")
 					return nil
 				}
 				if _, err := os.Stat(target); err == nil && !force {
 					return fmt.Errorf("%w: %s exists: --force replaces it (once the clone is complete)", clone.ErrRefused, target)
 				}
-				if sp, err := p.Space(n); err != nil || !sp.Fits() {
-					return fmt.Errorf("%w: an image of %s cannot hold the clone; it needs %s (leave --size out for the smallest)",
-						clone.ErrTooSmall, human(n), human(p.MinSize()))
+				if tooSmall != nil {
+					return tooSmall
 				}
 				size = fmt.Sprint(n)
 			}
@@ -263,6 +282,10 @@ docs/clone.md).`,
 				if res.StateModule != "" {
 					fmt.Fprintf(out, "byz: the node's changes are in %s\n", res.StateModule)
 				}
+				if res.Unpartitioned > 0 {
+					fmt.Fprintf(out, "byz: the FAT partition stops at FAT32's 2 TiB limit: %s of %s are left unpartitioned\n", clone.FormatSize(res.Unpartitioned), res.Target)
+				}
+				fmt.Fprintf(out, "byz: %s\n", res.RoomLine())
 				if len(res.Unlisted) > 0 {
 					fmt.Fprintf(out, "byz: added by hand and carried as found, marked unlisted in the clone's manifest: %s\n", strings.Join(res.Unlisted, ", "))
 				}
@@ -284,7 +307,7 @@ docs/clone.md).`,
 	f.BoolVar(&plan, "plan", false, "print what would be written and the space needed; write nothing")
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask before writing a device (scripts)")
 	f.BoolVar(&force, "force", false, "write a disk that is not removable; replace an existing image file")
-	f.StringVar(&size, "size", "", "size of an image file TARGET (default: as small as the clone allows)")
+	f.StringVar(&size, "size", "", "size of an image file TARGET (default: the source image's or stick's size, or as small as the clone allows)")
 	f.StringVar(&progress, "progress", "auto", "progress display: bar, json (one object a line on stdout), none, or auto (a bar on a terminal)")
 	return c
 }

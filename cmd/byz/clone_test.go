@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,5 +195,55 @@ func TestCloneAddedAndMissing(t *testing.T) {
 	}
 	if _, err := os.Stat(out2); err == nil {
 		t.Error("the refused clone was written")
+	}
+}
+
+// TestCloneSizes: --save-size beyond FAT32's largest file fails in the
+// plan, in MiB; an image of a source image gets its size, and the room
+// the command says a save.dat has is room `byz persist create --image`
+// can use; a 3 TiB target takes a FAT partition capped at 2 TiB and says
+// so, and sgdisk -v finds its table sound.
+func TestCloneSizes(t *testing.T) {
+	_, src := cloneSource(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "clone.img")
+	for _, args := range [][]string{{"--plan"}, {}} {
+		r := byz(t, nil, append([]string{"clone", "--from", src, out, "--save-size", "4G"}, args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, "FAT32 holds no file of 4 GiB or more: at most 4095 MiB") {
+			t.Errorf("--save-size 4G %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a refused clone was written")
+	}
+
+	r := byz(t, nil, "clone", "--from", src, out, "--plan")
+	if r.code != 0 || !strings.Contains(r.stdout, "of 64.0 MiB (the source's size)") || !strings.Contains(r.stdout, "room for a save.dat: up to") {
+		t.Errorf("--plan: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = byz(t, nil, "clone", "--from", src, out, "--progress=none")
+	if r.code != 0 {
+		t.Fatalf("clone: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var room int
+	if i := strings.Index(r.stdout, "byz persist create --size "); i < 0 {
+		t.Fatalf("the clone does not say the room for a save.dat:\n%s", r.stdout)
+	} else if _, err := fmt.Sscanf(r.stdout[i:], "byz persist create --size %dM", &room); err != nil || room < 32 {
+		t.Fatalf("room %d MiB (%v):\n%s", room, err, r.stdout)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() != 64<<20 {
+		t.Errorf("the clone image: %v", err)
+	}
+	if r := byz(t, nil, "persist", "create", "--image", out, "--size", fmt.Sprintf("%dM", room)); r.code != 0 {
+		t.Errorf("a save.dat of the %d MiB said to fit: exit %d\n%s", room, r.code, r.stderr)
+	}
+
+	big := filepath.Join(dir, "3t.img")
+	r = byz(t, nil, "clone", "--from", src, big, "--size", "3T", "--save-size", "40M", "--progress=none")
+	if r.code != 0 || !strings.Contains(r.stdout, "1.0 TiB of "+big+" are left unpartitioned") || !strings.Contains(r.stdout, "the save.dat is in place") {
+		t.Fatalf("clone onto 3 TiB: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if b, err := exec.Command(testenv.RequireTool(t, "sgdisk"), "-v", big).CombinedOutput(); err != nil || !strings.Contains(string(b), "No problems found") {
+		t.Errorf("sgdisk -v: %v\n%s", err, b)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"byzantium/modules/entry"
 	"byzantium/runtime/initsys"
 	"byzantium/runtime/luks2"
+	"byzantium/runtime/savedat"
 )
 
 // Plan is what a clone writes, known before anything is written.
@@ -59,12 +60,16 @@ type Item struct {
 // folder's listing.
 func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if opts.SaveSize != 0 {
-		min := int64(32 << 20)
+		min := int64(savedat.MinSize)
 		if opts.Passphrase != nil {
 			min += luks2.DataOffset
 		}
-		if opts.SaveSize%(1<<20) != 0 || opts.SaveSize < min {
-			return nil, fmt.Errorf("%w: save.dat size %d: a multiple of 1 MiB, at least %d MiB", ErrBadOption, opts.SaveSize, min>>20)
+		switch {
+		case opts.SaveSize%(1<<20) != 0 || opts.SaveSize < min:
+			return nil, fmt.Errorf("%w: save.dat size %s: a whole number of MiB, at least %s", ErrBadOption, human(opts.SaveSize), mib(min))
+		case opts.SaveSize > MaxSaveDat:
+			return nil, fmt.Errorf("%w: save.dat size %s: the save.dat is a file on the stick's FAT32 partition, and FAT32 holds no file of 4 GiB or more: at most %s (--save-size %dM)",
+				ErrBadOption, mib(opts.SaveSize), mib(MaxSaveDat), MaxSaveDat>>20)
 		}
 	} else if opts.Passphrase != nil {
 		return nil, fmt.Errorf("%w: a passphrase, but no save.dat to encrypt", ErrBadOption)
@@ -331,22 +336,72 @@ func (p *Plan) headers() []entry.Header {
 	return hs
 }
 
+// MaxSaveDat is the largest save.dat a clone makes: FAT32's largest
+// file (4 GiB − 1 byte) in whole MiB.
+const MaxSaveDat = usbimg.MaxFileSize &^ (1<<20 - 1)
+
 // Space says what the clone needs on a disk of diskSize bytes and what
 // that disk's FAT partition has.
 func (p *Plan) Space(diskSize int64) (fat.Space, error) {
-	return space(diskSize, p.headers())
+	sp, _, err := space(diskSize, p.headers())
+	return sp, err
 }
 
-func space(diskSize int64, hs []entry.Header) (fat.Space, error) {
+// Fit says how the clone sits on a disk of diskSize bytes.
+type Fit struct {
+	fat.Space
+	// FATSize is the FAT partition's size; Unpartitioned what is left of
+	// the disk after it (on a disk larger than FAT32's 2 TiB).
+	FATSize, Unpartitioned int64
+	// SaveDatRoom is the largest save.dat that fits in the free space
+	// the clone leaves (0: none, the smallest being savedat.MinSize).
+	SaveDatRoom int64
+}
+
+// Fit says how the clone sits on a disk of diskSize bytes: the space it
+// needs and has, the FAT partition, and the room left for a save.dat.
+func (p *Plan) Fit(diskSize int64) (Fit, error) {
+	sp, l, err := space(diskSize, p.headers())
+	if err != nil {
+		return Fit{}, err
+	}
+	return fit(sp, l), nil
+}
+
+func fit(sp fat.Space, l *usbimg.Layout) Fit {
+	return Fit{Space: sp, FATSize: l.FAT.Size(), Unpartitioned: l.Unpartitioned, SaveDatRoom: saveDatRoom(sp)}
+}
+
+// saveDatRoom is the largest save.dat (whole MiB, at most MaxSaveDat)
+// that the free clusters hold, keeping a cluster for the folder that may
+// have to be made for it.
+func saveDatRoom(sp fat.Space) int64 {
+	free := sp.Have - sp.Need - sp.ClusterSize
+	room := min(free, MaxSaveDat) &^ (1<<20 - 1)
+	if room < savedat.MinSize {
+		return 0
+	}
+	return room
+}
+
+func space(diskSize int64, hs []entry.Header) (fat.Space, *usbimg.Layout, error) {
 	l, err := usbimg.Plan(usbimg.Options{Size: diskSize, Seed: []byte("size")})
 	if err != nil {
-		return fat.Space{}, fmt.Errorf("%w: %d bytes: %w", ErrTooSmall, diskSize, err)
+		return fat.Space{}, nil, fmt.Errorf("%w: a disk of %s: %w", ErrTooSmall, human(diskSize), err)
 	}
 	sp, err := fat.Need(l.FAT.Size(), hs)
 	if err != nil {
-		return fat.Space{}, fmt.Errorf("%w: %d bytes: %w", ErrTooSmall, diskSize, err)
+		return fat.Space{}, nil, fmt.Errorf("%w: a disk of %s: %w", ErrTooSmall, human(diskSize), err)
 	}
-	return sp, nil
+	return sp, l, nil
+}
+
+// ImageSize is the size of an image file target when none is given:
+// the source disk's (a clone of an image is an image of the same size,
+// its room for a save.dat included), or the smallest that holds the
+// clone when that is more, or when the source is a folder.
+func (p *Plan) ImageSize() int64 {
+	return max(p.MinSize(), p.src.DiskSize&^(1<<20-1))
 }
 
 // MinSize is the smallest disk (a whole number of MiB) the clone fits on.
@@ -358,7 +413,7 @@ func minSize(hs []entry.Header, bytes int64) int64 {
 	const mib = 1 << 20
 	size := max(36*mib, (bytes+bytes/64+2*mib+mib-1)/mib*mib)
 	for {
-		if sp, err := space(size, hs); err == nil && sp.Fits() {
+		if sp, _, err := space(size, hs); err == nil && sp.Fits() {
 			return size
 		}
 		size += mib
@@ -407,17 +462,53 @@ func (p *Plan) Print(w io.Writer, targetSize int64) error {
 	fmt.Fprintf(w, "files: %s in %d; needs a disk of at least %s (%d bytes: files in whole clusters, FAT, GPT and 1 MiB alignment)\n",
 		human(p.Bytes()), len(p.Items), human(min), min)
 	if targetSize > 0 {
-		sp, err := p.Space(targetSize)
+		f, err := p.Fit(targetSize)
 		switch {
 		case err != nil:
 			fmt.Fprintf(w, "target: %s: TOO SMALL (%v)\n", human(targetSize), err)
-		case sp.Fits():
-			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: fits\n", human(targetSize), human(sp.Have), human(sp.Need))
+		case f.Fits():
+			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: fits\n", human(targetSize), human(f.Have), human(f.Need))
+			p.printRoom(w, f)
 		default:
-			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: TOO SMALL\n", human(targetSize), human(sp.Have), human(sp.Need))
+			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: TOO SMALL\n", human(targetSize), human(f.Have), human(f.Need))
 		}
 	}
 	return ew.err
+}
+
+// printRoom says what a disk has beyond the clone: past FAT32's limit,
+// and room for a save.dat.
+func (p *Plan) printRoom(w io.Writer, f Fit) {
+	if f.Unpartitioned > 0 {
+		fmt.Fprintf(w, "the FAT partition stops at FAT32's limit of %s; the other %s of the disk are left unpartitioned\n",
+			human(f.FATSize), human(f.Unpartitioned))
+	}
+	bound := ""
+	if p.opts.State != "" && p.opts.Passphrase == nil {
+		bound = "at least " // the state module's size is an upper bound
+	}
+	switch {
+	case p.opts.SaveSize > 0:
+		fmt.Fprintf(w, "free on the FAT partition after the save.dat: %s%s\n", bound, human(f.Have-f.Need))
+	case f.SaveDatRoom > 0:
+		fmt.Fprintf(w, "room for a save.dat: %sup to %s (add one later: byz persist create --size %dM)\n", bound, mib(f.SaveDatRoom), f.SaveDatRoom>>20)
+	default:
+		fmt.Fprintf(w, "room for a save.dat: NONE (%s free; one needs at least %s): give a larger target (--size for an image), or --save-size to make one now\n",
+			human(max(0, f.Have-f.Need)), mib(savedat.MinSize))
+	}
+}
+
+// RoomLine says, after a clone, how much room its FAT partition has for a
+// save.dat, for a person.
+func (r *Result) RoomLine() string {
+	switch {
+	case r.SaveDat:
+		return fmt.Sprintf("the save.dat is in place; %s free on the FAT partition", human(r.Free))
+	case r.SaveDatRoom > 0:
+		return fmt.Sprintf("room for a save.dat: up to %s (byz persist create --size %dM)", mib(r.SaveDatRoom), r.SaveDatRoom>>20)
+	default:
+		return fmt.Sprintf("no room for a save.dat (%s free; one needs %s): clone onto a larger target, or with --save-size", human(r.Free), mib(savedat.MinSize))
+	}
 }
 
 // errWriter keeps the first error of a series of writes.
@@ -435,18 +526,35 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// human formats a byte count with a binary unit.
+// human formats a byte count with a binary unit, one decimal: the unit
+// is the largest whose count shows as at least 1.0.
 func human(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
+	v, exp := float64(n)/unit, 0
+	for exp < 5 && v >= unit-0.05 {
+		v /= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])
+}
+
+// FormatSize formats a byte count for a person, as the plan does
+// ("1.0 TiB", "135.0 MiB").
+func FormatSize(n int64) string { return human(n) }
+
+// mib formats a size that is a whole number of MiB exactly, as a
+// save.dat size is given ("4095 MiB", "1 GiB").
+func mib(n int64) string {
+	switch {
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return human(n)
 }
 
 // unionFS is the source with extra files from the host (the state

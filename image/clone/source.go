@@ -39,8 +39,11 @@ type Source struct {
 	// ID is the source's media ID (its manifest's).
 	ID string
 	// Info is the boot menu the source was made with.
-	Info   *boot.BootInfo
-	closer io.Closer
+	Info *boot.BootInfo
+	// DiskSize is the size of the image file or device the source is on
+	// (0 for a folder).
+	DiskSize int64
+	closer   io.Closer
 	// path is where the source is on the host (a folder, an image file,
 	// a device), for SameAsSource; node says it is the running node's.
 	path string
@@ -80,7 +83,12 @@ func OpenSource(p string) (*Source, error) {
 		f.Close()
 		return nil, fmt.Errorf("clone: source %s: %w", p, err)
 	}
-	return newSource(fsys, p+" ("+where+")", f, p, false)
+	s, err := newSource(fsys, p+" ("+where+")", f, p, false)
+	if err != nil {
+		return nil, err
+	}
+	s.DiskSize = size
+	return s, nil
 }
 
 // openFAT finds the FAT file system holding byzantium/ on a disk: in a GPT

@@ -42,6 +42,14 @@ type Result struct {
 	Files int   `json:"files"`
 	// StateModule is the file the node's changes went to ("" none).
 	StateModule string `json:"state_module,omitempty"`
+	// Free is what the clone leaves free on its FAT partition, and
+	// SaveDatRoom the largest save.dat that fits there (0: none); SaveDat
+	// says the clone has one already. Unpartitioned is what is left of a
+	// disk larger than FAT32's 2 TiB.
+	Free          int64 `json:"free"`
+	SaveDatRoom   int64 `json:"save_dat_room"`
+	SaveDat       bool  `json:"save_dat"`
+	Unpartitioned int64 `json:"unpartitioned,omitempty"`
 	// Unlisted are the modules that went along without the source's
 	// manifest vouching for them (added by hand), marked so in the
 	// clone's.
@@ -153,13 +161,15 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 	}
 	res.Files = len(hs)
 	// The exact check, now that the state module's size is known.
-	sp, err := space(t.Size, hs)
+	sp, l, err := space(t.Size, hs)
 	if err != nil {
 		return nil, err
 	}
 	if !sp.Fits() {
 		return nil, fmt.Errorf("%w: %s has %s for %s of clusters", ErrTooSmall, t.Path, human(sp.Have), human(sp.Need))
 	}
+	f := fit(sp, l)
+	res.Free, res.SaveDatRoom, res.SaveDat, res.Unpartitioned = f.Have-f.Need, f.SaveDatRoom, p.opts.SaveSize > 0, f.Unpartitioned
 
 	var layout *usbimg.Layout
 	start := time.Now()
