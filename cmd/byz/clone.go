@@ -60,7 +60,10 @@ only with --force.
 --with-state carries the node's current changes along as a module, without
 its identity and secrets (TLS key, admin credentials and sessions, node ID,
 SSH host keys, mesh identity) unless --with-secrets: the clone makes its own
-on first boot. --plan prints what would be written, the space it needs and
+on first boot. With --encrypt they go inside the new encrypted save.dat
+instead (its upper layer, which the clone's byz-init stacks on top), so
+nothing of them reaches the stick in the clear; that takes root (a loop
+device and an ext4 mount) and a --save-size they fit in. --plan prints what would be written, the space it needs and
 the room left for a save.dat, and writes nothing. --progress=json prints one
 JSON object a line (see docs/clone.md).
 
@@ -282,6 +285,9 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 				if res.StateModule != "" {
 					fmt.Fprintf(out, "byz: the node's changes are in %s\n", res.StateModule)
 				}
+				if res.StateInSaveDat {
+					fmt.Fprintln(out, "byz: the node's changes are inside the encrypted save.dat (its upper layer), under the new passphrase")
+				}
 				if res.Unpartitioned > 0 {
 					fmt.Fprintf(out, "byz: the FAT partition stops at FAT32's 2 TiB limit: %s of %s are left unpartitioned\n", clone.FormatSize(res.Unpartitioned), res.Target)
 				}
@@ -301,7 +307,7 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory of the save.dat's passphrase (the node that boots the clone needs that much RAM free; on a node, at most half its RAM unless given)")
 	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes")
 	f.StringSliceVar(&modules, "modules", nil, "optional modules to take, by name (default: all; '' for none)")
-	f.BoolVar(&withState, "with-state", false, "carry the node's current changes along as a module (without identity and secrets)")
+	f.BoolVar(&withState, "with-state", false, "carry the node's current changes along (without identity and secrets): as a module, or with --encrypt inside the encrypted save.dat")
 	f.StringVar(&stateDir, "state", "", "carry this overlay upper folder along instead of the running node's changes")
 	f.BoolVar(&withSecrets, "with-secrets", false, "keep the identity and secrets in the --with-state module")
 	f.BoolVar(&plan, "plan", false, "print what would be written and the space needed; write nothing")

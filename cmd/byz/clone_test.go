@@ -247,3 +247,41 @@ func TestCloneSizes(t *testing.T) {
 		t.Errorf("sgdisk -v: %v\n%s", err, b)
 	}
 }
+
+// TestCloneStateEncryptedCLI: `--state DIR --encrypt` puts no state
+// module on the clone (the changes go into the encrypted save.dat), and
+// nothing of the changes is on it in the clear.
+func TestCloneStateEncryptedCLI(t *testing.T) {
+	testenv.RequireRoot(t)
+	_, src := cloneSource(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "upper")
+	const marker = "state-marker-in-the-clear-8c2e"
+	if err := os.MkdirAll(filepath.Join(state, "root"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "root/notes"), []byte(marker), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(dir, "pass")
+	if err := os.WriteFile(pf, []byte("clone-pass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "clone.img")
+	r := byz(t, nil, "clone", "--from", src, out, "--state", state, "--save-size", "64M", "--encrypt",
+		"--passphrase-file", pf, "--kdf-memory", "8M", "--kdf-time", "1", "--progress=none")
+	if r.code != 0 {
+		t.Fatalf("clone: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "inside the encrypted save.dat") {
+		t.Errorf("the clone does not say where the changes went:\n%s", r.stdout)
+	}
+	cmd := exec.Command(testenv.RequireTool(t, "mdir"), "-b", "-i", out+"@@1M", "::byzantium/modules")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	if b, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(b), "state") {
+		t.Errorf("the clone's byzantium/modules (%v):\n%s", err, b)
+	}
+	if b, _ := os.ReadFile(out); bytes.Contains(b, []byte(marker)) {
+		t.Error("the node's changes are on the clone in the clear")
+	}
+}

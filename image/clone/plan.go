@@ -36,6 +36,11 @@ type Plan struct {
 	// They go along as found, marked unlisted in the clone's manifest,
 	// since nothing vouches for them.
 	Added []string
+	// StateInSaveDat says the node's changes (Options.State) go into the
+	// upper layer of the clone's encrypted save.dat rather than into a
+	// module: with a passphrase, nothing of them reaches the stick in the
+	// clear.
+	StateInSaveDat bool
 	// unlisted are the files the clone's manifest marks unlisted: Added,
 	// and those the source's own manifest marked so.
 	unlisted map[string]bool
@@ -164,11 +169,24 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 		p.Items = append(p.Items, Item{initsys.DefaultSaveDat, opts.SaveSize, "save.dat"})
 	}
 	if opts.State != "" {
-		n, err := stateBound(opts.State, p.exclude())
+		sz, err := stateUsage(opts.State, p.exclude())
 		if err != nil {
 			return nil, err
 		}
-		p.Items = append(p.Items, Item{"byzantium/modules/" + p.stateFile(), n, "state"})
+		if p.StateInSaveDat = opts.Passphrase != nil; p.StateInSaveDat {
+			// Encrypting: the changes go into the new save.dat's upper
+			// layer, under its encryption, never onto the stick in the
+			// clear. They are written through the kernel (a loop device
+			// and an ext4 mount), which takes root.
+			if os.Geteuid() != 0 {
+				return nil, fmt.Errorf("%w: with --encrypt, the node's changes go inside the encrypted save.dat, written through a loop device and an ext4 mount: run as root", ErrBadOption)
+			}
+			if err := saveDatFits(sz, opts.SaveSize); err != nil {
+				return nil, err
+			}
+		} else {
+			p.Items = append(p.Items, Item{"byzantium/modules/" + p.stateFile(), sz.Module, "state"})
+		}
 	}
 	slices.SortFunc(p.Items, func(a, b Item) int { return strings.Compare(a.Path, b.Path) })
 	return p, nil
@@ -288,11 +306,19 @@ func (p *Plan) stateName() string {
 	return "state-" + p.opts.Now.UTC().Format("20060102-150405")
 }
 
-// stateBound is an upper bound of the module the upper folder dir makes:
-// its files' sizes, plus room for metadata. squashfs compresses, and
-// stores incompressible blocks as they are.
-func stateBound(dir string, exclude []string) (int64, error) {
-	var n int64
+// stateSize is what an upper folder takes, without what is excluded.
+type stateSize struct {
+	// Module is an upper bound of the module it makes: its files' sizes,
+	// plus room for metadata (squashfs compresses, and stores
+	// incompressible blocks as they are).
+	Module int64
+	// Blocks is what it takes in 4 KiB blocks (files and folders), and
+	// Entries how many inodes: what it needs in an ext4 file system.
+	Blocks, Entries int64
+}
+
+func stateUsage(dir string, exclude []string) (stateSize, error) {
+	sz := stateSize{Module: 64 << 10}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -304,18 +330,40 @@ func stateBound(dir string, exclude []string) (int64, error) {
 			}
 			return nil
 		}
-		n += 256 // inode, directory entry
-		if d.Type().IsRegular() {
+		sz.Module += 256 // inode, directory entry
+		sz.Entries++
+		switch {
+		case d.Type().IsRegular():
 			if fi, err := d.Info(); err == nil {
-				n += fi.Size() + fi.Size()/64
+				sz.Module += fi.Size() + fi.Size()/64
+				sz.Blocks += (fi.Size() + 4095) &^ 4095
 			}
+		case d.IsDir():
+			sz.Blocks += 4096
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("clone: the node's changes: %w", err)
+		return stateSize{}, fmt.Errorf("clone: the node's changes: %w", err)
 	}
-	return n + 64<<10, nil
+	return sz, nil
+}
+
+// saveDatFits checks that the changes fit in the file system of an
+// encrypted save.dat of size bytes: room for their blocks (a save.dat's
+// ext4 leaves about nine tenths of its size for files, less 4 MiB) and an
+// inode each (one per 8 KiB).
+func saveDatFits(sz stateSize, size int64) error {
+	fsSize := size - luks2.DataOffset
+	blocks := fsSize*9/10 - 4<<20
+	inodes := fsSize/8192 - 16
+	if sz.Blocks <= blocks && sz.Entries <= inodes {
+		return nil
+	}
+	need := max((sz.Blocks+4<<20)*10/9, (sz.Entries+16)*8192) + luks2.DataOffset
+	need = (need + 1<<20 - 1) &^ (1<<20 - 1)
+	return fmt.Errorf("%w: the node's changes (%s in %d files and folders) do not fit in an encrypted save.dat of %s (about %s and %d files usable): --save-size %dM or more",
+		ErrBadOption, human(sz.Blocks), sz.Entries, mib(size), human(blocks), inodes, need>>20)
 }
 
 // Bytes is the total size of the files the clone holds.
@@ -444,7 +492,13 @@ func (p *Plan) Print(w io.Writer, targetSize int64) error {
 		}
 		fmt.Fprintf(w, "added by hand: %s is not in the source's manifest: it goes along as found, marked \"unlisted\" in the clone's manifest (nothing vouches for it)\n", a)
 	}
-	if p.opts.State != "" {
+	if p.StateInSaveDat {
+		what := "identity and secrets included"
+		if !p.opts.WithSecrets {
+			what = "without " + strings.Join(Secrets, " ")
+		}
+		fmt.Fprintf(w, "the node's changes go inside the encrypted save.dat, in its upper layer (which byz-init stacks on top at boot), %s: nothing of them is written to the stick in the clear\n", what)
+	} else if p.opts.State != "" {
 		if p.opts.WithSecrets {
 			fmt.Fprintf(w, "the node's changes go along as byzantium/modules/%s, identity and secrets included\n", p.stateFile())
 		} else {

@@ -40,8 +40,10 @@ type Result struct {
 	// Bytes is what was written as files; Files how many.
 	Bytes int64 `json:"bytes"`
 	Files int   `json:"files"`
-	// StateModule is the file the node's changes went to ("" none).
-	StateModule string `json:"state_module,omitempty"`
+	// StateModule is the file the node's changes went to ("" none);
+	// StateInSaveDat says they went into the encrypted save.dat instead.
+	StateModule    string `json:"state_module,omitempty"`
+	StateInSaveDat bool   `json:"state_in_save_dat,omitempty"`
 	// Free is what the clone leaves free on its FAT partition, and
 	// SaveDatRoom the largest save.dat that fits there (0: none); SaveDat
 	// says the clone has one already. Unpartitioned is what is left of a
@@ -99,7 +101,7 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 			}
 		}
 	}
-	if p.opts.State != "" {
+	if p.opts.State != "" && !p.StateInSaveDat {
 		out := filepath.Join(scratch, p.stateFile())
 		host, _ := os.Hostname()
 		_, err := modules.Create([]string{p.opts.State}, out, modules.CreateOptions{
@@ -145,7 +147,12 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 	var saveSum hash.Hash
 	if p.opts.SaveSize > 0 {
 		prog.set("prepare", 0)
-		sd, err := savedat.NewStream(scratch, savedat.Options{Size: p.opts.SaveSize, Passphrase: p.opts.Passphrase, KDF: p.opts.KDF})
+		so := savedat.Options{Size: p.opts.SaveSize, Passphrase: p.opts.Passphrase, KDF: p.opts.KDF}
+		if p.StateInSaveDat {
+			so.Fill = p.fillState(scratch)
+			res.StateInSaveDat = true
+		}
+		sd, err := savedat.NewStream(scratch, so)
 		if err != nil {
 			return nil, fmt.Errorf("clone: %w", err)
 		}
