@@ -90,6 +90,10 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 		return nil, fmt.Errorf("%w: %s has no %s/ (GRUB's BIOS files, which media made before clones existed lack): rebuild it with this byz",
 			ErrNotMedia, src.Name, boot.GrubPCMediaDir)
 	}
+	want := map[string]bool{}
+	for _, m := range opts.Modules {
+		want[m] = true
+	}
 	var missing []string
 	layers := map[string][]string{}
 	for _, layer := range []string{"base", "modules", "optional"} {
@@ -98,16 +102,17 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 			return nil, err
 		}
 		layers[layer] = found
-		missing = append(missing, gone...)
+		for _, f := range gone {
+			// An optional module --modules leaves out is not missed.
+			if layer != "optional" || opts.Modules == nil || want[modules.NameFromFile(f)] {
+				missing = append(missing, f)
+			}
+		}
 	}
 	if len(missing) > 0 {
 		return nil, p.missing(missing)
 	}
 	p.Base, p.Modules = layers["base"], layers["modules"]
-	want := map[string]bool{}
-	for _, m := range opts.Modules {
-		want[m] = true
-	}
 	var names []string
 	for _, f := range layers["optional"] {
 		name := modules.NameFromFile(f)
