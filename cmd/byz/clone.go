@@ -51,11 +51,10 @@ interrupted clone leaves no stick that looks bootable.
 A target that is the source, or holds it, or that the source lives on (the
 same file or device by identity, a loop device over the source image, the
 disk of a source partition) is refused, whatever the options. A device is
-refused when anything on it is mounted or in use (the node's
-own boot stick first of all), when it is too small, and when it is not
-removable (unless --force); its model, serial and size are shown and a
-"yes" is asked for (--yes for scripts). An existing image file is replaced
-only with --force.
+refused when anything on it is mounted or in use (the node's own boot stick
+first of all), when it is too small, and when it is not removable (unless
+--force); its model, serial and size are shown and a "yes" is asked for
+(--yes for scripts). An existing image file is replaced only with --force.
 
 --with-state carries the node's current changes along as a module, without
 its identity and secrets (TLS key, admin credentials and sessions, node ID,
@@ -63,9 +62,12 @@ SSH host keys, mesh identity) unless --with-secrets: the clone makes its own
 on first boot. With --encrypt they go inside the new encrypted save.dat
 instead (its upper layer, which the clone's byz-init stacks on top), so
 nothing of them reaches the stick in the clear; that takes root (a loop
-device and an ext4 mount) and a --save-size they fit in. --plan prints what would be written, the space it needs and
-the room left for a save.dat, and writes nothing. --progress=json prints one
-JSON object a line (see docs/clone.md).
+device and an ext4 mount) and a --save-size they fit in.
+
+--plan prints what would be written, the space it needs and the room left
+for a save.dat, and writes nothing. --progress=json prints one JSON object
+a line (see docs/clone.md). Modules dropped onto the source by hand go
+along, marked unlisted in the clone's manifest.
 
 An image file TARGET gets the source image's (or stick's) size unless
 --size says otherwise, so its room for a save.dat carries over; from a
