@@ -37,7 +37,7 @@
 //	  usb:                           # true, or:
 //	    file: byzantium-usb.img      #   default NAME-usb.img
 //	    size: 2G                     #   whole image, at least 64M; default: contents + spare
-//	    spare: 512M                  #   free space kept for persistence
+//	    spare: 512M                  #   free space kept in the FAT partition for a save.dat
 //	  dir: true                      # true: a folder NAME; or a folder name
 //
 // A module's services end up in its manifest (modules/manifest.Service,
@@ -157,9 +157,14 @@ type Outputs struct {
 
 // USB is the disk image output.
 type USB struct {
-	File  string
-	Size  int64 // bytes; 0: as small as the contents allow, plus Spare
-	Spare int64 // bytes left free for persistence
+	File string
+	Size int64 // bytes; 0: as small as the contents allow, plus Spare
+	// Spare is how much free space the FAT partition keeps once the media
+	// is on it, for a save.dat (`byz persist create --image`, `--media`,
+	// or on the node), which byz-init then uses without being told; the
+	// build fails if the contents leave less. A save.dat is at most
+	// 4 GiB − 1 byte (FAT32's largest file).
+	Spare int64
 }
 
 // Options says how much Load checks. The zero value checks everything.

@@ -42,6 +42,12 @@ type Options struct {
 	KDF luks2.KDFParams
 	// Label is the ext4 (and LUKS2) label; "" means DefaultLabel.
 	Label string
+	// Fill, when set, is called with the new ext4 file system, plain (an
+	// encrypted save.dat's is encrypted only afterwards), at the start of
+	// the file it is given, to put files into it: a clone puts the node's
+	// changes into the upper layer of the save.dat it makes. An error
+	// from it stops Create and NewStream.
+	Fill func(fs *os.File) error
 }
 
 // blockSize is the ext4 block size and the LUKS2 sector size: 4 KiB, the
@@ -91,6 +97,9 @@ func Create(path string, opts Options) (err error) {
 	}
 	if opts.Passphrase == nil {
 		if err := makeExt4(tmp, fsSize, label); err != nil {
+			return err
+		}
+		if err := runFill(tmp, opts); err != nil {
 			return err
 		}
 	} else if err := makeEncrypted(tmp, fsSize, label, opts); err != nil {
@@ -146,6 +155,17 @@ func makeExt4(f *os.File, size int64, label string) error {
 	return nil
 }
 
+// runFill runs opts.Fill, if any, on the plain file system in f.
+func runFill(f *os.File, opts Options) error {
+	if opts.Fill == nil {
+		return nil
+	}
+	if err := opts.Fill(f); err != nil {
+		return fmt.Errorf("savedat: filling the new file system: %w", err)
+	}
+	return nil
+}
+
 // makeEncrypted writes a LUKS2 header to f and, after it, the ext4 file
 // system encrypted with the new volume key. The file system is made in
 // the clear in a temporary file first (an empty file system holds no
@@ -161,6 +181,9 @@ func makeEncrypted(f *os.File, fsSize int64, label string, opts Options) error {
 		return fmt.Errorf("savedat: %w", err)
 	}
 	if err := makeExt4(plain, fsSize, label); err != nil {
+		return err
+	}
+	if err := runFill(plain, opts); err != nil {
 		return err
 	}
 	_, key, err := luks2.Format(f, luks2.FormatOptions{Passphrase: opts.Passphrase, KDF: opts.KDF, Label: label, SectorSize: blockSize})

@@ -50,9 +50,10 @@ func NewStream(dir string, opts Options) (s *Stream, err error) {
 		return nil, fmt.Errorf("%w: label %q is longer than 16 bytes (ext4's limit)", ErrBadOption, label)
 	}
 	s = &Stream{Size: opts.Size}
+	made := s // the error returns below set s to nil
 	defer func() {
 		if err != nil {
-			s.Close()
+			made.Close()
 		}
 	}()
 	scratch := func() (*os.File, error) {
@@ -73,6 +74,9 @@ func NewStream(dir string, opts Options) (s *Stream, err error) {
 		return nil, fmt.Errorf("savedat: %w", err)
 	}
 	if err := makeExt4(plain, fsSize, label); err != nil {
+		return nil, err
+	}
+	if err := runFill(plain, opts); err != nil {
 		return nil, err
 	}
 	if opts.Passphrase == nil {
