@@ -72,8 +72,12 @@ cryptsetup sees the same result (it is a LUKS2 keyslot change).`,
 			defer clear(nw)
 			kdf := luks2.KDFParams{}
 			if k := h.Metadata.Keyslots[slot].KDF; k.Type == "argon2id" {
-				// Keep the costs the volume was made with.
-				kdf = luks2.KDFParams{Type: "argon2id", Time: k.Time, Memory: k.Memory, Threads: k.CPUs}
+				// Keep the costs the volume was made with, when they are
+				// ones a new keyslot may have.
+				kdf = luks2.KDFParams{Type: "argon2id", Time: int(k.Time), Memory: int(k.Memory), Threads: int(k.CPUs)}
+				if kdf.Check() != nil {
+					kdf = luks2.KDFParams{}
+				}
 			}
 			added, err := luks2.AddKey(f, h, key, nw, kdf, nil)
 			if err != nil {

@@ -1,0 +1,58 @@
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// CorpusEnv names a folder that replaces the search for the shared corpus.
+const CorpusEnv = "BYZ_CORPUS"
+
+// Corpus returns the folder of the peer corpus name: other projects'
+// test data (cryptsetup's LUKS2 headers, mksquashfs images …), kept
+// beside the repository in shared/corpus/NAME and read in place, never
+// copied in. It is found in $BYZ_CORPUS/NAME, or else in shared/corpus/NAME
+// in the repository's parent folder or any folder above it (a worktree
+// may sit a level deeper than a clone). When it is missing the test
+// skips, or under CI fails.
+func Corpus(t testing.TB, name string) string {
+	t.Helper()
+	if dir := os.Getenv(CorpusEnv); dir != "" {
+		return RequireFile(t, filepath.Join(dir, name), "$"+CorpusEnv+" names a folder without it")
+	}
+	root, err := repoRoot()
+	if err != nil {
+		Unavailable(t, "shared corpus "+name+": "+err.Error())
+	}
+	for dir := filepath.Dir(root); ; dir = filepath.Dir(dir) {
+		p := filepath.Join(dir, "shared", "corpus", name)
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return p
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	Unavailable(t, "shared corpus "+name+" not found in shared/corpus beside the repository or above it (or set $"+CorpusEnv+")")
+	return ""
+}
+
+// repoRoot is the folder holding go.mod, found from the working
+// directory (a test's is its package folder).
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", os.ErrNotExist
+		}
+		dir = parent
+	}
+}
