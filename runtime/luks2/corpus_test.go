@@ -1,8 +1,6 @@
 package luks2
 
 import (
-	"archive/tar"
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -14,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ulikunitz/xz"
-
 	"byzantium/ci/testenv"
 )
 
@@ -24,58 +20,6 @@ import (
 func corpusDir(t testing.TB) string {
 	t.Helper()
 	return testenv.Corpus(t, "luks2")
-}
-
-// eachTarXZ calls f with each file of the .tar.xz at path, whole (tar's
-// sparse entries read back with their holes as zeros).
-func eachTarXZ(t testing.TB, path string, f func(name string, b []byte)) {
-	t.Helper()
-	file, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	zr, err := xz.NewReader(bufio.NewReader(file))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	tr := tar.NewReader(zr)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeGNUSparse {
-			continue
-		}
-		b := make([]byte, hdr.Size)
-		if _, err := io.ReadFull(tr, b); err != nil {
-			t.Fatalf("%s: %s: %v", path, hdr.Name, err)
-		}
-		f(hdr.Name, b)
-	}
-}
-
-// readXZ returns the decompressed content of a .xz file of the corpus.
-func readXZ(t testing.TB, path string) []byte {
-	t.Helper()
-	file, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	zr, err := xz.NewReader(bufio.NewReader(file))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return b
 }
 
 // TestValidationCorpus reads the 85 headers cryptsetup's
@@ -96,7 +40,7 @@ func TestValidationCorpus(t *testing.T) {
 		want[name] = verdict == "R"
 	}
 	seen, agree := 0, 0
-	eachTarXZ(t, filepath.Join(dir, "luks2-validation.tar.xz"), func(name string, b []byte) {
+	testenv.EachTarXZ(t, filepath.Join(dir, "luks2-validation.tar.xz"), func(name string, b []byte) {
 		accept, ok := want[name]
 		if !ok {
 			t.Errorf("%s: not in luks2-validation.expect", name)
@@ -130,10 +74,10 @@ func corpusImage(t testing.TB, file, member string) []byte {
 	path := filepath.Join(corpusDir(t), "cryptsetup", file)
 	if member == "" {
 		if _, ok := corpusCache[file]; !ok {
-			corpusCache[file] = readXZ(t, path)
+			corpusCache[file] = testenv.ReadXZ(t, path)
 		}
 	} else if _, ok := corpusCache[file+"/"+member]; !ok {
-		eachTarXZ(t, path, func(name string, b []byte) {
+		testenv.EachTarXZ(t, path, func(name string, b []byte) {
 			corpusCache[file+"/"+name] = b
 		})
 		file += "/" + member

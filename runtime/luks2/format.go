@@ -270,3 +270,24 @@ func afSplit(key, random []byte, h func() hash.Hash) []byte {
 	clear(d)
 	return out
 }
+
+// String says what the costs are, for progress lines: "argon2id, 1 GiB,
+// 4 passes".
+func (p KDFParams) String() string {
+	if p.Type == "" {
+		p = DefaultKDF
+	}
+	if p.Type == "pbkdf2" {
+		return fmt.Sprintf("pbkdf2-sha256, %d iterations", p.Iterations)
+	}
+	return fmt.Sprintf("%s, %s, %d passes", p.Type, kib(int64(p.Memory)), p.Time)
+}
+
+// String says what a keyslot's key derivation costs: "argon2id, 1 GiB,
+// 4 passes".
+func (k KDF) String() string {
+	if k.Type == "pbkdf2" {
+		return fmt.Sprintf("pbkdf2-%s, %d iterations", k.Hash, k.Iterations)
+	}
+	return fmt.Sprintf("%s, %s, %d passes", k.Type, kib(k.Memory), k.Time)
+}

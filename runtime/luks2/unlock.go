@@ -315,11 +315,12 @@ func (l Limits) checkDigest(d Digest) error {
 	return nil
 }
 
+// kib writes a size given in KiB in the largest unit that divides it.
 func kib(n int64) string {
 	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
+	case n != 0 && n%(1<<20) == 0:
 		return fmt.Sprintf("%d GiB", n>>20)
-	case n >= 1<<10:
+	case n != 0 && n%(1<<10) == 0:
 		return fmt.Sprintf("%d MiB", n>>10)
 	}
 	return fmt.Sprintf("%d KiB", n)
