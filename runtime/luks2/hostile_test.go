@@ -3,8 +3,10 @@ package luks2
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -208,5 +210,49 @@ func TestFreeArea(t *testing.T) {
 	}
 	if _, err := h.freeArea(math.MaxUint64); err == nil {
 		t.Error("freeArea found 2^64-1 bytes")
+	}
+}
+
+// TestHostileJSON: a JSON area made to make the checks slow (pairwise
+// comparisons over thousands of values) is bounded: more than
+// maxJSONValues values are refused while parsing, and the worst shape
+// within the bound is checked quickly (the time is logged, not asserted).
+func TestHostileJSON(t *testing.T) {
+	area := func(keyslots, refs int) []byte {
+		var b bytes.Buffer
+		b.WriteString(`{"keyslots":{`)
+		for i := 0; i < keyslots; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"%d":{}`, i)
+		}
+		b.WriteString(`},"tokens":{},"segments":{"0":{"type":"x","offset":"0","size":"dynamic"}},"digests":{"0":{"type":"pbkdf2","segments":[],"keyslots":[`)
+		for i := 0; i < refs; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"%d"`, keyslots-1-i%keyslots)
+		}
+		b.WriteString(`]}},"config":{"json_size":"4190208","keyslots_size":"0"}}`)
+		out := make([]byte, maxHeaderSize-binHeaderSize)
+		copy(out, b.Bytes())
+		return out
+	}
+	for _, c := range []struct {
+		keyslots, refs int
+		tooMany        bool
+	}{
+		{2000, 2000, false},
+		{100000, 100000, true},
+	} {
+		a := area(c.keyslots, c.refs)
+		start := time.Now()
+		_, err := checkArea(a)
+		took := time.Since(start)
+		if !errors.Is(err, ErrInvalidMetadata) || c.tooMany != strings.Contains(err.Error(), "values") {
+			t.Errorf("%d keyslots, %d references: %v", c.keyslots, c.refs, err)
+		}
+		t.Logf("%d keyslots, %d references: refused in %v: %v", c.keyslots, c.refs, took, err)
 	}
 }

@@ -128,6 +128,14 @@ var errJSON = errors.New("not valid JSON")
 // maxJSONDepth bounds nesting, so a hostile area cannot exhaust the stack.
 const maxJSONDepth = 64
 
+// maxJSONValues bounds the values in a JSON area. cryptsetup's checks
+// compare sections pairwise (keyslot areas, segments, digest references),
+// and so do ours: a crafted 4 MiB area of a million values would keep
+// byz-init busy for hours. A real header has a few hundred (32 keyslots,
+// tokens and segments at most in use); one with more is refused, where
+// cryptsetup would read it slowly.
+const maxJSONValues = 4096
+
 // parseJSON parses the first JSON value of b and returns it with the
 // offset just past it (json-c's char_offset).
 func parseJSON(b []byte) (*jval, int, error) {
@@ -141,8 +149,9 @@ func parseJSON(b []byte) (*jval, int, error) {
 }
 
 type jparser struct {
-	b   []byte
-	pos int
+	b      []byte
+	pos    int
+	values int
 }
 
 func (p *jparser) fail(what string) error {
@@ -163,6 +172,9 @@ func (p *jparser) space() {
 func (p *jparser) value(depth int) (*jval, error) {
 	if depth > maxJSONDepth {
 		return nil, p.fail("nested too deep")
+	}
+	if p.values++; p.values > maxJSONValues {
+		return nil, p.fail(fmt.Sprintf("more than %d values", maxJSONValues))
 	}
 	if p.pos >= len(p.b) {
 		return nil, p.fail("unexpected end")
@@ -200,6 +212,7 @@ func (p *jparser) literal(word string) bool {
 
 func (p *jparser) object(depth int) (*jval, error) {
 	v := &jval{kind: jObject, obj: []jmember{}}
+	index := map[string]int{}
 	p.pos++ // {
 	p.space()
 	if p.pos < len(p.b) && p.b[p.pos] == '}' {
@@ -227,7 +240,12 @@ func (p *jparser) object(depth int) (*jval, error) {
 		}
 		// A repeated name replaces the earlier value in its place, as
 		// json-c's object_add does.
-		v.set(key, val)
+		if i, ok := index[key]; ok {
+			v.obj[i].val = val
+		} else {
+			index[key] = len(v.obj)
+			v.obj = append(v.obj, jmember{key, val})
+		}
 		p.space()
 		if p.pos >= len(p.b) {
 			return nil, p.fail("unexpected end in an object")
