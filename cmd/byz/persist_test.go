@@ -506,3 +506,53 @@ func TestPassphraseOnTerminal(t *testing.T) {
 		t.Error("a passphrase change given up changed the save.dat")
 	}
 }
+
+// rewriteJSON replaces old with new in both header copies' JSON areas
+// of the LUKS2 volume at path (16 KiB copies) and fixes their
+// checksums: a crafted header, as anyone with the stick could write.
+func rewriteJSON(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size, csum = 16384, 448
+	for off := 0; off < 2*size; off += size {
+		c := b[off : off+size]
+		js := c[4096:]
+		end := bytes.IndexByte(js, 0)
+		edited := strings.Replace(string(js[:end]), old, new, 1)
+		if edited == string(js[:end]) {
+			t.Fatalf("no %q in the JSON area", old)
+		}
+		clear(js)
+		copy(js, edited)
+		clear(c[csum : csum+64])
+		sum := sha256.Sum256(c)
+		copy(c[csum:], sum[:])
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPersistPassphraseHostile: a save.dat whose keyslot asks for 2^32
+// argon2 passes (which cryptsetup reads) used to panic byz persist
+// passphrase ("argon2: number of rounds too small": the count was cut to
+// 32 bits); it is refused, saying why, and left as it was.
+func TestPersistPassphraseHostile(t *testing.T) {
+	media := newMedia(t)
+	pf := writeFile(t, filepath.Join(t.TempDir(), "p"), "mesh at dawn by the river\n")
+	if r := byz(t, nil, "persist", "create", "--media", media, "--size", "64M", "--encrypt", "--passphrase-file", pf,
+		"--kdf-memory", "16M", "--kdf-time", "1"); r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	sd := filepath.Join(media, "byzantium/changes/save.dat")
+	rewriteJSON(t, sd, `"time":1,`, `"time":4294967296,`)
+	sum := fileSum(t, sd)
+	r := byz(t, nil, "persist", "passphrase", sd, "--old-file", pf, "--new-file", pf)
+	noPanic(t, r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, "4294967296 passes") || fileSum(t, sd) != sum {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
+	}
+}
