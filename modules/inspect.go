@@ -6,12 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	"byzantium/modules/deps"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
 	"byzantium/modules/manifest"
@@ -21,7 +19,8 @@ import (
 // Module is an opened module file.
 type Module struct {
 	Path string
-	f    *os.File
+	size int64
+	c    io.Closer
 	*squashfs.Reader
 }
 
@@ -36,16 +35,50 @@ func Open(path string) (*Module, error) {
 		f.Close()
 		return nil, err
 	}
-	r, err := squashfs.NewReader(f, fi.Size())
+	return newModule(f, fi.Size(), path)
+}
+
+// OpenFS opens the module name in fsys, a media tree read from a folder or
+// a disk image; path names it in messages. The file fsys returns must be an
+// io.ReaderAt, as os.DirFS's and the FAT reader's are.
+func OpenFS(fsys fs.FS, name, path string) (*Module, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		f.Close()
+		return nil, fmt.Errorf("%s: this file system cannot read at offsets (no io.ReaderAt)", path)
+	}
+	return newModule(struct {
+		io.ReaderAt
+		io.Closer
+	}{ra, f}, fi.Size(), path)
+}
+
+func newModule(f interface {
+	io.ReaderAt
+	io.Closer
+}, size int64, path string) (*Module, error) {
+	r, err := squashfs.NewReader(f, size)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Module{Path: path, f: f, Reader: r}, nil
+	return &Module{Path: path, size: size, c: f, Reader: r}, nil
 }
 
 // Close closes the module file.
-func (m *Module) Close() error { return m.f.Close() }
+func (m *Module) Close() error { return m.c.Close() }
+
+// Size is the size of the module file in bytes.
+func (m *Module) Size() int64 { return m.size }
 
 // Manifests returns the manifests the module carries (normally one), sorted
 // by name. It reads only metadata, never file data other than the
@@ -124,12 +157,8 @@ func Inspect(path string) (*Info, error) {
 	}
 	defer m.Close()
 	sb := m.Superblock()
-	fi, err := m.f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	info := &Info{
-		File: path, Size: fi.Size(), Compressor: sb.Compressor.String(), BlockSize: sb.BlockSize,
+		File: path, Size: m.Size(), Compressor: sb.Compressor.String(), BlockSize: sb.BlockSize,
 		Inodes: sb.InodeCount, Fragments: sb.FragmentCount, IDs: sb.IDCount,
 		Created: time.Unix(int64(sb.ModTime), 0).UTC(), Flags: []string{},
 	}
@@ -263,87 +292,4 @@ func Extract(path, dir string, overwrite bool) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
-}
-
-// Resolved is one module in stacking order.
-type Resolved struct {
-	Name    string   `json:"name"`
-	Version string   `json:"version,omitempty"`
-	Depends []string `json:"depends,omitempty"`
-	File    string   `json:"file"`
-}
-
-// Resolve reads the manifests of the module files named by args (a
-// directory stands for every .xzm below it) and returns them in stacking
-// order, or an error naming the modules that cannot stack.
-func Resolve(args []string) ([]Resolved, error) {
-	var files []string
-	for _, a := range args {
-		fi, err := os.Stat(a)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir() {
-			files = append(files, a)
-			continue
-		}
-		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() && strings.HasSuffix(p, ".xzm") {
-				files = append(files, p)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	var ms []*manifest.Manifest
-	fileOf := map[string]string{}
-	for _, f := range files {
-		m, err := Open(f)
-		if err != nil {
-			return nil, err
-		}
-		mfs, err := m.Manifests()
-		m.Close()
-		if err != nil {
-			return nil, err
-		}
-		if len(mfs) == 0 {
-			return nil, fmt.Errorf("%s: no manifest in /%s: build it with byz module create", f, manifest.Dir)
-		}
-		// A module merged from others carries several manifests; the one
-		// named after the file speaks for it, else the first.
-		mf := mfs[0]
-		for _, c := range mfs {
-			if c.Name == NameFromFile(f) {
-				mf = c
-			}
-		}
-		if prev, dup := fileOf[mf.Name]; dup {
-			return nil, fmt.Errorf("%w: module %s is in both %s and %s", deps.ErrDuplicate, mf.Name, prev, f)
-		}
-		fileOf[mf.Name] = f
-		ms = append(ms, mf)
-	}
-	g, err := deps.New(ms)
-	if err != nil {
-		return nil, err
-	}
-	order, err := g.Order()
-	if err != nil {
-		return nil, err
-	}
-	byName := map[string]*manifest.Manifest{}
-	for _, m := range ms {
-		byName[m.Name] = m
-	}
-	out := make([]Resolved, len(order))
-	for i, n := range order {
-		out[i] = Resolved{Name: n, Version: byName[n].Version, Depends: byName[n].Depends, File: fileOf[n]}
-	}
-	return out, nil
 }

@@ -163,9 +163,9 @@ func TestOCIPerLayer(t *testing.T) {
 	if len(outs) != 2 || filepath.Base(outs[0]) != "050-app-layer00.xzm" || filepath.Base(outs[1]) != "050-app-layer01.xzm" {
 		t.Fatalf("outputs %v", outs)
 	}
-	order, err := Resolve([]string{dir})
-	if err != nil || len(order) != 2 || order[0].Name != "app-layer00" || order[1].Depends[0] != "app-layer00" {
-		t.Fatalf("Resolve = %+v, %v", order, err)
+	st, err := ResolveStack([]string{dir}, StackOptions{})
+	if err != nil || len(st.Modules) != 2 || st.Modules[0].Name != "app-layer00" || st.Modules[1].Depends[0] != "app-layer00" || len(st.Notes) != 0 {
+		t.Fatalf("ResolveStack = %+v, %v", st, err)
 	}
 	top, err := Open(outs[1])
 	if err != nil {

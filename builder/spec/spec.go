@@ -51,15 +51,16 @@
 //	    command: [/usr/sbin/ngircd, --nodaemon]   # required; an absolute path first
 //	    user: ircd                   # the account it runs as; default its name; never root
 //	    capabilities: []             # the only ones it keeps, e.g. CAP_NET_BIND_SERVICE
+//	    privileged: false            # true to keep root-equivalent ones (manifest.Capabilities)
 //	    ports: [6667/tcp]            # NUMBER/tcp or NUMBER/udp
 //	    depends: []                  # services (of any module in the spec) started first
 //	    environment: {TZ: UTC}       # string values: quote numbers
-//	    config:                      # files written from Go templates before each start
+//	    config:                      # files written from Go templates before each start, never in data
 //	      - path: /etc/ngircd/ngircd.conf
 //	        mode: "0644"             # quoted octal
 //	        template: |              # {{.Node}}: the node's name; {{.Data}}: the data folder
 //	          Name = {{.Node}}.irc.local
-//	    data: /var/lib/ngircd        # persistent, private folder; default /var/lib/NAME
+//	    data: /var/lib/ngircd        # persistent, private folder under /var/lib/; default /var/lib/NAME
 //	    health: {tcp: "127.0.0.1:6667", expect: ""}  # expect: a prefix of the first line
 //	    limits: {memory_mb: 64, processes: 8, open_files: 1024}  # 0 or absent: byzd's default
 //

@@ -134,9 +134,17 @@ func TestPanelLogin(t *testing.T) {
 				for i := 0; i+1 < len(kv); i += 2 {
 					v.Set(kv[i], kv[i+1])
 				}
-				return strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+				// The Origin a browser sends with the panel's form: the
+				// setup form refuses requests that say nothing of where
+				// they come from.
+				return strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": base}
 			}
-			body, hdr := form("code", "wrong-codes", "password", "a good long password", "confirm", "a good long password")
+			body, hdr := form("code", code, "password", "a good long password", "confirm", "a good long password")
+			delete(hdr, "Origin")
+			if status, _ := call(t, c, "POST", base+"/setup", body, hdr, nil); status != http.StatusForbidden {
+				t.Errorf("setup without an Origin (login CSRF): %d, want 403", status)
+			}
+			body, hdr = form("code", "wrong-codes", "password", "a good long password", "confirm", "a good long password")
 			if status, _ := call(t, c, "POST", base+"/setup", body, hdr, nil); status != http.StatusBadRequest {
 				t.Errorf("setup with a wrong code: %d", status)
 			}
@@ -232,7 +240,8 @@ func (n *liveNode) post(t testing.TB, auth map[string]string, paths ...string) {
 // activates the optional ngircd module and enables its service; an IRC
 // client on the host registers through a forwarded port; the service
 // runs as its own uid with no capabilities and no_new_privs, in a root
-// where the node's state and media are not; the node's own byz CLI sees
+// where the node's state and media are not, its /dev and data folder
+// nodev and nosuid, weighted below byzd; the node's own byz CLI sees
 // it over the local socket; deactivating the module stops it and closes
 // the port.
 func TestServiceIRC(t *testing.T) {
@@ -300,6 +309,20 @@ func TestServiceIRC(t *testing.T) {
 		"cg=0::/byz-services/ngircd mem=67108864 pids=4", "checked-2"} {
 		if _, err := vm.Expect(ctx, want); err != nil {
 			t.Fatalf("the service's confinement: %v", err)
+		}
+	}
+	// Its mounts, as it sees them (nodev and nosuid where it writes), and
+	// the CPU and I/O weights that keep byzd ahead of every service.
+	cmd = `p=$(pidof ngircd); echo devopts=$(awk '$5=="/dev"{print $6}' /proc/$p/mountinfo) dataopts=$(awk '$5=="/var/lib/ngircd"{print $6}' /proc/$p/mountinfo); ` +
+		`g=/sys/fs/cgroup; echo cpuw=$(cat $g/byzd/cpu.weight)/$(cat $g/byz-services/cpu.weight)/$(cat $g/byz-services/ngircd/cpu.weight) ` +
+		`iow=$(cat $g/byzd/io.weight)/$(cat $g/byz-services/io.weight) byzd=$(cat /proc/$(pidof byzd)/cgroup); echo checked-$((2+2))`
+	if err := vm.Type(cmd + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"devopts=rw,nosuid,nodev,noexec,relatime dataopts=rw,nosuid,nodev,relatime",
+		"cpuw=1000/100/100 iow=default 1000/default 100 byzd=0::/byzd", "checked-4"} {
+		if _, err := vm.Expect(ctx, want); err != nil {
+			t.Fatalf("the service's mounts and weights: %v", err)
 		}
 	}
 	// The node's own CLI, over the root-only socket.

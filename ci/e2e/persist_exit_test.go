@@ -141,13 +141,13 @@ func TestPersistenceOnNode(t *testing.T) {
 // TestPersistenceGrow: on a node running from its save.dat (on the USB
 // image's FAT partition), byz persist resize grows the file in place; at
 // the next boot byz-init grows the ext4 online to fill it, the node's
-// data is all there, /healthz reports the larger store, and e2fsck finds
+// data is all there, the node's status reports the larger store, and e2fsck finds
 // the grown file system clean.
 func TestPersistenceGrow(t *testing.T) {
 	img := cloudImages(t)
 	disk := usbWithSaveDat(t, img.usb, savedat.Options{Size: 32 << 20})
 	httpsPort := freePort(t)
-	opts := qemu.Options{Disk: disk, Forward: []string{fmt.Sprintf("%d:443", httpsPort)}}
+	opts := withCredential(qemu.Options{Disk: disk, Forward: []string{fmt.Sprintf("%d:443", httpsPort)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*bootTimeout)
 	defer cancel()
 	const onMedia = "/run/byz/media/byzantium/changes/save.dat"
@@ -182,9 +182,10 @@ func TestPersistenceGrow(t *testing.T) {
 		t.Fatal(err)
 	}
 	readBack(ctx, t, vm, "savedat")
-	h := waitHealth(ctx, t, vm, "https://127.0.0.1:"+strconv.Itoa(httpsPort), fingerprintLine.FindStringSubmatch(line)[1])
-	if p := h.Persistence; p == nil || p.SizeBytes < 50<<20 || p.SizeBytes > 56<<20 {
-		t.Errorf("/healthz after the growth: %+v", p)
+	base, fp := "https://127.0.0.1:"+strconv.Itoa(httpsPort), fingerprintLine.FindStringSubmatch(line)[1]
+	waitHealth(ctx, t, vm, base, fp)
+	if p := nodeStatus(ctx, t, base, fp, e2ePassword).Persistence; p == nil || p.SizeBytes < 50<<20 || p.SizeBytes > 56<<20 {
+		t.Errorf("persistence after the growth: %+v", p)
 	}
 	if err := vm.Type("sync; poweroff\n"); err != nil {
 		t.Fatal(err)

@@ -250,9 +250,9 @@ func TestPersistenceKillLoop(t *testing.T) {
 }
 
 // TestPersistenceFull fills the store: the write fails with ENOSPC, the
-// node keeps running and serving, and /healthz shows the store full. A
-// store that will not mount (not ext4 here) is left alone, and /healthz
-// carries the warning.
+// node keeps running and serving, and its status (GET /api/v1/status)
+// shows the store full. A store that will not mount (not ext4 here) is
+// left alone, and the status carries the warning.
 func TestPersistenceFull(t *testing.T) {
 	img := cloudImages(t)
 	store := filepath.Join(t.TempDir(), "store.img")
@@ -262,6 +262,7 @@ func TestPersistenceFull(t *testing.T) {
 	httpsPort := freePort(t)
 	opts := qemu.Options{Kernel: img.vmlinuz, Initrd: img.initrd, ISO: img.iso, Disk: store,
 		Append: "console=ttyS0 changes=/dev/vda", Forward: []string{fmt.Sprintf("%d:443", httpsPort)}}
+	opts = withCredential(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
@@ -281,9 +282,9 @@ func TestPersistenceFull(t *testing.T) {
 	}
 	base := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
 	h := waitHealth(ctx, t, vm, base, fp)
-	p := h.Persistence
+	p := nodeStatus(ctx, t, base, fp, e2ePassword).Persistence
 	if h.Status != "ok" || p == nil || p.Mode != "device" || p.SizeBytes == 0 || p.FreeBytes > 1<<20 {
-		t.Errorf("/healthz with the store full: status %q, persistence %+v", h.Status, p)
+		t.Errorf("with the store full: /healthz status %q, persistence %+v", h.Status, p)
 	}
 	vm.Kill()
 
@@ -304,9 +305,9 @@ func TestPersistenceFull(t *testing.T) {
 	if _, err := vm.Expect(ctx, "byzd: serving"); err != nil {
 		t.Fatal(err)
 	}
-	h = waitHealth(ctx, t, vm, base, fp)
-	if p := h.Persistence; p == nil || p.Mode != "ram" || !strings.Contains(p.Warning, "holds no ext4") {
-		t.Errorf("/healthz without persistence: %+v", p)
+	waitHealth(ctx, t, vm, base, fp)
+	if p := nodeStatus(ctx, t, base, fp, e2ePassword).Persistence; p == nil || p.Mode != "ram" || !strings.Contains(p.Warning, "holds no ext4") {
+		t.Errorf("persistence without a store: %+v", p)
 	}
 	if b, err := os.ReadFile(bad); err != nil || !bytes.Equal(b, make([]byte, 8<<20)) {
 		t.Errorf("the store that would not mount was written to (%v)", err)

@@ -192,29 +192,47 @@ func newModuleExtractCmd() *cobra.Command {
 func newModuleDepsCmd() *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "deps DIR|FILE...",
-		Short: "Resolve the stacking order of a set of modules, or say why it cannot stack",
-		Long: `Read the manifests of the given modules (a directory means every .xzm below it)
-and print them in stacking order, dependencies first. A missing dependency, a
-cycle or a conflict is an error that names the modules.`,
-		Example: `  byz module deps out/media/byzantium
+		Use:   "deps DIR|IMAGE|FILE...",
+		Short: "Show a set of modules in the order they stack at boot, or say why they cannot stack",
+		Long: `Read the manifests of the given modules and print them in the order byz-init
+stacks them, bottom first: name, version, file.
+
+An argument is a module file; a media tree (a folder holding byzantium/, or
+that byzantium/ folder); a USB image or stick holding one; a build's output
+folder (the media tree of its dir output, else its USB image: the modules
+inside an ISO are not read); or any other folder, meaning every .xzm below it.
+A media tree stacks byzantium/base, then modules, then optional (optional
+modules only when load= names them), each in file-name order; modules given
+otherwise stack after those, in file-name order.
+
+A module without a manifest (a Porteus module) is named after its file and
+taken to depend on nothing. A dependency no module provides, a cycle, a
+conflict or two files holding one module is an error naming them; a
+dependency stacked above the module needing it, or only in optional/, is a
+note on stderr.`,
+		Example: `  byz module deps out/                 # what a build wrote: its media folder or USB image
+  byz module deps /media/stick
   byz module deps 010-base.xzm 050-ngircd.xzm`,
 		Args: argsUsage(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			order, err := modules.Resolve(args)
+			st, err := modules.ResolveStack(args, modules.StackOptions{OpenDisk: openMediaDisk})
 			if err != nil {
 				return err
 			}
+			stderr := cmd.ErrOrStderr()
+			fmt.Fprintf(stderr, "%d modules from %s, bottom first:\n", len(st.Modules), strings.Join(st.Sources, "; "))
 			w := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(w)
 				enc.SetIndent("", "  ")
-				return enc.Encode(order)
+				err = enc.Encode(st.Modules)
+			} else {
+				err = st.WriteText(w)
 			}
-			for _, m := range order {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", m.Name, orDash(m.Version), m.File)
+			for _, n := range st.Notes {
+				fmt.Fprintf(stderr, "note: %s\n", n)
 			}
-			return nil
+			return err
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -366,7 +366,7 @@ func TestPersistCreateInterrupted(t *testing.T) {
 // passphrase, and a header with unmet requirements, change nothing.
 func TestPersistPassphraseCorpus(t *testing.T) {
 	cs := testenv.RequireTool(t, "cryptsetup")
-	dir := testenv.Corpus(t, "luks2")
+	dir := testenv.SharedCorpus(t, "luks2")
 	image := func(file, member string) string {
 		p := filepath.Join(t.TempDir(), "v.img")
 		var b []byte

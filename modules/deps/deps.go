@@ -65,6 +65,10 @@ func (g *Graph) lookup(dep string) (string, bool) {
 	return "", false
 }
 
+// Provider returns the module that satisfies dep, as Order resolves it:
+// the module of that name, else the first (by name) that provides it.
+func (g *Graph) Provider(dep string) (string, bool) { return g.lookup(dep) }
+
 // Order returns every module of the graph in stacking order: each module
 // after everything it depends on, ties broken by name so the order is a pure
 // function of the set. It fails on a missing dependency, a cycle or a

@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz/lzma"
 )
 
@@ -25,7 +26,7 @@ type readDecoder interface {
 }
 
 // newReadDecoder returns the decoder for c, or an error wrapping
-// ErrUnknownCompressor for the compressors this package does not read.
+// ErrUnsupportedCompression for an id SquashFS 4.0 does not define.
 func newReadDecoder(c Compressor) (readDecoder, error) {
 	switch c {
 	case Gzip:
@@ -38,8 +39,16 @@ func newReadDecoder(c Compressor) (readDecoder, error) {
 			return nil, err
 		}
 		return readZstd{d}, nil
+	case LZ4:
+		return readLZ4{}, nil
+	case LZO:
+		return readLZO{}, nil
+	case LZMA:
+		return readLZMA{}, nil
 	}
-	return nil, fmt.Errorf("%w: %s images cannot be read (only gzip, xz and zstd)", ErrUnknownCompressor, c)
+	return nil, fmt.Errorf("%w: compressor id %d is none of the six SquashFS 4.0 defines (gzip, lzma, lzo, xz, lz4, zstd): "+
+		"the image is damaged, or was made by a newer tool than this reader knows: unpack it with that tool and rebuild it with byz module create",
+		ErrUnsupportedCompression, uint16(c))
 }
 
 // readZlib decodes gzip-compressor blocks, which are zlib streams. The
@@ -131,11 +140,12 @@ func (z readZstd) decode(dst, src []byte, limit int) ([]byte, error) {
 }
 
 // readXZ decodes xz blocks. squashfs-tools writes each block as one xz
-// stream holding one xz block with an LZMA2 filter (optionally preceded by a
-// BCJ filter). The container is parsed here rather than by xz.Reader because
-// xz.Reader allocates whatever dictionary a block header asks for (up to
-// 4 GiB); since a block's output is bounded by limit and LZMA2 cannot refer
-// back past the start of its output, a dictionary of limit bytes suffices.
+// stream holding one xz block with an LZMA2 filter, optionally preceded by
+// a BCJ filter (undone here, see bcj.go). The container is parsed here
+// rather than by xz.Reader because xz.Reader allocates whatever dictionary
+// a block header asks for (up to 4 GiB); since a block's output is bounded
+// by limit and LZMA2 cannot refer back past the start of its output, a
+// dictionary of limit bytes suffices.
 // The trailing index and the check of the uncompressed data are not
 // verified.
 type readXZ struct{}
@@ -178,7 +188,10 @@ func (readXZ) decode(dst, src []byte, limit int) ([]byte, error) {
 			return nil, err
 		}
 	}
+	// Up to three filters may precede LZMA2; squashfs-tools puts at most
+	// one BCJ filter there. They are undone last to first.
 	nfilters := int(flags&3) + 1
+	var bcj []bcjFilter
 	for i := 0; i < nfilters; i++ {
 		var id, psize uint64
 		if id, q, err = readXZVarint(q); err != nil {
@@ -190,12 +203,25 @@ func (readXZ) decode(dst, src []byte, limit int) ([]byte, error) {
 		if psize > uint64(len(q)) {
 			return nil, errors.New("xz: filter properties past the block header")
 		}
+		props := q[:psize]
 		q = q[psize:]
 		if i < nfilters-1 {
-			return nil, fmt.Errorf("%w: xz filter %#x (mksquashfs -Xbcj) is not supported", ErrUnknownCompressor, id)
+			f, err := newBCJFilter(id, props)
+			if err != nil {
+				return nil, err
+			}
+			bcj = append(bcj, f)
+			continue
 		}
-		if id != 0x21 || psize != 1 {
-			return nil, fmt.Errorf("xz: filter %#x where LZMA2 was expected", id)
+		if id != xzFilterLZMA2 {
+			if _, ok := bcjFilters[id]; ok {
+				return nil, fmt.Errorf("xz: the %s filter last in the chain, where LZMA2 must be", bcjFilters[id].name)
+			}
+			return nil, fmt.Errorf("%w: xz filter %#x in place of LZMA2: this reader decodes LZMA2, which is all squashfs-tools writes; "+
+				"unpack the image with a tool that reads it and rebuild it with byz module create", ErrUnsupportedCompression, id)
+		}
+		if psize != 1 {
+			return nil, fmt.Errorf("xz: LZMA2 filter with %d bytes of properties, want 1", psize)
 		}
 	}
 	dict := max(limit, lzma.MinDictCap)
@@ -203,7 +229,14 @@ func (readXZ) decode(dst, src []byte, limit int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xz: %w", err)
 	}
-	return readAllLimit(lr, dst, limit, "xz")
+	out, err := readAllLimit(lr, dst, limit, "xz")
+	if err != nil {
+		return nil, err
+	}
+	for i := len(bcj) - 1; i >= 0; i-- {
+		bcj[i].undo(out, bcj[i].start)
+	}
+	return out, nil
 }
 
 // readXZVarint decodes the xz multibyte integer at the start of b.
@@ -216,4 +249,55 @@ func readXZVarint(b []byte) (uint64, []byte, error) {
 		}
 	}
 	return 0, nil, errors.New("xz: bad integer in block header")
+}
+
+// readLZ4 decodes lz4 blocks: raw LZ4 blocks without a frame, as
+// squashfs-tools writes them (its "legacy" format, the only one defined;
+// NewReader checks the version in the compressor options). The output
+// buffer is the limit, so a block cannot inflate past it.
+type readLZ4 struct{}
+
+func (readLZ4) decode(dst, src []byte, limit int) ([]byte, error) {
+	if cap(dst) < limit {
+		dst = make([]byte, limit)
+	}
+	n, err := lz4.UncompressBlock(src, dst[:limit])
+	if err != nil {
+		return nil, fmt.Errorf("lz4: %w (or the block inflates past %d bytes)", err, limit)
+	}
+	return dst[:n], nil
+}
+
+// readLZO decodes lzo blocks: raw LZO1X streams (lzo.go).
+type readLZO struct{}
+
+func (readLZO) decode(dst, src []byte, limit int) ([]byte, error) {
+	return lzo1xDecode(dst, src, limit)
+}
+
+// readLZMA decodes lzma blocks (mksquashfs -comp lzma; the kernel never
+// read these). Each block is an LZMA stream in the classic .lzma layout:
+// a properties byte, a 32-bit dictionary size and a 64-bit uncompressed
+// size, which squashfs-tools fills in, then the range-coded data, which
+// liblzma ends with an end marker and the LZMA SDK does not. The header is
+// rewritten before decoding so that the dictionary is no larger than the
+// block, as for xz; a size larger than the block is refused up front.
+type readLZMA struct{}
+
+func (readLZMA) decode(dst, src []byte, limit int) ([]byte, error) {
+	if len(src) < lzma.HeaderLen {
+		return nil, errors.New("lzma: block shorter than its header")
+	}
+	h := bytes.Clone(src[:lzma.HeaderLen])
+	le := binary.LittleEndian
+	if size := le.Uint64(h[5:]); size != ^uint64(0) && size > uint64(limit) {
+		return nil, fmt.Errorf("lzma: header says %d bytes, more than the %d the block may hold", size, limit)
+	}
+	dict := max(limit, lzma.MinDictCap)
+	le.PutUint32(h[1:], uint32(min(int64(le.Uint32(h[1:])), int64(dict))))
+	lr, err := lzma.ReaderConfig{DictCap: dict}.NewReader(io.MultiReader(bytes.NewReader(h), bytes.NewReader(src[lzma.HeaderLen:])))
+	if err != nil {
+		return nil, fmt.Errorf("lzma: %w", err)
+	}
+	return readAllLimit(lr, dst, limit, "lzma")
 }

@@ -128,11 +128,17 @@ var xattrPrefixes = [...]string{xattrUser: "user.", xattrTrusted: "trusted.", xa
 
 // Errors callers branch on.
 var (
-	ErrNotSquashfs       = errors.New("squashfs: not a SquashFS 4.0 image")
+	ErrNotSquashfs = errors.New("squashfs: not a SquashFS 4.0 image")
+	// ErrUnknownCompressor is a compressor the Writer cannot write (it
+	// writes zstd, gzip and xz).
 	ErrUnknownCompressor = errors.New("squashfs: unknown compressor")
-	ErrCorrupt           = errors.New("squashfs: corrupt image")
-	ErrWriteAfterClose   = errors.New("squashfs: write after close")
-	ErrWriteTooLong      = errors.New("squashfs: write past the size in the header")
+	// ErrUnsupportedCompression is an image the Reader cannot decompress
+	// although nothing says it is damaged: a compressor id or an xz filter
+	// that squashfs-tools does not write. The message names it.
+	ErrUnsupportedCompression = errors.New("squashfs: unsupported compression")
+	ErrCorrupt                = errors.New("squashfs: corrupt image")
+	ErrWriteAfterClose        = errors.New("squashfs: write after close")
+	ErrWriteTooLong           = errors.New("squashfs: write past the size in the header")
 )
 
 // Superblock is the 96-byte header at offset 0.

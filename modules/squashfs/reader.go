@@ -54,9 +54,10 @@ const (
 // NewReader opens the image of size bytes in r. It checks the superblock
 // (ErrNotSquashfs for something that is not SquashFS 4.0, ErrCorrupt for
 // impossible values), that every table lies inside the image, loads the id
-// table and decodes the root inode. An image using a compressor this package
-// cannot decode (lzma, lzo, lz4) gives an error wrapping
-// ErrUnknownCompressor.
+// table and decodes the root inode. It reads every compressor squashfs-tools
+// writes (gzip, lzma, lzo, xz with or without BCJ filters, lz4, zstd); an
+// image it cannot decompress gives an error wrapping
+// ErrUnsupportedCompression, naming what is not supported.
 func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 	if size < SuperblockSize {
 		return nil, fmt.Errorf("%w: image is %d bytes, shorter than a superblock", ErrNotSquashfs, size)
@@ -133,6 +134,18 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 	if !root.isDir() {
 		return nil, readCorruptf("root inode is of type %d, not a directory", root.typ)
 	}
+	if sb.Compressor == LZ4 {
+		// squashfs-tools records the LZ4 block format's version; only
+		// version 1, "legacy" (raw blocks), was ever defined.
+		opts, err := rd.CompressorOptions()
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := opts["version"]; ok && v != 1 {
+			return nil, fmt.Errorf("%w: lz4 format version %d (only version 1 is defined): the image is damaged, or was made by a newer tool: "+
+				"unpack it with that tool and rebuild it with byz module create", ErrUnsupportedCompression, v)
+		}
+	}
 	return rd, nil
 }
 
@@ -200,14 +213,27 @@ type readCtxError struct {
 func (e *readCtxError) Error() string { return e.msg }
 func (e *readCtxError) Unwrap() error { return e.err }
 
+// readDecodeErr reports a block (what) that would not decompress: as
+// corruption, unless the decoder found a compression it does not support,
+// which says nothing about the image being damaged.
+func readDecodeErr(what string, err error) error {
+	if errors.Is(err, ErrUnsupportedCompression) {
+		return readWrap(what, err)
+	}
+	return readCorruptf("%s: %w", what, err)
+}
+
 // readWrap adds where (a path, an inode) to an error from deeper down. The
 // context goes after the "squashfs: corrupt image: " prefix rather than in
 // front of it, so messages read "squashfs: corrupt image: usr/bin: inode
 // 0x20: unknown inode type 99" instead of repeating the prefix per level.
 func readWrap(where string, err error) error {
 	prefix := "squashfs: "
-	if errors.Is(err, ErrCorrupt) {
+	switch {
+	case errors.Is(err, ErrCorrupt):
 		prefix = ErrCorrupt.Error() + ": "
+	case errors.Is(err, ErrUnsupportedCompression):
+		prefix = ErrUnsupportedCompression.Error() + ": "
 	}
 	if rest, ok := strings.CutPrefix(err.Error(), prefix); ok {
 		return &readCtxError{msg: prefix + where + ": " + rest, err: err}
@@ -259,7 +285,7 @@ func (r *Reader) readMeta(what string, pos, end int64) ([]byte, int64, error) {
 	data := src
 	if hdr&metaUncompressed == 0 {
 		if data, err = r.dec.decode(nil, src, MetadataBlockSize); err != nil {
-			return nil, 0, readCorruptf("%s block at %d: %w", what, pos, err)
+			return nil, 0, readDecodeErr(fmt.Sprintf("%s block at %d", what, pos), err)
 		}
 		if len(data) == 0 {
 			return nil, 0, readCorruptf("%s block at %d: empty", what, pos)

@@ -85,7 +85,7 @@ func (f *readFile) fill() error {
 		out := src
 		if word&dataUncompressed == 0 {
 			if out, err = r.dec.decode(f.buf, src, want); err != nil {
-				return readCorruptf("data block at %d: %w", f.pos-n, err)
+				return readDecodeErr(fmt.Sprintf("data block at %d", f.pos-n), err)
 			}
 			f.buf = out[:0]
 		}
@@ -151,7 +151,7 @@ func (r *Reader) readFragmentBlock(i uint32) ([]byte, error) {
 	data := src
 	if word&dataUncompressed == 0 {
 		if data, err = r.dec.decode(nil, src, int(bs)); err != nil {
-			return nil, readCorruptf("fragment %d at %d: %w", i, start, err)
+			return nil, readDecodeErr(fmt.Sprintf("fragment %d at %d", i, start), err)
 		}
 	}
 	r.mu.Lock()

@@ -74,6 +74,8 @@ func buildReadTree(t *testing.T, dir string, root bool) {
 		write(fmt.Sprintf("sizes/txt-%d", n), text(n))
 	}
 	write("sizes/dup-of-txt-300000", text(300000)) // mksquashfs shares the blocks
+	// Machine code, on which mksquashfs -Xbcj x86 keeps the filter.
+	write("sizes/x86-code", bcjSample(t, "x86", 400000))
 
 	// A sparse file: data, a hole spanning whole blocks of every block
 	// size used, data again.
@@ -337,6 +339,12 @@ func TestReaderOracle(t *testing.T) {
 		{"zstd-level3-b4096", []string{"-comp", "zstd", "-Xcompression-level", "3", "-b", "4096"}, map[string]int{"level": 3}},
 		{"gzip-level5-b1m", []string{"-comp", "gzip", "-Xcompression-level", "5", "-b", "1048576"}, map[string]int{"level": 5, "window-size": 15}},
 		{"xz-dict64k", []string{"-comp", "xz", "-Xdict-size", "65536"}, map[string]int{"dict-size": 65536}},
+		{"lz4", []string{"-comp", "lz4"}, map[string]int{"version": 1, "flags": 0}},
+		{"lz4-hc", []string{"-comp", "lz4", "-Xhc"}, map[string]int{"version": 1, "flags": 1}},
+		{"lzo", []string{"-comp", "lzo"}, map[string]int{}}, // lzo1x_999 level 8
+		{"lzo1x_1", []string{"-comp", "lzo", "-Xalgorithm", "lzo1x_1"}, map[string]int{"algorithm": 0}},
+		{"lzma", []string{"-comp", "lzma"}, map[string]int{}},
+		{"xz-bcj-x86-b256k", []string{"-comp", "xz", "-b", "256K", "-Xbcj", "x86"}, map[string]int{"dict-size": 256 << 10, "filters": 1}},
 		{"always-use-fragments", []string{"-comp", "zstd", "-always-use-fragments"}, map[string]int{}},
 		{"no-fragments", []string{"-comp", "gzip", "-no-fragments"}, map[string]int{}},
 	} {
@@ -531,7 +539,7 @@ func readWalkBytes(b []byte) (int, error) {
 
 // TestReaderTestdata reads the kept images, each made by testdata/mkimages.sh.
 func TestReaderTestdata(t *testing.T) {
-	for _, name := range []string{"small-gzip.sqfs", "small-xz.sqfs", "small-zstd.sqfs"} {
+	for _, name := range []string{"small-gzip.sqfs", "small-xz.sqfs", "small-zstd.sqfs", "small-lz4.sqfs", "small-lzo.sqfs", "small-lzma.sqfs"} {
 		t.Run(name, func(t *testing.T) {
 			r, err := NewReader(bytes.NewReader(readImage(t, name)), int64(len(readImage(t, name))))
 			if err != nil {
@@ -614,7 +622,7 @@ func TestReaderCorrupt(t *testing.T) {
 		{"bad magic", readPatch(gz, func(b []byte) { b[0] = 'x' }), ErrNotSquashfs},
 		{"version 3", readPatch(gz, func(b []byte) { le.PutUint16(b[28:], 3) }), ErrNotSquashfs},
 		{"block size", readPatch(gz, func(b []byte) { le.PutUint32(b[12:], 3000) }), ErrCorrupt},
-		{"lz4", readPatch(gz, func(b []byte) { le.PutUint16(b[20:], uint16(LZ4)) }), ErrUnknownCompressor},
+		{"compressor 7", readPatch(gz, func(b []byte) { le.PutUint16(b[20:], 7) }), ErrUnsupportedCompression},
 		{"truncated", gz[:len(gz)-100], ErrCorrupt},
 		{"bytes used past end", readPatch(gz, func(b []byte) { le.PutUint64(b[40:], 1<<40) }), ErrCorrupt},
 		{"inode table after dir table", readPatch(gz, func(b []byte) { le.PutUint64(b[64:], le.Uint64(b[72:])+1) }), ErrCorrupt},
@@ -643,7 +651,7 @@ func TestReaderCorrupt(t *testing.T) {
 			// The patched images must fail for the reason patched in.
 			why := map[string]string{
 				"directory loop": "reached twice", "dot name": `named "."`, "slash in name": `named "/"`,
-				"too many entries in header": "at most 256", "unknown inode type": "type 99", "lz4": "lz4",
+				"too many entries in header": "at most 256", "unknown inode type": "type 99", "compressor 7": "compressor id 7",
 			}[tc.name]
 			if !strings.Contains(err.Error(), why) {
 				t.Errorf("error %q does not say %q", err, why)
@@ -652,12 +660,20 @@ func TestReaderCorrupt(t *testing.T) {
 	}
 
 	// Any single flipped byte past the superblock: an error, if any, wraps
-	// ErrCorrupt; nothing panics.
-	for _, img := range [][]byte{gz, plain, readImage(t, "small-zstd.sqfs"), readImage(t, "small-xz.sqfs")} {
+	// ErrCorrupt; nothing panics. The exception is the lz4 format version
+	// in the compressor options (the metadata block after the superblock),
+	// which reads as a version this reader does not know.
+	for _, name := range []string{"small-gzip.sqfs", "plain.sqfs", "small-zstd.sqfs", "small-xz.sqfs",
+		"small-lz4.sqfs", "small-lzo.sqfs", "small-lzma.sqfs"} {
+		img := readImage(t, name)
 		for i := SuperblockSize; i < len(img); i++ {
 			c := readPatch(img, func(b []byte) { b[i] ^= 0xA5 })
-			if _, err := readWalkBytes(c); err != nil && !errors.Is(err, ErrCorrupt) {
-				t.Errorf("byte %d flipped: error %v does not wrap ErrCorrupt", i, err)
+			_, err := readWalkBytes(c)
+			if name == "small-lz4.sqfs" && i >= SuperblockSize+2 && i < SuperblockSize+2+4 && errors.Is(err, ErrUnsupportedCompression) {
+				continue
+			}
+			if err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%s: byte %d flipped: error %v does not wrap ErrCorrupt", name, i, err)
 			}
 		}
 	}

@@ -19,7 +19,7 @@ import (
 // its SOURCES.md), read in place.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	return testenv.Corpus(t, "luks2")
+	return testenv.SharedCorpus(t, "luks2")
 }
 
 // TestValidationCorpus reads the 85 headers cryptsetup's

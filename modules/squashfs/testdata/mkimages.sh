@@ -16,12 +16,12 @@ setfattr -n user.comment -v 'a squashfs test' "$src/dir/hello.txt"
 setfattr -n trusted.overlay.opaque -v y "$src/dir/sub"
 printf 'x\n' > "$src/a/f"
 find "$src" -exec touch -h -d @1600000000 {} +
-for c in gzip xz zstd; do
+for c in gzip xz zstd lz4 lzo lzma; do
 	mksquashfs "$src/dir" small-$c.sqfs -noappend -nopad -quiet -no-progress -comp $c -b 4096 -mkfs-time 1600000000
 done
 # Uncompressed metadata and data, so tests can patch tables byte by byte.
 mksquashfs "$src/a" plain.sqfs -noappend -nopad -quiet -no-progress -comp gzip -noI -noD -noF -noX -mkfs-time 1600000000
 # The fuzz corpus holds the same images in go test's corpus encoding.
-for f in small-gzip small-xz small-zstd plain; do
+for f in small-gzip small-xz small-zstd small-lz4 small-lzo small-lzma plain; do
 	{ echo 'go test fuzz v1'; printf '[]byte("'; od -An -v -tx1 $f.sqfs | tr -d ' \n' | sed 's/\(..\)/\\x\1/g'; echo '")'; } > fuzz/FuzzReader/seed-$f
 done
