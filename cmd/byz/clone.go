@@ -116,9 +116,27 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 				return usageError{fmt.Errorf("--progress %q: want auto, bar, json or none", progress)}
 			}
 
-			var src *clone.Source
 			var err error
 			onNode := from == ""
+			if encrypt {
+				// argon2id takes this much RAM here as the passphrase is
+				// set, and on the node that unlocks it: on a node, unless
+				// told, no more than half of its RAM.
+				var capBytes int64
+				var si syscall.Sysinfo_t
+				if onNode && !cmd.Flags().Changed("kdf-memory") && syscall.Sysinfo(&si) == nil {
+					capBytes = int64(si.Totalram) * int64(si.Unit) / 2 >> 20 << 20
+				}
+				// Checked here, before the plan, by the check every
+				// command that takes KDF costs makes.
+				if opts.KDF, err = kdfCosts(kdfMemory, kdfTime, capBytes); err != nil {
+					return err
+				}
+				// The plan needs to know there will be one; the real one is
+				// asked for only when something is to be written.
+				opts.Passphrase = []byte("-")
+			}
+			var src *clone.Source
 			if onNode {
 				src, err = clone.OpenNode("/")
 			} else {
@@ -144,23 +162,6 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 				syscall.Sync()
 			case withState:
 				return usageError{errors.New("clone: --with-state takes the running node's changes; with --from, name an upper folder with --state DIR")}
-			}
-			if encrypt {
-				mem, err := spec.ParseSize(kdfMemory)
-				if err != nil {
-					return usageError{fmt.Errorf("--kdf-memory: %w", err)}
-				}
-				// argon2id takes this much RAM here as the passphrase is
-				// set, and on the node that unlocks it: on a node, unless
-				// told, no more than half of its RAM.
-				var si syscall.Sysinfo_t
-				if onNode && !cmd.Flags().Changed("kdf-memory") && syscall.Sysinfo(&si) == nil {
-					mem = min(mem, int64(si.Totalram)*int64(si.Unit)/2>>20<<20)
-				}
-				opts.KDF = luks2.KDFParams{Type: "argon2id", Time: kdfTime, Memory: int(mem >> 10), Threads: 4}
-				// The plan needs to know there will be one; the real one is
-				// asked for only when something is to be written.
-				opts.Passphrase = []byte("-")
 			}
 			p, err := clone.NewPlan(src, opts)
 			if err != nil {
@@ -306,8 +307,8 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 	f.StringVar(&saveSize, "save-size", "", "make a fresh save.dat of this size (K, M, G) on the clone")
 	f.BoolVar(&encrypt, "encrypt", false, "make the save.dat LUKS2-encrypted, with a new passphrase")
 	f.StringVar(&passFile, "passphrase-file", "", "read the new passphrase from this file's first line (default: ask twice)")
-	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory of the save.dat's passphrase (the node that boots the clone needs that much RAM free; on a node, at most half its RAM unless given)")
-	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes")
+	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory of the save.dat's passphrase, 32K to 4G (the node that boots the clone needs that much RAM free; on a node, at most half its RAM unless given)")
+	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes, at least 1 (passes times memory at most 16G)")
 	f.StringSliceVar(&modules, "modules", nil, "optional modules to take, by name (default: all; '' for none)")
 	f.BoolVar(&withState, "with-state", false, "carry the node's current changes along (without identity and secrets): as a module, or with --encrypt inside the encrypted save.dat")
 	f.StringVar(&stateDir, "state", "", "carry this overlay upper folder along instead of the running node's changes")
