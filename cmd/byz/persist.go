@@ -378,9 +378,9 @@ func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passF
 	if err := savedat.CheckFATSize(opts.Size); err != nil {
 		return fmt.Errorf("persist create: %s: %w", image, err)
 	}
-	if free := iv.vol.FreeBytes(); opts.Size+1<<20 > free {
-		return fmt.Errorf("persist create: %w: the FAT partition of %s has %s free, and a %s save.dat needs %s: choose a smaller --size",
-			savedat.ErrNoSpace, image, human(free), human(opts.Size), human(opts.Size+1<<20))
+	if room := iv.vol.FileRoom(); opts.Size > room {
+		return fmt.Errorf("persist create: %w: the FAT partition of %s has room for a save.dat of %s (%s free, less room for its folder): choose a smaller --size",
+			savedat.ErrNoSpace, image, human(room), human(iv.vol.FreeBytes()))
 	}
 	encrypt := opts.Passphrase != nil
 	if encrypt {
