@@ -71,8 +71,9 @@
 // depends only on services in the spec.
 //
 // A module source is anything modules.ParseSource accepts: a directory, a
-// tarball, a .deb, a prebuilt .xzm, oci:PATH[:TAG], docker-archive:FILE[:TAG]
-// or a registry reference. Relative paths (of sources, the kernel and
+// tarball, a .deb, a prebuilt .xzm, oci:PATH[:TAG], docker-archive:FILE[:TAG],
+// npm:DIR (an npm application's package lock; see modules/npm) or a
+// registry reference. Relative paths (of sources, the kernel and
 // rootcopy folders) resolve against the spec file's folder; a source that
 // neither starts with ./ ../ or /, nor ends in / or a known file suffix, nor
 // exists there, is taken as a registry reference, so write ./ to be sure.
