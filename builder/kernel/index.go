@@ -385,7 +385,9 @@ func (c *closure) visit(m *Module, soft bool) error {
 // patterns match as fnmatch would), sorted by name. builtin reports that
 // the name, or an alias matching it, is built into the kernel; a name
 // that is both built in and provided by modules (crypto-aes: aes_generic
-// built in, aesni_intel a module) returns the modules too.
+// built in, aesni_intel a module) returns the modules too. The first call
+// indexes the aliases (so an Index is not for concurrent use); change them
+// through the Parse methods, which drop that index.
 func (ix *Index) Lookup(name string) (mods []*Module, builtin bool) {
 	canon := CanonicalName(name)
 	if m := ix.Modules[canon]; m != nil {
