@@ -118,7 +118,7 @@ func TestCloneHost(t *testing.T) {
 			defer cancel()
 			o := fw.opts
 			o.Disk = scratchCopy(t, target)
-			vm := qemu.StartT(t, qemu.Config{Options: o, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+			vm := startWithStore(t, o)
 			start := time.Now()
 			for _, want := range append(fw.expect, "byz-init: media: /dev/vda1", "persistence: save.dat byzantium/changes/save.dat", "byzd: serving") {
 				if _, err := vm.Expect(ctx, want); err != nil {
