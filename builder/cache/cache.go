@@ -42,12 +42,6 @@ type Cache struct {
 	// Refresh rebuilds every artifact (--no-cache) and stores the result,
 	// so the next build may use it.
 	Refresh bool
-	// TempDir is where an artifact is made before it is moved in: a
-	// folder on Dir's file system that the caller removes when done (a
-	// build's work folder), so that nothing is left in the cache when
-	// the build is interrupted. Empty: a folder beside the artifact,
-	// held while it is made and removed after.
-	TempDir string
 
 	hits, misses atomic.Int64
 }
@@ -68,6 +62,15 @@ func (c *Cache) Path(key, ext string) string { return filepath.Join(c.Dir, key[:
 // is given; only when it succeeds is the file moved into the cache, so an
 // interrupted or failed build never leaves an entry that looks complete.
 func (c *Cache) Build(key, ext string, build func(path string) error) (path string, hit bool, err error) {
+	return c.BuildIn("", key, ext, build)
+}
+
+// BuildIn is Build making the artifact in tempDir, a folder on the cache's
+// file system that the caller removes when done (a build's work folder),
+// so that an interrupted build leaves nothing in the cache itself. With
+// tempDir empty, the artifact is made in a held folder beside where it
+// goes, removed after.
+func (c *Cache) BuildIn(tempDir, key, ext string, build func(path string) error) (path string, hit bool, err error) {
 	if c.Dir == "" {
 		return "", false, fmt.Errorf("cache: no directory")
 	}
@@ -88,10 +91,10 @@ func (c *Cache) Build(key, ext string, build func(path string) error) (path stri
 		return "", false, fmt.Errorf("cache: %w", err)
 	}
 	var tmp string
-	if c.TempDir != "" {
+	if tempDir != "" {
 		// Mkdir, not MkdirAll: if the caller removed its folder (an
 		// interrupted build), nothing must bring it back.
-		if tmp, err = os.MkdirTemp(c.TempDir, "artifact-"); err != nil {
+		if tmp, err = os.MkdirTemp(tempDir, "artifact-"); err != nil {
 			return "", false, fmt.Errorf("cache: %w", err)
 		}
 		defer os.RemoveAll(tmp)

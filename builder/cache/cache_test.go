@@ -74,13 +74,13 @@ func TestFailedBuildLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestTempDir: with TempDir set, an artifact is made there and nothing of
+// TestBuildIn: an artifact is made there and nothing of
 // it is left there or in the cache when its build fails.
-func TestTempDir(t *testing.T) {
+func TestBuildIn(t *testing.T) {
 	work := t.TempDir()
-	c := &Cache{Dir: t.TempDir(), TempDir: work}
+	c := &Cache{Dir: t.TempDir()}
 	var made string
-	if _, _, err := c.Build(Key("a"), ".xzm", func(p string) error {
+	if _, _, err := c.BuildIn(work, Key("a"), ".xzm", func(p string) error {
 		made = p
 		return os.WriteFile(p, []byte("a"), 0o644)
 	}); err != nil {
@@ -90,7 +90,7 @@ func TestTempDir(t *testing.T) {
 		t.Errorf("artifact made at %s, not in %s", made, work)
 	}
 	boom := errors.New("boom")
-	if _, _, err := c.Build(Key("b"), ".xzm", func(p string) error { os.WriteFile(p, []byte("b"), 0o644); return boom }); !errors.Is(err, boom) {
+	if _, _, err := c.BuildIn(work, Key("b"), ".xzm", func(p string) error { os.WriteFile(p, []byte("b"), 0o644); return boom }); !errors.Is(err, boom) {
 		t.Fatal(err)
 	}
 	if left, _ := os.ReadDir(work); len(left) != 0 {
@@ -99,7 +99,7 @@ func TestTempDir(t *testing.T) {
 	// The work folder gone (an interrupted build removed it): a build
 	// fails rather than making it again.
 	os.RemoveAll(work)
-	if _, _, err := c.Build(Key("c"), ".xzm", func(p string) error { return os.WriteFile(p, nil, 0o644) }); err == nil {
+	if _, _, err := c.BuildIn(work, Key("c"), ".xzm", func(p string) error { return os.WriteFile(p, nil, 0o644) }); err == nil {
 		t.Error("Build made an artifact in a work folder that was removed")
 	}
 	if _, err := os.Stat(work); err == nil {
