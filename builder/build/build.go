@@ -291,7 +291,7 @@ func fileDigest(path string) (string, error) {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", err // a read error names the file
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

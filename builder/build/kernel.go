@@ -58,8 +58,8 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 		}
 		b.logf("unpacking %s", src.name)
 		r, closeFn, err := src.open()
-		if err != nil {
-			return nil, fmt.Errorf("%s: kernel %s: %w", b.spec.Position("kernel"), src.name, err)
+		if err != nil { // the error names the file
+			return nil, fmt.Errorf("%s: kernel: %w", b.spec.Position("kernel"), err)
 		}
 		defer closeFn()
 		// kernel.Extract makes the folders of each file it writes: a
@@ -73,7 +73,12 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s: kernel %s: %w", b.spec.Position("kernel"), src.name, err)
+			// kernel.Extract's errors start "kernel:"; a bad package's
+			// name it already.
+			if !strings.Contains(err.Error(), src.name) {
+				err = fmt.Errorf("%s: %w", src.name, err)
+			}
+			return nil, fmt.Errorf("%s: %w", b.spec.Position("kernel"), err)
 		}
 		// The module tree goes under its real version in the module.
 		if err := os.Rename(filepath.Join(tmp, "root/lib/modules/tree"), filepath.Join(tmp, "root/lib/modules", k.Version)); err != nil {
