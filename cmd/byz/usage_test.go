@@ -1,0 +1,90 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// commands lists every command under c, c included.
+func commands(c *cobra.Command) []*cobra.Command {
+	out := []*cobra.Command{c}
+	for _, sub := range c.Commands() {
+		out = append(out, commands(sub)...)
+	}
+	return out
+}
+
+// words are a command's words after "byz".
+func words(c *cobra.Command) []string { return strings.Fields(c.CommandPath())[1:] }
+
+// TestExitStatus walks every command and calls it wrongly in each way that
+// does not depend on the command's own values: an unknown flag, a flag
+// value of the wrong type, the wrong number of arguments, a group without
+// a command or with an unknown one. Each is a usage error: status 2 and a
+// message naming what was wrong. --help is status 0 everywhere, and byz
+// --help documents the statuses.
+func TestExitStatus(t *testing.T) {
+	root := newRootCmd()
+	if r := byz(t, nil, "--help"); r.code != 0 || !strings.Contains(r.stdout, "Exit status:") ||
+		!strings.Contains(r.stdout, "2    usage") || !strings.Contains(r.stdout, "130") {
+		t.Errorf("byz --help does not document the exit statuses:\n%s", r.stdout)
+	}
+	usage := func(why string, want string, args ...string) {
+		t.Helper()
+		r := byz(t, nil, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("byz %s (%s): exit %d, stderr %q; want exit 2 naming %q", strings.Join(args, " "), why, r.code, r.stderr, want)
+		}
+	}
+	walked := 0
+	for _, c := range commands(root) {
+		walked++
+		p := words(c)
+		if r := byz(t, nil, append(p, "--help")...); r.code != 0 || r.stdout == "" {
+			t.Errorf("byz %s --help: exit %d", strings.Join(p, " "), r.code)
+		}
+		usage("unknown flag", "--no-such-flag", append(p, "--no-such-flag")...)
+		if c.HasSubCommands() {
+			usage("no command", "name a command", p...)
+			usage("unknown command", `unknown command "frobnicate"`, append(p, "frobnicate")...)
+			continue
+		}
+		// A flag whose value cobra parses (a number, a duration, a
+		// switch) given a word.
+		var typed string
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			switch f.Value.Type() {
+			case "int", "int64", "uint", "uint64", "duration", "bool", "float64":
+				if typed == "" && !f.Hidden {
+					typed = f.Name
+				}
+			}
+		})
+		if typed != "" {
+			usage("bad flag value", "--"+typed, append(p, "--"+typed+"=notanumber")...)
+		}
+		// The first number of arguments the command refuses.
+		if c.Args != nil {
+			for n := range 5 {
+				args := make([]string, n)
+				for i := range args {
+					args[i] = filepath.Join(os.TempDir(), "no-such-file")
+				}
+				if c.Args(c, args) != nil {
+					usage("wrong arguments", strings.Join(p, " ")+": ", append(p, args...)...)
+					break
+				}
+			}
+		}
+	}
+	if walked < 30 {
+		t.Errorf("walked %d commands; byz has more", walked)
+	}
+	usage("help topic", "no help topic", "help", "frobnicate")
+}
+
