@@ -63,7 +63,7 @@ Porteus-style SquashFS modules, and manages those modules.
 	})
 	root.AddCommand(newModuleCmd(), newBuildCmd())
 	root.AddCommand(newRunCmd(), newPersistCmd(), newNodeCmd())
-	root.AddCommand(newCloneCmd())
+	root.AddCommand(newCloneCmd(), newCacheCmd(), newManCmd())
 	// cobra adds these at Execute; add them now so usageErrors sees them.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

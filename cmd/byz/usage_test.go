@@ -88,3 +88,52 @@ func TestExitStatus(t *testing.T) {
 	usage("help topic", "no help topic", "help", "frobnicate")
 }
 
+// TestManPages: byz man writes a page for every command a user can call,
+// each with its name, synopsis and description, and nothing else.
+func TestManPages(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "man")
+	if r := byz(t, nil, "man", dir); r.code != 0 {
+		t.Fatalf("byz man: exit %d\n%s", r.code, r.stderr)
+	}
+	want := map[string]bool{}
+	for _, c := range commands(newRootCmd()) {
+		if !c.IsAvailableCommand() && c != c.Root() || c.IsAdditionalHelpTopicCommand() {
+			continue
+		}
+		name := strings.ReplaceAll(c.CommandPath(), " ", "-") + ".1"
+		want[name] = true
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("no page for %q: %v", c.CommandPath(), err)
+			continue
+		}
+		page := string(b)
+		for _, s := range []string{".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", `.TH "BYZ" "1"`} {
+			if !strings.Contains(page, s) {
+				t.Errorf("%s has no %s", name, s)
+			}
+		}
+		if c.HasExample() && !strings.Contains(page, ".SH EXAMPLE") {
+			t.Errorf("%s has no examples", name)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !want[e.Name()] {
+			t.Errorf("unexpected page %s", e.Name())
+		}
+	}
+	if len(want) < 30 || len(ents) != len(want) {
+		t.Errorf("%d pages for %d commands", len(ents), len(want))
+	}
+	// The same byz writes the same pages: no date in them.
+	again := filepath.Join(t.TempDir(), "again")
+	byz(t, nil, "man", again)
+	for name := range want {
+		a, _ := os.ReadFile(filepath.Join(dir, name))
+		b, _ := os.ReadFile(filepath.Join(again, name))
+		if string(a) != string(b) {
+			t.Errorf("%s differs between two runs", name)
+		}
+	}
+}
