@@ -186,6 +186,16 @@ func TestUnrelatedFilesSurvive(t *testing.T) {
 		if _, err := spec.Load(bad, spec.Options{}); err == nil || !strings.Contains(err.Error(), "outputs.dir") {
 			t.Fatalf("spec with dir: . loaded: %v", err)
 		}
+		// A caller that skips validation: the build itself refuses to
+		// replace a folder it did not write, the output folder included.
+		before := snapshot(t, out)
+		_, err := Build(load(func(s *spec.Spec) { s.Outputs.Dir = "." }), opts(out))
+		if !errors.Is(err, ErrNotOurs) {
+			t.Errorf("Build with dir %q: %v, want ErrNotOurs", ".", err)
+		}
+		if got := snapshot(t, out); !equal(got, before) {
+			t.Errorf("the refused build changed the output folder:\n%s", diff(before, got))
+		}
 	})
 
 	// Stopped at each stage of a build that builds everything again
