@@ -41,7 +41,8 @@ const exitStatus = `Exit status:
   0    success
   1    failure: the command ran and something went wrong (a file, a disk, the input)
   2    usage: an unknown command or flag, a bad flag value, wrong arguments
-  130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: what was begun is removed`
+  130  build, module create or module extract interrupted by Ctrl-C (SIGINT), 143 by
+       SIGTERM: what was begun is removed (persist and clone clean up too, and exit 1)`
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
