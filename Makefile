@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # it too and must see the times the tests give them.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: all byz bins runtime image deps fetch relock npm-fetch npm-relock test test-short vet fuzz bench clean
+.PHONY: all byz bins runtime image deps fetch relock npm-fetch npm-relock test test-short vet fuzz bench man clean
 
 # The default output: out/byzantium.iso and out/byzantium-usb.img.
 all: image
@@ -93,6 +93,10 @@ bench: image deps
 	$(GO) run ./ci/bench
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out
 	$(GO) test -run XXX -bench . -benchtime 3x ./ci/e2e ./ci/qemu
+
+# A man page per byz command, made from its --help text.
+man: byz
+	bin/byz man out/man
 
 clean:
 	rm -rf bin out

@@ -4,6 +4,7 @@
 package build
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -39,9 +40,12 @@ type Options struct {
 	Tool string
 	// DebDir holds the Debian packages the bootloader files come from
 	// (isolinux, syslinux-common, shim-signed, shim-helpers-amd64-signed,
-	// grub-efi-amd64-signed), found by package name.
+	// grub-efi-amd64-signed), found by package name. Empty: the nearest
+	// .cache/debs in the spec's folder or above it (where make fetch puts
+	// them), else .cache/debs in the working directory.
 	DebDir string
-	// WorkDir holds temporary files (default: a folder in the cache).
+	// WorkDir is where the build makes its work folder (default: in the
+	// cache, so that media files are hard links to cached artifacts).
 	WorkDir string
 	Logf    func(format string, args ...any)
 }
@@ -58,6 +62,9 @@ type builder struct {
 	// cache and tool are opts.Cache and opts.Tool with defaults applied.
 	cache *cache.Cache
 	tool  string
+	run   *run
+	// debDirFound: opts.DebDir was looked for, not given.
+	debDirFound bool
 	// biosMBR and biosCore are GRUB's BIOS boot code for the USB image,
 	// made up front with the loader so a GRUB problem stops the build
 	// before any work.
@@ -77,6 +84,16 @@ type built struct {
 
 // Build builds the media the spec describes.
 func Build(s *spec.Spec, opts Options) (*Result, error) {
+	return BuildContext(context.Background(), s, opts)
+}
+
+// BuildContext is Build, stopped by ctx. A build that fails or is stopped
+// leaves the output folder as it found it: the outputs of the build before
+// it, no temporary file, and no folder it made. When ctx is done it removes
+// what it made and returns ctx's error without waiting for the step under
+// way to end: a module being compressed goes on into a file that is gone
+// until it fails or the process exits.
+func BuildContext(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	b := &builder{spec: s, opts: opts, cache: opts.Cache, tool: opts.Tool}
 	if b.cache == nil {
 		b.cache = &cache.Cache{Dir: filepath.Join(opts.Out, ".cache")}
@@ -93,22 +110,48 @@ func Build(s *spec.Spec, opts Options) (*Result, error) {
 	if b.opts.Logf == nil {
 		b.opts.Logf = func(string, ...any) {}
 	}
-	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+	if b.opts.DebDir == "" {
+		b.opts.DebDir, b.debDirFound = findDebDir(s.Dir), true
+	}
+	// What the outputs would replace is checked before anything is made.
+	if err := b.checkOutputs(); err != nil {
 		return nil, err
 	}
-	if b.opts.WorkDir == "" {
-		// Beside the cache, so media files are hard links to cached
-		// artifacts rather than copies.
-		if err := os.MkdirAll(b.cache.Dir, 0o755); err != nil {
-			return nil, err
-		}
-		w, err := os.MkdirTemp(b.cache.Dir, ".work-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(w)
-		b.opts.WorkDir = w
+	r, err := start(b.cache, opts.Out, opts.WorkDir, b.opts.Logf)
+	if err != nil {
+		return nil, err
 	}
+	b.run = r
+	type outcome struct {
+		res *Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := b.build()
+		done <- outcome{res, err}
+	}()
+	var o outcome
+	select {
+	case o = <-done:
+	case <-ctx.Done():
+		if !r.stop() {
+			r.close(true)
+			return nil, fmt.Errorf("build: %w", context.Cause(ctx))
+		}
+		o = <-done // committed: the outputs are in place, the build is over
+	}
+	if err := r.close(o.err != nil); err != nil && o.err == nil {
+		o.err = err
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	return o.res, nil
+}
+
+// build is the build proper, in the run's folders.
+func (b *builder) build() (*Result, error) {
 	// Everything that can be checked before work starts is: the modules
 	// stack, the bootloader packages are there and hold their files.
 	if err := b.checkStack(); err != nil {
@@ -135,6 +178,15 @@ func Build(s *spec.Spec, opts Options) (*Result, error) {
 	}
 	h, m := b.cache.Stats()
 	return &Result{Outputs: outs, Hits: h, Misses: m}, nil
+}
+
+// cached is cache.Build with the artifact made in the run's work folder.
+func (b *builder) cached(key, ext string, make func(path string) error) (string, bool, error) {
+	tmp := ""
+	if b.run != nil && b.opts.WorkDir == "" { // else maybe another file system: the cache makes its own
+		tmp = b.run.work.Path
+	}
+	return b.cache.BuildIn(tmp, key, ext, make)
 }
 
 func (b *builder) logf(format string, args ...any) { b.opts.Logf(format, args...) }
@@ -188,7 +240,7 @@ func (b *builder) moduleStage() ([]built, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", where, m.Name, err)
 			}
-			p, hit, err := b.cache.Build(cache.Key(parts...), ".xzm", func(path string) error {
+			p, hit, err := b.cached(cache.Key(parts...), ".xzm", func(path string) error {
 				b.logf("building %s/%s", l.dir, m.Name)
 				_, err := modules.Create(m.Sources, path, modules.CreateOptions{
 					Name: m.Name, Depends: m.Depends, Services: m.Services, Epoch: &b.opts.Epoch, SourceNames: b.sourceNames(m.Sources),
@@ -239,7 +291,7 @@ func fileDigest(path string) (string, error) {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", err // a read error names the file
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

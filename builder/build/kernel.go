@@ -53,21 +53,32 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 			return k, nil
 		}
 		var err error
-		if tmp, err = os.MkdirTemp(b.opts.WorkDir, "kernel-"); err != nil {
+		if tmp, err = os.MkdirTemp(b.run.work.Path, "kernel-"); err != nil {
 			return nil, err
 		}
 		b.logf("unpacking %s", src.name)
 		r, closeFn, err := src.open()
-		if err != nil {
-			return nil, fmt.Errorf("%s: kernel %s: %w", b.spec.Position("kernel"), src.name, err)
+		if err != nil { // the error names the file
+			return nil, fmt.Errorf("%s: kernel: %w", b.spec.Position("kernel"), err)
 		}
 		defer closeFn()
-		k, err = kernel.Extract(r, kernel.ExtractOptions{
-			Vmlinuz:    filepath.Join(tmp, "vmlinuz"),
-			ModulesDir: filepath.Join(tmp, "root/lib/modules/tree"),
+		// kernel.Extract makes the folders of each file it writes: a
+		// section, so a stopped build removes the tree only once it ends.
+		err = b.run.section(func() error {
+			var err error
+			k, err = kernel.Extract(b.run.reader(r), kernel.ExtractOptions{
+				Vmlinuz:    filepath.Join(tmp, "vmlinuz"),
+				ModulesDir: filepath.Join(tmp, "root/lib/modules/tree"),
+			})
+			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s: kernel %s: %w", b.spec.Position("kernel"), src.name, err)
+			// kernel.Extract's errors start "kernel:"; a bad package's
+			// name it already.
+			if !strings.Contains(err.Error(), src.name) {
+				err = fmt.Errorf("%s: %w", src.name, err)
+			}
+			return nil, fmt.Errorf("%s: %w", b.spec.Position("kernel"), err)
 		}
 		// The module tree goes under its real version in the module.
 		if err := os.Rename(filepath.Join(tmp, "root/lib/modules/tree"), filepath.Join(tmp, "root/lib/modules", k.Version)); err != nil {
@@ -96,7 +107,7 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 			strings.Join(initramfs.RequiredModules, ","), strings.Join(initramfs.HardwareModules, ","), initramfs.SaveDatCipher), ".zst", &parts.initrd,
 			func(out string) error { return b.writeInitrd(k, moduleDir(), rescueDeb, out) }},
 	} {
-		p, _, err := b.cache.Build(a.key, a.ext, func(out string) error {
+		p, _, err := b.cached(a.key, a.ext, func(out string) error {
 			if _, err := extract(); err != nil {
 				return err
 			}

@@ -5,31 +5,37 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"byzantium/builder/spec"
 	"byzantium/image/boot"
+	"byzantium/image/fat"
 	"byzantium/image/iso9660"
 	"byzantium/image/usbimg"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
 )
 
-// mediaStage lays out the media tree once per flavour and writes the
-// outputs the spec asks for, each to a temporary name renamed into place
-// only when complete.
+// mediaStage lays out the media tree once per flavour, checks that the
+// USB image holds it, writes the outputs the spec asks for into the
+// staging folder and then moves them all into place.
 func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) ([]string, error) {
 	// The planner keeps file names, and cache files are named by digest:
 	// give each module its media name through a hard link (a copy across
 	// file systems).
-	named := filepath.Join(b.opts.WorkDir, "media")
+	named := filepath.Join(b.run.work.Path, "media")
+	if err := mkdir(named); err != nil {
+		return nil, err
+	}
 	link := func(layer, file, src string) (string, error) {
-		dst := filepath.Join(named, layer, file)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		dir := filepath.Join(named, layer)
+		if err := mkdir(dir); err != nil {
 			return "", err
 		}
+		dst := filepath.Join(dir, file)
 		if err := os.Link(src, dst); err != nil {
 			if err := copyFile(src, dst); err != nil {
 				return "", err
@@ -73,59 +79,188 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 		return t, nil
 	}
 
-	var outs []string
+	// Every tree is planned, and the USB image's size checked against
+	// what its tree needs, before any output is written.
 	o := b.spec.Outputs
+	var isoTree, usbTree *boot.Tree
 	if o.ISO != "" {
-		t, err := plan(boot.ISO)
-		if err != nil {
+		if isoTree, err = plan(boot.ISO); err != nil {
 			return nil, err
 		}
-		path := filepath.Join(b.opts.Out, o.ISO)
-		b.logf("writing %s (media %s)", path, t.ID)
-		if err := b.writeISO(path, t, loader); err != nil {
-			return nil, err
-		}
-		outs = append(outs, path)
 	}
 	if o.USB != nil || o.Dir != "" {
-		t, err := plan(boot.USB)
+		if usbTree, err = plan(boot.USB); err != nil {
+			return nil, err
+		}
+	}
+	var usbBytes int64
+	if o.USB != nil {
+		if usbBytes, err = b.usbImageSize(usbTree); err != nil {
+			return nil, err
+		}
+	}
+
+	type output struct {
+		name, staged string
+		dir          bool
+	}
+	var outs []output
+	stage := func(name string, dir bool) (output, error) {
+		// One folder per output, so that names with folders in them
+		// need no MkdirAll (which would make the staging folder again
+		// after a stop removed it).
+		d := filepath.Join(b.run.stage.Path, fmt.Sprint(len(outs)))
+		if err := mkdir(d); err != nil {
+			return output{}, err
+		}
+		return output{name: name, staged: filepath.Join(d, filepath.Base(name)), dir: dir}, nil
+	}
+	if o.ISO != "" {
+		out, err := stage(o.ISO, false)
 		if err != nil {
 			return nil, err
 		}
-		if o.USB != nil {
-			path := filepath.Join(b.opts.Out, o.USB.File)
-			b.logf("writing %s (media %s)", path, t.ID)
-			seed := sha256.Sum256([]byte(b.spec.Name + "\x00" + b.spec.Version + "\x00" + t.ID))
-			size := o.USB.Size
-			if size == 0 {
-				if size, err = usbSize(t, o.USB.Spare); err != nil {
-					return nil, err
+		b.logf("writing %s (media %s)", filepath.Join(b.opts.Out, o.ISO), isoTree.ID)
+		if err := b.writeISO(out.staged, b.run.reader(isoTree.Reader()), loader); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(b.opts.Out, o.ISO), err)
+		}
+		outs = append(outs, out)
+	}
+	if o.USB != nil {
+		out, err := stage(o.USB.File, false)
+		if err != nil {
+			return nil, err
+		}
+		b.logf("writing %s (media %s)", filepath.Join(b.opts.Out, o.USB.File), usbTree.ID)
+		seed := sha256.Sum256([]byte(b.spec.Name + "\x00" + b.spec.Version + "\x00" + usbTree.ID))
+		// The spare is free space in the FAT partition, where a save.dat
+		// goes (byz persist create --image, --media, or on the node):
+		// byz-init uses byzantium/changes/save.dat there without being
+		// told.
+		err = usbimg.Write(out.staged, b.run.reader(usbTree.Reader()), usbimg.Options{Size: usbBytes, Room: o.USB.Spare,
+			Seed: seed[:], ModTime: b.opts.Epoch, BootCode: b.biosMBR, BIOSCore: b.biosCore})
+		if errors.Is(err, fat.ErrNoSpace) || errors.Is(err, usbimg.ErrNoRoom) {
+			// usbImageSize's bound holds this never to happen; say where
+			// to make room all the same.
+			return nil, &spec.Error{Pos: b.spec.Position("outputs.usb.size"), Path: "outputs.usb.size",
+				Err: fmt.Errorf("%s (spare %s) does not hold the media: %w", spec.FormatSize(usbBytes), spec.FormatSize(o.USB.Spare), err)}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(b.opts.Out, o.USB.File), err)
+		}
+		outs = append(outs, out)
+	}
+	if o.Dir != "" {
+		out, err := stage(o.Dir, true)
+		if err != nil {
+			return nil, err
+		}
+		b.logf("writing %s/ (media %s)", filepath.Join(b.opts.Out, o.Dir), usbTree.ID)
+		if err := b.writeDir(out.staged, usbTree); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(b.opts.Out, o.Dir), err)
+		}
+		outs = append(outs, out)
+	}
+
+	var paths []string
+	err = b.run.commit(func() error {
+		// A file added to an earlier build's folder during this build
+		// is somebody's: check again before anything moves.
+		for _, out := range outs {
+			final := filepath.Join(b.opts.Out, out.name)
+			if _, err := os.Lstat(final); out.dir && err == nil {
+				if err := replaceable(final); err != nil {
+					return &spec.Error{Pos: b.spec.Position("outputs.dir"), Path: "outputs.dir", Err: err}
 				}
 			}
-			// The spare is free space in the FAT partition, where a
-			// save.dat goes (byz persist create --image, --media, or on
-			// the node): byz-init uses byzantium/changes/save.dat there
-			// without being told.
-			err := usbimg.Write(path, t.Reader(), usbimg.Options{Size: size, Room: o.USB.Spare,
-				Seed: seed[:], ModTime: b.opts.Epoch, BootCode: b.biosMBR, BIOSCore: b.biosCore})
-			if errors.Is(err, usbimg.ErrNoRoom) {
-				return nil, fmt.Errorf("%s: outputs.usb: %w (size %s, spare %s)", path, err, spec.FormatSize(size), spec.FormatSize(o.USB.Spare))
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
-			}
-			outs = append(outs, path)
 		}
-		if o.Dir != "" {
-			path := filepath.Join(b.opts.Out, o.Dir)
-			b.logf("writing %s/ (media %s)", path, t.ID)
-			if err := writeDir(path, t); err != nil {
-				return nil, err
+		for _, out := range outs {
+			final := filepath.Join(b.opts.Out, out.name)
+			if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+				return err
 			}
-			outs = append(outs, path)
+			if out.dir {
+				if err := replaceDir(final, out.staged, filepath.Join(b.run.stage.Path, "old")); err != nil {
+					return err
+				}
+			} else if err := os.Rename(out.staged, final); err != nil {
+				return err
+			}
+			paths = append(paths, final)
+		}
+		return nil
+	})
+	return paths, err
+}
+
+// usbImageSize is the size of the USB image: the spec's, once checked
+// against what the tree and the spare need (before any output is written,
+// naming the spec line when it is too small), or else the smallest that
+// holds them.
+func (b *builder) usbImageSize(t *boot.Tree) (int64, error) {
+	u := b.spec.Outputs.USB
+	hs, files, err := treeHeaders(t)
+	if err != nil {
+		return 0, err
+	}
+	need, err := minUSBSize(hs, files, u.Spare)
+	if err != nil {
+		return 0, &spec.Error{Pos: b.spec.Position("outputs.usb"), Path: "outputs.usb", Err: err}
+	}
+	if u.Size == 0 {
+		size, err := usbSize(t, u.Spare)
+		if err != nil {
+			return 0, err
+		}
+		return max(size, need), nil
+	}
+	if u.Size < need {
+		return 0, &spec.Error{Pos: b.spec.Position("outputs.usb.size"), Path: "outputs.usb.size",
+			Err: fmt.Errorf("%s is too small for these media (%s of files, spare %s): make it at least %s, or leave size out to fit the image to its contents: %w",
+				spec.FormatSize(u.Size), human(files), spec.FormatSize(u.Spare), spec.FormatSize(need), usbimg.ErrNoRoom)}
+	}
+	return u.Size, nil
+}
+
+// treeHeaders lists the entries of a tree (reading no file) and adds up
+// the sizes of its files.
+func treeHeaders(t *boot.Tree) ([]entry.Header, int64, error) {
+	var hs []entry.Header
+	var files int64
+	r := t.Reader()
+	for {
+		h, err := r.Next()
+		if err == io.EOF {
+			return hs, files, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		hs = append(hs, *h)
+		files += h.Size
+	}
+}
+
+// minUSBSize is the smallest USB image, in whole MiB, whose FAT partition
+// holds the entries hs (files bytes of files) and keeps spare bytes free
+// after them, as usbimg.Write checks it. fat.Need is an upper bound the
+// FAT writer never exceeds, so an image of this size never runs out of
+// room. Larger volumes take larger clusters, so the need is not monotonic
+// in the size: search upwards from a floor.
+func minUSBSize(hs []entry.Header, files, spare int64) (int64, error) {
+	const mib = 1 << 20
+	size := max(spec.MinUSBSize, (files+spare+2*mib+mib-1)/mib*mib)
+	for ; size <= spec.MaxUSBSize; size += mib {
+		l, err := usbimg.Plan(usbimg.Options{Size: size, Seed: []byte("size")})
+		if err != nil {
+			continue
+		}
+		sp, err := fat.Need(l.FAT.Size(), hs)
+		if err == nil && sp.Fits() && sp.Have-sp.Need >= spare {
+			return size, nil
 		}
 	}
-	return outs, nil
+	return 0, fmt.Errorf("the media (%s of files) and spare %s do not fit a USB image of at most %s", human(files), spec.FormatSize(spare), spec.FormatSize(spec.MaxUSBSize))
 }
 
 // bootLoader extracts the bootloader files from their Debian packages,
@@ -135,8 +270,12 @@ func (b *builder) bootLoader() (*boot.Loader, error) {
 	for _, pkg := range boot.Packages() {
 		m, _ := filepath.Glob(filepath.Join(b.opts.DebDir, pkg+"_*.deb"))
 		if len(m) == 0 {
-			return nil, fmt.Errorf("bootloader package %s not found in %s: fetch it with ci/fetch-debs %s",
-				pkg, b.opts.DebDir, strings.Join(boot.Packages(), " "))
+			where := "(given)"
+			if b.debDirFound {
+				where = "(the nearest .cache/debs above the spec, else the working directory's)"
+			}
+			return nil, fmt.Errorf("bootloader package %s not found in %s %s: run make fetch in the Byzantium repository to fill its .cache/debs, or name the folder that holds %s with --debs DIR",
+				pkg, b.opts.DebDir, where, strings.Join(boot.Packages(), ", "))
 		}
 		debs = append(debs, m[len(m)-1])
 	}
@@ -152,10 +291,10 @@ func (b *builder) bootLoader() (*boot.Loader, error) {
 	return l, nil
 }
 
-// writeISO writes the hybrid ISO: El Torito BIOS (isolinux with a boot
-// info table) and UEFI (the EFI image) entries, and an MBR+GPT system area
-// so the same file boots from a stick.
-func (b *builder) writeISO(path string, t *boot.Tree, loader *boot.Loader) error {
+// writeISO writes the hybrid ISO from the tree's entries r: El Torito
+// BIOS (isolinux with a boot info table) and UEFI (the EFI image)
+// entries, and an MBR+GPT system area so the same file boots from a stick.
+func (b *builder) writeISO(path string, r entry.Reader, loader *boot.Loader) error {
 	mbr, err := loader.File(boot.IsohdpfxBin)
 	if err != nil {
 		return err
@@ -172,7 +311,7 @@ func (b *builder) writeISO(path string, t *boot.Tree, loader *boot.Loader) error
 		if err != nil {
 			return err
 		}
-		if _, err := entry.Copy(w, t.Reader()); err != nil {
+		if _, err := entry.Copy(w, r); err != nil {
 			w.Close()
 			return err
 		}
@@ -180,19 +319,15 @@ func (b *builder) writeISO(path string, t *boot.Tree, loader *boot.Loader) error
 	})
 }
 
-// writeDir writes the media tree as a folder, replacing an older one only
-// once the new one is complete.
-func writeDir(path string, t *boot.Tree) error {
-	tmp := path + ".tmp"
-	os.RemoveAll(tmp)
-	if err := hostfs.Extract(t.Reader(), tmp, hostfs.ExtractOptions{NoChown: os.Geteuid() != 0}); err != nil {
-		os.RemoveAll(tmp)
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.RemoveAll(path); err != nil {
+// writeDir writes the media tree as a folder at path, in the staging
+// folder. Extracting makes folders: a section of the run.
+func (b *builder) writeDir(path string, t *boot.Tree) error {
+	if err := mkdir(path); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return b.run.section(func() error {
+		return hostfs.Extract(b.run.reader(t.Reader()), path, hostfs.ExtractOptions{NoChown: os.Geteuid() != 0})
+	})
 }
 
 // volumeID makes an ISO 9660 volume identifier: d-characters, 32 at most.
@@ -227,7 +362,7 @@ func writeTemp(path string, write func(*os.File) error) (err error) {
 		}
 	}()
 	if err := write(f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return err
 	}
 	if err := f.Chmod(0o644); err != nil {
 		return err

@@ -36,9 +36,9 @@
 //	  iso: true                      # true: NAME.iso; or a file name
 //	  usb:                           # true, or:
 //	    file: byzantium-usb.img      #   default NAME-usb.img
-//	    size: 2G                     #   whole image, at least 64M; default: contents + spare
+//	    size: 2G                     #   whole image, 64M to 2T in whole MiB; default: contents + spare
 //	    spare: 512M                  #   free space kept in the FAT partition for a save.dat
-//	  dir: true                      # true: a folder NAME; or a folder name
+//	  dir: true                      # true: a folder NAME; or a folder name (never ".": see below)
 //
 // A module's services end up in its manifest (modules/manifest.Service,
 // /usr/share/byzantium/modules/NAME.json), where byzd finds them. Their keys
@@ -78,6 +78,9 @@
 // neither starts with ./ ../ or /, nor ends in / or a known file suffix, nor
 // exists there, is taken as a registry reference, so write ./ to be sure.
 // Output names are relative to the build's output directory (byz build -o).
+// A build replaces each output whole, so an output is never the output
+// directory itself, and a dir output replaces only a folder that an earlier
+// build wrote (every file in it listed in its byzantium/manifest.json).
 // There is no ${VAR} expansion: the spec and its inputs alone decide the
 // image, which is what makes builds reproducible.
 //

@@ -23,6 +23,16 @@ const KernelModule = "kernel"
 // clusters, which a smaller image could only reach with sub-KiB clusters.
 const MinUSBSize = 64 << 20
 
+// MaxUSBSize is the largest USB image accepted. The FAT32 partition that
+// holds the media ends within 2 TiB (2^32 sectors of 512 bytes), the
+// image is written whole onto a stick, and a bigger file only wastes the
+// time of writing it: keep room for persistence with spare, not size.
+const MaxUSBSize = 2 << 40
+
+// StagePrefix starts the names of the folders a build stages its outputs
+// in (in the output directory): no output may take such a name.
+const StagePrefix = ".byz-build-"
+
 // layers are the module lists in stacking order: a module may depend only
 // on its own layer or one below, or it could be loaded without what it
 // needs.
@@ -257,12 +267,26 @@ func (v *validator) outputs() {
 	}
 	names := map[string]string{}
 	check := func(path, name string) {
-		if !filepath.IsLocal(name) || filepath.Clean(name) != name {
+		switch {
+		case name == ".":
+			// The build replaces an output as a whole: "." would be
+			// the output directory itself, with whatever else is in it.
+			v.failf(path, "%q is the output directory itself: name a file or folder inside it (the build replaces an output whole)", name)
+			return
+		case !filepath.IsLocal(name) || filepath.Clean(name) != name:
 			v.failf(path, "%q: want a plain relative name under the output directory", name)
 			return
+		case strings.HasPrefix(filepath.Base(name), StagePrefix):
+			v.failf(path, "%q: names starting with %s are the build's own temporary folders", name, StagePrefix)
+			return
 		}
-		if first, dup := names[name]; dup {
-			v.failf(path, "%q is also the name of %s", name, first)
+		for other, first := range names {
+			switch {
+			case other == name:
+				v.failf(path, "%q is also the name of %s", name, first)
+			case strings.HasPrefix(name, other+"/") || strings.HasPrefix(other, name+"/"):
+				v.failf(path, "%q and %s (%q) are one inside the other", name, first, other)
+			}
 		}
 		names[name] = path
 	}
@@ -271,8 +295,15 @@ func (v *validator) outputs() {
 	}
 	if u := o.USB; u != nil {
 		check("outputs.usb.file", u.File)
-		if u.Size != 0 && u.Size < MinUSBSize {
+		switch {
+		case u.Size != 0 && u.Size < MinUSBSize:
 			v.failf("outputs.usb.size", "%s is too small: want at least 64M", FormatSize(u.Size))
+		case u.Size > MaxUSBSize:
+			v.failf("outputs.usb.size", "%s is too large: want at most %s (FAT32 ends at 2 TiB, and the whole image is written to a stick; keep room for persistence with spare)",
+				FormatSize(u.Size), FormatSize(MaxUSBSize))
+		case u.Size%(1<<20) != 0:
+			v.failf("outputs.usb.size", "%s is not a whole number of MiB: the image is laid out in 1 MiB units (write e.g. %s)",
+				FormatSize(u.Size), FormatSize((u.Size+1<<20-1)>>20<<20))
 		}
 		if u.Size != 0 && u.Spare >= u.Size {
 			v.failf("outputs.usb.spare", "%s leaves no room for the media in a %s image", FormatSize(u.Spare), FormatSize(u.Size))

@@ -28,7 +28,19 @@ and the outputs the spec asks for.
 Everything is checked before anything is written. Artifacts are kept in a
 content-addressed cache: a second build with nothing changed compresses
 nothing, and changing one module's inputs rebuilds that module and the media.
-Set SOURCE_DATE_EPOCH for byte-identical outputs across builds.`,
+Set SOURCE_DATE_EPOCH for byte-identical outputs across builds.
+
+The outputs are written into a hidden folder in DIR and moved into place
+together at the end: a build that fails or is interrupted (Ctrl-C) leaves
+DIR as it was, the outputs of the build before included, and removes what it
+began. A build replaces only its own outputs; a dir output replaces only a
+folder an earlier build wrote. Work folders that a killed build left in the
+cache are removed by the next build; 'byz cache prune' removes them and old
+artifacts on demand.
+
+The bootloaders come from Debian packages (make fetch puts them in the
+repository's .cache/debs): by default the nearest .cache/debs in the spec's
+folder or above it, else the working directory's; --debs names another.`,
 		Example: `  byz build -f examples/byzantium.yaml -o out
   byz build -f examples/test.yaml -o out --no-cache
   SOURCE_DATE_EPOCH=1700000000 byz build -f node.yaml -o out --init bin/byz-init`,
@@ -65,7 +77,9 @@ Set SOURCE_DATE_EPOCH for byte-identical outputs across builds.`,
 					fmt.Fprintf(os.Stderr, "byz: "+format+"\n", a...)
 				}
 			}
-			res, err := build.Build(s, build.Options{
+			ctx, stop := onInterrupt(cmd.Context())
+			defer stop()
+			res, err := build.BuildContext(ctx, s, build.Options{
 				Out: out, Cache: &cache.Cache{Dir: cacheDir, Refresh: noCache}, Epoch: *epoch,
 				InitBinary: initBin, DebDir: debDir, Logf: logf,
 			})
@@ -84,7 +98,7 @@ Set SOURCE_DATE_EPOCH for byte-identical outputs across builds.`,
 	f.StringVarP(&out, "output", "o", "out", "folder for the outputs")
 	f.StringVar(&cacheDir, "cache", ".cache/build", "folder of the build cache")
 	f.BoolVar(&noCache, "no-cache", false, "rebuild everything from the inputs (the cache is refreshed)")
-	f.StringVar(&debDir, "debs", ".cache/debs", "folder of the Debian packages the bootloaders come from")
+	f.StringVar(&debDir, "debs", "", "folder of the Debian packages the bootloaders come from (default: the nearest .cache/debs above the spec, else ./.cache/debs)")
 	f.StringVar(&initBin, "init", "", "byz-init binary (default: byz-init next to byz)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
 	return c

@@ -197,7 +197,11 @@ func TestBadUsage(t *testing.T) {
 	}{
 		{"no output", []string{"module", "create", src}, 2, "-o"},
 		{"unknown compressor", []string{"module", "create", src, "-o", out, "--comp", "lz5"}, 2, "lz5"},
-		{"bad block size", []string{"module", "create", src, "-o", out, "--block-size", "100K"}, 1, "102400"},
+		{"bad block size", []string{"module", "create", src, "-o", out, "--block-size", "100K"}, 2, "--block-size 100K"},
+		{"xz has no levels", []string{"module", "create", src, "-o", out, "--comp", "xz", "--level", "3"}, 2, "xz has no compression levels"},
+		{"zstd level too high", []string{"module", "create", src, "-o", out, "--level", "30"}, 2, "--level 30"},
+		{"gzip level too high", []string{"module", "create", src, "-o", out, "--comp", "gzip", "--level", "10"}, 2, "--level 10"},
+		{"negative processors", []string{"module", "create", src, "-o", out, "--processors", "-3"}, 2, "--processors -3"},
 		{"both layouts", []string{"module", "create", src, "-o", out, "--flatten", "--per-layer"}, 2, "flatten"},
 		{"unknown flag", []string{"module", "create", src, "-o", out, "--fast"}, 2, "--fast"},
 		{"missing source", []string{"module", "create", filepath.Join(dir, "nope"), "-o", out}, 1, "nope"},

@@ -12,7 +12,6 @@ import (
 
 	"byzantium/modules"
 	"byzantium/modules/entry"
-	"byzantium/modules/squashfs"
 )
 
 func newModuleCmd() *cobra.Command {
@@ -77,16 +76,10 @@ the same bytes on any machine.`,
 			}
 			var opts modules.CreateOptions
 			var err error
-			opts.Squashfs.Compressor, err = squashfs.ParseCompressor(comp)
-			if err != nil {
-				return usageError{err}
+			if opts.Squashfs, err = squashfsOptions(comp, level, blockSize, workers); err != nil {
+				return err
 			}
-			if opts.Squashfs.BlockSize, err = parseSize(blockSize); err != nil {
-				return usageError{fmt.Errorf("--block-size: %w", err)}
-			}
-			opts.Squashfs.Level = level
 			opts.Squashfs.Export = export
-			opts.Squashfs.Workers = workers
 			opts.Name, opts.Version, opts.Depends = name, ver, depends
 			if npmCache != "" {
 				opts.NPMCache.Dir = npmCache
@@ -99,9 +92,7 @@ the same bytes on any machine.`,
 			}
 			var counter entry.Counter
 			opts.Counter = &counter
-			stop := startProgress(os.Stderr, quiet, "reading sources", &counter)
-			outs, err := modules.Create(args, out, opts)
-			stop()
+			outs, err := createModule(cmd.Context(), args, out, opts, quiet, &counter)
 			if err != nil {
 				return err
 			}
@@ -118,7 +109,7 @@ the same bytes on any machine.`,
 	f := c.Flags()
 	f.StringVarP(&out, "output", "o", "", "module file to write (required)")
 	f.StringVar(&comp, "comp", "zstd", "compression: zstd, gzip or xz")
-	f.IntVar(&level, "level", 0, "compression level: zstd 1-22 (default: the encoder's best), gzip 1-9 (default 9)")
+	f.IntVar(&level, "level", 0, "compression level: zstd 1-22 (default: the encoder's best), gzip 1-9 (default 9); xz has none")
 	f.StringVar(&blockSize, "block-size", "128K", "data block size, a power of two from 4K to 1M")
 	f.StringVar(&name, "name", "", "module name (default: from a lone .deb, else from OUT: 050-foo.xzm → foo)")
 	f.StringVar(&ver, "version", "", "module version (default: from a lone .deb)")
@@ -126,7 +117,7 @@ the same bytes on any machine.`,
 	f.BoolVar(&flatten, "flatten", false, "OCI image: merge all layers into one module (default)")
 	f.BoolVar(&perLayer, "per-layer", false, "OCI image: one module per layer, OUT-layerNN.xzm")
 	f.BoolVar(&export, "export", false, "write an export table so the module can be exported over NFS")
-	f.IntVar(&workers, "processors", 0, "compression workers (default: all cores; output is the same either way)")
+	f.IntVar(&workers, "processors", 0, "compression workers, 1 or more (default: all cores; output is the same either way)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress or summary on stderr")
 	f.StringVar(&npmCache, "npm-cache", "", "folder of npm tarballs for npm: sources (default $BYZ_NPM_CACHE, else .cache/npm)")
 	c.RegisterFlagCompletionFunc("comp", cobra.FixedCompletions([]string{"zstd", "gzip", "xz"}, cobra.ShellCompDirectiveNoFileComp))
@@ -190,11 +181,15 @@ func newModuleExtractCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "extract FILE.xzm DIR",
 		Short: "Extract a module's files into a directory (owners and xattrs need root)",
+		Long: `Extract a module's files into DIR, which must be missing or empty unless
+--overwrite is given. The files are extracted into a hidden folder beside DIR
+(inside it when it exists) and moved into place only when all are there: an
+interrupted or failed extract leaves DIR as it was.`,
 		Example: `  byz module extract 010-base.xzm /tmp/base
   byz module extract --overwrite 010-base.xzm /tmp/base`,
 		Args: argsUsage(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return modules.Extract(args[0], args[1], overwrite)
+			return extractModule(cmd.Context(), args[0], args[1], overwrite)
 		},
 	}
 	c.Flags().BoolVar(&overwrite, "overwrite", false, "extract into a directory that is not empty")

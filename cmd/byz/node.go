@@ -48,8 +48,6 @@ trusts exactly the one whose fingerprint you give, and nothing else.
 		Example: `  byz node status
   byz node services --json | jq '.[] | select(.state == "failed") | .name'
   BYZ_TOKEN=byz_… byz node --url https://10.0.0.1 --fingerprint 4D:43:… modules`,
-		Args: argsUsage(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if n.conn.URL != "" && cmd.Flags().Changed("socket") {
 				return usageError{errors.New("node: --url and --socket: give one (the socket is for this node, --url for another)")}

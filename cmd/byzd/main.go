@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -31,6 +32,7 @@ func main() {
 		sandbox.Main()
 	}
 	var cfg daemon.Config
+	showVersion := flag.Bool("version", false, "print byzd's version and exit")
 	flag.StringVar(&cfg.StateDir, "state", "/var/lib/byzantium", "directory for state kept across reboots (TLS certificate)")
 	flag.StringVar(&cfg.HTTPSAddr, "https", ":443", "HTTPS listen address")
 	flag.StringVar(&cfg.HTTPAddr, "http", ":80", "HTTP listen address (redirects to HTTPS)")
@@ -40,10 +42,21 @@ func main() {
 	noServices := flag.Bool("no-services", false, "run no modules or services (the panel then only reports)")
 	noColdplug := flag.Bool("no-coldplug", false, "load no drivers for the machine's devices (byz-init loads the network's; byzd the rest once it serves)")
 	debug := flag.Bool("debug", false, "log debug lines too")
+	flag.Usage = func() { usage(flag.CommandLine.Output()) }
+	for _, a := range os.Args[1:] {
+		if a == "-h" || a == "-help" || a == "--help" {
+			usage(os.Stdout) // asked for: on stdout, status 0
+			os.Exit(0)
+		}
+	}
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "byzd: unexpected arguments %q\n", flag.Args())
+		fmt.Fprintf(os.Stderr, "byzd: unexpected arguments %q (see byzd --help)\n", flag.Args())
 		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Printf("byzd %s\n", version)
+		return
 	}
 
 	level := slog.LevelInfo
@@ -66,6 +79,22 @@ func main() {
 		cfg.Logger.Error("exiting", "err", err)
 		os.Exit(1)
 	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: byzd [flags]
+
+byzd is the Byzantium node's control daemon, started by the base's init after
+the switch to the new root: the HTTPS panel and JSON API (HTTP only redirects),
+byz's root-only socket, modules and their sandboxed services, persistence and
+cloning. It runs until SIGTERM or SIGINT.
+
+Exit status: 0 after a clean stop, 1 on a failure, 2 for a bad flag.
+
+Flags:
+`)
+	flag.CommandLine.SetOutput(w)
+	flag.PrintDefaults()
 }
 
 // runColdplug loads the drivers for the machine's devices from the running
