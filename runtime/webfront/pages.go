@@ -72,8 +72,8 @@ func wantsHTML(r *http.Request) bool {
 // connection is closed after it when the request's body was not read.
 func (a *app) writePage(w http.ResponseWriter, r *http.Request, p page, args ...any) {
 	lang := catalogs.Match(r.Header.Get("Accept-Language"))
-	title := catalogs.T(lang, p.key+".title", a.title)
-	text := catalogs.T(lang, p.key+".text", append([]any{a.title}, args...)...)
+	args = append([]any{a.title}, args...)
+	title, text := tr(lang, p.key+".title", args), tr(lang, p.key+".text", args)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -103,6 +103,17 @@ func (a *app) writePage(w http.ResponseWriter, r *http.Request, p page, args ...
 		Lang, Title, Text string
 		Refresh           int
 	}{lang, title, text, p.refresh})
+}
+
+// tr is the message key in lang with as many of args as it has verbs:
+// a title that does not name the app takes none.
+func tr(lang, key string, args []any) string {
+	msg := catalogs.T(lang, key)
+	n := strings.Count(msg, "%s")
+	if n == 0 {
+		return msg
+	}
+	return fmt.Sprintf(msg, args[:min(n, len(args))]...)
 }
 
 // byteSize writes n as people read it: "8 MiB".

@@ -321,6 +321,7 @@ func (w *idleRW) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// net/http clears them today, but documents that a hijacker must.
 	c.SetDeadline(time.Time{})
 	w.act.touch()
 	return &activeConn{Conn: c, act: w.act}, brw, nil

@@ -2,9 +2,7 @@ package webfront
 
 import (
 	"bufio"
-	"crypto/tls"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -174,6 +172,31 @@ func TestCatalogs(t *testing.T) {
 	}
 }
 
+// TestPages: every page in every language, as HTML and as JSON, says
+// its words with nothing left unformatted and the status it stands for.
+func TestPages(t *testing.T) {
+	a := &app{name: "wiki", title: "Wiki", lim: Limits{}.withDefaults(false)}
+	for _, p := range []page{pageStarting, pageStopped, pageFailed, pageDown, pageBroken, pageTimeout, pageBusy,
+		pageTooMany, pageTooLarge, pageSlow, pageLength, pageBadPath, pageNotFound, pageMethod} {
+		for _, lang := range catalogs.Languages() {
+			for _, accept := range []string{"text/html", "application/json"} {
+				r := httptest.NewRequest("GET", "/wiki/x", nil)
+				r.Header.Set("Accept", accept)
+				r.Header.Set("Accept-Language", lang)
+				w := httptest.NewRecorder()
+				a.writePage(w, r, p, "8 MiB")
+				body := w.Body.String()
+				if w.Code != p.status || strings.Contains(body, "%!") || strings.Contains(body, "[") && strings.Contains(body, p.key+".") {
+					t.Errorf("%s %s %s: %d %s", p.key, lang, accept, w.Code, body)
+				}
+				if accept == "text/html" && !strings.Contains(body, `<html lang="`+lang+`">`) {
+					t.Errorf("%s %s: not in %s: %s", p.key, lang, lang, body)
+				}
+			}
+		}
+	}
+}
+
 // TestBackendFailures: an app that never answers gets 504 after its
 // backend timeout, one that hangs up or answers garbage 502; each
 // leaves the front serving the next request.
@@ -277,6 +300,3 @@ func TestProbe(t *testing.T) {
 		t.Errorf("%d hits", hits.Load())
 	}
 }
-
-var _ = tls.VersionTLS12
-var _ = fmt.Sprint
