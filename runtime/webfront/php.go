@@ -206,6 +206,8 @@ func (p *fcgiApp) params(r *http.Request, prefix string, t target) []fcgi.Param 
 	add("REMOTE_ADDR", host)
 	add("REMOTE_PORT", port)
 	add("SERVER_NAME", hostName(r))
+	// net/http keeps Host out of r.Header; apps build their links on it.
+	add("HTTP_HOST", r.Host)
 	if t.pathInfo != "" {
 		add("PATH_INFO", t.pathInfo)
 		add("PATH_TRANSLATED", path.Join(p.b.Root, t.pathInfo))

@@ -82,7 +82,7 @@ func TestPHPParams(t *testing.T) {
 		}
 		for k, v := range map[string]string{"REMOTE_ADDR": "127.0.0.1", "REQUEST_METHOD": "GET", "GATEWAY_INTERFACE": "CGI/1.1",
 			"HTTP_COOKIE": "DokuWiki=abc", "HTTP_USER_AGENT": "phone", "HTTP_X_FORWARDED_FOR": "", "HTTP_PROXY": "",
-			"HTTPS": "", "REQUEST_SCHEME": "http", "SERVER_ADDR": "127.0.0.1"} {
+			"HTTPS": "", "REQUEST_SCHEME": "http", "SERVER_ADDR": "127.0.0.1", "HTTP_HOST": req.Host} {
 			if p[k] != v {
 				t.Errorf("%s: %s = %q, want %q", tc.uri, k, p[k], v)
 			}

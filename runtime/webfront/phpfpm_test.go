@@ -28,7 +28,8 @@ header('Content-Type: application/json');
 preg_match('/^Uid:\s+(\d+)/m', file_get_contents('/proc/self/status'), $m);
 echo json_encode(['script_name' => $_SERVER['SCRIPT_NAME'], 'script_filename' => $_SERVER['SCRIPT_FILENAME'],
   'path_info' => $_SERVER['PATH_INFO'] ?? '', 'https' => $_SERVER['HTTPS'] ?? '', 'remote_addr' => $_SERVER['REMOTE_ADDR'],
-  'get' => $_GET, 'cookie' => $_COOKIE, 'uid' => (int)$m[1], 'xff' => $_SERVER['HTTP_X_FORWARDED_FOR'] ?? '']);
+  'get' => $_GET, 'cookie' => $_COOKIE, 'uid' => (int)$m[1], 'xff' => $_SERVER['HTTP_X_FORWARDED_FOR'] ?? '',
+  'host' => $_SERVER['HTTP_HOST'] ?? '']);
 `,
 	"post.php": `<?php
 $in = file_get_contents('php://input');
@@ -171,13 +172,14 @@ func TestPHPFPM(t *testing.T) {
 		Cookie         map[string]string `json:"cookie"`
 		UID            int               `json:"uid"`
 		XFF            string            `json:"xff"`
+		Host           string            `json:"host"`
 	}
 	if err := json.Unmarshal([]byte(body), &env); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("env.php: %d %s (%v)", resp.StatusCode, body, err)
 	}
 	if env.ScriptName != "/wiki/env.php" || env.ScriptFilename != docroot+"/env.php" || env.PathInfo != "/some/page" ||
 		env.HTTPS != "on" || env.RemoteAddr != "127.0.0.1" || env.Get["x"] != "1" || env.Get["y"] != "é" ||
-		env.Cookie["DokuWiki"] != "abc" || len(env.Cookie) != 1 || env.XFF != "" {
+		env.Cookie["DokuWiki"] != "abc" || len(env.Cookie) != 1 || env.XFF != "" || env.Host != strings.TrimPrefix(srv.URL, "https://") {
 		t.Errorf("env.php saw %+v", env)
 	}
 	if os.Geteuid() == 0 && env.UID != 65534 {
