@@ -248,6 +248,7 @@ func (a *app) serve(w http.ResponseWriter, r *http.Request, prefix, rel, relRaw 
 			return
 		}
 	}
+	release = sync.OnceFunc(release)
 	defer release()
 
 	bw := &bodyWatch{}
@@ -260,7 +261,7 @@ func (a *app) serve(w http.ResponseWriter, r *http.Request, prefix, rel, relRaw 
 		r.Body = bw
 	}
 	if a.http != nil {
-		a.http.serve(w, r, prefix, rel, relRaw, bw)
+		a.http.serve(w, r, prefix, rel, relRaw, bw, release)
 	} else {
 		a.fcgi.serve(w, r, prefix, t, bw)
 	}

@@ -75,13 +75,18 @@ func (h *httpApp) closeIdle() { h.tr.CloseIdleConnections() }
 // strips reports whether the app is sent paths without its prefix.
 func (h *httpApp) strips(prefix string) bool { return prefix != "/" && !h.a.route.HTTP.KeepPrefix }
 
-func (h *httpApp) serve(w http.ResponseWriter, r *http.Request, prefix, rel, relRaw string, bw *bodyWatch) {
+// serve proxies r; upgraded gives the request's turn back once it
+// became a WebSocket: an open chat would otherwise hold a turn for
+// hours, and a few dozen idle browser tabs would keep everyone else
+// waiting. WebSockets are bounded by byzd's connection caps instead
+// (per source network and in all), and by the idle timeout.
+func (h *httpApp) serve(w http.ResponseWriter, r *http.Request, prefix, rel, relRaw string, bw *bodyWatch, upgraded func()) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	act := &activity{idle: h.a.lim.IdleTimeout, cancel: cancel}
 	defer act.stop()
 	ctx = context.WithValue(ctx, infoKey{}, &reqInfo{path: r.URL.Path, prefix: prefix, rel: rel, relRaw: relRaw, body: bw})
-	h.rp.ServeHTTP(&idleRW{ResponseWriter: w, act: act}, r.WithContext(ctx))
+	h.rp.ServeHTTP(&idleRW{ResponseWriter: w, act: act, upgraded: upgraded}, r.WithContext(ctx))
 }
 
 // dropped are request headers a client may not set: the X-Forwarded-*
@@ -299,7 +304,8 @@ func (a *activity) stop() {
 // noted.
 type idleRW struct {
 	http.ResponseWriter
-	act *activity
+	act      *activity
+	upgraded func()
 }
 
 func (w *idleRW) WriteHeader(code int) {
@@ -324,6 +330,9 @@ func (w *idleRW) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// net/http clears them today, but documents that a hijacker must.
 	c.SetDeadline(time.Time{})
 	w.act.touch()
+	if w.upgraded != nil {
+		w.upgraded()
+	}
 	return &activeConn{Conn: c, act: w.act}, brw, nil
 }
 

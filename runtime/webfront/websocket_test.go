@@ -71,9 +71,10 @@ func wsDial(t *testing.T, addr, path string) (net.Conn, *bufio.Reader, string) {
 
 // TestWebSocket: an upgrade goes through with its handshake headers;
 // the connection outlives the server's read and write timeouts (a
-// request's deadlines must not cut a chat) as long as bytes flow; once
-// nothing flows for the idle timeout, the front closes both sides and
-// the app's turn is free again.
+// request's deadlines must not cut a chat) as long as bytes flow; it
+// gives its turn back once upgraded, so that open chats (two here, on
+// an app of one turn) never keep plain requests waiting; once nothing
+// flows for the idle timeout, the front closes both sides.
 func TestWebSocket(t *testing.T) {
 	var closed atomic.Int32
 	var saw atomic.Pointer[http.Header]
@@ -81,7 +82,7 @@ func TestWebSocket(t *testing.T) {
 	f := &Front{}
 	idle := 500 * time.Millisecond
 	if err := f.Update([]Route{{Name: "chat", Prefix: "/chat/", HTTP: &HTTPBackend{Socket: sock},
-		Limits: Limits{IdleTimeout: idle}}}); err != nil {
+		Limits: Limits{IdleTimeout: idle, Concurrent: 1, PerClient: 1, BackendTimeout: time.Second}}}); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -117,8 +118,27 @@ func TestWebSocket(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	a := f.table.Load().get("chat")
-	if a.gate.inUse() != 1 {
+	if a.gate.inUse() != 0 {
 		t.Errorf("%d turns in use during the chat", a.gate.inUse())
+	}
+	c2, br2, status := wsDial(t, ln.Addr().String(), "/chat/socket.io/?EIO=4&transport=websocket")
+	defer c2.Close()
+	if !strings.HasPrefix(status, "101") {
+		t.Fatalf("a second WebSocket: %s", status)
+	}
+	io.WriteString(c2, "two")
+	if _, err := io.ReadFull(br2, buf[:3]); err != nil || string(buf[:3]) != "TWO" {
+		t.Errorf("second echo: %q %v", buf[:3], err)
+	}
+	// The app answers plain requests with 400 "websocket only": it was
+	// reached, not kept waiting by the open chats.
+	resp, err := http.Get("http://" + ln.Addr().String() + "/chat/plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("a plain request while two chats are open: %d", resp.StatusCode)
 	}
 	// Silence: the front hangs up on both sides.
 	if _, err := br.ReadByte(); err == nil {
@@ -127,7 +147,10 @@ func TestWebSocket(t *testing.T) {
 	if waited := time.Since(last); waited < idle {
 		t.Errorf("closed after %v, before the idle timeout", waited)
 	}
-	waitFor(t, "the app's side to close", func() bool { return closed.Load() == 1 })
+	if _, err := br2.ReadByte(); err == nil {
+		t.Fatal("read a byte from the second silent connection")
+	}
+	waitFor(t, "the app's sides to close", func() bool { return closed.Load() == 2 })
 	waitFor(t, "the turn to be given back", func() bool { return a.gate.inUse() == 0 })
 }
 
