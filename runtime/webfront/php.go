@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -136,18 +137,50 @@ func (p *fcgiApp) serve(w http.ResponseWriter, r *http.Request, prefix string, t
 		}
 	}
 	filterSetCookies(h, a.f.ReservedCookies, a)
-	w.WriteHeader(resp.StatusCode)
 	dc.idle.Store(int64(a.lim.IdleTimeout))
 	conn.SetReadDeadline(time.Now().Add(a.lim.IdleTimeout))
-	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	// An event stream is flushed as it comes. Anything else is held
+	// until its first 4 KiB (or its end) are in, so that an answer that
+	// breaks early (most pages are smaller) still gets a 502 page rather
+	// than a cut-off one, and then goes out as net/http's buffer fills:
+	// a flush per record would cost a write and a chunk each.
+	var rc *http.ResponseController
+	held := 0
+	if ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";"); strings.TrimSpace(strings.ToLower(ct)) == "text/event-stream" {
+		rc = http.NewResponseController(w)
+	} else {
+		var rerr error
+		for held < earlyBytes && rerr == nil {
+			var n int
+			n, rerr = resp.Body.Read(buf[held:earlyBytes])
+			held += n
+		}
+		if rerr != nil && rerr != io.EOF {
+			for k := range h {
+				delete(h, k)
+			}
+			p.fail(w, r, t, bw, rerr)
+			return
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if held > 0 {
+		if _, err := w.Write(buf[:held]); err != nil {
+			return
+		}
+	}
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // the client left
 			}
-			rc.Flush()
+			if rc != nil {
+				rc.Flush()
+			}
 		}
 		if rerr == io.EOF {
 			return
@@ -160,6 +193,11 @@ func (p *fcgiApp) serve(w http.ResponseWriter, r *http.Request, prefix string, t
 		}
 	}
 }
+
+// earlyBytes of an answer are held before its headers are sent.
+const earlyBytes = 4 << 10
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // fail answers for a request the app did not answer.
 func (p *fcgiApp) fail(w http.ResponseWriter, r *http.Request, t target, bw *bodyWatch, err error) {

@@ -102,8 +102,9 @@ func TestPHPParams(t *testing.T) {
 }
 
 // TestPHPBrokenAnswers: each way a broken PHP app (or a dying php-fpm
-// worker) can answer gets a clear status; the answers it cut short after
-// its headers reach the client as cut short (not as whole); the next
+// worker) can answer gets a clear status, an answer cut short within its
+// first 4 KiB included; one cut short later (or an event stream, sent as
+// it comes) reaches the client as cut short, not as whole; the next
 // request is served and nothing is left running.
 func TestPHPBrokenAnswers(t *testing.T) {
 	var mode atomic.Value
@@ -130,6 +131,10 @@ func TestPHPBrokenAnswers(t *testing.T) {
 			w.Stdout("Content-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly part")
 		case "cut stream":
 			w.Stdout("Content-Type: text/plain\r\n\r\nonly part")
+		case "cut late":
+			w.Stdout("Content-Type: text/plain\r\n\r\n" + strings.Repeat("p", 20000))
+		case "cut event stream":
+			w.Stdout("Content-Type: text/event-stream\r\n\r\ndata: 1\n\n")
 		case "hang":
 			time.Sleep(2 * time.Second)
 		}
@@ -155,6 +160,8 @@ func TestPHPBrokenAnswers(t *testing.T) {
 		{"bad status", 502, "Wiki sent a broken answer"},
 		{"headers too large", 502, "Wiki sent a broken answer"},
 		{"overloaded", 503, "Wiki is busy"},
+		{"cut body", 502, "Wiki sent a broken answer"},   // within its first 4 KiB: still
+		{"cut stream", 502, "Wiki sent a broken answer"}, // time for a page
 		{"hang", 504, "Wiki took too long"},
 	} {
 		mode.Store(tc.mode)
@@ -167,7 +174,7 @@ func TestPHPBrokenAnswers(t *testing.T) {
 			t.Errorf("after %s: %d %q", tc.mode, resp.StatusCode, body)
 		}
 	}
-	for _, m := range []string{"cut body", "cut stream"} {
+	for m, want := range map[string]string{"cut late": strings.Repeat("p", 20000), "cut event stream": "data: 1\n\n"} {
 		mode.Store(m)
 		resp, err := c.Get("http://" + addr + "/wiki/index.php")
 		if err != nil {
@@ -175,8 +182,8 @@ func TestPHPBrokenAnswers(t *testing.T) {
 		}
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || string(b) != "only part" || !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Errorf("%s: %d %q %v: the client must see the answer cut short", m, resp.StatusCode, b, err)
+		if resp.StatusCode != 200 || string(b) != want || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("%s: %d %d bytes %v: the client must see the answer cut short", m, resp.StatusCode, len(b), err)
 		}
 	}
 	if !log.has("wiki: GET /wiki/index.php (index.php): fcgi: malformed") || !log.has("the answer broke off") {

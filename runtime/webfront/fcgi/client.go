@@ -78,7 +78,9 @@ func Do(ctx context.Context, conn net.Conn, req *Request) (*Response, error) {
 	if max <= 0 {
 		max = DefaultMaxHeaderBytes
 	}
-	s := &stream{br: bufio.NewReaderSize(conn, 32<<10), stderr: req.Stderr}
+	// Small buffers: reads of a body larger than them go straight to
+	// the connection once they are empty.
+	s := &stream{br: bufio.NewReader(conn), stderr: req.Stderr}
 	// The header reader's read-ahead counts against the limit too, so
 	// the limit is raised by one buffer's worth.
 	const bufSize = 4 << 10
