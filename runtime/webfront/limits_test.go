@@ -1,6 +1,7 @@
 package webfront
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -149,10 +150,11 @@ func TestFairness(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		perClient int
-		want      int // the second client's status
+		wait      time.Duration // for a turn
+		want      int           // the second client's status
 	}{
-		{"per-client cap", 2, 200},
-		{"control: no cap", 4, 503},
+		{"per-client cap", 2, 20 * time.Second, 200},
+		{"control: no cap", 4, time.Second, 503},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var slowIn atomic.Int64
@@ -165,7 +167,7 @@ func TestFairness(t *testing.T) {
 			}))
 			var fReq atomic.Int64
 			php := countingFCGI(t, &fReq)
-			lim := Limits{Concurrent: 4, PerClient: tc.perClient, BackendTimeout: time.Second, BodyTimeout: 20 * time.Second}
+			lim := Limits{Concurrent: 4, PerClient: tc.perClient, BackendTimeout: tc.wait, BodyTimeout: 30 * time.Second}
 			f := &Front{}
 			err := f.Update([]Route{
 				{Name: "pad", Prefix: "/pad/", HTTP: &HTTPBackend{Socket: http1}, Limits: lim},
@@ -213,5 +215,68 @@ func TestFairness(t *testing.T) {
 			}
 			waitFor(t, "every turn to come back", func() bool { return pad.gate.inUse() == 0 && wiki.gate.inUse() == 0 })
 		})
+	}
+}
+
+// TestSourceNet: a client is an IPv4 address or an IPv6 /64, as
+// byzd's connection caps count them.
+func TestSourceNet(t *testing.T) {
+	for addr, want := range map[string]string{
+		"192.0.2.1:5":             "192.0.2.1/32",
+		"[::ffff:192.0.2.1]:5":    "192.0.2.1/32",
+		"[2001:db8:1:2::1]:443":   "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ff::9]:80": "2001:db8:1:2::/64",
+		"[fe80::1%eth0]:80":       "fe80::/64",
+		"garbage":                 "invalid Prefix",
+	} {
+		if got := sourceNet(addr).String(); got != want {
+			t.Errorf("sourceNet(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}
+
+// TestGate: turns are taken and given back, a client's queue is
+// bounded, and a client's entry goes when its last request does.
+func TestGate(t *testing.T) {
+	g := newGate(3, 2)
+	a, b := sourceNet("192.0.2.1:1"), sourceNet("192.0.2.2:1")
+	ctx := t.Context()
+	r1, err1 := g.enter(ctx, a)
+	r2, err2 := g.enter(ctx, a)
+	if err1 != nil || err2 != nil || g.inUse() != 2 {
+		t.Fatalf("%v %v %d", err1, err2, g.inUse())
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := g.enter(short, a); err != errAppBusy {
+		t.Errorf("a third request from a: %v, want it to wait and give up", err)
+	}
+	r3, err := g.enter(ctx, b)
+	if err != nil || g.inUse() != 3 {
+		t.Fatalf("b: %v %d", err, g.inUse())
+	}
+	// a: 2 holding; 6 more may wait (4 × 2 in all); the 9th is refused.
+	waiters, stop := context.WithCancel(ctx)
+	done := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		go func() { _, err := g.enter(waiters, a); done <- err }()
+	}
+	waitFor(t, "six waiting", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.clients[a].users == 8
+	})
+	if _, err := g.enter(ctx, a); err != errClientBusy {
+		t.Errorf("past the queue: %v", err)
+	}
+	stop()
+	for i := 0; i < 6; i++ {
+		<-done
+	}
+	r1()
+	r2()
+	r3()
+	if g.inUse() != 0 || len(g.clients) != 0 {
+		t.Errorf("%d in use, %d clients left", g.inUse(), len(g.clients))
 	}
 }

@@ -80,7 +80,7 @@ func TestWebSocket(t *testing.T) {
 	var saw atomic.Pointer[http.Header]
 	sock := wsBackend(t, &closed, &saw)
 	f := &Front{}
-	idle := 500 * time.Millisecond
+	idle := time.Second
 	if err := f.Update([]Route{{Name: "chat", Prefix: "/chat/", HTTP: &HTTPBackend{Socket: sock},
 		Limits: Limits{IdleTimeout: idle, Concurrent: 1, PerClient: 1, BackendTimeout: time.Second}}}); err != nil {
 		t.Fatal(err)
