@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -123,7 +124,10 @@ php_admin_value[post_max_size] = 8M
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := os.Stat(sock); err == nil {
+		// The socket's file appears when php-fpm binds it, a moment
+		// before it listens: wait for a connection.
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			return sock, docroot
 		}
 		select {
