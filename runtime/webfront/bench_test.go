@@ -91,13 +91,15 @@ func compare(b *testing.B, title, tag string, loads []load, n, conc, rounds int)
 		}
 	}
 	fmt.Fprintf(os.Stdout, "\n%s: %d requests × %d rounds, %d at once (best round)\n", title, n, rounds, conc)
-	fmt.Fprintf(os.Stdout, "  %-22s %10s %10s %10s %9s %9s\n", "", "req/s", "p50", "p99", "req/s ×", "p99 ×")
+	fmt.Fprintf(os.Stdout, "  %-10s %8s %10s %10s %9s %9s %9s\n", "", "req/s", "p50", "p99", "req/s ×", "p50 ×", "p99 ×")
 	for i, l := range loads {
 		rr, pr := best[i].rps/best[0].rps, float64(best[i].p99)/float64(best[0].p99)
-		fmt.Fprintf(os.Stdout, "  %-22s %10.0f %10v %10v %9.2f %9.2f\n", l.name, best[i].rps,
-			best[i].p50.Round(time.Microsecond), best[i].p99.Round(time.Microsecond), rr, pr)
+		fmt.Fprintf(os.Stdout, "  %-10s %8.0f %10v %10v %9.2f %9.2f %9.2f\n", l.name, best[i].rps,
+			best[i].p50.Round(time.Microsecond), best[i].p99.Round(time.Microsecond), rr,
+			float64(best[i].p50)/float64(best[0].p50), pr)
 		if i > 0 {
 			b.ReportMetric(rr, tag+"-"+l.name+"-rps-ratio")
+			b.ReportMetric(float64(best[i].p50)/float64(best[0].p50), tag+"-"+l.name+"-p50-ratio")
 			b.ReportMetric(pr, tag+"-"+l.name+"-p99-ratio")
 		}
 	}
@@ -126,8 +128,9 @@ func keepAlive(conc int, tlsConf *tls.Config) *http.Client {
 // latency (p50, p99) of an app reached directly and through the front,
 // over plain HTTP and over TLS as byzd serves it, with keep-alive
 // connections, for an HTTP app (a Go server on a loopback port answering
-// 1 KiB) and for Debian's php-fpm (a script printing 1 KiB, reached
-// directly with this package's FastCGI client). Run it alone:
+// 1 KiB), for Debian's php-fpm (a script printing 1 KiB, reached
+// directly with this package's FastCGI client) and for Debian's DokuWiki
+// on it (a real page, the same FastCGI parameters). Run it alone:
 //
 //	go test -run XXX -bench Front -benchtime 1x ./runtime/webfront
 func BenchmarkFront(b *testing.B) {
@@ -208,6 +211,61 @@ func BenchmarkFront(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			compare(b, "php-fpm app (2 workers), one at a time", "c1", loads, 1000, 1, 3)
 			compare(b, "php-fpm app (2 workers)", "c4", loads, 2000, conc, 3)
+		}
+	})
+	b.Run("dokuwiki", func(b *testing.B) {
+		sock, _ := startDokuWiki(b)
+		f := &Front{}
+		route := dokuwikiRoute(sock)
+		route.Limits = Limits{Concurrent: 2, PerClient: 2}
+		if err := f.Update([]Route{route}); err != nil {
+			b.Fatal(err)
+		}
+		tlsSrv := httptest.NewTLSServer(f)
+		defer tlsSrv.Close()
+		const page = "/wiki/doku.php?id=wiki:syntax"
+		// Direct: the parameters the front would send, without the front.
+		r := httptest.NewRequest("GET", tlsSrv.URL+page, nil)
+		params := f.table.Load().get("wiki").fcgi.params(r, "/wiki/", target{script: "doku.php"})
+		var size int64
+		direct := func() error {
+			conn, err := net.Dial("unix", sock)
+			if err != nil {
+				return err
+			}
+			resp, err := fcgi.Do(context.Background(), conn, &fcgi.Request{Params: params})
+			if err != nil {
+				return err
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || n < 10000 {
+				return fmt.Errorf("direct: %d, %d bytes, %v", resp.StatusCode, n, err)
+			}
+			size = n
+			return nil
+		}
+		if err := direct(); err != nil { // and warm DokuWiki's cache
+			b.Fatal(err)
+		}
+		c := keepAlive(2, tlsSrv.Client().Transport.(*http.Transport).TLSClientConfig)
+		front := func() error {
+			resp, err := c.Get(tlsSrv.URL + page)
+			if err != nil {
+				return err
+			}
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || n != size {
+				return fmt.Errorf("front: %d, %d bytes, want %d", resp.StatusCode, n, size)
+			}
+			return nil
+		}
+		for i := 0; i < b.N; i++ {
+			compare(b, fmt.Sprintf("DokuWiki's syntax page (%d KiB, 2 workers), one at a time", size>>10), "c1",
+				[]load{{"direct", direct}, {"front-tls", front}}, 200, 1, 3)
+			compare(b, "DokuWiki's syntax page, 2 at once", "c2",
+				[]load{{"direct", direct}, {"front-tls", front}}, 300, 2, 3)
 		}
 	})
 }

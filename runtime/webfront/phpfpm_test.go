@@ -57,11 +57,25 @@ undefined_function();
 `,
 }
 
+// fpmPool says how startPHPFPM's pool differs from the default: workers
+// as nobody (when the test runs as root), no php.ini, serving
+// phpScripts from a new folder.
+type fpmPool struct {
+	user     string // the workers' user and group, as root; "" is nobody
+	withINI  bool   // Debian's php.ini and extensions (conf.d)
+	extra    string // more pool lines; "{dir}" is the pool's folder
+	noScript bool   // no docroot of phpScripts
+}
+
 // startPHPFPM runs Debian's php-fpm in the foreground with a pool of its
-// own on a unix socket in a new folder (no TCP, workers as nobody when
-// the test runs as root, no php.ini), serving phpScripts. It returns the
-// socket and the document root.
-func startPHPFPM(t testing.TB) (sock, docroot string) {
+// own on a unix socket in a new folder (no TCP). It returns the socket
+// and the folder (its www/ holds phpScripts).
+func startPHPFPM(t testing.TB) (sock, dir string) {
+	sock, dir = startPool(t, fpmPool{})
+	return sock, filepath.Join(dir, "www")
+}
+
+func startPool(t testing.TB, pool fpmPool) (sock, dir string) {
 	t.Helper()
 	bin := testenv.RequireTool(t, "php-fpm8.2")
 	dir, err := os.MkdirTemp("", "wf-php-")
@@ -69,19 +83,29 @@ func startPHPFPM(t testing.TB) (sock, docroot string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	// The workers (nobody) read the scripts.
+	// The workers read the scripts.
 	os.Chmod(dir, 0o755)
-	docroot = filepath.Join(dir, "www")
-	os.Mkdir(docroot, 0o755)
-	for name, src := range phpScripts {
-		if err := os.WriteFile(filepath.Join(docroot, name), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
+	if !pool.noScript {
+		docroot := filepath.Join(dir, "www")
+		os.Mkdir(docroot, 0o755)
+		for name, src := range phpScripts {
+			if err := os.WriteFile(filepath.Join(docroot, name), []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	sock = filepath.Join(dir, "fpm.sock")
 	user := ""
 	if os.Geteuid() == 0 {
-		user = "user = nobody\ngroup = nogroup\n"
+		u := pool.user
+		if u == "" {
+			u = "nobody"
+		}
+		g := u
+		if u == "nobody" {
+			g = "nogroup"
+		}
+		user = "user = " + u + "\ngroup = " + g + "\n"
 	}
 	conf := fmt.Sprintf(`[global]
 pid = %[1]s/fpm.pid
@@ -99,12 +123,17 @@ php_admin_flag[display_errors] = off
 php_admin_flag[log_errors] = on
 php_admin_value[memory_limit] = 32M
 php_admin_value[post_max_size] = 8M
-`, dir, user, sock)
+%[4]s
+`, dir, user, sock, strings.ReplaceAll(pool.extra, "{dir}", dir))
 	confPath := filepath.Join(dir, "fpm.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--nodaemonize", "--fpm-config", confPath, "-n")
+	args := []string{"--nodaemonize", "--fpm-config", confPath}
+	if !pool.withINI {
+		args = append(args, "-n")
+	}
+	cmd := exec.Command(bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -128,7 +157,7 @@ php_admin_value[post_max_size] = 8M
 		// before it listens: wait for a connection.
 		if c, err := net.Dial("unix", sock); err == nil {
 			c.Close()
-			return sock, docroot
+			return sock, dir
 		}
 		select {
 		case <-exited:
