@@ -226,6 +226,12 @@ func (a *app) serve(w http.ResponseWriter, r *http.Request, prefix, rel, relRaw 
 			a.fcgi.serveStatic(w, r, t.file)
 			return
 		}
+		if r.ContentLength < 0 {
+			// PHP reads a body by CONTENT_LENGTH: a chunked body would
+			// have to be held whole first. Browsers always send a length.
+			a.writePage(w, r, pageLength)
+			return
+		}
 	}
 	if r.ContentLength > a.lim.MaxBody {
 		a.writePage(w, r, pageTooLarge, byteSize(a.lim.MaxBody))

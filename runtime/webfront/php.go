@@ -87,12 +87,6 @@ func (p *fcgiApp) resolve(rel string) (target, bool) {
 
 func (p *fcgiApp) serve(w http.ResponseWriter, r *http.Request, prefix string, t target, bw *bodyWatch) {
 	a := p.a
-	if r.ContentLength < 0 {
-		// PHP reads a body by CONTENT_LENGTH: a chunked body would have
-		// to be held whole first. Browsers always send a length.
-		a.writePage(w, r, pageLength)
-		return
-	}
 	conn, err := (&net.Dialer{Timeout: min(a.lim.BackendTimeout, 10*time.Second)}).DialContext(r.Context(), "unix", p.b.Socket)
 	if err != nil {
 		if r.Context().Err() == nil {
