@@ -41,8 +41,9 @@ func blankDisk(t *testing.T, size int64) string {
 // the blank stick with a fresh encrypted save.dat and its changes (not
 // its secrets). The boot stick, the mounted disk and the tiny stick are
 // refused. The clone then boots alone, by BIOS and by UEFI: its save.dat
-// opens with the new passphrase, the changes came along, and its
-// certificate and node identity are its own.
+// opens with the new passphrase, the changes came along inside it (no
+// plaintext state module on the stick), and its certificate and node
+// identity are its own.
 func TestCloneNode(t *testing.T) {
 	img := genericImages(t)
 	const password, pass = "provisioned-by-the-host", "clone-stick-pass"
@@ -169,15 +170,19 @@ func TestCloneNode(t *testing.T) {
 	// The clone alone, BIOS then UEFI.
 	for _, uefi := range []bool{false, true} {
 		o := qemu.Options{Disk: blank, DiskAs: qemu.USB, UEFI: uefi, Mem: "1536M", Forward: []string{fmt.Sprintf("%d:443", https)}}
-		vm := qemu.StartT(t, qemu.Config{Options: o, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+		vm := startWithStore(t, o)
 		if _, err := vm.Expect(ctx, "byzantium/changes/save.dat is encrypted: asking for its passphrase"); err != nil {
 			t.Fatal(err)
 		}
 		if err := vm.Type(pass + "\n"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := vm.Expect(ctx, "unlocked byzantium/changes/save.dat"); err != nil {
-			t.Fatal(err)
+		// The clone's own save.dat, mounted on the generic kernel (it
+		// was not, for want of crc32c, and the test passed: issue 12).
+		for _, want := range []string{"unlocked byzantium/changes/save.dat", "persistence: save.dat byzantium/changes/save.dat"} {
+			if _, err := vm.Expect(ctx, want); err != nil {
+				t.Fatal(err)
+			}
 		}
 		line, err := vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
 		if err != nil {
@@ -199,6 +204,16 @@ func TestCloneNode(t *testing.T) {
 		}
 		if _, err := vm.Expect(ctx, "carried-21"); err != nil {
 			t.Errorf("the node's changes did not come along: %v", err)
+		}
+		// With --encrypt they came inside the save.dat's upper layer, not
+		// as a plaintext module on the stick.
+		if err := vm.Type("echo modules-with-state=$(ls /run/byz/media/byzantium/modules | grep -c state-); echo upper-$(cat /run/byz/rw/upper/root/state-marker)\n"); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"modules-with-state=0", "upper-carried-21"} {
+			if _, err := vm.Expect(ctx, want); err != nil {
+				t.Errorf("the changes are not (only) in the encrypted save.dat: no %q: %v", want, err)
+			}
 		}
 		vm.Kill()
 	}

@@ -34,7 +34,7 @@ func TestPersistenceExit(t *testing.T) {
 		Append: "console=ttyS0 changes=EXIT:/dev/vda"}
 	const lowerFile = "/usr/share/doc/busybox-static/copyright"
 	boot := func(t *testing.T, ctx context.Context) *qemu.VM {
-		vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+		vm := startWithStore(t, opts)
 		if _, err := vm.Expect(ctx, "persistence: changes are kept in RAM and saved to /dev/vda at shutdown"); err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestPersistenceOnNode(t *testing.T) {
 		}
 	}
 
-	vm := qemu.StartT(t, qemu.Config{Options: qemu.Options{Disk: disk}, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	vm := startWithStore(t, qemu.Options{Disk: disk})
 	if _, err := vm.Expect(ctx, "byzd: serving"); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestPersistenceOnNode(t *testing.T) {
 	run(vm, "umount /mnt/s; sync; echo synced-$((3+4))", "synced-7")
 	vm.Kill()
 
-	vm = qemu.StartT(t, qemu.Config{Options: qemu.Options{Disk: disk}, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	vm = startWithStore(t, qemu.Options{Disk: disk})
 	if _, err := vm.Expect(ctx, "byzantium/changes/save.dat is encrypted: asking for its passphrase"); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestPersistenceGrow(t *testing.T) {
 	defer cancel()
 	const onMedia = "/run/byz/media/byzantium/changes/save.dat"
 
-	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	vm := startWithStore(t, opts)
 	if _, err := vm.Expect(ctx, "persistence: save.dat byzantium/changes/save.dat"); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestPersistenceGrow(t *testing.T) {
 	}
 	vm.Kill()
 
-	vm = qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	vm = startWithStore(t, opts)
 	if _, err := vm.Expect(ctx, "persistence: grew the store's file system from 32 MiB to 56 MiB"); err != nil {
 		t.Fatal(err)
 	}

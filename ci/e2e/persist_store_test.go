@@ -39,7 +39,7 @@ func TestPersistenceFolder(t *testing.T) {
 	var fp string // byzd's certificate, made on the first boot
 	for boot := 1; boot <= 2; boot++ {
 		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-		vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+		vm := startWithStore(t, opts)
 		for _, want := range []string{"media: /dev/vda (ext4", "persistence: folder /byzantium/changes on /dev/vda"} {
 			if _, err := vm.Expect(ctx, want); err != nil {
 				t.Fatalf("boot %d: %v", boot, err)

@@ -207,6 +207,12 @@ func (s *stacker) saveDat(rw string, media *Media, rel string) (Persistence, err
 	h, lerr := luks2.Read(f)
 	if lerr == nil {
 		p.Encrypted = true
+		// A volume that cannot be mapped (unmet requirements, say) is
+		// refused before a passphrase is asked for.
+		if err := h.CheckActivate(); err != nil {
+			f.Close()
+			return p, fmt.Errorf("save.dat %s: %w", rel, err)
+		}
 		mapped, err := s.unlock(f, dev, h, rel)
 		f.Close()
 		if err != nil {
