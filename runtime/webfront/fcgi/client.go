@@ -371,11 +371,3 @@ func (s *stream) next() error {
 		return fmt.Errorf("%w: unexpected record type %d", ErrMalformed, h.typ)
 	}
 }
-
-// streamErr names the end of the connection inside a request.
-func streamErr(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return ErrTruncated
-	}
-	return err
-}

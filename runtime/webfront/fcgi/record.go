@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 )
 
 // Record types (FastCGI 1.0, section 8).
@@ -151,10 +152,20 @@ func beginRequest() []byte {
 // not stop between records either.
 func readFull(r io.Reader, b []byte) error {
 	if _, err := io.ReadFull(r, b); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return ErrTruncated
-		}
-		return err
+		return streamErr(err)
 	}
 	return nil
+}
+
+// streamErr names the end of the connection inside a request: a close
+// (EOF) or a reset (the application died, or closed with our request
+// unread).
+func streamErr(err error) error {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return ErrTruncated
+	case errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%w (%v)", ErrTruncated, err)
+	}
+	return err
 }
