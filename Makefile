@@ -84,15 +84,18 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzOpenFS -fuzztime 1m ./image/fat/
 	$(GO) test -run XXX -fuzz FuzzParseLock -fuzztime 30s ./modules/npm/
 	$(GO) test -run XXX -fuzz FuzzTarWalker -fuzztime 1m ./modules/npm/
+	$(GO) test -run XXX -fuzz FuzzResponse -fuzztime 1m ./runtime/webfront/fcgi/
 
 # Module and ISO writers beside mksquashfs and xorriso; byz clone of the USB
 # image beside dd and a read-back; a no-change rebuild
 # (must report 0 built: no compression); boot time to /healthz beside the
-# direct-boot floor, and to byz-init's ready line.
+# direct-boot floor, and to byz-init's ready line; the web front beside
+# the apps reached directly.
 bench: image deps
 	$(GO) run ./ci/bench
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out
 	$(GO) test -run XXX -bench . -benchtime 3x ./ci/e2e ./ci/qemu
+	$(GO) test -run XXX -bench Front -benchtime 1x ./runtime/webfront
 
 # A man page per byz command, made from its --help text.
 man: byz
