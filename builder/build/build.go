@@ -114,6 +114,9 @@ func Build(s *spec.Spec, opts Options) (*Result, error) {
 	if err := b.checkStack(); err != nil {
 		return nil, err
 	}
+	if err := b.checkInittabDirs(); err != nil {
+		return nil, err
+	}
 	loader, err := b.bootLoader()
 	if err != nil {
 		return nil, err
@@ -129,6 +132,14 @@ func Build(s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.checkInittab(mods); err != nil {
+		return nil, err
+	}
+	console, err := b.consoleModule()
+	if err != nil {
+		return nil, err
+	}
+	mods = append(mods, console)
 	outs, err := b.mediaStage(loader, k, mods)
 	if err != nil {
 		return nil, err

@@ -55,7 +55,7 @@ Porteus-style SquashFS modules, and manages those modules.`,
 	})
 	root.AddCommand(newModuleCmd(), newBuildCmd())
 	root.AddCommand(newRunCmd(), newPersistCmd(), newNodeCmd())
-	root.AddCommand(newCloneCmd())
+	root.AddCommand(newCloneCmd(), newConsoleCmd())
 	return root
 }
 
