@@ -25,7 +25,8 @@ import (
 // paragraphs wrap to three or four lines each and cards, fields and buttons
 // add their margins: the pages measure 31 to 57 px a line. When the System
 // card wrapped each value one character per line, the status page measured
-// 118 px a line here (5,177 px) and was 10,694 px tall on a node.
+// 118 px a line here (5,177 px), and 127 px a line on a node (5,347 px: the
+// 10,694 px of the phone's screenshot, taken at twice the scale).
 var panelLayout = browser.LayoutRules{MinChars: 8, MaxHeightPerLine: 70}
 
 // layoutNode makes a panel with what a busy node shows: a long node
