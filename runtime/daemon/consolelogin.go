@@ -55,7 +55,8 @@ func (w *Web) consoleLogin(rw http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, auth.ErrNotClaimed):
 		writeJSON(rw, http.StatusConflict, ConsoleLoginAnswer{Error: "this node has no admin password yet: set it on the panel's setup page, with the setup code byzd printed on this console"})
 	case errors.Is(err, auth.ErrWrongPassword):
-		w.Log.Warn("failed console login")
+		// Not logged here: failed logins are the auth store's to count
+		// and report, the console's with the panel's.
 		writeJSON(rw, http.StatusUnauthorized, ConsoleLoginAnswer{Error: "wrong password"})
 	default:
 		writeJSON(rw, http.StatusInternalServerError, ConsoleLoginAnswer{Error: err.Error()})
