@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # it too and must see the times the tests give them.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: all byz bins runtime image deps fetch relock test test-short vet fuzz bench clean
+.PHONY: all byz bins runtime image deps fetch relock npm-fetch npm-relock test test-short vet fuzz bench clean
 
 # The default output: out/byzantium.iso and out/byzantium-usb.img.
 all: image
@@ -57,6 +57,18 @@ fetch:
 relock:
 	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS)
 
+# npm applications (examples/apps/*/, each a package.json and its
+# package-lock.json): their package tarballs into .cache/npm (gitignored),
+# each checked against its lock's integrity, from the registry npm's own
+# configuration names (byz module fetch). make npm-relock refreshes the locks
+# from their package.json with this machine's npm, writing no registry URLs.
+NPM_APPS := $(patsubst %/package.json,%,$(wildcard examples/apps/*/package.json))
+npm-fetch: byz
+	bin/byz module fetch $(addprefix npm:,$(NPM_APPS))
+
+npm-relock:
+	ci/npm-relock $(NPM_APPS)
+
 deps:
 	ci/install-deps
 
@@ -73,6 +85,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./modules/manifest/
 	$(GO) test -run XXX -fuzz FuzzRead -fuzztime 1m -fuzzminimizetime 0 ./runtime/luks2/
 	$(GO) test -run XXX -fuzz FuzzOpenFS -fuzztime 1m ./image/fat/
+	$(GO) test -run XXX -fuzz FuzzParseLock -fuzztime 30s ./modules/npm/
+	$(GO) test -run XXX -fuzz FuzzTarWalker -fuzztime 1m ./modules/npm/
 
 # Module and ISO writers beside mksquashfs and xorriso; byz clone of the USB
 # image beside dd and a read-back; a no-change rebuild

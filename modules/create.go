@@ -1,5 +1,5 @@
 // Package modules builds Byzantium modules: it opens sources (directories,
-// tarballs, Debian packages, OCI images, other modules), merges their entry
+// tarballs, Debian packages, OCI images, npm applications, other modules), merges their entry
 // streams in order, adds the module's manifest and writes a SquashFS image.
 package modules
 
@@ -13,6 +13,7 @@ import (
 
 	"byzantium/modules/entry"
 	"byzantium/modules/manifest"
+	"byzantium/modules/npm"
 	"byzantium/modules/oci"
 	"byzantium/modules/squashfs"
 )
@@ -54,6 +55,9 @@ type CreateOptions struct {
 	// one of these patterns (entry.Exclude), before a folder source is
 	// hashed for the manifest: what is left out leaves no trace there.
 	Exclude []string
+	// NPMCache is where npm: sources find their tarballs (byz module
+	// fetch puts them there); the zero value is npm.DefaultCache().
+	NPMCache npm.Cache
 }
 
 // Create builds a module at out from the sources, merged in order (a later
@@ -98,7 +102,10 @@ func Create(refs []string, out string, opts CreateOptions) ([]string, error) {
 	}()
 	var readers []entry.Reader
 	for _, src := range srcs {
-		s, err := open(src, opts.Epoch, opts.Exclude)
+		if opts.NPMCache.Dir == "" {
+			opts.NPMCache = npm.DefaultCache()
+		}
+		s, err := open(src, opts.Epoch, opts.Exclude, opts.NPMCache)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src.Ref, err)
 		}

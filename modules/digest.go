@@ -11,13 +11,15 @@ import (
 
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
+	"byzantium/modules/npm"
 	"byzantium/modules/oci"
 )
 
 // Digest returns the sha256 a module built from ref with the same epoch
 // (SOURCE_DATE_EPOCH, or nil) would record for it in its manifest, without
 // building anything: the bytes of a file source, the entry stream of a
-// directory (mtimes clamped to the epoch), the config of an OCI image.
+// directory (mtimes clamped to the epoch), the config of an OCI image, the
+// lock and package.json of an npm application.
 // Builders key their caches on it, so a second build with unchanged inputs
 // compresses nothing.
 func Digest(ref string, epoch *time.Time) (string, error) {
@@ -61,6 +63,14 @@ func Digest(ref string, epoch *time.Time) (string, error) {
 				return "", fmt.Errorf("%s: %w", ref, err)
 			}
 		}
+	case KindNPM:
+		// The lock and package.json decide the layout: the tarballs are
+		// pinned by the lock's integrity, so the cache need not be read.
+		app, err := npm.LoadApp(strings.TrimPrefix(ref, "npm:"))
+		if err != nil {
+			return "", err
+		}
+		return app.Digest(), nil
 	case KindOCI:
 		img, err := oci.Open(ref)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"byzantium/modules/deb"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
+	"byzantium/modules/npm"
 	"byzantium/modules/oci"
 	"byzantium/modules/squashfs"
 	"byzantium/modules/tarball"
@@ -28,6 +29,7 @@ const (
 	KindDeb    Kind = "deb"
 	KindOCI    Kind = "oci"
 	KindModule Kind = "module"
+	KindNPM    Kind = "npm"
 )
 
 // ErrSource reports a source reference that names nothing usable.
@@ -51,6 +53,7 @@ var moduleSuffixes = []string{".xzm", ".sqfs", ".squashfs"}
 //	FILE.xzm, FILE.sqfs       an existing module
 //	oci:PATH[:tag]            an OCI image layout
 //	docker-archive:FILE[:tag] a docker save tarball
+//	npm:DIR, npm:LOCKFILE     an npm application: node_modules from its package lock
 //	anything else with a / or : in it: a registry reference
 func ParseSource(ref string) (Source, error) {
 	if ref == "" {
@@ -58,6 +61,12 @@ func ParseSource(ref string) (Source, error) {
 	}
 	if strings.HasPrefix(ref, "oci:") || strings.HasPrefix(ref, "docker-archive:") {
 		return Source{Ref: ref, Kind: KindOCI}, nil
+	}
+	if p, ok := strings.CutPrefix(ref, "npm:"); ok {
+		if _, err := npm.FindLock(p); err != nil {
+			return Source{}, fmt.Errorf("%w: %s: %v", ErrSource, ref, err)
+		}
+		return Source{Ref: ref, Kind: KindNPM}, nil
 	}
 	fi, err := os.Stat(ref)
 	if err == nil {
@@ -131,8 +140,9 @@ func hexSum(h hash.Hash) func() string {
 // open opens one source as a single entry stream (an OCI image is
 // flattened; Create handles --per-layer itself). With epoch set, entries
 // newer than it are clamped before they are hashed, so a directory's
-// digest covers its entries as they go into the module.
-func open(src Source, epoch *time.Time, exclude []string) (*stream, error) {
+// digest covers its entries as they go into the module. An npm source
+// reads its tarballs from npmCache.
+func open(src Source, epoch *time.Time, exclude []string, npmCache npm.Cache) (*stream, error) {
 	s := &stream{src: src}
 	switch src.Kind {
 	case KindDir:
@@ -220,6 +230,21 @@ func open(src Source, epoch *time.Time, exclude []string) (*stream, error) {
 		}
 		s.closers = append(s.closers, r.Close)
 		s.Reader, s.digest = r, func() string { return strings.TrimPrefix(d, "sha256:") }
+	case KindNPM:
+		app, err := npm.LoadApp(strings.TrimPrefix(src.Ref, "npm:"))
+		if err != nil {
+			return nil, err
+		}
+		var opts npm.Options
+		if epoch != nil {
+			opts.ModTime = *epoch
+		}
+		r, err := npm.Open(app, npmCache, opts)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, r.Close)
+		s.Reader, s.digest = r, app.Digest
 	default:
 		return nil, fmt.Errorf("%w: %s: kind %q", ErrSource, src.Ref, src.Kind)
 	}

@@ -220,13 +220,23 @@ func (b *builder) moduleStage() ([]built, error) {
 }
 
 // sourceNames gives the names a module's manifest records for its sources:
-// paths relative to the spec's folder, the same on every machine.
+// paths relative to the spec's folder, the same on every machine. A
+// transport's path (npm:PATH, oci:PATH[:TAG]) is made relative too.
 func (b *builder) sourceNames(srcs []string) []string {
 	names := make([]string, len(srcs))
 	for i, src := range srcs {
 		names[i] = src
-		if rel, err := filepath.Rel(b.spec.Dir, src); err == nil && filepath.IsAbs(src) {
-			names[i] = filepath.ToSlash(rel)
+		prefix, p, tag := "", src, ""
+		for _, t := range []string{"oci:", "docker-archive:", "npm:"} {
+			if rest, ok := strings.CutPrefix(src, t); ok {
+				prefix = t
+				if p, tag, ok = strings.Cut(rest, ":"); ok {
+					tag = ":" + tag
+				}
+			}
+		}
+		if rel, err := filepath.Rel(b.spec.Dir, p); err == nil && filepath.IsAbs(p) {
+			names[i] = prefix + filepath.ToSlash(rel) + tag
 		}
 	}
 	return names

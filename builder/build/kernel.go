@@ -1,7 +1,6 @@
 package build
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,25 +16,6 @@ import (
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
 	"byzantium/modules/squashfs"
-)
-
-// Drivers the initramfs carries, by name, resolved through the kernel's
-// module dependencies. Required ones must exist in the kernel (as modules
-// or built in): without them no media can be mounted. Hardware drivers
-// depend on the kernel flavour: the cloud kernel has no USB storage or
-// SATA, so a missing one is reported, not fatal.
-var (
-	requiredDrivers = []string{"squashfs", "overlay", "loop", "isofs", "vfat", "nls_cp437", "nls_iso8859-1",
-		"nls_utf8", "ext4"}
-	hardwareDrivers = []string{"virtio_pci", "virtio_blk", "virtio_scsi", "sr_mod", "sd_mod", "ahci", "ata_piix",
-		"nvme", "usb-storage", "uas", "xhci_pci", "ehci_pci", "ohci_pci", "uhci_hcd", "sdhci_pci", "mmc_block",
-		// dm-crypt's aes-xts-plain64: xts builds on ecb(aes), and the
-		// kernel cannot load either on demand (no modprobe in the
-		// initramfs).
-		"dm_crypt", "aes_generic", "xts", "ecb",
-		// USB keyboards, for the save.dat passphrase prompt (a laptop's
-		// own keyboard is PS/2, built into Debian's kernels).
-		"usbhid", "hid_generic"}
 )
 
 // kernelParts are the boot artifacts made from the kernel package.
@@ -113,7 +93,7 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 			return err
 		}},
 		{cache.Key("initrd", b.tool, debDigest, initDigest, rescueDigest, b.epochKey(),
-			strings.Join(requiredDrivers, ","), strings.Join(hardwareDrivers, ",")), ".zst", &parts.initrd,
+			strings.Join(initramfs.RequiredModules, ","), strings.Join(initramfs.HardwareModules, ","), initramfs.SaveDatCipher), ".zst", &parts.initrd,
 			func(out string) error { return b.writeInitrd(k, moduleDir(), rescueDeb, out) }},
 	} {
 		p, _, err := b.cache.Build(a.key, a.ext, func(out string) error {
@@ -130,26 +110,16 @@ func (b *builder) kernelStage() (*kernelParts, error) {
 	return parts, nil
 }
 
-// writeInitrd writes the initramfs: byz-init as /init and the closure of
-// the drivers it needs to reach the media.
+// writeInitrd writes the initramfs: byz-init as /init and the kernel
+// modules it needs to reach the media and its persistence
+// (initramfs.Modules).
 func (b *builder) writeInitrd(k *kernel.Kernel, modDir, rescueDeb, out string) error {
-	mods, err := k.Modules.Closure(requiredDrivers...)
+	all, note, err := initramfs.Modules(k.Modules)
 	if err != nil {
-		return fmt.Errorf("%s: kernel %s lacks drivers the boot needs: %w", b.spec.Position("kernel"), k.Version, err)
+		return fmt.Errorf("%s: kernel %s: %w", b.spec.Position("kernel"), k.Version, err)
 	}
-	hw, err := k.Modules.Closure(hardwareDrivers...)
-	if errors.Is(err, kernel.ErrMissingModules) {
-		b.logf("note: kernel %s cannot boot from some hardware: %v", k.Version, err)
-	} else if err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	var all []*kernel.Module
-	for _, m := range append(mods, hw...) {
-		if !seen[m.Name] {
-			seen[m.Name] = true
-			all = append(all, m)
-		}
+	if note != nil {
+		b.logf("note: kernel %s cannot boot from some hardware: %v", k.Version, note)
 	}
 	files := append([]initramfs.File{{Path: "init", Src: b.opts.InitBinary, Mode: 0o755}},
 		initramfs.ModuleFiles(modDir, k.Version, all)...)

@@ -3,11 +3,13 @@ package build
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"byzantium/builder/spec"
 	"byzantium/image/boot"
 	"byzantium/image/iso9660"
 	"byzantium/image/usbimg"
@@ -103,8 +105,15 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 					return nil, err
 				}
 			}
-			err := usbimg.Write(path, t.Reader(), usbimg.Options{Size: size, Spare: o.USB.Spare,
+			// The spare is free space in the FAT partition, where a
+			// save.dat goes (byz persist create --image, --media, or on
+			// the node): byz-init uses byzantium/changes/save.dat there
+			// without being told.
+			err := usbimg.Write(path, t.Reader(), usbimg.Options{Size: size, Room: o.USB.Spare,
 				Seed: seed[:], ModTime: b.opts.Epoch, BootCode: b.biosMBR, BIOSCore: b.biosCore})
+			if errors.Is(err, usbimg.ErrNoRoom) {
+				return nil, fmt.Errorf("%s: outputs.usb: %w (size %s, spare %s)", path, err, spec.FormatSize(size), spec.FormatSize(o.USB.Spare))
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
@@ -238,7 +247,8 @@ func writeTemp(path string, write func(*os.File) error) (err error) {
 // usbSize is the smallest USB image that holds the media tree, plus spare:
 // the files, a cluster of slack each and room for directories, the FAT
 // tables and the GPT, rounded to whole MiB, and never below the 34 MiB a
-// FAT32 volume needs.
+// FAT32 volume needs. The spare stays free in the FAT partition, so it
+// counts with its FAT entries (8 bytes per 4 KiB cluster at worst).
 func usbSize(t *boot.Tree, spare int64) (int64, error) {
 	const mib = 1 << 20
 	var m boot.Manifest
@@ -252,5 +262,6 @@ func usbSize(t *boot.Tree, spare int64) (int64, error) {
 	fat := data + data/64 + 4*mib // FAT tables (4 bytes per 4 KiB cluster at worst), directories
 	fat = max(fat, 40*mib)
 	fat = (fat + mib - 1) / mib * mib
+	spare = (spare + spare/256 + mib - 1) / mib * mib
 	return mib + fat + mib + spare, nil // GPT and alignment before, backup GPT after
 }

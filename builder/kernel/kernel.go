@@ -24,8 +24,9 @@ type ExtractOptions struct {
 	// Vmlinuz is the file to write boot/vmlinuz-* to; "" skips it.
 	Vmlinuz string
 	// ModulesDir receives the contents of lib/modules/<version>/ (kernel/…,
-	// modules.builtin, …) plus a generated modules.dep and modules.alias, so
-	// that LoadIndex can read it later; "" skips writing files.
+	// modules.builtin, …) plus a generated modules.dep, modules.alias and
+	// modules.softdep, so that LoadIndex can read it later; "" skips
+	// writing files.
 	ModulesDir string
 }
 
@@ -150,21 +151,25 @@ func (k *Kernel) addModuleFile(r io.Reader, h *entry.Header, rel, dir string) er
 		if name == "" {
 			name = CanonicalName(rel)
 		}
-		k.Modules.Modules[name] = &Module{Name: name, Path: rel, Depends: mi.Depends}
+		k.Modules.Modules[name] = &Module{Name: name, Path: rel, Depends: mi.Depends, SoftPre: mi.SoftPre, SoftPost: mi.SoftPost}
 		for _, a := range mi.Aliases {
 			k.Modules.Aliases = append(k.Modules.Aliases, Alias{Pattern: a, Module: name})
 		}
 		body = bytes.NewReader(data)
-	case rel == "modules.builtin":
+	case rel == "modules.builtin" || rel == "modules.builtin.modinfo":
 		data, err := io.ReadAll(body)
 		if err != nil {
 			return fmt.Errorf("kernel: reading %s: %w", h.Path, err)
 		}
-		if err := k.Modules.ParseBuiltin(bytes.NewReader(data)); err != nil {
+		parse := k.Modules.ParseBuiltin
+		if rel == "modules.builtin.modinfo" {
+			parse = k.Modules.ParseBuiltinModinfo
+		}
+		if err := parse(bytes.NewReader(data)); err != nil {
 			return fmt.Errorf("kernel: %s: %w", h.Path, err)
 		}
 		body = bytes.NewReader(data)
-	case path.Base(rel) == "modules.dep" || path.Base(rel) == "modules.alias":
+	case path.Base(rel) == "modules.dep" || path.Base(rel) == "modules.alias" || path.Base(rel) == "modules.softdep":
 		return nil // regenerated from .modinfo by writeIndex
 	}
 	if dir == "" {
@@ -176,12 +181,14 @@ func (k *Kernel) addModuleFile(r io.Reader, h *entry.Header, rel, dir string) er
 	return nil
 }
 
-// writeIndex writes modules.dep and modules.alias beside the modules.
+// writeIndex writes modules.dep, modules.alias and modules.softdep beside
+// the modules.
 func (k *Kernel) writeIndex(dir string) error {
 	for _, f := range []struct {
 		name  string
 		write func(io.Writer) error
-	}{{"modules.dep", k.Modules.WriteModulesDep}, {"modules.alias", k.Modules.WriteModulesAlias}} {
+	}{{"modules.dep", k.Modules.WriteModulesDep}, {"modules.alias", k.Modules.WriteModulesAlias},
+		{"modules.softdep", k.Modules.WriteModulesSoftdep}} {
 		var buf bytes.Buffer
 		if err := f.write(&buf); err != nil {
 			return fmt.Errorf("kernel: generating %s: %w", f.name, err)

@@ -19,6 +19,12 @@ type Modinfo struct {
 	Depends []string
 	// Aliases are the patterns (device ids, "fs-iso9660") that name it.
 	Aliases []string
+	// SoftPre and SoftPost are its soft dependencies (MODULE_SOFTDEP):
+	// modules or aliases ("crypto-crc32c") modprobe loads before and
+	// after it. They name what the module asks the kernel for at run
+	// time, which no symbol dependency records: ext4 mounts nothing
+	// without a crc32c provider.
+	SoftPre, SoftPost []string
 	// Vermagic is the kernel release and build flags it was built for.
 	Vermagic string
 }
@@ -58,9 +64,33 @@ func ReadModinfo(r io.ReaderAt) (*Modinfo, error) {
 			mi.Aliases = append(mi.Aliases, value)
 		case "vermagic":
 			mi.Vermagic = value
+		case "softdep":
+			pre, post := ParseSoftdep(value)
+			mi.SoftPre = append(mi.SoftPre, pre...)
+			mi.SoftPost = append(mi.SoftPost, post...)
 		}
 	}
 	return mi, nil
+}
+
+// ParseSoftdep splits a softdep value, "pre: a b post: c", into the names
+// to load before and after the module, as modprobe.d(5) reads it. Names
+// before any "pre:" or "post:" are ignored, as modprobe ignores them.
+func ParseSoftdep(value string) (pre, post []string) {
+	var cur *[]string
+	for _, f := range strings.Fields(value) {
+		switch f {
+		case "pre:":
+			cur = &pre
+		case "post:":
+			cur = &post
+		default:
+			if cur != nil {
+				*cur = append(*cur, f)
+			}
+		}
+	}
+	return pre, post
 }
 
 // CanonicalName turns a module name or file name into the form the kernel

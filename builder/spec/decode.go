@@ -410,7 +410,7 @@ func (d *decoder) sources(n *yaml.Node, path string) []string {
 var (
 	fileSuffixes = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tzst", ".tar.xz", ".txz",
 		".tar.bz2", ".tbz2", ".deb", ".xzm", ".sqfs", ".squashfs"}
-	transports = []string{"oci:", "docker-archive:"}
+	transports = []string{"oci:", "docker-archive:", "npm:"}
 )
 
 // resolveSource makes a source reference's path absolute and leaves a

@@ -36,6 +36,7 @@ func (d *decoder) services(n *yaml.Node, path string) []manifest.Service {
 			{"command", true, func(v *yaml.Node, p string) { s.Command = d.command(v, p) }},
 			{"user", false, func(v *yaml.Node, p string) { s.User, _ = d.nonEmpty(v, p) }},
 			{"capabilities", false, func(v *yaml.Node, p string) { s.Capabilities = d.names(v, p) }},
+			{"privileged", false, func(v *yaml.Node, p string) { s.Privileged = d.boolean(v, p) }},
 			{"ports", false, func(v *yaml.Node, p string) { s.Ports = d.ports(v, p) }},
 			{"depends", false, func(v *yaml.Node, p string) { s.Depends = d.names(v, p) }},
 			{"environment", false, func(v *yaml.Node, p string) { s.Environment = d.environment(v, p) }},
@@ -227,7 +228,7 @@ func (v *validator) service(sp, module string, s *manifest.Service) {
 		probe(sp+".user", manifest.Service{User: s.User})
 	}
 	for j, c := range s.Capabilities {
-		probe(fmt.Sprintf("%s.capabilities[%d]", sp, j), manifest.Service{Capabilities: []string{c}})
+		probe(fmt.Sprintf("%s.capabilities[%d]", sp, j), manifest.Service{Capabilities: []string{c}, Privileged: s.Privileged})
 	}
 	for j, port := range s.Ports {
 		probe(fmt.Sprintf("%s.ports[%d]", sp, j), manifest.Service{Ports: []string{port}})
@@ -242,10 +243,16 @@ func (v *validator) service(sp, module string, s *manifest.Service) {
 			v.failf(sp+".environment."+k, "a NUL byte cannot be in an environment variable")
 		}
 	}
+	// The data folder first: a config path is checked against it (never
+	// inside it) only when it is valid itself.
+	data := ""
+	if s.Data != "" && probe(sp+".data", manifest.Service{Data: s.Data}) {
+		data = s.Data
+	}
 	paths := map[string]string{}
 	for j, c := range s.Config {
 		cp := fmt.Sprintf("%s.config[%d]", sp, j)
-		if probe(cp+".path", manifest.Service{Config: []manifest.ConfigFile{{Path: c.Path}}}) {
+		if probe(cp+".path", manifest.Service{Data: data, Config: []manifest.ConfigFile{{Path: c.Path}}}) {
 			if first, dup := paths[c.Path]; dup {
 				v.failf(cp+".path", "%s is also written by %s", c.Path, first)
 			}
@@ -259,9 +266,6 @@ func (v *validator) service(sp, module string, s *manifest.Service) {
 		if err := checkTemplate(c.Template); err != nil {
 			v.fail(cp+".template", err)
 		}
-	}
-	if s.Data != "" {
-		probe(sp+".data", manifest.Service{Data: s.Data})
 	}
 	if h := s.Health; h != nil {
 		switch {

@@ -41,7 +41,7 @@
 //	  usb:                           # true, or:
 //	    file: byzantium-usb.img      #   default NAME-usb.img
 //	    size: 2G                     #   whole image, at least 64M; default: contents + spare
-//	    spare: 512M                  #   free space kept for persistence
+//	    spare: 512M                  #   free space kept in the FAT partition for a save.dat
 //	  dir: true                      # true: a folder NAME; or a folder name
 //
 // A module's services end up in its manifest (modules/manifest.Service,
@@ -55,15 +55,16 @@
 //	    command: [/usr/sbin/ngircd, --nodaemon]   # required; an absolute path first
 //	    user: ircd                   # the account it runs as; default its name; never root
 //	    capabilities: []             # the only ones it keeps, e.g. CAP_NET_BIND_SERVICE
+//	    privileged: false            # true to keep root-equivalent ones (manifest.Capabilities)
 //	    ports: [6667/tcp]            # NUMBER/tcp or NUMBER/udp
 //	    depends: []                  # services (of any module in the spec) started first
 //	    environment: {TZ: UTC}       # string values: quote numbers
-//	    config:                      # files written from Go templates before each start
+//	    config:                      # files written from Go templates before each start, never in data
 //	      - path: /etc/ngircd/ngircd.conf
 //	        mode: "0644"             # quoted octal
 //	        template: |              # {{.Node}}: the node's name; {{.Data}}: the data folder
 //	          Name = {{.Node}}.irc.local
-//	    data: /var/lib/ngircd        # persistent, private folder; default /var/lib/NAME
+//	    data: /var/lib/ngircd        # persistent, private folder under /var/lib/; default /var/lib/NAME
 //	    health: {tcp: "127.0.0.1:6667", expect: ""}  # expect: a prefix of the first line
 //	    limits: {memory_mb: 64, processes: 8, open_files: 1024}  # 0 or absent: byzd's default
 //
@@ -74,8 +75,9 @@
 // depends only on services in the spec.
 //
 // A module source is anything modules.ParseSource accepts: a directory, a
-// tarball, a .deb, a prebuilt .xzm, oci:PATH[:TAG], docker-archive:FILE[:TAG]
-// or a registry reference. Relative paths (of sources, the kernel and
+// tarball, a .deb, a prebuilt .xzm, oci:PATH[:TAG], docker-archive:FILE[:TAG],
+// npm:DIR (an npm application's package lock; see modules/npm) or a
+// registry reference. Relative paths (of sources, the kernel and
 // rootcopy folders) resolve against the spec file's folder; a source that
 // neither starts with ./ ../ or /, nor ends in / or a known file suffix, nor
 // exists there, is taken as a registry reference, so write ./ to be sure.
@@ -163,9 +165,14 @@ type Outputs struct {
 
 // USB is the disk image output.
 type USB struct {
-	File  string
-	Size  int64 // bytes; 0: as small as the contents allow, plus Spare
-	Spare int64 // bytes left free for persistence
+	File string
+	Size int64 // bytes; 0: as small as the contents allow, plus Spare
+	// Spare is how much free space the FAT partition keeps once the media
+	// is on it, for a save.dat (`byz persist create --image`, `--media`,
+	// or on the node), which byz-init then uses without being told; the
+	// build fails if the contents leave less. A save.dat is at most
+	// 4 GiB − 1 byte (FAT32's largest file).
+	Spare int64
 }
 
 // Options says how much Load checks. The zero value checks everything.

@@ -71,7 +71,7 @@ func benchDaemon(b *testing.B, cpus int) {
 		}
 		c := pinnedClient(ctx, b, base, fp)
 		form := url.Values{"password": {password}}.Encode()
-		if code, body := call(b, c, "POST", base+"/login", strings.NewReader(form), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, nil); code != http.StatusSeeOther {
+		if code, body := call(b, c, "POST", base+"/login", strings.NewReader(form), map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": base}, nil); code != http.StatusSeeOther {
 			b.Fatalf("login: %d %s", code, body)
 		}
 		// Warm: the first pages load templates and TLS sessions.

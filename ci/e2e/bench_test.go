@@ -118,7 +118,7 @@ func BenchmarkPersistWrite(b *testing.B) {
 			}
 			disk := usbWithSaveDat(b, img.usb, opts)
 			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-			vm := qemu.StartT(b, qemu.Config{Options: qemu.Options{Disk: disk}, SerialLog: filepath.Join(b.TempDir(), "serial.log")})
+			vm := startWithStore(b, qemu.Options{Disk: disk})
 			if encrypted {
 				if _, err := vm.Expect(ctx, "asking for its passphrase"); err != nil {
 					b.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,10 +16,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"byzantium/ci/qemu"
+	"byzantium/runtime/auth"
+	"byzantium/runtime/daemon"
 	"byzantium/runtime/tlscert"
 )
 
@@ -29,20 +33,44 @@ const bootTimeout = 180 * time.Second
 
 var fingerprintLine = regexp.MustCompile(`byzd: TLS certificate sha256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})`)
 
-// health is byzd's GET /healthz body.
+// health is byzd's GET /healthz body: public, it is the status alone.
+// What it used to tell (name, version, modules, node id, persistence) is
+// behind a login, in GET /api/v1/status (nodeStatus).
 type health struct {
-	Status      string   `json:"status"`
-	Version     string   `json:"version"`
-	Node        string   `json:"node"`
-	Modules     []string `json:"modules"`
-	Persistence *struct {
-		Mode      string `json:"mode"`
-		Store     string `json:"store"`
-		Encrypted bool   `json:"encrypted"`
-		Warning   string `json:"warning"`
-		SizeBytes uint64 `json:"size_bytes"`
-		FreeBytes uint64 `json:"free_bytes"`
-	} `json:"persistence"`
+	Status string `json:"status"`
+}
+
+// e2ePassword is the admin password the tests give a node from the VM
+// host, as a credential, to read its status through the API.
+const e2ePassword = "provisioned-by-the-host"
+
+var (
+	e2eHashOnce sync.Once
+	e2eHash     string
+)
+
+// withCredential returns opts with the admin password's hash as a
+// credential, unless opts has credentials of its own. The hash, made here
+// once, spares byzd hashing at boot, which the boot benchmarks would count.
+func withCredential(opts qemu.Options) qemu.Options {
+	if opts.Credentials != nil {
+		return opts
+	}
+	e2eHashOnce.Do(func() { e2eHash = auth.HashPassword(e2ePassword, auth.DefaultHash) })
+	opts.Credentials = map[string]string{auth.CredPasswordHash: e2eHash}
+	return opts
+}
+
+// nodeStatus logs in to the node at base (pinned to the certificate fp)
+// with password and returns GET /api/v1/status.
+func nodeStatus(ctx context.Context, t testing.TB, base, fp, password string) daemon.Status {
+	t.Helper()
+	n := &liveNode{base: base, fp: fp, c: pinnedClient(ctx, t, base, fp)}
+	var st daemon.Status
+	if code, body := call(t, n.c, "GET", base+"/api/v1/status", nil, n.login(t, password), &st); code != http.StatusOK {
+		t.Fatalf("GET /api/v1/status: %d %s", code, body)
+	}
+	return st
 }
 
 // TestBootMatrix boots the test spec's outputs every way a node boots
@@ -225,8 +253,10 @@ func freePort(t testing.TB) int {
 // bootToHealthz boots opts with HTTPS and HTTP forwarded to loopback
 // ports, waits for the expect lines and byzd's certificate fingerprint
 // on the console, then polls /healthz until it answers. It checks the
-// certificate against the fingerprint, the answer, and the HTTP
-// redirect, and returns the time from QEMU's start to the first answer.
+// certificate against the fingerprint, the answer, the node's status
+// through the API (logged in with the credential it boots with), and the
+// HTTP redirect, and returns the time from QEMU's start to the first
+// answer.
 func bootToHealthz(t testing.TB, opts qemu.Options, node string, expect ...string) time.Duration {
 	t.Helper()
 	took, _ := bootToHealthzVM(t, opts, node, expect...)
@@ -239,6 +269,7 @@ func bootToHealthzVM(t testing.TB, opts qemu.Options, node string, expect ...str
 	t.Helper()
 	httpsPort, httpPort := freePort(t), freePort(t)
 	opts.Forward = []string{fmt.Sprintf("%d:443", httpsPort), fmt.Sprintf("%d:80", httpPort)}
+	opts = withCredential(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 	serial := filepath.Join(t.TempDir(), "serial.log")
@@ -281,15 +312,24 @@ func bootToHealthzVM(t testing.TB, opts qemu.Options, node string, expect ...str
 	if h.Status != "ok" {
 		t.Errorf("/healthz status %q, want ok", h.Status)
 	}
-	if h.Node != node {
-		t.Errorf("/healthz node %q, want %q", h.Node, node)
+	// Anyone may ask /healthz: it names nothing; a login tells the rest.
+	var public map[string]any
+	if code, body := call(t, pinnedClient(ctx, t, base, fp), "GET", base+"/healthz", nil, nil, &public); code != http.StatusOK || len(public) != 1 {
+		t.Errorf("/healthz tells more than its status: %d %s", code, body)
 	}
-	if h.Version != "e2e" {
-		t.Errorf("/healthz version %q, want e2e (the byzd this test built)", h.Version)
+	st := nodeStatus(ctx, t, base, fp, e2ePassword)
+	if st.Node != node {
+		t.Errorf("/api/v1/status node %q, want %q", st.Node, node)
+	}
+	if st.Version != "e2e" {
+		t.Errorf("/api/v1/status version %q, want e2e (the byzd this test built)", st.Version)
+	}
+	if st.TLSFingerprint != fp {
+		t.Errorf("/api/v1/status fingerprint %q, the console's %q", st.TLSFingerprint, fp)
 	}
 	for _, want := range []string{"busybox", "runtime"} {
-		if !slices.Contains(h.Modules, want) {
-			t.Errorf("/healthz modules %q lack %s", h.Modules, want)
+		if !slices.Contains(st.Modules, want) {
+			t.Errorf("/api/v1/status modules %q lack %s", st.Modules, want)
 		}
 	}
 	checkRedirect(ctx, t, httpPort)
@@ -389,7 +429,8 @@ func peerCertificate(ctx context.Context, addr string) (*x509.Certificate, error
 }
 
 // checkRedirect asks byzd's plain HTTP port for /healthz and wants a
-// permanent redirect to HTTPS.
+// permanent redirect to HTTPS; a POST there is refused (405), telling to
+// use https://, rather than redirected.
 func checkRedirect(ctx context.Context, t testing.TB, port int) {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second,
@@ -406,5 +447,19 @@ func checkRedirect(ctx context.Context, t testing.TB, port int) {
 	resp.Body.Close()
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusMovedPermanently || !strings.HasPrefix(loc, "https://") {
 		t.Errorf("HTTP :80 /healthz: %s, Location %q; want 301 to https://", resp.Status, loc)
+	}
+	req, err = http.NewRequestWithContext(ctx, "POST", fmt.Sprintf("http://127.0.0.1:%d/api/v1/login", port), strings.NewReader(`{"password":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Errorf("HTTP :80 POST: %v", err)
+		return
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Location") != "" || !strings.Contains(string(b), "use https://") {
+		t.Errorf("HTTP :80 POST /api/v1/login: %s, Location %q, %q; want 405 saying to use https://", resp.Status, resp.Header.Get("Location"), b)
 	}
 }

@@ -118,7 +118,7 @@ func TestCloneHost(t *testing.T) {
 			defer cancel()
 			o := fw.opts
 			o.Disk = scratchCopy(t, target)
-			vm := qemu.StartT(t, qemu.Config{Options: o, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+			vm := startWithStore(t, o)
 			start := time.Now()
 			for _, want := range append(fw.expect, "byz-init: media: /dev/vda1", "persistence: save.dat byzantium/changes/save.dat", "byzd: serving") {
 				if _, err := vm.Expect(ctx, want); err != nil {
@@ -138,7 +138,9 @@ func TestCloneHost(t *testing.T) {
 
 // cloneRefusals runs byz clone against a loop device over a copy of the
 // clone: a loop device is no removable disk, and without a terminal the
-// command wants --yes; --plan names the device and writes nothing.
+// command wants --yes; --plan names the device and writes nothing; a
+// save.dat too big for the device, or for FAT32, is refused; and so is
+// the device as the target of a clone of its own image, --force or not.
 func cloneRefusals(t *testing.T, byz, usb, disk string) {
 	testenv.RequireRoot(t)
 	losetup := testenv.RequireTool(t, "losetup")
@@ -159,7 +161,10 @@ func cloneRefusals(t *testing.T, byz, usb, disk string) {
 		{[]string{"--plan", "--force"}, "target device " + dev + ": "},
 		{[]string{"--yes"}, "not a removable disk"},
 		{[]string{"--force"}, "no terminal to confirm on: pass --yes"},
-		{[]string{"--force", "--yes", "--save-size", "64G"}, "clone needs"},
+		{[]string{"--force", "--yes", "--save-size", "4000M"}, "clone needs"},
+		{[]string{"--force", "--yes", "--save-size", "4G"}, "at most 4095 MiB"},
+		// The stick's own image as the source: the loop device is it.
+		{[]string{"--from", disk, "--force", "--yes"}, "it is the source"},
 	} {
 		cmd := exec.Command(byz, append([]string{"clone", "--from", usb, dev}, tc.args...)...)
 		cmd.Stdin = strings.NewReader("yes\n")

@@ -34,7 +34,7 @@ func TestPersistenceExit(t *testing.T) {
 		Append: "console=ttyS0 changes=EXIT:/dev/vda"}
 	const lowerFile = "/usr/share/doc/busybox-static/copyright"
 	boot := func(t *testing.T, ctx context.Context) *qemu.VM {
-		vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+		vm := startWithStore(t, opts)
 		if _, err := vm.Expect(ctx, "persistence: changes are kept in RAM and saved to /dev/vda at shutdown"); err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestPersistenceOnNode(t *testing.T) {
 		}
 	}
 
-	vm := qemu.StartT(t, qemu.Config{Options: qemu.Options{Disk: disk}, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	vm := startWithStore(t, qemu.Options{Disk: disk})
 	if _, err := vm.Expect(ctx, "byzd: serving"); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestPersistenceOnNode(t *testing.T) {
 	run(vm, "umount /mnt/s; sync; echo synced-$((3+4))", "synced-7")
 	vm.Kill()
 
-	vm = qemu.StartT(t, qemu.Config{Options: qemu.Options{Disk: disk}, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	vm = startWithStore(t, qemu.Options{Disk: disk})
 	if _, err := vm.Expect(ctx, "byzantium/changes/save.dat is encrypted: asking for its passphrase"); err != nil {
 		t.Fatal(err)
 	}
@@ -141,18 +141,18 @@ func TestPersistenceOnNode(t *testing.T) {
 // TestPersistenceGrow: on a node running from its save.dat (on the USB
 // image's FAT partition), byz persist resize grows the file in place; at
 // the next boot byz-init grows the ext4 online to fill it, the node's
-// data is all there, /healthz reports the larger store, and e2fsck finds
+// data is all there, the node's status reports the larger store, and e2fsck finds
 // the grown file system clean.
 func TestPersistenceGrow(t *testing.T) {
 	img := cloudImages(t)
 	disk := usbWithSaveDat(t, img.usb, savedat.Options{Size: 32 << 20})
 	httpsPort := freePort(t)
-	opts := qemu.Options{Disk: disk, Forward: []string{fmt.Sprintf("%d:443", httpsPort)}}
+	opts := withCredential(qemu.Options{Disk: disk, Forward: []string{fmt.Sprintf("%d:443", httpsPort)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*bootTimeout)
 	defer cancel()
 	const onMedia = "/run/byz/media/byzantium/changes/save.dat"
 
-	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	vm := startWithStore(t, opts)
 	if _, err := vm.Expect(ctx, "persistence: save.dat byzantium/changes/save.dat"); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestPersistenceGrow(t *testing.T) {
 	}
 	vm.Kill()
 
-	vm = qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+	vm = startWithStore(t, opts)
 	if _, err := vm.Expect(ctx, "persistence: grew the store's file system from 32 MiB to 56 MiB"); err != nil {
 		t.Fatal(err)
 	}
@@ -182,9 +182,10 @@ func TestPersistenceGrow(t *testing.T) {
 		t.Fatal(err)
 	}
 	readBack(ctx, t, vm, "savedat")
-	h := waitHealth(ctx, t, vm, "https://127.0.0.1:"+strconv.Itoa(httpsPort), fingerprintLine.FindStringSubmatch(line)[1])
-	if p := h.Persistence; p == nil || p.SizeBytes < 50<<20 || p.SizeBytes > 56<<20 {
-		t.Errorf("/healthz after the growth: %+v", p)
+	base, fp := "https://127.0.0.1:"+strconv.Itoa(httpsPort), fingerprintLine.FindStringSubmatch(line)[1]
+	waitHealth(ctx, t, vm, base, fp)
+	if p := nodeStatus(ctx, t, base, fp, e2ePassword).Persistence; p == nil || p.SizeBytes < 50<<20 || p.SizeBytes > 56<<20 {
+		t.Errorf("persistence after the growth: %+v", p)
 	}
 	if err := vm.Type("sync; poweroff\n"); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"byzantium/ci/qemu"
 	"byzantium/ci/testenv"
+	"byzantium/runtime/daemon"
 	"byzantium/runtime/savedat"
 )
 
@@ -38,7 +39,7 @@ func TestPersistenceFolder(t *testing.T) {
 	var fp string // byzd's certificate, made on the first boot
 	for boot := 1; boot <= 2; boot++ {
 		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-		vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
+		vm := startWithStore(t, opts)
 		for _, want := range []string{"media: /dev/vda (ext4", "persistence: folder /byzantium/changes on /dev/vda"} {
 			if _, err := vm.Expect(ctx, want); err != nil {
 				t.Fatalf("boot %d: %v", boot, err)
@@ -84,7 +85,7 @@ func TestPersistenceFolder(t *testing.T) {
 // TestPersistenceFolderRefused: changes=/byzantium/changes on a CD (which
 // cannot be written) or a FAT stick (which cannot hold owners and modes)
 // is refused: the node
-// boots in RAM, the console and /healthz say why, naming the media's file
+// boots in RAM, the console and the node's status say why, naming the media's file
 // system, and the FAT stick is left as it was.
 func TestPersistenceFolderRefused(t *testing.T) {
 	img := cloudImages(t)
@@ -107,13 +108,12 @@ func TestPersistenceFolderRefused(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 			defer cancel()
 			want := "changes=/byzantium/changes: the media is " + tc.why
-			vm, h := bootWithoutPersistence(ctx, t, opts, "WARNING: persistence is OFF: "+want)
-			if p := h.Persistence; h.Status != "ok" || p == nil || p.Mode != "ram" || p.Store != "byzantium/changes" ||
-				!strings.Contains(p.Warning, want) {
-				t.Errorf("/healthz: status %q, persistence %+v; want mode ram, store byzantium/changes, a warning with %q", h.Status, p, want)
+			vm, st := bootWithoutPersistence(ctx, t, opts, "WARNING: persistence is OFF: "+want)
+			if p := st.Persistence; p == nil || p.Mode != "ram" || p.Store != "byzantium/changes" || !strings.Contains(p.Warning, want) {
+				t.Errorf("persistence %+v; want mode ram, store byzantium/changes, a warning with %q", p, want)
 			}
-			if p := h.Persistence; p != nil {
-				t.Logf("/healthz warning: %s", p.Warning)
+			if p := st.Persistence; p != nil {
+				t.Logf("persistence warning: %s", p.Warning)
 			}
 			vm.Kill()
 			if opts.Disk != "" && fileSum(t, opts.Disk) != before {
@@ -126,7 +126,7 @@ func TestPersistenceFolderRefused(t *testing.T) {
 // TestPersistenceCorruptStore: an ext4 store whose superblock the kernel
 // refuses (s_inodes_count zeroed; the ext4 magic is intact, so byz-init
 // sees ext4 and tries to mount it) is neither repaired nor formatted. The
-// node boots in RAM, says so on the console and in /healthz, keeps
+// node boots in RAM, says so on the console and in its status, keeps
 // serving, and a file written and synced there never reaches the store:
 // after the power cut the store is byte for byte what it was.
 func TestPersistenceCorruptStore(t *testing.T) {
@@ -150,11 +150,10 @@ func TestPersistenceCorruptStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 	// "mount -t ext4": the kernel refused it, not byz-init's sniffing.
-	vm, h := bootWithoutPersistence(ctx, t, opts, "WARNING: persistence is OFF: changes=/dev/vda: mount -t ext4 /dev/vda",
+	vm, st := bootWithoutPersistence(ctx, t, opts, "WARNING: persistence is OFF: changes=/dev/vda: mount -t ext4 /dev/vda",
 		"WARNING: changes made now are lost at shutdown; the store was left untouched for repair")
-	if p := h.Persistence; h.Status != "ok" || p == nil || p.Mode != "ram" || p.Store != "/dev/vda" ||
-		!strings.Contains(p.Warning, "mount -t ext4 /dev/vda") {
-		t.Errorf("/healthz: status %q, persistence %+v; want mode ram, store /dev/vda, the mount failure as warning", h.Status, p)
+	if p := st.Persistence; p == nil || p.Mode != "ram" || p.Store != "/dev/vda" || !strings.Contains(p.Warning, "mount -t ext4 /dev/vda") {
+		t.Errorf("persistence %+v; want mode ram, store /dev/vda, the mount failure as warning", p)
 	}
 	writeAndCrash(ctx, t, vm)
 	if fileSum(t, store) != before {
@@ -163,13 +162,15 @@ func TestPersistenceCorruptStore(t *testing.T) {
 }
 
 // bootWithoutPersistence boots opts with HTTPS forwarded to a loopback
-// port, waits for the warn lines on the console, in order, and byzd's
-// certificate, and returns the VM and /healthz's first answer. The console's "byzd:
-// serving" line is left for the caller (writeAndCrash waits for it).
-func bootWithoutPersistence(ctx context.Context, t *testing.T, opts qemu.Options, warn ...string) (*qemu.VM, health) {
+// port and the test's admin password, waits for the warn lines on the
+// console, in order, and byzd's certificate, and returns the VM and the
+// node's status once /healthz answers. The console's "byzd: serving"
+// line is left for the caller (writeAndCrash waits for it).
+func bootWithoutPersistence(ctx context.Context, t *testing.T, opts qemu.Options, warn ...string) (*qemu.VM, daemon.Status) {
 	t.Helper()
 	port := freePort(t)
 	opts.Forward = []string{fmt.Sprintf("%d:443", port)}
+	opts = withCredential(opts)
 	vm := qemu.StartT(t, qemu.Config{Options: opts, SerialLog: filepath.Join(t.TempDir(), "serial.log")})
 	for _, w := range warn {
 		if _, err := vm.Expect(ctx, w); err != nil {
@@ -184,7 +185,11 @@ func bootWithoutPersistence(ctx context.Context, t *testing.T, opts qemu.Options
 	if m == nil {
 		t.Fatalf("cannot read the fingerprint in %q", line)
 	}
-	return vm, waitHealth(ctx, t, vm, "https://127.0.0.1:"+strconv.Itoa(port), m[1])
+	base := "https://127.0.0.1:" + strconv.Itoa(port)
+	if h := waitHealth(ctx, t, vm, base, m[1]); h.Status != "ok" {
+		t.Errorf("/healthz status %q, want ok", h.Status)
+	}
+	return vm, nodeStatus(ctx, t, base, m[1], e2ePassword)
 }
 
 // mediaTree is the build's media folder (outputs.dir), the one vmlinuz

@@ -21,6 +21,10 @@ var ErrExited = errors.New("qemu: exited")
 // ErrPanicked is returned by Expect once the guest kernel has panicked.
 var ErrPanicked = errors.New("qemu: the guest kernel panicked")
 
+// ErrFailLine is returned by Expect once the console has shown a line
+// Config.FailOn names.
+var ErrFailLine = errors.New("qemu: the console showed a failure line")
+
 // TailLines is how many console lines errors carry.
 const TailLines = 40
 
@@ -32,6 +36,13 @@ type Config struct {
 	// Console, when set, also receives the console output as it comes
 	// (byz run qemu passes os.Stdout).
 	Console io.Writer
+	// FailOn lists console text that makes the boot a failure: once a
+	// line contains one, Expect returns ErrFailLine at once, as after a
+	// kernel panic, and StartT's cleanup fails the test even if nothing
+	// was expected after it. A test that gave the node a persistence
+	// store passes "persistence is OFF": a node that fell back to RAM
+	// would otherwise pass it with a warning.
+	FailOn []string
 }
 
 // VM is a running QEMU.
@@ -50,6 +61,9 @@ type VM struct {
 	logFile *os.File
 	// panicked is set once a line says "Kernel panic - not syncing".
 	panicked bool
+	// failOn is Config.FailOn; failLine the first line that matched.
+	failOn   []string
+	failLine string
 	once     sync.Once
 }
 
@@ -59,7 +73,7 @@ func Start(cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	vm := &VM{tmp: tmp, done: make(chan struct{}), changed: make(chan struct{})}
+	vm := &VM{tmp: tmp, done: make(chan struct{}), changed: make(chan struct{}), failOn: cfg.FailOn}
 	if err := vm.start(cfg); err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
@@ -126,15 +140,7 @@ func (vm *VM) scan(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		vm.mu.Lock()
-		line := strings.TrimRight(sc.Text(), "\r")
-		vm.lines = append(vm.lines, line)
-		if strings.Contains(line, "Kernel panic - not syncing") {
-			vm.panicked = true
-		}
-		close(vm.changed)
-		vm.changed = make(chan struct{})
-		vm.mu.Unlock()
+		vm.addLine(strings.TrimRight(sc.Text(), "\r"))
 	}
 	io.Copy(io.Discard, r) // an over-long line must not block QEMU
 	vm.waitErr = vm.cmd.Wait()
@@ -144,11 +150,39 @@ func (vm *VM) scan(r io.Reader) {
 	close(vm.done)
 }
 
+// addLine records a console line and wakes Expect.
+func (vm *VM) addLine(line string) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	vm.lines = append(vm.lines, line)
+	if strings.Contains(line, "Kernel panic - not syncing") {
+		vm.panicked = true
+	}
+	for _, f := range vm.failOn {
+		if vm.failLine == "" && strings.Contains(line, f) {
+			vm.failLine = line
+		}
+	}
+	close(vm.changed)
+	vm.changed = make(chan struct{})
+}
+
+// FailLine returns the first console line that contained a Config.FailOn
+// text, or "".
+func (vm *VM) FailLine() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.failLine
+}
+
 // Expect waits for a console line containing text, searching from the
 // line after the previous match, and returns that line. On timeout (ctx)
 // or QEMU exiting it returns an error carrying the last console lines.
 func (vm *VM) Expect(ctx context.Context, text string) (string, error) {
 	for {
+		if fl := vm.FailLine(); fl != "" {
+			return "", fmt.Errorf("%w (%q) before the console showed %q:\n%s", ErrFailLine, fl, text, vm.report())
+		}
 		line, ok, changed := vm.find(text)
 		if ok {
 			return line, nil
@@ -251,17 +285,24 @@ func (vm *VM) Kill() {
 type Cleanuper interface {
 	Helper()
 	Cleanup(func())
+	Errorf(format string, args ...any)
 	Fatalf(format string, args ...any)
 }
 
-// StartT starts a VM for a test and kills it when the test ends.
+// StartT starts a VM for a test and kills it when the test ends; the
+// test fails then if the console showed a Config.FailOn line.
 func StartT(t Cleanuper, cfg Config) *VM {
 	t.Helper()
 	vm, err := Start(cfg)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	t.Cleanup(vm.Kill)
+	t.Cleanup(func() {
+		vm.Kill()
+		if fl := vm.FailLine(); fl != "" {
+			t.Errorf("%v: %q", ErrFailLine, fl)
+		}
+	})
 	return vm
 }
 

@@ -48,18 +48,31 @@ manifest as it is written, read back from TARGET and checked against the
 clone's own manifest; the partition table is written last, so a failed or
 interrupted clone leaves no stick that looks bootable.
 
-A device is refused when anything on it is mounted or in use (the node's
-own boot stick first of all), when it is too small, and when it is not
-removable (unless --force); its model, serial and size are shown and a
-"yes" is asked for (--yes for scripts). An existing image file is replaced
-only with --force.
+A target that is the source, or holds it, or that the source lives on (the
+same file or device by identity, a loop device over the source image, the
+disk of a source partition) is refused, whatever the options. A device is
+refused when anything on it is mounted or in use (the node's own boot stick
+first of all), when it is too small, and when it is not removable (unless
+--force); its model, serial and size are shown and a "yes" is asked for
+(--yes for scripts). An existing image file is replaced only with --force.
 
 --with-state carries the node's current changes along as a module, without
 its identity and secrets (TLS key, admin credentials and sessions, node ID,
 SSH host keys, mesh identity) unless --with-secrets: the clone makes its own
-on first boot. --plan prints what would be written and the space it needs,
-and writes nothing. --progress=json prints one JSON object a line (see
-docs/clone.md).`,
+on first boot. With --encrypt they go inside the new encrypted save.dat
+instead (its upper layer, which the clone's byz-init stacks on top), so
+nothing of them reaches the stick in the clear; that takes root (a loop
+device and an ext4 mount) and a --save-size they fit in.
+
+--plan prints what would be written, the space it needs and the room left
+for a save.dat, and writes nothing. --progress=json prints one JSON object
+a line (see docs/clone.md). Modules dropped onto the source by hand go
+along, marked unlisted in the clone's manifest.
+
+An image file TARGET gets the source image's (or stick's) size unless
+--size says otherwise, so its room for a save.dat carries over; from a
+folder, it is as small as the clone allows. The FAT partition spans the
+target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 		Example: `  byz clone /dev/sdb                                  # on a node: its media onto a stick
   byz clone /dev/sdb --save-size 1G --encrypt        # with a new encrypted save.dat
   byz clone /dev/sdb --modules ngircd --with-state   # one optional module, and the node's changes
@@ -103,9 +116,27 @@ docs/clone.md).`,
 				return usageError{fmt.Errorf("--progress %q: want auto, bar, json or none", progress)}
 			}
 
-			var src *clone.Source
 			var err error
 			onNode := from == ""
+			if encrypt {
+				// argon2id takes this much RAM here as the passphrase is
+				// set, and on the node that unlocks it: on a node, unless
+				// told, no more than half of its RAM.
+				var capBytes int64
+				var si syscall.Sysinfo_t
+				if onNode && !cmd.Flags().Changed("kdf-memory") && syscall.Sysinfo(&si) == nil {
+					capBytes = int64(si.Totalram) * int64(si.Unit) / 2 >> 20 << 20
+				}
+				// Checked here, before the plan, by the check every
+				// command that takes KDF costs makes.
+				if opts.KDF, err = kdfCosts(kdfMemory, kdfTime, capBytes); err != nil {
+					return err
+				}
+				// The plan needs to know there will be one; the real one is
+				// asked for only when something is to be written.
+				opts.Passphrase = []byte("-")
+			}
+			var src *clone.Source
 			if onNode {
 				src, err = clone.OpenNode("/")
 			} else {
@@ -132,23 +163,6 @@ docs/clone.md).`,
 			case withState:
 				return usageError{errors.New("clone: --with-state takes the running node's changes; with --from, name an upper folder with --state DIR")}
 			}
-			if encrypt {
-				mem, err := spec.ParseSize(kdfMemory)
-				if err != nil {
-					return usageError{fmt.Errorf("--kdf-memory: %w", err)}
-				}
-				// argon2id takes this much RAM here as the passphrase is
-				// set, and on the node that unlocks it: on a node, unless
-				// told, no more than half of its RAM.
-				var si syscall.Sysinfo_t
-				if onNode && !cmd.Flags().Changed("kdf-memory") && syscall.Sysinfo(&si) == nil {
-					mem = min(mem, int64(si.Totalram)*int64(si.Unit)/2>>20<<20)
-				}
-				opts.KDF = luks2.KDFParams{Type: "argon2id", Time: kdfTime, Memory: int(mem >> 10), Threads: 4}
-				// The plan needs to know there will be one; the real one is
-				// asked for only when something is to be written.
-				opts.Passphrase = []byte("-")
-			}
 			p, err := clone.NewPlan(src, opts)
 			if err != nil {
 				return err
@@ -156,6 +170,12 @@ docs/clone.md).`,
 
 			target := args[0]
 			sys := clone.System{}
+			// Before anything else, and whatever the options: a target
+			// that is the source (or holds it, or lives under it) would
+			// destroy what is being read.
+			if err := sys.SameAsSource(src, target); err != nil {
+				return err
+			}
 			dev, err := sys.Inspect(target)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
@@ -190,26 +210,40 @@ docs/clone.md).`,
 					}
 				}
 			} else {
-				n := p.MinSize()
+				// Without --size, an image of the source's size (with its
+				// room for a save.dat), or the smallest that holds the clone.
+				n, why := p.ImageSize(), "the source's size"
+				if n == p.MinSize() {
+					why = "the smallest that holds the clone"
+				}
 				if size != "" {
 					if n, err = spec.ParseSize(size); err != nil {
 						return usageError{fmt.Errorf("--size: %w", err)}
 					}
 					n = (n + 1<<20 - 1) &^ (1<<20 - 1)
+					why = "--size"
+				}
+				var tooSmall error
+				if sp, err := p.Space(n); err != nil || !sp.Fits() {
+					tooSmall = fmt.Errorf("%w: an image of %s cannot hold the clone; it needs at least %s (leave --size out for the smallest)",
+						clone.ErrTooSmall, human(n), human(p.MinSize()))
 				}
 				if plan {
 					if err := p.Print(out, n); err != nil {
 						return err
 					}
-					fmt.Fprintf(out, "target image %s of %s\nnothing written (--plan)\n", target, human(n))
+					fmt.Fprintf(out, "target image %s of %s (%s)\n", target, human(n), why)
+					if tooSmall != nil {
+						return tooSmall
+					}
+					fmt.Fprintln(out, "nothing written (--plan)")
 					return nil
 				}
 				if _, err := os.Stat(target); err == nil && !force {
 					return fmt.Errorf("%w: %s exists: --force replaces it (once the clone is complete)", clone.ErrRefused, target)
 				}
-				if sp, err := p.Space(n); err != nil || !sp.Fits() {
-					return fmt.Errorf("%w: an image of %s cannot hold the clone; it needs %s (leave --size out for the smallest)",
-						clone.ErrTooSmall, human(n), human(p.MinSize()))
+				if tooSmall != nil {
+					return tooSmall
 				}
 				size = fmt.Sprint(n)
 			}
@@ -254,6 +288,16 @@ docs/clone.md).`,
 				if res.StateModule != "" {
 					fmt.Fprintf(out, "byz: the node's changes are in %s\n", res.StateModule)
 				}
+				if res.StateInSaveDat {
+					fmt.Fprintln(out, "byz: the node's changes are inside the encrypted save.dat (its upper layer), under the new passphrase")
+				}
+				if res.Unpartitioned > 0 {
+					fmt.Fprintf(out, "byz: the FAT partition stops at FAT32's 2 TiB limit: %s of %s are left unpartitioned\n", clone.FormatSize(res.Unpartitioned), res.Target)
+				}
+				fmt.Fprintf(out, "byz: %s\n", res.RoomLine())
+				if len(res.Unlisted) > 0 {
+					fmt.Fprintf(out, "byz: added by hand and carried as found, marked unlisted in the clone's manifest: %s\n", strings.Join(res.Unlisted, ", "))
+				}
 			}
 			return nil
 		},
@@ -263,16 +307,16 @@ docs/clone.md).`,
 	f.StringVar(&saveSize, "save-size", "", "make a fresh save.dat of this size (K, M, G) on the clone")
 	f.BoolVar(&encrypt, "encrypt", false, "make the save.dat LUKS2-encrypted, with a new passphrase")
 	f.StringVar(&passFile, "passphrase-file", "", "read the new passphrase from this file's first line (default: ask twice)")
-	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory of the save.dat's passphrase (the node that boots the clone needs that much RAM free; on a node, at most half its RAM unless given)")
-	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes")
+	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory of the save.dat's passphrase, 32K to 4G (the node that boots the clone needs that much RAM free; on a node, at most half its RAM unless given)")
+	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes, at least 1 (passes times memory at most 16G)")
 	f.StringSliceVar(&modules, "modules", nil, "optional modules to take, by name (default: all; '' for none)")
-	f.BoolVar(&withState, "with-state", false, "carry the node's current changes along as a module (without identity and secrets)")
+	f.BoolVar(&withState, "with-state", false, "carry the node's current changes along (without identity and secrets): as a module, or with --encrypt inside the encrypted save.dat")
 	f.StringVar(&stateDir, "state", "", "carry this overlay upper folder along instead of the running node's changes")
 	f.BoolVar(&withSecrets, "with-secrets", false, "keep the identity and secrets in the --with-state module")
 	f.BoolVar(&plan, "plan", false, "print what would be written and the space needed; write nothing")
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask before writing a device (scripts)")
 	f.BoolVar(&force, "force", false, "write a disk that is not removable; replace an existing image file")
-	f.StringVar(&size, "size", "", "size of an image file TARGET (default: as small as the clone allows)")
+	f.StringVar(&size, "size", "", "size of an image file TARGET (default: the source image's or stick's size, or as small as the clone allows)")
 	f.StringVar(&progress, "progress", "auto", "progress display: bar, json (one object a line on stdout), none, or auto (a bar on a terminal)")
 	return c
 }

@@ -30,10 +30,7 @@ func consoleNode(t *testing.T) (string, *auth.Store) {
 		t.Fatal(err)
 	}
 	st.SetHashParams(auth.HashParams{Time: 1, Memory: 64, Threads: 1})
-	settings, err := daemon.OpenSettings(state, daemon.SettingsValues{NodeName: "mesh-1", Language: "en"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := daemon.OpenSettings(state, daemon.SettingsValues{NodeName: "mesh-1", Language: "en"}, nil)
 	log := slog.New(slog.DiscardHandler)
 	w := &daemon.Web{Auth: st, Log: log, Ring: daemon.NewLogRing(10), Root: t.TempDir(), Settings: settings}
 	h, err := w.LocalHandler()

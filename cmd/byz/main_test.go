@@ -348,12 +348,13 @@ func TestPersistCreateImage(t *testing.T) {
 	img := filepath.Join(dir, "usb.img")
 	tree := &entry.Slice{Headers: []*entry.Header{
 		{Path: "byzantium/base/000-kernel.xzm", Type: entry.TypeRegular, Mode: 0o644, Size: 5},
-	}, Bodies: map[string][]byte{"byzantium/base/000-kernel.xzm": []byte("kern\n")}}
+		{Path: "byzantium/manifest.json", Type: entry.TypeRegular, Mode: 0o644, Size: 3},
+	}, Bodies: map[string][]byte{"byzantium/base/000-kernel.xzm": []byte("kern\n"), "byzantium/manifest.json": []byte("{}\n")}}
 	if err := usbimg.Write(img, tree, usbimg.Options{Size: 128 << 20, Spare: 16 << 20, Seed: []byte("t")}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(img)
-	if r := byz(t, nil, "persist", "create", "--image", img, "--size", "512M"); r.code != 1 || !strings.Contains(r.stderr, "no space") {
+	if r := byz(t, nil, "persist", "create", "--image", img, "--size", "512M"); r.code != 1 || !strings.Contains(r.stderr, "free space") {
 		t.Errorf("a save.dat larger than the partition: exit %d\n%s", r.code, r.stderr)
 	}
 	if after, _ := os.ReadFile(img); string(before) != string(after) {

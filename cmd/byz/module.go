@@ -23,12 +23,14 @@ func newModuleCmd() *cobra.Command {
 Each carries a manifest at /usr/share/byzantium/modules/<name>.json.`,
 	}
 	c.AddCommand(newModuleCreateCmd(), newModuleLsCmd(), newModuleInfoCmd(), newModuleExtractCmd(), newModuleDepsCmd())
+	c.AddCommand(newModuleFetchCmd())
 	return c
 }
 
 func newModuleCreateCmd() *cobra.Command {
 	var (
 		out, comp, blockSize, name, ver string
+		npmCache                        string
 		depends                         []string
 		level                           int
 		flatten, perLayer, export       bool
@@ -37,7 +39,7 @@ func newModuleCreateCmd() *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "create SRC... -o OUT.xzm",
-		Short: "Build a module from directories, tarballs, .debs, OCI images or modules",
+		Short: "Build a module from directories, tarballs, .debs, OCI images, npm apps or modules",
 		Long: `Build a module from one or more sources, merged in order (a later source's file
 replaces an earlier one's at the same path).
 
@@ -50,6 +52,11 @@ Sources:
   oci:PATH[:tag]               an OCI image layout directory
   docker-archive:FILE[:tag]    a 'docker save' tarball
   REGISTRY/REPO[:tag]          an image in a registry you can reach
+  npm:DIR                      an npm application: node_modules laid out from
+                               DIR/package-lock.json, tarballs from the npm
+                               cache (byz module fetch npm:DIR fills it); no
+                               scripts run, native add-ons refused unless
+                               package.json's "byzantium" allows them
 
 Set SOURCE_DATE_EPOCH for a reproducible module: the same sources and epoch give
 the same bytes on any machine.`,
@@ -58,6 +65,7 @@ the same bytes on any machine.`,
   byz module create a.deb b.deb c.deb -o 020-tools.xzm --name tools --depends base
   byz module create oci:./layout:latest -o 050-app.xzm --flatten
   byz module create docker-archive:app.tar -o 050-app.xzm --per-layer
+  byz module fetch npm:examples/apps/npm-sample && byz module create npm:examples/apps/npm-sample -o 060-sample.xzm
   SOURCE_DATE_EPOCH=1700000000 byz module create rootfs/ -o base.xzm --level 3`,
 		Args: argsUsage(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -80,6 +88,9 @@ the same bytes on any machine.`,
 			opts.Squashfs.Export = export
 			opts.Squashfs.Workers = workers
 			opts.Name, opts.Version, opts.Depends = name, ver, depends
+			if npmCache != "" {
+				opts.NPMCache.Dir = npmCache
+			}
 			if perLayer {
 				opts.Layout = modules.PerLayer
 			}
@@ -117,6 +128,7 @@ the same bytes on any machine.`,
 	f.BoolVar(&export, "export", false, "write an export table so the module can be exported over NFS")
 	f.IntVar(&workers, "processors", 0, "compression workers (default: all cores; output is the same either way)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress or summary on stderr")
+	f.StringVar(&npmCache, "npm-cache", "", "folder of npm tarballs for npm: sources (default $BYZ_NPM_CACHE, else .cache/npm)")
 	c.RegisterFlagCompletionFunc("comp", cobra.FixedCompletions([]string{"zstd", "gzip", "xz"}, cobra.ShellCompDirectiveNoFileComp))
 	return c
 }

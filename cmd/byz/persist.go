@@ -1,18 +1,22 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"byzantium/builder/spec"
+	"byzantium/image/boot"
 	"byzantium/image/fat"
 	"byzantium/image/gpt"
 	"byzantium/runtime/daemon"
@@ -31,87 +35,167 @@ func newPersistCmd() *cobra.Command {
 }
 
 func newPersistPassphraseCmd() *cobra.Command {
-	var oldFile, newFile string
+	var oldFile, newFile, kdfMemory string
 	var add bool
+	var kdfTime int
 	c := &cobra.Command{
 		Use:   "passphrase SAVE.DAT [--old-file F] [--new-file F] [--add]",
 		Short: "Change (or add) the passphrase of an encrypted save.dat",
 		Long: `Open the encrypted save.dat with a passphrase it has and give it a new one.
 By default the old passphrase is removed once the new one is in (a change);
 with --add both open it. The volume key, and so the data, stay the same.
-Passphrases come from files (their first line) or are asked on the terminal.
-cryptsetup sees the same result (it is a LUKS2 keyslot change).`,
+Passphrases come from files (their first line) or are asked on the terminal
+(three tries; a short new passphrase is warned about and must be confirmed).
+cryptsetup sees the same result (it is a LUKS2 keyslot change). A volume
+cryptsetup would not change (unmet requirements, such as a re-encryption
+under way) is left alone.
+
+The new keyslot keeps the argon2id costs of the one the current passphrase
+opened, or with --kdf-memory and --kdf-time gets those (checked as persist
+create checks them); a pbkdf2 keyslot's replacement gets argon2id at 1G and
+4 passes.
+
+Ctrl-C before the new keyslot is being written changes nothing; after, the
+change is finished first, so the header is never left half-written.`,
 		Example: `  byz persist passphrase /media/stick/byzantium/changes/save.dat
   byz persist passphrase save.dat --old-file old.txt --new-file new.txt
   byz persist passphrase save.dat --add --new-file spare.txt`,
 		Args: argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.OpenFile(args[0], os.O_RDWR, 0)
-			if err != nil {
-				return fmt.Errorf("persist passphrase: %w", err)
-			}
-			defer f.Close()
-			h, err := luks2.Read(f)
-			if err != nil {
-				return fmt.Errorf("persist passphrase: %s: %w", args[0], err)
-			}
-			old, err := askOne(oldFile, "Current passphrase: ")
-			if err != nil {
-				return err
-			}
-			key, slot, err := luks2.Unlock(f, h, old)
-			clear(old)
-			if err != nil {
-				return fmt.Errorf("persist passphrase: %s: %w", args[0], err)
-			}
-			defer clear(key)
-			nw, err := passphrase(newFile)
-			if err != nil {
-				return err
-			}
-			defer clear(nw)
-			kdf := luks2.KDFParams{}
-			if k := h.Metadata.Keyslots[slot].KDF; k.Type == "argon2id" {
-				// Keep the costs the volume was made with.
-				kdf = luks2.KDFParams{Type: "argon2id", Time: k.Time, Memory: k.Memory, Threads: k.CPUs}
-			}
-			added, err := luks2.AddKey(f, h, key, nw, kdf, nil)
-			if err != nil {
-				return fmt.Errorf("persist passphrase: %w", err)
-			}
-			if !add {
-				if err := luks2.RemoveKey(f, h, slot); err != nil {
-					return fmt.Errorf("persist passphrase: the new passphrase is in keyslot %s, but removing the old one failed: %w", added, err)
+			var kdf *luks2.KDFParams
+			if cmd.Flags().Changed("kdf-memory") || cmd.Flags().Changed("kdf-time") {
+				k, err := kdfCosts(kdfMemory, kdfTime, 0)
+				if err != nil {
+					return err
 				}
+				kdf = &k
 			}
-			if err := f.Sync(); err != nil {
-				return fmt.Errorf("persist passphrase: %w", err)
-			}
-			what := "changed"
-			if add {
-				what = "added"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "byz: passphrase %s (keyslot %s)\n", what, added)
-			return nil
+			return changePassphrase(cmd.ErrOrStderr(), cmd.OutOrStdout(), args[0], oldFile, newFile, add, kdf)
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&oldFile, "old-file", "", "read the current passphrase from this file's first line")
 	f.StringVar(&newFile, "new-file", "", "read the new passphrase from this file's first line")
 	f.BoolVar(&add, "add", false, "keep the current passphrase too")
+	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory of the new keyslot, 32K to 4G (default: as the current one)")
+	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes of the new keyslot (default: as the current one)")
 	return c
 }
 
-// askOne reads one passphrase from file, or once from the terminal.
-func askOne(file, prompt string) ([]byte, error) {
-	if file != "" {
-		return passphrase(file)
+// changePassphrase is byz persist passphrase.
+// kdf, when set, is the new keyslot's costs.
+func changePassphrase(stderr, stdout io.Writer, path, oldFile, newFile string, add bool, newKDF *luks2.KDFParams) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("persist passphrase: %w", err)
 	}
-	p, err := askTerminal("--old-file", prompt)
+	defer f.Close()
+	h, err := luks2.Read(f)
+	if errors.Is(err, luks2.ErrNoMagic) {
+		var magic [2]byte
+		if _, rerr := f.ReadAt(magic[:], 1080); rerr == nil && magic == [2]byte{0x53, 0xef} {
+			return fmt.Errorf("persist passphrase: %s is not encrypted (a plain ext4 save.dat): it has no passphrase to change", path)
+		}
+		return fmt.Errorf("persist passphrase: %s is not an encrypted save.dat (no LUKS2 header, nor an ext4 file system)", path)
+	}
+	if err != nil {
+		return fmt.Errorf("persist passphrase: %s: %w", path, err)
+	}
+	if err := h.CheckWrite(); err != nil {
+		return fmt.Errorf("persist passphrase: %s: %w", path, err)
+	}
+	in := watchInterrupts(stderr, func() {})
+	defer in.stop()
+	fmt.Fprintf(stderr, "byz: the passphrase is checked with each keyslot's key derivation (%s)\n", describeKDFs(h))
+	var key []byte
+	var slot string
+	for try := 1; ; try++ {
+		old, err := askOld(oldFile)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "byz: checking the passphrase...")
+		key, slot, err = luks2.Unlock(f, h, old)
+		clear(old)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, luks2.ErrWrongPassphrase) && oldFile == "" && try < passphraseTries {
+			fmt.Fprintln(stderr, "byz: that passphrase opens no keyslot; again, please")
+			continue
+		}
+		return fmt.Errorf("persist passphrase: %s: %w", path, err)
+	}
+	defer clear(key)
+	nw, err := passphrase(newFile)
+	if err != nil {
+		return err
+	}
+	defer clear(nw)
+	kdf := luks2.KDFParams{}
+	if k := h.Metadata.Keyslots[slot].KDF; k.Type == "argon2id" {
+		// Keep the costs the volume was made with, when they are ones a
+		// new keyslot may have.
+		kdf = luks2.KDFParams{Type: "argon2id", Time: int(k.Time), Memory: int(k.Memory), Threads: int(k.CPUs)}
+		if kdf.Check() != nil {
+			kdf = luks2.KDFParams{}
+		}
+	}
+	if newKDF != nil {
+		kdf = *newKDF
+	}
+	// From here the header is written: Ctrl-C lets the change finish.
+	in.set(phaseFinish)
+	fmt.Fprintf(stderr, "byz: deriving the new key (%s)...\n", kdf)
+	added, err := luks2.AddKey(f, h, key, nw, kdf, nil)
+	if err != nil {
+		return fmt.Errorf("persist passphrase: %w", err)
+	}
+	if !add {
+		if err := luks2.RemoveKey(f, h, slot); err != nil {
+			return fmt.Errorf("persist passphrase: the new passphrase is in keyslot %s, but removing the old one failed: %w", added, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("persist passphrase: %w", err)
+	}
+	what := "changed"
+	if add {
+		what = "added"
+	}
+	fmt.Fprintf(stdout, "byz: passphrase %s (keyslot %s)\n", what, added)
+	return nil
+}
+
+// describeKDFs lists the key derivations of the keyslots that open the
+// data, for the line that explains the wait.
+func describeKDFs(h *luks2.Header) string {
+	var ids []string
+	for id := range h.Metadata.Keyslots {
+		if h.Bound(id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var out []string
+	for _, id := range ids {
+		out = append(out, "keyslot "+id+": "+h.Metadata.Keyslots[id].KDF.String())
+	}
+	return strings.Join(out, "; ")
+}
+
+// askOld reads the current passphrase from file, or once from the
+// terminal.
+func askOld(file string) ([]byte, error) {
+	if file != "" {
+		return readPassphraseFile(file)
+	}
+	t, err := openTerminal("--old-file")
 	if err != nil {
 		return nil, err
 	}
-	return p[0], nil
+	defer t.close()
+	return t.ask("Current passphrase: ")
 }
 
 func newPersistCreateCmd() *cobra.Command {
@@ -132,13 +216,24 @@ the layer that keeps the node's changes. With --encrypt it is a LUKS2 volume
 on the console; cryptsetup opens it too. The passphrase comes from
 --passphrase-file (its first line), or is asked twice on the terminal.
 
+Before anything is written the size is checked: against the free space, and
+on FAT (most sticks) against its file limit of 4 GiB less a byte (4095M at
+most). The --kdf-memory and --kdf-time costs are checked too (argon2id
+memory from 32K to 4G; passes times memory at most 16 GiB, which is what a
+node agrees to unlock).
+
 With --image, the save.dat goes into the FAT partition of a USB image byz
 built (the file is edited in place; nothing is written unless the save.dat
-fits).
+fits, and only into Byzantium media: its FAT must hold byzantium/manifest.json
+or a media marker).
 
 With neither, on a running node: byzd makes the save.dat on the node's boot
 media, used from the next boot on (the argon2id memory is capped at half the
 node's RAM, which it needs to unlock it).
+
+Ctrl-C stops at any point and leaves nothing behind: no temporary file on the
+media or in /tmp. Only the last step of --image, the copy into the image, is
+finished first once begun, so the image is never left half-written.
 
 An existing save.dat is never replaced.`,
 		Example: `  byz persist create --media /media/stick --size 1G
@@ -155,6 +250,15 @@ An existing save.dat is never replaced.`,
 			if err != nil {
 				return usageError{fmt.Errorf("--size: %w", err)}
 			}
+			if !encrypt && passFile != "" {
+				return usageError{fmt.Errorf("persist create: --passphrase-file needs --encrypt")}
+			}
+			var kdf luks2.KDFParams
+			if encrypt {
+				if kdf, err = kdfCosts(kdfMemory, kdfTime, 0); err != nil {
+					return err
+				}
+			}
 			if media == "" && image == "" {
 				if _, err := os.Stat(socket); err != nil {
 					return usageError{fmt.Errorf("persist create: give --media DIR or --image FILE.img (there is no byzd socket %s: this is not a running node)", socket)}
@@ -162,13 +266,9 @@ An existing save.dat is never replaced.`,
 				req := daemon.SaveDatRequest{SizeBytes: n}
 				if encrypt {
 					if cmd.Flags().Changed("kdf-memory") {
-						mem, err := spec.ParseSize(kdfMemory)
-						if err != nil {
-							return usageError{fmt.Errorf("--kdf-memory: %w", err)}
-						}
-						req.KDFMemoryKiB = int(mem >> 10)
+						req.KDFMemoryKiB = kdf.Memory
 					}
-					req.KDFTime = kdfTime
+					req.KDFTime = kdf.Time
 					p, err := passphrase(passFile)
 					if err != nil {
 						return err
@@ -178,126 +278,166 @@ An existing save.dat is never replaced.`,
 				}
 				return createOnNode(cmd.OutOrStdout(), socket, req)
 			}
-			var vol *imageVolume
+			opts := savedat.Options{Size: n, KDF: kdf}
+			if encrypt {
+				// Only a size is needed for the checks before asking.
+				opts.Passphrase = []byte{0}
+			}
 			if image != "" {
-				if vol, err = openImageVolume(image); err != nil {
-					return err
-				}
-				defer vol.f.Close()
-			} else if fi, err := os.Stat(filepath.Join(media, "byzantium")); err != nil || !fi.IsDir() {
+				return createInImage(cmd, image, opts, passFile)
+			}
+			if fi, err := os.Stat(filepath.Join(media, "byzantium")); err != nil || !fi.IsDir() {
 				return fmt.Errorf("persist create: %s has no byzantium/ folder: is it Byzantium boot media?", media)
 			}
-			opts := savedat.Options{Size: n}
+			path := filepath.Join(media, initsys.DefaultSaveDat)
+			if _, err := os.Lstat(path); err == nil {
+				return fmt.Errorf("persist create: %s exists: a save.dat is never overwritten (move it away first)", path)
+			}
+			if err := checkSaveDatOptions(opts); err != nil {
+				return err
+			}
+			if err := savedat.Fits(filepath.Dir(path), n); err != nil {
+				return fmt.Errorf("persist create: %w", err)
+			}
 			if encrypt {
-				mem, err := spec.ParseSize(kdfMemory)
-				if err != nil {
-					return usageError{fmt.Errorf("--kdf-memory: %w", err)}
-				}
-				opts.KDF = luks2.KDFParams{Type: "argon2id", Time: kdfTime, Memory: int(mem >> 10), Threads: 4}
 				if opts.Passphrase, err = passphrase(passFile); err != nil {
 					return err
 				}
 				defer clear(opts.Passphrase)
-			} else if passFile != "" {
-				return usageError{fmt.Errorf("persist create: --passphrase-file needs --encrypt")}
+			} else {
+				opts.Passphrase = nil
 			}
-			path := filepath.Join(media, initsys.DefaultSaveDat)
-			if vol != nil {
-				path = image + ":" + initsys.DefaultSaveDat
-				if err := vol.add(opts); err != nil {
-					return err
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			in := watchInterrupts(cmd.ErrOrStderr(), cancel)
+			defer in.stop()
+			opts.Progress = saveDatProgress(os.Stderr, func() { in.set(phaseCancel) })
+			if err := savedat.CreateContext(ctx, path, opts); err != nil {
+				if s := in.signal(); s != nil {
+					return fmt.Errorf("persist create: %w (%v): the partial save.dat was removed", errInterrupted, s)
 				}
-			} else if err := savedat.Create(path, opts); err != nil {
-				return err
+				return fmt.Errorf("persist create: %w", err)
 			}
-			kind := "plain"
-			if encrypt {
-				kind = "encrypted"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "byz: wrote %s (%s, %s)\n", path, spec.FormatSize(n), kind)
+			in.set(phaseFinish)
+			fmt.Fprintf(cmd.OutOrStdout(), "byz: wrote %s (%s, %s)\n", path, spec.FormatSize(n), kindOf(encrypt))
 			return nil
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&media, "media", "", "the boot media folder (holding byzantium/)")
 	f.StringVar(&image, "image", "", "a USB image byz built (its FAT partition gets the save.dat)")
-	f.StringVar(&size, "size", "512M", "size of the save.dat (K, M, G)")
+	f.StringVar(&size, "size", "512M", "size of the save.dat (K, M, G); 4095M at most on FAT")
 	f.BoolVar(&encrypt, "encrypt", false, "make it a LUKS2 volume")
 	f.StringVar(&passFile, "passphrase-file", "", "read the passphrase from this file's first line")
-	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory (cryptsetup's default is 1G; a node needs that much RAM free to unlock)")
-	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes")
+	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory, 32K to 4G (cryptsetup's default is 1G; a node needs that much RAM free to unlock)")
+	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes, at least 1 (passes times memory at most 16G)")
 	f.StringVar(&socket, "socket", daemon.DefaultSocket, "byzd's local socket (on a running node)")
 	return c
 }
 
-// passphrase reads the passphrase from file's first line, or asks twice
-// on the terminal with echo off.
-func passphrase(file string) ([]byte, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("passphrase: %w", err)
-		}
-		line, _, _ := bytes.Cut(b, []byte("\n"))
-		p := bytes.Clone(bytes.TrimRight(line, "\r"))
-		clear(b)
-		if len(p) == 0 {
-			return nil, fmt.Errorf("passphrase: %s starts with an empty line", file)
-		}
-		return p, nil
+func kindOf(encrypt bool) string {
+	if encrypt {
+		return "encrypted"
 	}
-	p, err := askTerminal("--passphrase-file", "Passphrase for the save.dat: ", "The same again: ")
-	if err != nil {
-		return nil, err
-	}
-	defer clear(p[1])
-	if len(p[0]) == 0 || !bytes.Equal(p[0], p[1]) {
-		clear(p[0])
-		return nil, errors.New("passphrase: empty, or the two differ")
-	}
-	return p[0], nil
+	return "plain"
 }
 
-// askTerminal asks each prompt on the terminal with echo off and returns
-// the lines typed; flag names the option to use without a terminal.
-func askTerminal(flag string, prompts ...string) ([][]byte, error) {
-	fd := int(os.Stdin.Fd())
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+// checkSaveDatOptions checks the options as savedat will, before a
+// passphrase is asked for (savedat.NewStream checks them again).
+func checkSaveDatOptions(opts savedat.Options) error {
+	// An empty file system in an unlinked scratch file would be made to
+	// check them all; the size rules are what the user can get wrong.
+	fsSize := opts.Size
+	if opts.Passphrase != nil {
+		fsSize -= luks2.DataOffset
+	}
+	if opts.Size%(1<<20) != 0 || fsSize < savedat.MinSize {
+		return usageError{fmt.Errorf("--size %s: a save.dat is a multiple of 1M, at least %dM (%dM encrypted)",
+			spec.FormatSize(opts.Size), savedat.MinSize>>20, (savedat.MinSize+luks2.DataOffset)>>20)}
+	}
+	return nil
+}
+
+// createInImage is byz persist create --image: the save.dat is made as a
+// stream (scratch files unlinked at once) and copied into the image's
+// FAT partition, which is checked first: Byzantium media, room for it.
+func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passFile string) error {
+	if err := checkSaveDatOptions(opts); err != nil {
+		return err
+	}
+	iv, err := openImageVolume(image)
 	if err != nil {
-		return nil, fmt.Errorf("passphrase: standard input is not a terminal: use %s", flag)
+		return err
 	}
-	quiet := *t
-	quiet.Lflag &^= unix.ECHO
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
-		return nil, fmt.Errorf("passphrase: %w", err)
-	}
-	defer unix.IoctlSetTermios(fd, unix.TCSETS, t)
-	in := bufio.NewReader(os.Stdin)
-	var out [][]byte
-	for _, prompt := range prompts {
-		fmt.Fprint(os.Stderr, prompt)
-		line, err := in.ReadBytes('\n')
-		fmt.Fprintln(os.Stderr)
-		if err != nil {
-			for _, p := range out {
-				clear(p)
-			}
-			return nil, fmt.Errorf("passphrase: %w", err)
+	defer iv.f.Close()
+	if fsys, err := fat.OpenFS(iv.f, iv.off); err == nil {
+		if _, err := fs.Stat(fsys, initsys.DefaultSaveDat); err == nil {
+			return fmt.Errorf("persist create: %s already holds %s: a save.dat is never overwritten", image, initsys.DefaultSaveDat)
 		}
-		out = append(out, bytes.Clone(bytes.TrimRight(line, "\r\n")))
-		clear(line)
 	}
-	return out, nil
+	if err := savedat.CheckFATSize(opts.Size); err != nil {
+		return fmt.Errorf("persist create: %s: %w", image, err)
+	}
+	if room := iv.vol.FileRoom(); opts.Size > room {
+		return fmt.Errorf("persist create: %w: the FAT partition of %s has room for a save.dat of %s (%s free, less room for its folder): choose a smaller --size",
+			savedat.ErrNoSpace, image, human(room), human(iv.vol.FreeBytes()))
+	}
+	encrypt := opts.Passphrase != nil
+	if encrypt {
+		if opts.Passphrase, err = passphrase(passFile); err != nil {
+			return err
+		}
+		defer clear(opts.Passphrase)
+	}
+	in := watchInterrupts(cmd.ErrOrStderr(), func() {})
+	defer in.stop()
+	opts.Progress = saveDatProgress(os.Stderr, nil)
+	s, err := savedat.NewStream("", opts)
+	if err != nil {
+		return fmt.Errorf("persist create: %w", err)
+	}
+	defer s.Close()
+	// The copy into the image changes it in place: once begun it is
+	// finished, so the image never holds half a save.dat.
+	in.set(phaseFinish)
+	prog := &countingReader{r: s, total: s.Size, progress: opts.Progress}
+	opts.Progress(savedat.Event{Step: "writing", Total: s.Size})
+	if err := iv.vol.AddFile(initsys.DefaultSaveDat, opts.Size, prog, time.Now()); err != nil {
+		return fmt.Errorf("persist create: %w", err)
+	}
+	if err := iv.f.Sync(); err != nil {
+		return fmt.Errorf("persist create: %w", err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "byz: wrote %s:%s (%s, %s)\n", image, initsys.DefaultSaveDat, spec.FormatSize(opts.Size), kindOf(encrypt))
+	return nil
+}
+
+// countingReader reports the bytes read through it as writing progress.
+type countingReader struct {
+	r           io.Reader
+	done, total int64
+	progress    func(savedat.Event)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.done += int64(n)
+		c.progress(savedat.Event{Step: "writing", Done: c.done, Total: c.total})
+	}
+	return n, err
 }
 
 // imageVolume is the FAT partition of a USB image, open for adding files.
 type imageVolume struct {
 	f   *os.File
+	off int64 // of the FAT partition
 	vol *fat.Volume
 }
 
-// openImageVolume finds the FAT32 partition holding byzantium/ in a GPT
-// disk image.
+// openImageVolume finds the FAT32 partition of a GPT disk image that
+// holds Byzantium media (byzantium/manifest.json or a media marker): a
+// save.dat is written into nothing else.
 func openImageVolume(image string) (*imageVolume, error) {
 	f, err := os.OpenFile(image, os.O_RDWR, 0)
 	if err != nil {
@@ -313,37 +453,43 @@ func openImageVolume(image string) (*imageVolume, error) {
 		f.Close()
 		return nil, fmt.Errorf("persist create: %s: %w", image, err)
 	}
+	foundFAT := false
 	for _, p := range tab.Partitions {
-		if v, err := fat.OpenVolume(f, p.Offset()); err == nil {
-			return &imageVolume{f: f, vol: v}, nil
+		fsys, err := fat.OpenFS(f, p.Offset())
+		if err != nil {
+			continue
 		}
+		foundFAT = true
+		if !isMedia(fsys) {
+			continue
+		}
+		v, err := fat.OpenVolume(f, p.Offset())
+		if err != nil {
+			continue
+		}
+		return &imageVolume{f: f, off: p.Offset(), vol: v}, nil
 	}
 	f.Close()
+	if foundFAT {
+		return nil, fmt.Errorf("persist create: %s has a FAT32 partition, but no Byzantium media on it (no %s, no %s* marker): nothing was written",
+			image, boot.ManifestPath, initsys.MediaMarkerPrefix)
+	}
 	return nil, fmt.Errorf("persist create: %s has no FAT32 partition: is it a USB image byz built?", image)
 }
 
-// add makes the save.dat in a temporary file and copies it into the
-// partition.
-func (iv *imageVolume) add(opts savedat.Options) error {
-	tmp, err := os.MkdirTemp("", "byz-persist-")
+// isMedia reports whether a FAT file system holds Byzantium media.
+func isMedia(fsys fs.FS) bool {
+	if _, err := fs.Stat(fsys, boot.ManifestPath); err == nil {
+		return true
+	}
+	ents, err := fs.ReadDir(fsys, path.Dir(initsys.MediaMarkerPrefix))
 	if err != nil {
-		return fmt.Errorf("persist create: %w", err)
+		return false
 	}
-	defer os.RemoveAll(tmp)
-	sd := filepath.Join(tmp, "save.dat")
-	if err := savedat.Create(sd, opts); err != nil {
-		return err
+	for _, e := range ents {
+		if strings.HasPrefix(strings.ToLower(e.Name()), path.Base(initsys.MediaMarkerPrefix)) && !e.IsDir() {
+			return true
+		}
 	}
-	src, err := os.Open(sd)
-	if err != nil {
-		return fmt.Errorf("persist create: %w", err)
-	}
-	defer src.Close()
-	if err := iv.vol.AddFile(initsys.DefaultSaveDat, opts.Size, src, time.Now()); err != nil {
-		return fmt.Errorf("persist create: %w", err)
-	}
-	if err := iv.f.Sync(); err != nil {
-		return fmt.Errorf("persist create: %w", err)
-	}
-	return nil
+	return false
 }

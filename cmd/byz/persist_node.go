@@ -36,6 +36,13 @@ func localCall(socket, method, path string, in, out any) error {
 
 // createOnNode has byzd make the save.dat on the node's media.
 func createOnNode(w io.Writer, socket string, req daemon.SaveDatRequest) error {
+	what := "a plain"
+	if req.Passphrase != "" {
+		what = "an encrypted"
+	}
+	// byzd does the work; this says why nothing shows for a while.
+	fmt.Fprintf(os.Stderr, "byz: byzd is making %s %s save.dat on the boot media (writing it, and deriving the key, take a while)...\n",
+		what, spec.FormatSize(req.SizeBytes))
 	var res daemon.SaveDatResult
 	err := localCall(socket, "POST", "/api/v1/persistence/savedat", req, &res)
 	req.Passphrase = ""

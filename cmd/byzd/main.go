@@ -34,7 +34,7 @@ func main() {
 	flag.StringVar(&cfg.StateDir, "state", "/var/lib/byzantium", "directory for state kept across reboots (TLS certificate)")
 	flag.StringVar(&cfg.HTTPSAddr, "https", ":443", "HTTPS listen address")
 	flag.StringVar(&cfg.HTTPAddr, "http", ":80", "HTTP listen address (redirects to HTTPS)")
-	flag.StringVar(&cfg.NodeName, "node-name", daemon.Hostname(), "node name for the certificate and /healthz (default: the host name, else byzantium)")
+	flag.StringVar(&cfg.NodeName, "node-name", daemon.Hostname(), "node name for the certificate and the panel (default: the host name, else byzantium)")
 	flag.StringVar(&cfg.RootDir, "root", "/", "root of the running system, where module manifests are read")
 	noNet := flag.Bool("no-net", false, "leave networking alone (no loopback, no DHCP)")
 	noServices := flag.Bool("no-services", false, "run no modules or services (the panel then only reports)")

@@ -68,6 +68,10 @@ type Media struct {
 	// IDSalt, when set, goes into the media ID: a clone, whose payload
 	// may be its source's, gets an ID of its own.
 	IDSalt []byte
+	// Unlisted marks media paths whose manifest entries get "unlisted":
+	// files no build made (modules dropped onto a stick by hand), which
+	// a clone carries as found.
+	Unlisted map[string]bool
 }
 
 // Tree is a planned media tree: every entry, hashed, with the media ID
@@ -98,6 +102,10 @@ type ManifestFile struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Unlisted marks a file no build made: a module someone dropped onto
+	// the media by hand, which a clone carried as it found it. Its digest
+	// says what was copied; nothing vouches for where it came from.
+	Unlisted bool `json:"unlisted,omitempty"`
 }
 
 // Manifest is the content of byzantium/manifest.json: every regular file
@@ -131,7 +139,7 @@ func Plan(m Media) (*Tree, error) {
 	man := Manifest{ID: id, Files: []ManifestFile{}}
 	for _, n := range p.sorted() {
 		if n.hdr.Type == entry.TypeRegular {
-			man.Files = append(man.Files, ManifestFile{Path: n.hdr.Path, Size: n.hdr.Size, SHA256: n.sum})
+			man.Files = append(man.Files, ManifestFile{Path: n.hdr.Path, Size: n.hdr.Size, SHA256: n.sum, Unlisted: m.Unlisted[n.hdr.Path]})
 		}
 	}
 	t.Manifest, err = json.MarshalIndent(man, "", "  ")
@@ -208,7 +216,7 @@ func (p *planner) mediaID(m *Media) (string, error) {
 	var files []ManifestFile
 	for _, n := range p.sorted() {
 		if n.hdr.Type == entry.TypeRegular {
-			files = append(files, ManifestFile{n.hdr.Path, n.hdr.Size, n.sum})
+			files = append(files, ManifestFile{Path: n.hdr.Path, Size: n.hdr.Size, SHA256: n.sum})
 		}
 	}
 	in := struct {

@@ -20,6 +20,7 @@ package clone
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"byzantium/runtime/luks2"
@@ -33,8 +34,14 @@ var (
 	// file from the source's, or a file read back from the target from the
 	// clone's.
 	ErrMismatch = errors.New("clone: file does not match the manifest")
+	// ErrMissing reports a file the source's manifest lists that is not
+	// on the source media (removed by hand).
+	ErrMissing = errors.New("clone: missing from the source")
 	// ErrRefused reports a target the safety checks refuse.
 	ErrRefused = errors.New("clone: target refused")
+	// ErrSameAsSource reports a target that is the source, or holds it
+	// or lives in it: no option overrides it. It is an ErrRefused too.
+	ErrSameAsSource = fmt.Errorf("%w, it is the source", ErrRefused)
 	// ErrTooSmall reports a target too small for the clone.
 	ErrTooSmall = errors.New("clone: target too small")
 	// ErrBadOption reports Options that cannot make a clone.

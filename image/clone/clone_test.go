@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -561,5 +562,324 @@ func TestOpenNode(t *testing.T) {
 	}
 	if _, err := OpenNode(t.TempDir()); !errors.Is(err, ErrNotMedia) {
 		t.Errorf("no media: %v", err)
+	}
+}
+
+// TestCloneAddedModules: modules dropped onto the media by hand (into a
+// folder, or into the FAT partition of a stick image) go along, are named
+// in the plan and marked unlisted in the clone's manifest, and stay so in
+// a clone of the clone; --modules picks among the added optional ones
+// too.
+func TestCloneAddedModules(t *testing.T) {
+	m := sourceMedia(t)
+	dir := filepath.Join(t.TempDir(), "media")
+	if err := os.CopyFS(dir, os.DirFS(m.dir)); err != nil {
+		t.Fatal(err)
+	}
+	added := map[string][]byte{
+		"byzantium/modules/050-handmade.xzm": bytes.Repeat([]byte("handmade"), 5000),
+		"byzantium/optional/200-dropped.xzm": bytes.Repeat([]byte("dropped"), 3000),
+	}
+	for p, b := range added {
+		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same two, dropped into the FAT partition of a stick image.
+	img := copyFile(t, m.img)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := gpt.Read(f, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol, err := fat.OpenVolume(f, tab.Partitions[0].Offset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, b := range added {
+		if err := vol.AddFile(p, int64(len(b)), bytes.NewReader(b), epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := vol.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	for _, from := range []string{dir, img} {
+		t.Run(filepath.Base(from), func(t *testing.T) {
+			s, err := OpenSource(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			p, err := NewPlan(s, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			p.Print(&b, 0)
+			for path := range added {
+				if !strings.Contains(b.String(), "added by hand: "+path) || !strings.Contains(b.String(), fmt.Sprintf("  %-8s  %s\n", "added", path)) {
+					t.Errorf("the plan does not say %s was added by hand:\n%s", path, b.String())
+				}
+			}
+			out := filepath.Join(t.TempDir(), "clone.img")
+			res, err := cloneTo(t, s, Options{TempDir: t.TempDir()}, out, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Unlisted) != 2 {
+				t.Errorf("result lists %v as unlisted", res.Unlisted)
+			}
+			got := readIDs(t, out)
+			tree := mtoolsTree(t, out)
+			seen := 0
+			for _, mf := range got.manifest.Files {
+				_, isAdded := added[mf.Path]
+				if mf.Unlisted != isAdded {
+					t.Errorf("%s: unlisted %v in the clone's manifest", mf.Path, mf.Unlisted)
+				}
+				if isAdded {
+					seen++
+					if b, _ := os.ReadFile(filepath.Join(tree, mf.Path)); !bytes.Equal(b, added[mf.Path]) {
+						t.Errorf("%s differs on the clone", mf.Path)
+					}
+				}
+			}
+			if seen != 2 {
+				t.Errorf("%d added modules in the clone's manifest", seen)
+			}
+
+			// A clone of the clone keeps them marked.
+			s2, err := OpenSource(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s2.Close()
+			out2 := filepath.Join(t.TempDir(), "clone2.img")
+			if _, err := cloneTo(t, s2, Options{TempDir: t.TempDir()}, out2, 0); err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range readIDs(t, out2).manifest.Files {
+				if _, isAdded := added[mf.Path]; mf.Unlisted != isAdded {
+					t.Errorf("clone of the clone: %s unlisted %v", mf.Path, mf.Unlisted)
+				}
+			}
+
+			// --modules chooses among the added optional modules too.
+			p, err = NewPlan(s, Options{Modules: []string{"ngircd"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(p.Left, "byzantium/optional/200-dropped.xzm") || !slices.Contains(p.Modules, "byzantium/modules/050-handmade.xzm") {
+				t.Errorf("--modules ngircd: left %v, modules %v", p.Left, p.Modules)
+			}
+			if p, err = NewPlan(s, Options{Modules: []string{"dropped"}}); err != nil || !slices.Equal(p.Optional, []string{"byzantium/optional/200-dropped.xzm"}) {
+				t.Errorf("--modules dropped: %v, %v", p, err)
+			}
+		})
+	}
+}
+
+// TestCloneMissingFiles: a file the source's manifest lists that was
+// removed from the media (a module, a boot file), or replaced by one of
+// another size, is named before anything is written, with what to do.
+func TestCloneMissingFiles(t *testing.T) {
+	m := sourceMedia(t)
+	for _, tc := range []struct {
+		remove, resize string
+		want           error
+		says           []string
+	}{
+		{remove: "byzantium/optional/101-extra.xzm", want: ErrMissing,
+			says: []string{"byzantium/optional/101-extra.xzm", "in the source's manifest but not on the media", "put it back", "rebuild", "--modules"}},
+		{remove: "byzantium/modules/010-runtime.xzm", want: ErrMissing,
+			says: []string{"byzantium/modules/010-runtime.xzm", "not on the media", "put it back", "or rebuild the media"}},
+		{remove: "EFI/BOOT/BOOTX64.EFI", want: ErrMissing, says: []string{"EFI/BOOT/BOOTX64.EFI", "not on the media"}},
+		{resize: "byzantium/base/001-busybox.xzm", want: ErrMismatch,
+			says: []string{"byzantium/base/001-busybox.xzm is 683.6 KiB", "the source's manifest says 683.6 KiB", "put the original back"}},
+	} {
+		t.Run(tc.remove+tc.resize, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "media")
+			if err := os.CopyFS(dir, os.DirFS(m.dir)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.remove != "" {
+				if err := os.Remove(filepath.Join(dir, tc.remove)); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Truncate(filepath.Join(dir, tc.resize), 700001); err != nil {
+				t.Fatal(err)
+			}
+			s, err := OpenSource(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(tc.remove, "byzantium/optional/") {
+				// Left out by --modules, it is not missed.
+				if _, err := NewPlan(s, Options{Modules: []string{"ngircd"}}); err != nil {
+					t.Errorf("%s removed, --modules ngircd: %v", tc.remove, err)
+				}
+			}
+			_, err = NewPlan(s, Options{})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			for _, w := range tc.says {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("the error does not say %q: %v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "no such file") {
+				t.Errorf("a bare error: %v", err)
+			}
+		})
+	}
+}
+
+// TestCloneSizes: a save.dat is at most FAT32's largest file in whole MiB
+// (4 GiB is refused by the plan, with the largest allowed); the plan and
+// the result say how much room a target leaves for a save.dat, and a
+// save.dat of that size does fit the clone afterwards; an image file
+// gets the source's size unless told.
+func TestCloneSizes(t *testing.T) {
+	m := sourceMedia(t)
+	s, err := OpenSource(m.img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := NewPlan(s, Options{SaveSize: 4 << 30}); !errors.Is(err, ErrBadOption) || !strings.Contains(err.Error(), "at most 4095 MiB") {
+		t.Errorf("a 4 GiB save.dat: %v, want ErrBadOption with the largest allowed", err)
+	}
+	if _, err := NewPlan(s, Options{SaveSize: 10<<20 + 1}); !errors.Is(err, ErrBadOption) || !strings.Contains(err.Error(), "at least 32 MiB") {
+		t.Errorf("a 10 MiB save.dat: %v", err)
+	}
+	p, err := NewPlan(s, Options{SaveSize: MaxSaveDat})
+	if err != nil {
+		t.Fatalf("a %d MiB save.dat: %v", MaxSaveDat>>20, err)
+	}
+	if p.MinSize() < MaxSaveDat {
+		t.Errorf("MinSize %d with a 4095 MiB save.dat", p.MinSize())
+	}
+
+	p, err = NewPlan(s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ImageSize() != 64<<20 || s.DiskSize != 64<<20 {
+		t.Errorf("an image of a 64 MiB image is %d bytes by default", p.ImageSize())
+	}
+	dirSrc, err := OpenSource(m.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dp, _ := NewPlan(dirSrc, Options{}); dp.ImageSize() != dp.MinSize() {
+		t.Errorf("an image of a folder is %d bytes by default, the smallest is %d", dp.ImageSize(), dp.MinSize())
+	}
+	var b strings.Builder
+	p.Print(&b, 64<<20)
+	if !strings.Contains(b.String(), "room for a save.dat: up to ") {
+		t.Errorf("the plan does not say the room for a save.dat:\n%s", b.String())
+	}
+	b.Reset()
+	p.Print(&b, p.MinSize())
+	if !strings.Contains(b.String(), "room for a save.dat: NONE") {
+		t.Errorf("the plan for the smallest target does not say there is no room:\n%s", b.String())
+	}
+
+	for _, size := range []int64{p.MinSize(), 64 << 20, 96 << 20} {
+		img := filepath.Join(t.TempDir(), "clone.img")
+		res, err := cloneTo(t, s, Options{TempDir: t.TempDir()}, img, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := p.Fit(size)
+		// The plan's need is an upper bound (the new manifest's size is
+		// estimated): within a MiB of what the clone has.
+		if err != nil || res.SaveDatRoom < f.SaveDatRoom || res.SaveDatRoom > f.SaveDatRoom+1<<20 ||
+			res.Free < f.Have-f.Need || res.Free > f.Have-f.Need+1<<20 {
+			t.Errorf("%d MiB: result room %d free %d, plan %+v %v", size>>20, res.SaveDatRoom, res.Free, f, err)
+		}
+		if size == p.MinSize() {
+			if res.SaveDatRoom != 0 || !strings.Contains(res.RoomLine(), "no room for a save.dat") {
+				t.Errorf("the smallest clone: room %d, %q", res.SaveDatRoom, res.RoomLine())
+			}
+			continue
+		}
+		if res.SaveDatRoom < 32<<20 || !strings.Contains(res.RoomLine(), fmt.Sprintf("--size %dM", res.SaveDatRoom>>20)) {
+			t.Errorf("%d MiB: room %d, %q", size>>20, res.SaveDatRoom, res.RoomLine())
+		}
+		// A save.dat of the size said fits.
+		fl, err := os.OpenFile(img, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab, err := gpt.Read(fl, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vol, err := fat.OpenVolume(fl, tab.Partitions[0].Offset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vol.AddFile("byzantium/changes/save.dat", res.SaveDatRoom, io.LimitReader(zeros{}, res.SaveDatRoom), epoch); err != nil {
+			t.Errorf("%d MiB: a save.dat of the %d MiB said to fit: %v", size>>20, res.SaveDatRoom>>20, err)
+		}
+		fl.Close()
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestCloneLargeTarget: a target over 2 TiB (a sparse 3 TiB image) takes
+// the clone in a FAT partition capped at FAT32's limit, the rest left
+// unpartitioned and said so; sgdisk -v finds the table sound.
+func TestCloneLargeTarget(t *testing.T) {
+	m := sourceMedia(t)
+	s, err := OpenSource(m.img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := NewPlan(s, Options{SaveSize: 40 << 20, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 3 << 40
+	f, err := p.Fit(size)
+	if err != nil || !f.Fits() || f.FATSize != usbimg.MaxFATSize || f.Unpartitioned < 1<<40-1<<20 {
+		t.Fatalf("Fit(3 TiB) = %+v, %v", f, err)
+	}
+	var b strings.Builder
+	p.Print(&b, size)
+	if !strings.Contains(b.String(), ": fits") || !strings.Contains(b.String(), "stops at FAT32's limit of 2.0 TiB; the other 1.0 TiB of the disk are left unpartitioned") {
+		t.Errorf("plan:\n%s", b.String())
+	}
+	img := filepath.Join(t.TempDir(), "3t.img")
+	start := time.Now()
+	res, err := cloneTo(t, s, Options{SaveSize: 40 << 20, TempDir: t.TempDir()}, img, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a clone onto a 3 TiB image in %v", time.Since(start).Round(time.Millisecond))
+	if res.Unpartitioned != f.Unpartitioned || res.SaveDatRoom != MaxSaveDat {
+		t.Errorf("result: unpartitioned %d, room %d", res.Unpartitioned, res.SaveDatRoom)
+	}
+	out, err := exec.Command(testenv.RequireTool(t, "sgdisk"), "-v", img).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v: %v\n%s", err, out)
+	}
+	if got := readIDs(t, img); got.media != res.MediaID {
+		t.Errorf("media %s, result %s", got.media, res.MediaID)
 	}
 }

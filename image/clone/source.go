@@ -39,8 +39,15 @@ type Source struct {
 	// ID is the source's media ID (its manifest's).
 	ID string
 	// Info is the boot menu the source was made with.
-	Info   *boot.BootInfo
-	closer io.Closer
+	Info *boot.BootInfo
+	// DiskSize is the size of the image file or device the source is on
+	// (0 for a folder).
+	DiskSize int64
+	closer   io.Closer
+	// path is where the source is on the host (a folder, an image file,
+	// a device), for SameAsSource; node says it is the running node's.
+	path string
+	node bool
 }
 
 // Close releases an image or device source.
@@ -60,7 +67,7 @@ func OpenSource(p string) (*Source, error) {
 		return nil, fmt.Errorf("clone: source: %w", err)
 	}
 	if fi.IsDir() {
-		return newSource(os.DirFS(p), p, nil)
+		return newSource(os.DirFS(p), p, nil, p, false)
 	}
 	f, err := os.Open(p)
 	if err != nil {
@@ -76,7 +83,12 @@ func OpenSource(p string) (*Source, error) {
 		f.Close()
 		return nil, fmt.Errorf("clone: source %s: %w", p, err)
 	}
-	return newSource(fsys, p+" ("+where+")", f)
+	s, err := newSource(fsys, p+" ("+where+")", f, p, false)
+	if err != nil {
+		return nil, err
+	}
+	s.DiskSize = size
+	return s, nil
 }
 
 // openFAT finds the FAT file system holding byzantium/ on a disk: in a GPT
@@ -104,11 +116,11 @@ func openFAT(r io.ReaderAt, size int64) (*fat.FS, string, error) {
 func OpenNode(root string) (*Source, error) {
 	media := filepath.Join(root, NodeMediaDir)
 	if _, err := os.Stat(filepath.Join(media, boot.ManifestPath)); err == nil {
-		return newSource(os.DirFS(media), "/"+NodeMediaDir, nil)
+		return newSource(os.DirFS(media), "/"+NodeMediaDir, nil, media, true)
 	}
 	ram := filepath.Join(root, NodeRAMDir)
 	if _, err := os.Stat(filepath.Join(ram, boot.ManifestPath)); err == nil {
-		return newSource(os.DirFS(ram), "/"+NodeRAMDir, nil)
+		return newSource(os.DirFS(ram), "/"+NodeRAMDir, nil, ram, true)
 	}
 	if _, err := os.Stat(filepath.Join(ram, "byzantium")); err == nil {
 		return nil, fmt.Errorf("%w: the node booted with copy2ram by an older byz-init, whose copy in %s holds only the modules it loaded; plug the boot stick in, mount it and give --from /mnt/stick (or its device)",
@@ -117,8 +129,10 @@ func OpenNode(root string) (*Source, error) {
 	return nil, fmt.Errorf("%w: no boot media at /%s: not a running node? give --from MEDIA_DIR|IMAGE", ErrNotMedia, NodeMediaDir)
 }
 
-func newSource(fsys fs.FS, name string, c io.Closer) (*Source, error) {
-	s := &Source{FS: fsys, Name: name, closer: c}
+// newSource reads the media in fsys: name says what it is, c closes it,
+// p is where it is on the host, node says it is the running node's.
+func newSource(fsys fs.FS, name string, c io.Closer, p string, node bool) (*Source, error) {
+	s := &Source{FS: fsys, Name: name, closer: c, path: p, node: node}
 	b, err := fs.ReadFile(fsys, boot.ManifestPath)
 	if err != nil {
 		s.Close()

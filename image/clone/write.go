@@ -40,8 +40,22 @@ type Result struct {
 	// Bytes is what was written as files; Files how many.
 	Bytes int64 `json:"bytes"`
 	Files int   `json:"files"`
-	// StateModule is the file the node's changes went to ("" none).
-	StateModule string `json:"state_module,omitempty"`
+	// StateModule is the file the node's changes went to ("" none);
+	// StateInSaveDat says they went into the encrypted save.dat instead.
+	StateModule    string `json:"state_module,omitempty"`
+	StateInSaveDat bool   `json:"state_in_save_dat,omitempty"`
+	// Free is what the clone leaves free on its FAT partition, and
+	// SaveDatRoom the largest save.dat that fits there (0: none); SaveDat
+	// says the clone has one already. Unpartitioned is what is left of a
+	// disk larger than FAT32's 2 TiB.
+	Free          int64 `json:"free"`
+	SaveDatRoom   int64 `json:"save_dat_room"`
+	SaveDat       bool  `json:"save_dat"`
+	Unpartitioned int64 `json:"unpartitioned,omitempty"`
+	// Unlisted are the modules that went along without the source's
+	// manifest vouching for them (added by hand), marked so in the
+	// clone's.
+	Unlisted []string `json:"unlisted,omitempty"`
 	// Write and Verify are how long writing (sync included) and reading
 	// back took.
 	Write  time.Duration `json:"-"`
@@ -54,8 +68,13 @@ type Result struct {
 // and checked against the clone's own manifest; only then is the
 // partition table written and synced. Whatever fails, t is left without a
 // partition table (an image file is not renamed into place). ctx stops it
-// between two reads of the source.
+// between two reads of the source. A target that is the source, holds it
+// or lives under it (System.SameAsSource) is refused before anything is
+// written.
 func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Result, err error) {
+	if err := (System{}).SameAsSource(p.src, t.Path); err != nil {
+		return nil, err
+	}
 	prog.set("prepare", 0)
 	tmp := p.opts.TempDir
 	if tmp == "" {
@@ -70,12 +89,19 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 	media := boot.Media{Flavour: boot.USB, FS: p.src.FS, Digests: p.src.Sums,
 		Kernel: boot.KernelPath, Initramfs: boot.InitramfsPath,
 		Base: p.Base, Modules: p.Modules, Optional: p.Optional,
-		Menu: p.src.Info.Config(), ModTime: p.src.Info.ModTime()}
+		Menu: p.src.Info.Config(), ModTime: p.src.Info.ModTime(), Unlisted: p.unlisted}
 	if p.rootcopy {
 		media.Rootcopy = []string{boot.RootcopyDir}
 	}
 	res = &Result{Target: t.Path, Size: t.Size, SourceID: p.src.ID}
-	if p.opts.State != "" {
+	for _, l := range [][]string{p.Base, p.Modules, p.Optional} {
+		for _, f := range l {
+			if p.unlisted[f] {
+				res.Unlisted = append(res.Unlisted, f)
+			}
+		}
+	}
+	if p.opts.State != "" && !p.StateInSaveDat {
 		out := filepath.Join(scratch, p.stateFile())
 		host, _ := os.Hostname()
 		_, err := modules.Create([]string{p.opts.State}, out, modules.CreateOptions{
@@ -121,7 +147,12 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 	var saveSum hash.Hash
 	if p.opts.SaveSize > 0 {
 		prog.set("prepare", 0)
-		sd, err := savedat.NewStream(scratch, savedat.Options{Size: p.opts.SaveSize, Passphrase: p.opts.Passphrase, KDF: p.opts.KDF})
+		so := savedat.Options{Size: p.opts.SaveSize, Passphrase: p.opts.Passphrase, KDF: p.opts.KDF}
+		if p.StateInSaveDat {
+			so.Fill = p.fillState(scratch)
+			res.StateInSaveDat = true
+		}
+		sd, err := savedat.NewStream(scratch, so)
 		if err != nil {
 			return nil, fmt.Errorf("clone: %w", err)
 		}
@@ -137,13 +168,15 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 	}
 	res.Files = len(hs)
 	// The exact check, now that the state module's size is known.
-	sp, err := space(t.Size, hs)
+	sp, l, err := space(t.Size, hs)
 	if err != nil {
 		return nil, err
 	}
 	if !sp.Fits() {
 		return nil, fmt.Errorf("%w: %s has %s for %s of clusters", ErrTooSmall, t.Path, human(sp.Have), human(sp.Need))
 	}
+	f := fit(sp, l)
+	res.Free, res.SaveDatRoom, res.SaveDat, res.Unpartitioned = f.Have-f.Need, f.SaveDatRoom, p.opts.SaveSize > 0, f.Unpartitioned
 
 	var layout *usbimg.Layout
 	start := time.Now()

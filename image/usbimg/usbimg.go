@@ -1,6 +1,7 @@
 // Package usbimg assembles the USB disk image: a GPT whose first
-// partition, from 1 MiB to the space kept for persistence, is a FAT32 EFI
-// System Partition filled from the media tree's entry stream. UEFI
+// partition, from 1 MiB to the end of the disk (or to FAT32's limit of
+// 2 TiB), is a FAT32 EFI System Partition filled from the media tree's
+// entry stream; its free space is where a save.dat goes. UEFI
 // firmware boots EFI/BOOT/BOOTX64.EFI from it. For BIOS boot, the
 // protective MBR holds boot code (Options.BootCode) and a second
 // partition, a BIOS boot partition in the gap before 1 MiB, holds the
@@ -22,8 +23,23 @@ import (
 	"byzantium/modules/entry"
 )
 
-// ErrBadOption reports Options that cannot make an image.
-var ErrBadOption = errors.New("usbimg: bad option")
+// Errors callers branch on.
+var (
+	// ErrBadOption reports Options that cannot make an image.
+	ErrBadOption = errors.New("usbimg: bad option")
+	// ErrNoRoom reports files that leave less free space in the FAT
+	// partition than Options.Room asks for.
+	ErrNoRoom = errors.New("usbimg: not enough room left")
+)
+
+// MaxFATSize is the largest FAT partition an image gets: FAT32 counts
+// its sectors in 32 bits (2 TiB of 512-byte sectors), less what keeps
+// the partition a whole number of MiB. The rest of a larger disk is left
+// unpartitioned.
+const MaxFATSize = (0xFFFFFFFF / gpt.AlignmentLBA) * gpt.AlignmentLBA * gpt.SectorSize
+
+// MaxFileSize is the largest file FAT32 holds: 4 GiB − 1 byte.
+const MaxFileSize = 1<<32 - 1
 
 // DefaultLabel is the FAT volume label and the GPT partition name.
 const DefaultLabel = "BYZANTIUM"
@@ -34,9 +50,15 @@ type Options struct {
 	// Write, of 512 for WriteDisk (a block device's size).
 	Size int64
 	// Spare is how many bytes at the end of the disk stay outside the
-	// partition, for a persistence partition added later (a multiple of
-	// 1 MiB; 0 gives the FAT partition the whole disk).
+	// partition, for a partition added later (a multiple of 1 MiB; 0
+	// gives the FAT partition the whole disk). Persistence needs none:
+	// a save.dat goes into the FAT partition's free space (Room).
 	Spare int64
+	// Room is how much free space the FAT partition must keep once the
+	// files are written, for a save.dat to be added later (the builder's
+	// outputs.usb.spare): less is an ErrNoRoom error, and Write leaves no
+	// image behind.
+	Room int64
 	// Seed makes the disk and partition GUIDs and the FAT volume ID; pass
 	// e.g. sha256 of the image name and version. Required, so nobody gets
 	// identical IDs on different images by accident.
@@ -87,11 +109,16 @@ type Layout struct {
 	FAT      gpt.Partition
 	VolumeID uint32
 	Label    string
+	// Unpartitioned is the space after the FAT partition that no
+	// partition holds: on a disk larger than FAT32's limit, what
+	// MaxFATSize leaves (Spare not counted).
+	Unpartitioned int64
 }
 
 // Plan checks opts and lays out the image. Size must be a multiple of
 // 512 (a block device's size); the FAT partition starts at 1 MiB and ends
-// where Spare starts, or at the backup GPT.
+// where Spare starts, or at the backup GPT, or MaxFATSize after its start
+// on a disk larger than FAT32 allows.
 func Plan(opts Options) (*Layout, error) {
 	const mib = 1 << 20
 	if opts.Size%gpt.SectorSize != 0 || opts.Spare%mib != 0 || opts.Spare < 0 || opts.Size-opts.Spare < 34*mib {
@@ -108,13 +135,17 @@ func Plan(opts Options) (*Layout, error) {
 	if label == "" {
 		label = DefaultLabel
 	}
-	last := uint64((opts.Size-opts.Spare)/gpt.SectorSize) - 1
-	last = min(last, gpt.LastUsableLBA(opts.Size))
+	if opts.Room < 0 {
+		return nil, fmt.Errorf("%w: room %d", ErrBadOption, opts.Room)
+	}
+	end := uint64((opts.Size-opts.Spare)/gpt.SectorSize) - 1
+	end = min(end, gpt.LastUsableLBA(opts.Size))
+	last := min(end, gpt.AlignmentLBA+MaxFATSize/gpt.SectorSize-1)
 	part := gpt.Partition{
 		Type: gpt.TypeESP, GUID: gpt.DeriveGUID(opts.Seed, "partition 1"), Name: label,
 		FirstLBA: gpt.AlignmentLBA, LastLBA: last, Attributes: gpt.AttrLegacyBIOSBootable,
 	}
-	l := &Layout{FAT: part, Label: label,
+	l := &Layout{FAT: part, Label: label, Unpartitioned: int64(end-last) * gpt.SectorSize,
 		Table: gpt.Table{DiskGUID: gpt.DeriveGUID(opts.Seed, "disk"), Partitions: []gpt.Partition{part}, BootCode: opts.BootCode}}
 	if opts.BIOSCore != nil {
 		l.Table.Partitions = append(l.Table.Partitions, gpt.Partition{
@@ -214,12 +245,23 @@ func WriteDisk(d Disk, r entry.Reader, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("usbimg: %w", err)
 	}
-	if _, err := entry.Copy(fw, r); err != nil {
+	rec := &headerLog{r: r}
+	if _, err := entry.Copy(fw, rec); err != nil {
 		fw.Close()
 		return fmt.Errorf("usbimg: %w", err)
 	}
 	if err := fw.Close(); err != nil {
 		return fmt.Errorf("usbimg: %w", err)
+	}
+	if opts.Room > 0 {
+		sp, err := fat.Need(l.FAT.Size(), rec.hs)
+		if err != nil {
+			return fmt.Errorf("usbimg: %w", err)
+		}
+		if free := sp.Have - sp.Need; free < opts.Room {
+			return fmt.Errorf("%w: the files take %s of the %s FAT partition and leave %s free, less than the %s of room asked for (a save.dat's): make the image larger or ask for less room",
+				ErrNoRoom, human(sp.Need), human(l.FAT.Size()), human(free), human(opts.Room))
+		}
 	}
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("usbimg: %w", err)
@@ -236,4 +278,35 @@ func WriteDisk(d Disk, r entry.Reader, opts Options) error {
 		return fmt.Errorf("usbimg: %w", err)
 	}
 	return nil
+}
+
+// headerLog passes a stream through and keeps its headers, for the room
+// check once the files are written.
+type headerLog struct {
+	r  entry.Reader
+	hs []entry.Header
+}
+
+func (r *headerLog) Next() (*entry.Header, error) {
+	h, err := r.r.Next()
+	if err == nil {
+		r.hs = append(r.hs, entry.Header{Path: h.Path, Type: h.Type, Size: h.Size})
+	}
+	return h, err
+}
+
+func (r *headerLog) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+// human formats a byte count with a binary unit.
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"byzantium/modules/entry"
 )
 
@@ -33,7 +35,19 @@ func TestReaderErrors(t *testing.T) {
 			p := filepath.Join(src, "a")
 			must(t, os.Remove(p))
 			must(t, os.Symlink("b", p))
-		}, "a", nil},
+		}, "a", ErrReplaced},
+		{"replaced by another file", 2, func(t *testing.T, src string) {
+			p := filepath.Join(src, "a")
+			must(t, os.WriteFile(p+".new", make([]byte, 10), 0o644)) // a new inode, not the freed one
+			must(t, os.Rename(p+".new", p))
+		}, "a", ErrReplaced},
+		// Opening a FIFO for reading waits for a writer: without
+		// O_NONBLOCK this case hangs.
+		{"replaced by a FIFO", 2, func(t *testing.T, src string) {
+			p := filepath.Join(src, "a")
+			must(t, os.Remove(p))
+			must(t, unix.Mkfifo(p, 0o644))
+		}, "a", ErrReplaced},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := t.TempDir()

@@ -222,24 +222,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// open opens the current file and checks it is still the inode Next saw:
-// a path swapped for another file or a symlink must not leak other data.
+// open opens the current file if it is still the inode Next saw: a path
+// swapped for another file, a symlink or a FIFO must not leak other data
+// or hang the stream.
 func (r *Reader) open(full string) (*os.File, error) {
-	fd, err := unix.Open(full, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, pathErr(full, "open", err)
-	}
-	f := os.NewFile(uintptr(fd), full)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		f.Close()
-		return nil, pathErr(full, "fstat", err)
-	}
-	if st.Dev != r.st.Dev || st.Ino != r.st.Ino {
-		f.Close()
-		return nil, fmt.Errorf("hostfs: %s: replaced by another file while being read", full)
-	}
-	return f, nil
+	return OpenAt(unix.AT_FDCWD, full, &r.st)
 }
 
 func (r *Reader) closeFile() {

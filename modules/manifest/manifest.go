@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -48,8 +49,13 @@ type Service struct {
 	// service user its own uid and gid. "" means the service's name.
 	User string `json:"user,omitempty"`
 	// Capabilities are the only capabilities the service keeps
-	// ("CAP_NET_BIND_SERVICE"); everything else is dropped.
+	// ("CAP_NET_BIND_SERVICE"); everything else is dropped. The
+	// privileged ones (see Capabilities) need Privileged.
 	Capabilities []string `json:"capabilities,omitempty"`
+	// Privileged declares that the service keeps root-equivalent or
+	// node-wide capabilities (CAP_SYS_ADMIN, CAP_NET_ADMIN…): the module
+	// author says so out loud, and the panel and API show it.
+	Privileged bool `json:"privileged,omitempty"`
 	// Ports it listens on: "6667/tcp", "53/udp".
 	Ports []string `json:"ports,omitempty"`
 	// Depends names services (of any module) that must run first.
@@ -58,16 +64,30 @@ type Service struct {
 	// Config lists files written into the service's root before each
 	// start from Go text/template text, with .Node (the node's name),
 	// .Data (the data folder inside the root) and .User (the service's
-	// account).
+	// account). They are never inside the data folder: the service can
+	// write there, and byzd must not write through what it leaves.
 	Config []ConfigFile `json:"config,omitempty"`
 	// Data is the folder, inside the service's root, that persists (in
 	// the node's persistence store) and that only the service can read;
-	// "" means /var/lib/<name>.
+	// it is under DataPrefix; "" means /var/lib/<name>.
 	Data string `json:"data,omitempty"`
 	// Health, when set, is how byzd checks that the service works.
 	Health *Health `json:"health,omitempty"`
 	// Limits bound its resources; zero values mean byzd's defaults.
 	Limits Limits `json:"limits,omitempty"`
+}
+
+// DataPrefix is where a service's data folder must be, inside its root:
+// the place for a program's state, away from the folders byzd writes
+// (/etc/passwd, config files) and from the programs themselves.
+const DataPrefix = "/var/lib/"
+
+// DataDir is the service's data folder inside its root.
+func (s *Service) DataDir() string {
+	if s.Data != "" {
+		return s.Data
+	}
+	return DataPrefix + s.Name
 }
 
 // ConfigFile is one templated file of a service.
@@ -207,6 +227,13 @@ func (s *Service) validate() error {
 		if !capPattern.MatchString(c) {
 			return fmt.Errorf("capability %q: write it as CAP_NAME", c)
 		}
+		why, known := Capabilities[c]
+		if !known {
+			return fmt.Errorf("capability %q: no such capability (see capabilities(7))", c)
+		}
+		if why != "" && !s.Privileged {
+			return fmt.Errorf("capability %s is privileged: %s; declare the service privileged if it really needs it", c, why)
+		}
 	}
 	for _, p := range s.Ports {
 		if !portPattern.MatchString(p) {
@@ -218,13 +245,43 @@ func (s *Service) validate() error {
 			return fmt.Errorf("depends: %q is not another service's name", d)
 		}
 	}
-	for _, c := range s.Config {
-		if !strings.HasPrefix(c.Path, "/") || strings.Contains(c.Path, "..") {
-			return fmt.Errorf("config path %q: want an absolute path with no .. in it", c.Path)
+	if s.Data != "" {
+		if err := cleanPath(s.Data); err != nil {
+			return fmt.Errorf("data %q: %v", s.Data, err)
+		}
+		if !strings.HasPrefix(s.Data, DataPrefix) {
+			return fmt.Errorf("data %q: want a folder under %s, such as %s%s: elsewhere it would cover the files byzd writes into the service's root", s.Data, DataPrefix, DataPrefix, s.Name)
 		}
 	}
-	if s.Data != "" && (!strings.HasPrefix(s.Data, "/") || strings.Contains(s.Data, "..")) {
-		return fmt.Errorf("data %q: want an absolute folder with no .. in it", s.Data)
+	data := s.DataDir()
+	for _, c := range s.Config {
+		if err := cleanPath(c.Path); err != nil {
+			return fmt.Errorf("config path %q: %v", c.Path, err)
+		}
+		if inside(c.Path, data) || inside(data, c.Path) {
+			return fmt.Errorf("config path %q is in the data folder %s, which the service can write: put it elsewhere (under /etc)", c.Path, data)
+		}
 	}
 	return nil
+}
+
+// cleanPath checks a path inside a service's root: absolute, in its
+// shortest form, below the root itself.
+func cleanPath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return errors.New("want an absolute path")
+	case p == "/":
+		return errors.New("want a path below /")
+	case path.Clean(p) != p || strings.Contains(p, ".."):
+		return errors.New("want a plain path: no .., no . or empty parts, no slash at the end")
+	case strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		return errors.New("a control character")
+	}
+	return nil
+}
+
+// inside reports whether p is dir or under it.
+func inside(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
 }

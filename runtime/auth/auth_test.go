@@ -178,14 +178,35 @@ func TestProvision(t *testing.T) {
 	}
 }
 
+// TestTokens: making a token takes the admin password (a wrong one counts
+// as a failed login), the secret is never stored, and revoking works; the
+// root-only socket's NewLocalToken needs no password.
 func TestTokens(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{time.Now()}
 	s := openStore(t, dir, c)
-	if _, _, err := s.NewToken("  "); err == nil {
-		t.Error("a token without a name")
+	if _, _, err := s.NewToken("10.0.0.1", "the admin password", "ci"); !errors.Is(err, ErrNotClaimed) {
+		t.Errorf("a token on an unclaimed node: %v", err)
 	}
-	secret, tok, err := s.NewToken("ci")
+	if _, err := s.Provision(HashPassword("the admin password", cheap)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.NewToken("10.0.0.1", "the admin password", "  "); !errors.Is(err, ErrBadTokenName) {
+		t.Errorf("a token without a name: %v", err)
+	}
+	for i := 0; i < freeFailures; i++ {
+		if _, _, err := s.NewToken("10.0.0.1", "a stolen session's guess", "ci"); !errors.Is(err, ErrWrongPassword) {
+			t.Fatalf("a token with a wrong password: %v", err)
+		}
+	}
+	var slow *SlowDown
+	if _, _, err := s.NewToken("10.0.0.1", "the admin password", "ci"); !errors.As(err, &slow) {
+		t.Errorf("wrong passwords for tokens are not counted as failures: %v", err)
+	}
+	if len(s.Tokens()) != 0 {
+		t.Fatalf("refused attempts made tokens: %v", s.Tokens())
+	}
+	secret, tok, err := s.NewToken("10.0.0.2", "the admin password", "ci")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,9 +219,16 @@ func TestTokens(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "tokens.json")); strings.Contains(string(b), secret) {
 		t.Error("the secret is stored")
 	}
+	local, _, err := s.NewLocalToken("byz on the node")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s = openStore(t, dir, c)
 	if _, ok := s.CheckToken(secret); !ok {
 		t.Error("the token did not survive reopening")
+	}
+	if _, ok := s.CheckToken(local); !ok {
+		t.Error("the local token did not survive reopening")
 	}
 	if err := s.RevokeToken(tok.ID); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -114,6 +116,22 @@ func randomToken(n int) string {
 }
 
 // releaseMemory gives argon2's working memory (19 MiB by default) back to
-// the system at once: logins are rare, and byzd would otherwise keep it
-// resident until the garbage collector's next cycles return it.
-func releaseMemory() { debug.FreeOSMemory() }
+// the system soon after a hash: logins are rare, and byzd would otherwise
+// keep it resident until the garbage collector's next cycles return it.
+// It used to do so at once, after every hash; but debug.FreeOSMemory is a
+// full, forced collection, and a stream of wrong passwords then made byzd
+// collect for every one of them. Now the first hash arms one release
+// releaseDelay later, and the hashes meanwhile share it: at most one
+// forced collection per releaseDelay, however many hashes.
+func releaseMemory() {
+	if releaseArmed.CompareAndSwap(false, true) {
+		time.AfterFunc(releaseDelay, func() {
+			releaseArmed.Store(false)
+			debug.FreeOSMemory()
+		})
+	}
+}
+
+var releaseArmed atomic.Bool
+
+const releaseDelay = 2 * time.Second

@@ -2,6 +2,7 @@ package changes
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"byzantium/ci/testenv"
 )
 
 // describe lists every entry under root with what Sync must carry.
@@ -51,11 +54,11 @@ func describe(t *testing.T, root string) string {
 	return b.String()
 }
 
+// requireRoot: trusted.* xattrs, whiteout devices, chown and overlay
+// mounts need root (a failure under CI=true, a skip elsewhere).
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: trusted.* xattrs, whiteout devices, chown and overlay mounts")
-	}
+	testenv.RequireRoot(t)
 }
 
 // tmpfs mounts a tmpfs (which takes trusted.* xattrs and device nodes
@@ -247,5 +250,106 @@ func TestSyncBadSource(t *testing.T) {
 		if _, err := os.Stat(dst); !os.IsNotExist(err) {
 			t.Errorf("Sync(%s) made the destination", src)
 		}
+	}
+}
+
+// TestSyncRace: a service writes its data folder, which is in the upper
+// layer, while a save reads it. Between Sync's stat of an entry and its
+// read, the hook swaps the entry for a symlink to a root-only file or
+// folder, or for a FIFO: the secret must never be copied, the save must
+// not hang, and what is saved is what the entry became. An entry swapped
+// every time is skipped with ErrChanged, its saved copy kept.
+func TestSyncRace(t *testing.T) {
+	requireRoot(t)
+	const secret = "ROOT-ONLY admin hash\n"
+	for _, tc := range []struct {
+		name   string
+		path   string // under src, the entry swapped
+		swap   func(t *testing.T, p, outside string)
+		always bool // swap at every attempt, not just the first
+		check  func(t *testing.T, dst string, err error)
+	}{
+		{"symlink for a file", "svc/note", func(t *testing.T, p, outside string) {
+			mustDo(t, os.Remove(p), os.Symlink(filepath.Join(outside, "shadow"), p))
+		}, false, func(t *testing.T, dst string, err error) {
+			if target, lerr := os.Readlink(filepath.Join(dst, "svc/note")); err != nil || lerr != nil || !strings.HasSuffix(target, "/shadow") {
+				t.Errorf("saved %q %v, Sync %v; want the symlink itself", target, lerr, err)
+			}
+		}},
+		{"symlink for a folder", "svc/sub", func(t *testing.T, p, outside string) {
+			mustDo(t, os.RemoveAll(p), os.Symlink(outside, p))
+		}, false, func(t *testing.T, dst string, err error) {
+			if target, lerr := os.Readlink(filepath.Join(dst, "svc/sub")); err != nil || lerr != nil || target == "" {
+				t.Errorf("saved %q %v, Sync %v; want the symlink itself", target, lerr, err)
+			}
+		}},
+		{"FIFO for a file", "svc/note", func(t *testing.T, p, outside string) {
+			mustDo(t, os.Remove(p), unix.Mkfifo(p, 0o600))
+		}, false, func(t *testing.T, dst string, err error) {
+			var st unix.Stat_t
+			if lerr := unix.Lstat(filepath.Join(dst, "svc/note"), &st); err != nil || lerr != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+				t.Errorf("saved mode %o %v, Sync %v; want a FIFO", st.Mode, lerr, err)
+			}
+		}},
+		{"a new file every time", "svc/note", func(t *testing.T, p, outside string) {
+			mustDo(t, os.WriteFile(p+".new", []byte("racing\n"), 0o600), os.Rename(p+".new", p))
+		}, true, func(t *testing.T, dst string, err error) {
+			if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "svc/note: changed while being saved") {
+				t.Errorf("Sync: %v, want ErrChanged naming svc/note", err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dst, "svc/note")); string(b) != "saved before\n" {
+				t.Errorf("the saved copy: %q, want the one saved before", b)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dst, "svc/other")); string(b) != "changed\n" {
+				t.Errorf("the rest of the save: %q", b)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := tmpfs(t)
+			src, dst, outside := filepath.Join(base, "src"), filepath.Join(base, "dst"), filepath.Join(base, "node")
+			mustDo(t,
+				os.MkdirAll(filepath.Join(src, "svc/sub"), 0o700),
+				os.MkdirAll(outside, 0o700),
+				os.WriteFile(filepath.Join(outside, "shadow"), []byte(secret), 0o600),
+				os.WriteFile(filepath.Join(src, "svc/note"), []byte("saved before\n"), 0o600),
+				os.WriteFile(filepath.Join(src, "svc/sub/x"), []byte("x\n"), 0o600),
+				os.WriteFile(filepath.Join(src, "svc/other"), []byte("before\n"), 0o600),
+			)
+			if _, err := Sync(src, dst); err != nil {
+				t.Fatal(err)
+			}
+			mustDo(t, os.WriteFile(filepath.Join(src, "svc/other"), []byte("changed\n"), 0o600),
+				os.Chtimes(filepath.Join(src, "svc/note"), time.Unix(1, 0), time.Unix(1, 0))) // so it is copied again
+			target := filepath.Join(src, tc.path)
+			swaps := 0
+			testHookSwap = func(p string) {
+				if p == target && (tc.always || swaps == 0) {
+					swaps++
+					tc.swap(t, p, outside)
+				}
+			}
+			defer func() { testHookSwap = nil }()
+			done := make(chan error, 1)
+			go func() { _, err := Sync(src, dst); done <- err }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("Sync hangs")
+			}
+			if swaps == 0 {
+				t.Fatal("the hook never ran")
+			}
+			tc.check(t, dst, err)
+			filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					if b, _ := os.ReadFile(p); strings.Contains(string(b), "ROOT-ONLY") {
+						t.Errorf("the secret was copied into %s", p)
+					}
+				}
+				return nil
+			})
+		})
 	}
 }

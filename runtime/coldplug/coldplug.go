@@ -95,14 +95,15 @@ func Run(o Options) Result {
 		return res
 	}
 	sys := filepath.Join(root, "sys")
-	seen := map[string]bool{}  // modaliases already matched
-	tried := map[string]bool{} // modules already tried
+	seen := map[string]bool{} // modaliases already matched
+	l := &loader{root: root, modDir: o.ModDir, ix: ix, load: load, logf: logf, res: &res, tried: map[string]bool{},
+		down: map[string]downKind{}}
 	for round := 0; round < rounds; round++ {
 		aliases, err := readModaliases(sys)
 		if err != nil {
 			logf("warning: coldplug: %v", err)
 		}
-		progress := false
+		l.progress = false
 		for _, a := range aliases {
 			if seen[a] {
 				continue
@@ -110,10 +111,10 @@ func Run(o Options) Result {
 			seen[a] = true
 			res.Devices++
 			for _, m := range ix.match(a) {
-				if tried[m] {
+				if l.tried[m] {
 					continue
 				}
-				tried[m] = true
+				l.tried[m] = true
 				if builtinOrLoaded(root, m) {
 					continue
 				}
@@ -126,32 +127,102 @@ func Run(o Options) Result {
 					res.Skipped++
 					continue
 				}
-				for i, p := range paths {
-					name := koName(p)
-					if i < len(paths)-1 && (tried[name] || builtinOrLoaded(root, name)) {
-						continue // a dependency already in
-					}
-					tried[name] = true
-					err := load(filepath.Join(o.ModDir, p))
-					if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
-						res.NoDevice = append(res.NoDevice, name)
-						continue
-					}
-					if err != nil && !errors.Is(err, unix.EEXIST) {
-						logf("warning: coldplug: module %s (for %s): %v", name, a, err)
-						res.Failed = append(res.Failed, name)
-						continue
-					}
-					res.Loaded = append(res.Loaded, name)
-					progress = true
-				}
+				l.loadPaths(paths, a)
 			}
 		}
-		if !progress {
+		if !l.progress {
 			break
 		}
 	}
 	return res
+}
+
+// loader loads matched modules with what they need, each module once.
+type loader struct {
+	root, modDir string
+	ix           *modIndex
+	load         func(path string) error
+	logf         func(format string, args ...any)
+	res          *Result
+	tried        map[string]bool
+	// down holds the modules that did not load: a module that needs
+	// one cannot load either (its symbols are missing).
+	down     map[string]downKind
+	progress bool
+}
+
+type downKind int
+
+const (
+	noDevice downKind = iota + 1 // ENODEV, ENXIO: not for this machine
+	failed
+)
+
+// loadPaths loads a module's dependencies and then the module (paths, as
+// modules.dep orders them), each between its softdeps, as modprobe does:
+// the kernel asks modprobe for them at run time (r8169 for its PHY
+// driver, realtek), and busybox init has no modprobe that would. a is the
+// modalias that matched, for the log.
+func (l *loader) loadPaths(paths []string, a string) {
+	var dep string // a dependency that did not load
+	for i, p := range paths {
+		name := koName(p)
+		if i < len(paths)-1 && (l.tried[name] || builtinOrLoaded(l.root, name)) {
+			if l.down[name] != 0 && dep == "" {
+				dep = name
+			}
+			continue // a dependency already in, or tried
+		}
+		l.tried[name] = true
+		if dep != "" {
+			// What it needs is not there: loading it would fail with
+			// "Unknown symbol" (edac_mce_amd declines on a CPU it does
+			// not know, and amd64_edac needs it).
+			if l.down[name] = l.down[dep]; l.down[dep] == noDevice {
+				l.res.NoDevice = append(l.res.NoDevice, name)
+			} else {
+				l.logf("warning: coldplug: module %s (for %s): it needs %s, which did not load", name, a, dep)
+				l.res.Failed = append(l.res.Failed, name)
+			}
+			continue
+		}
+		l.softdeps(l.ix.softPre[name], a)
+		err := l.load(filepath.Join(l.modDir, p))
+		switch {
+		case errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO):
+			l.res.NoDevice = append(l.res.NoDevice, name)
+			l.down[name], dep = noDevice, name
+			continue
+		case err != nil && !errors.Is(err, unix.EEXIST):
+			l.logf("warning: coldplug: module %s (for %s): %v", name, a, err)
+			l.res.Failed = append(l.res.Failed, name)
+			l.down[name], dep = failed, name
+			continue
+		}
+		l.res.Loaded = append(l.res.Loaded, name)
+		l.progress = true
+		l.softdeps(l.ix.softPost[name], a)
+	}
+}
+
+// softdeps loads what softdep names name: a module, or every module an
+// alias names ("platform:idma64"), with what those need. A name that
+// resolves to nothing is skipped: a soft dependency is not a failure.
+func (l *loader) softdeps(names []string, a string) {
+	for _, s := range names {
+		mods := []string{canonicalModule(s)}
+		if _, ok := l.ix.deps[mods[0]]; !ok {
+			mods = l.ix.match(s)
+		}
+		for _, m := range mods {
+			paths, ok := l.ix.deps[m]
+			if !ok || l.tried[m] || builtinOrLoaded(l.root, m) {
+				continue
+			}
+			l.tried[m] = true
+			l.loadPaths(paths, a)
+		}
+	}
 }
 
 // FinitModule loads a .ko with finit_module(2), so the kernel reads the
@@ -224,15 +295,20 @@ type modIndex struct {
 	// buckets, matching takes seconds under TCG.
 	buckets map[string][]alias
 	short   []alias
+	// softPre and softPost hold the softdeps of modules.softdep by
+	// module name: modules or aliases to load before and after it.
+	softPre, softPost map[string][]string
 }
 
 type alias struct{ pattern, module string }
 
 const aliasKeyLen = 3
 
-// loadModIndex reads modules.dep and modules.alias from dir.
+// loadModIndex reads modules.dep, modules.alias and (if there is one)
+// modules.softdep from dir.
 func loadModIndex(dir string) (*modIndex, error) {
-	ix := &modIndex{deps: map[string][]string{}, buckets: map[string][]alias{}}
+	ix := &modIndex{deps: map[string][]string{}, buckets: map[string][]alias{},
+		softPre: map[string][]string{}, softPost: map[string][]string{}}
 	err := eachFileLine(filepath.Join(dir, "modules.dep"), func(line string) {
 		// "kernel/a/b.ko: kernel/c.ko kernel/d.ko": dependencies nearest
 		// first, so they load from the end of the list.
@@ -264,6 +340,31 @@ func loadModIndex(dir string) (*modIndex, error) {
 		}
 	})
 	if err != nil {
+		return nil, err
+	}
+	// "softdep ext4 pre: crypto-crc32c"; the builder writes it from each
+	// module's .modinfo (older module trees have none).
+	err = eachFileLine(filepath.Join(dir, "modules.softdep"), func(line string) {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "softdep" {
+			return
+		}
+		name := canonicalModule(f[1])
+		var cur map[string][]string
+		for _, w := range f[2:] {
+			switch w {
+			case "pre:":
+				cur = ix.softPre
+			case "post:":
+				cur = ix.softPost
+			default:
+				if cur != nil {
+					cur[name] = append(cur[name], w)
+				}
+			}
+		}
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	return ix, nil

@@ -247,3 +247,64 @@ func TestOnlyNetwork(t *testing.T) {
 		t.Errorf("second run loaded %q, want %q (this fake sysfs never marks a module loaded)", loaded, want)
 	}
 }
+
+// TestColdplugSoftdeps: a driver's softdeps (modules.softdep) load around
+// it, as modprobe would load them: r8169 after the PHY driver it asks for
+// (realtek), a post-softdep named by an alias after it. A module whose
+// dependency declined to load (ENODEV) is not tried, and counts as not
+// for this machine, not as a failure; one whose dependency failed is
+// reported with that dependency named.
+func TestColdplugSoftdeps(t *testing.T) {
+	root, newRoot := fakeSysfs(t)
+	mods := filepath.Join(newRoot, "lib/modules", testRelease)
+	appendTo := func(name string, lines ...string) {
+		t.Helper()
+		f, err := os.OpenFile(filepath.Join(mods, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for _, l := range lines {
+			fmt.Fprintln(f, l)
+		}
+	}
+	appendTo("modules.dep",
+		"kernel/drivers/net/ethernet/realtek/r8169.ko: kernel/drivers/net/phy/libphy.ko",
+		"kernel/drivers/net/phy/libphy.ko:",
+		"kernel/drivers/net/phy/realtek.ko: kernel/drivers/net/phy/libphy.ko",
+		"kernel/drivers/net/late.ko:",
+		"kernel/drivers/edac/amd64_edac.ko: kernel/drivers/edac/edac_mce_amd.ko",
+		"kernel/drivers/edac/edac_mce_amd.ko:",
+		"kernel/drivers/hwmon/k10temp.ko: kernel/drivers/hwmon/broken_dep.ko",
+		"kernel/drivers/hwmon/broken_dep.ko:")
+	appendTo("modules.alias",
+		"alias pci:v000010ECd00008168sv*sd*bc*sc*i* r8169",
+		"alias platform:late late",
+		"alias cpu:type:x86,ven*fam*mod*:feature:*0001* amd64_edac",
+		"alias cpu:type:x86,ven*fam*mod*:feature:*0000* k10temp")
+	appendTo("modules.softdep",
+		"# softdeps extracted from modules",
+		"softdep r8169 pre: realtek no-such-module post: platform:late")
+	device(t, root, "pci", "pci0000:00/0000:00:05.0", "pci:v000010ECd00008168sv000010ECsd00008168bc02sc00i00")
+	var tried []string
+	res := Run(Options{Root: root, ModDir: mods, Load: func(p string) error {
+		tried = append(tried, koName(p))
+		switch koName(p) {
+		case "edac_mce_amd":
+			return unix.ENODEV
+		case "broken_dep":
+			return unix.EKEYREJECTED
+		}
+		return nil
+	}})
+	// The PCI bus comes first; platform:late matches the fixture's "pl*"
+	// (ipmi_si) too, and an alias brings every module it matches.
+	want := []string{"libphy", "realtek", "r8169", "ipmi_si", "late", "floppy", "failover", "net_failover", "virtio_net",
+		"edac_mce_amd", "broken_dep"}
+	if !reflect.DeepEqual(tried, want) {
+		t.Errorf("modules tried:\n got %q\nwant %q", tried, want)
+	}
+	if !reflect.DeepEqual(res.NoDevice, []string{"edac_mce_amd", "amd64_edac"}) || !reflect.DeepEqual(res.Failed, []string{"broken_dep", "k10temp"}) {
+		t.Errorf("NoDevice %q, Failed %q", res.NoDevice, res.Failed)
+	}
+}

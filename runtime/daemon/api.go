@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -16,8 +17,9 @@ import (
 func (w *Web) routes() []route {
 	static, _ := staticFS()
 	return append([]route{
-		// Public: the login and setup pages, the language switch, the
-		// static files.
+		// Public: the health check, the login and setup pages, the
+		// language switch, the static files.
+		{"GET /healthz", true, healthz},
 		{"GET /login", true, w.loginPage},
 		{"POST /login", true, w.loginPost},
 		{"GET /setup", true, w.setupPage},
@@ -63,10 +65,17 @@ func (w *Web) routes() []route {
 // decode reads a JSON body strictly (unknown fields are errors, so a typo
 // is not silently ignored) and answers 400 itself when it fails.
 func decode(rw http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 1<<16))
+	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(rw, &httpError{http.StatusBadRequest, fmt.Errorf("the request body: %w", err)})
+		status := http.StatusBadRequest
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			status, err = http.StatusRequestEntityTooLarge, errBodyTooLarge
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			status = http.StatusRequestTimeout
+		}
+		writeError(rw, &httpError{status, fmt.Errorf("the request body: %w", err)})
 		return false
 	}
 	return true
@@ -90,7 +99,7 @@ func (w *Web) apiLogin(rw http.ResponseWriter, r *http.Request) {
 	}
 	s, err := w.Auth.Login(remote(r), req.Password)
 	if err != nil {
-		w.Log.Warn("failed API login", "from", remote(r))
+		// Not logged here: the auth store sums failures up (see its Log).
 		status := http.StatusUnauthorized
 		if errors.Is(err, auth.ErrNotClaimed) {
 			status = http.StatusConflict
@@ -103,8 +112,8 @@ func (w *Web) apiLogin(rw http.ResponseWriter, r *http.Request) {
 }
 
 func (w *Web) apiLogout(rw http.ResponseWriter, r *http.Request) {
-	if id := whoOf(r); id.session != nil {
-		w.Auth.Logout(id.session.ID)
+	if sid := whoOf(r).sessionID(); sid != "" {
+		w.Auth.Logout(sid)
 	}
 	rw.WriteHeader(http.StatusNoContent)
 }
@@ -159,11 +168,7 @@ func (w *Web) apiPassword(rw http.ResponseWriter, r *http.Request) {
 	if !decode(rw, r, &req) {
 		return
 	}
-	keep := ""
-	if id := whoOf(r); id.session != nil {
-		keep = id.session.ID
-	}
-	if err := w.Auth.ChangePassword(remote(r), req.Current, req.New, keep); err != nil {
+	if err := w.Auth.ChangePassword(remote(r), req.Current, req.New, whoOf(r).sessionID()); err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, auth.ErrWrongPassword) {
 			status = http.StatusForbidden
@@ -191,9 +196,12 @@ func (w *Web) apiTokens(rw http.ResponseWriter, _ *http.Request) {
 	writeJSON(rw, http.StatusOK, out)
 }
 
-// NewTokenRequest is the body of POST /api/v1/tokens.
+// NewTokenRequest is the body of POST /api/v1/tokens. The admin password
+// is required (a token outlives any session), except on the root-only
+// unix socket.
 type NewTokenRequest struct {
-	Name string `json:"name"`
+	Name     string `json:"name"`
+	Password string `json:"password,omitempty"`
 }
 
 // NewTokenResult answers it; the secret is never shown again.
@@ -208,9 +216,22 @@ func (w *Web) apiTokenNew(rw http.ResponseWriter, r *http.Request) {
 	if !decode(rw, r, &req) {
 		return
 	}
-	secret, t, err := w.Auth.NewToken(req.Name)
+	var (
+		secret string
+		t      auth.Token
+		err    error
+	)
+	if whoOf(r).local {
+		secret, t, err = w.Auth.NewLocalToken(req.Name)
+	} else {
+		secret, t, err = w.Auth.NewToken(remote(r), req.Password, req.Name)
+	}
 	if err != nil {
-		writeError(rw, &httpError{http.StatusBadRequest, err})
+		status := http.StatusBadRequest
+		if errors.Is(err, auth.ErrWrongPassword) {
+			status = http.StatusForbidden
+		}
+		w.fail(rw, r, status, err)
 		return
 	}
 	w.Log.Info("API token made", "name", t.Name, "id", t.ID)

@@ -358,54 +358,73 @@ func (w *Web) clonePage(rw http.ResponseWriter, r *http.Request) {
 type cloneData struct {
 	Job   CloneJob
 	Disks []Disk
-	// Confirm is the disk to confirm, with the form's choices.
+	// Confirm is the disk to confirm, and Nonce names the request kept
+	// on the server (the page carries nothing else of it).
 	Confirm *Disk
-	Req     CloneRequest
-	SaveMB  int64
+	Nonce   string
 }
 
-// clonePost confirms, then starts: the first POST shows the disk's model,
-// serial and size and asks again; the second (confirm=yes) starts.
+// clonePost confirms, then starts: the first POST checks the form, keeps
+// the request on the server and shows the disk's model, serial and size
+// with a one-time nonce; the second (confirm=yes) names the nonce and
+// starts that request.
 func (w *Web) clonePost(rw http.ResponseWriter, r *http.Request) {
 	p := w.page(r, "clone.title")
 	data := cloneData{Job: w.Cloner.Job(), Disks: listDisks(w.Root)}
+	refuse := func(status int, msg string) {
+		p.Error = msg
+		p.Data = data
+		w.render(rw, status, "clone", p)
+	}
+	findDisk := func(path string) *Disk {
+		for i := range data.Disks {
+			if data.Disks[i].Path == path {
+				return &data.Disks[i]
+			}
+		}
+		return nil
+	}
+	session := whoOf(r).sessionID()
+	if r.PostFormValue("confirm") == "yes" {
+		pc, ok := w.clones.take(r.PostFormValue("nonce"), session)
+		if !ok {
+			refuse(http.StatusBadRequest, p.T("clone.expired"))
+			return
+		}
+		// The disk shown must still be the one there.
+		if d := findDisk(pc.req.Target); d == nil || *d != pc.disk {
+			refuse(http.StatusConflict, p.T("clone.nodisk"))
+			return
+		}
+		if _, err := w.Cloner.Start(pc.req); err != nil {
+			refuse(statusOf(err), err.Error())
+			return
+		}
+		done(rw, r, "/clone", "clone.started")
+		return
+	}
 	mb, _ := strconv.ParseInt(r.PostFormValue("save_mb"), 10, 64)
 	req := CloneRequest{Target: r.PostFormValue("target"), SaveSizeBytes: mb << 20, WithState: r.PostFormValue("with_state") == "on",
 		Force: r.PostFormValue("force") == "on"}
+	if mb < 0 || mb > 1<<30 {
+		refuse(http.StatusBadRequest, p.T("clone.save.hint"))
+		return
+	}
 	if pass := r.PostFormValue("passphrase"); pass != "" {
 		if pass != r.PostFormValue("confirm_passphrase") {
-			p.Error = p.T("setup.mismatch")
-			p.Data = data
-			w.render(rw, http.StatusBadRequest, "clone", p)
+			refuse(http.StatusBadRequest, p.T("setup.mismatch"))
 			return
 		}
 		req.Passphrase = pass
 	}
-	var disk *Disk
-	for i := range data.Disks {
-		if data.Disks[i].Path == req.Target {
-			disk = &data.Disks[i]
-		}
-	}
+	disk := findDisk(req.Target)
 	if disk == nil {
-		p.Error = p.T("clone.nodisk")
-		p.Data = data
-		w.render(rw, http.StatusBadRequest, "clone", p)
+		refuse(http.StatusBadRequest, p.T("clone.nodisk"))
 		return
 	}
-	if r.PostFormValue("confirm") != "yes" {
-		data.Confirm, data.Req, data.SaveMB = disk, req, mb
-		p.Data = data
-		w.render(rw, http.StatusOK, "clone", p)
-		return
-	}
-	if _, err := w.Cloner.Start(req); err != nil {
-		p.Error = err.Error()
-		p.Data = data
-		w.render(rw, statusOf(err), "clone", p)
-		return
-	}
-	done(rw, r, "/clone", "clone.started")
+	data.Confirm, data.Nonce = disk, w.clones.put(req, *disk, session)
+	p.Data = data
+	w.render(rw, http.StatusOK, "clone", p)
 }
 
 func (w *Web) cloneCancel(rw http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -125,10 +126,13 @@ func TestListDisks(t *testing.T) {
 
 // TestClonePanel: the panel's form shows the node's disks, asks again
 // naming the chosen disk's model, serial and size, then starts the clone
-// and follows it (the page refreshes itself while it runs).
+// and follows it (the page refreshes itself while it runs). The request
+// waits on the server under a one-time nonce: the confirmation page does
+// not carry the new passphrase, and a nonce works once, for its own
+// login, before it expires.
 func TestClonePanel(t *testing.T) {
 	tw := newTestWeb(t)
-	byz, argsFile, _ := fakeByz(t, false)
+	byz, argsFile, passFile := fakeByz(t, false)
 	tw.Cloner.Byz = byz
 	for f, v := range map[string]string{"size": "2097152", "removable": "1", "device/model": "Stick 3000", "device/vpd_pg80": "\x00\x80\x00\x05SER42"} {
 		p := filepath.Join(tw.Root, "sys/block/sdb", f)
@@ -143,18 +147,45 @@ func TestClonePanel(t *testing.T) {
 	if r := tw.do(t, c, "POST", "/clone", body, hdr); r.code != http.StatusBadRequest {
 		t.Errorf("passphrases that differ: %d", r.code)
 	}
-	body, hdr = form("csrf", csrf, "target", "/dev/sdb", "save_mb", "128", "with_state", "on")
-	r := tw.do(t, c, "POST", "/clone", body, hdr)
-	for _, want := range []string{"Erase this disk?", "Stick 3000", "SER42", "1.0 GiB", `name="confirm" value="yes"`} {
-		if !strings.Contains(r.body, want) {
-			t.Errorf("the confirmation lacks %q", want)
+	const pass = "new stick passphrase"
+	ask := func(c *http.Client, csrf string) string {
+		t.Helper()
+		body, hdr := form("csrf", csrf, "target", "/dev/sdb", "save_mb", "128", "with_state", "on", "passphrase", pass, "confirm_passphrase", pass)
+		r := tw.do(t, c, "POST", "/clone", body, hdr)
+		for _, want := range []string{"Erase this disk?", "Stick 3000", "SER42", "1.0 GiB", `name="confirm" value="yes"`} {
+			if !strings.Contains(r.body, want) {
+				t.Errorf("the confirmation lacks %q", want)
+			}
 		}
+		if strings.Contains(r.body, pass) || strings.Contains(r.body, "passphrase\" value") {
+			t.Errorf("the confirmation page carries the passphrase back:\n%s", r.body)
+		}
+		m := regexp.MustCompile(`name="nonce" value="([A-Za-z0-9_-]{20,})"`).FindStringSubmatch(r.body)
+		if m == nil {
+			t.Fatalf("no nonce on the confirmation page")
+		}
+		return m[1]
 	}
+	confirm := func(c *http.Client, csrf, nonce string) resp {
+		body, hdr := form("csrf", csrf, "confirm", "yes", "nonce", nonce)
+		return tw.do(t, c, "POST", "/clone", body, hdr)
+	}
+	nonce := ask(c, csrf)
 	if _, err := os.Stat(argsFile); err == nil {
 		t.Fatal("byz clone ran before the confirmation")
 	}
-	body, hdr = form("csrf", csrf, "target", "/dev/sdb", "save_mb", "128", "with_state", "on", "confirm", "yes")
-	if r := tw.do(t, c, "POST", "/clone", body, hdr); r.code != http.StatusSeeOther {
+	// Another login cannot use it, nor a made-up nonce.
+	c2, csrf2 := tw.claimedLogin(t, "long enough pass")
+	for _, tc := range []struct {
+		name        string
+		c           *http.Client
+		csrf, nonce string
+	}{{"another login", c2, csrf2, nonce}, {"a made-up nonce", c, csrf, "bm90LWEtbm9uY2Utbm90LWEtbm9uY2U"}, {"no nonce", c, csrf, ""}} {
+		if r := confirm(tc.c, tc.csrf, tc.nonce); r.code != http.StatusBadRequest || !strings.Contains(r.body, "expired") {
+			t.Errorf("%s: %d", tc.name, r.code)
+		}
+	}
+	if r := confirm(c, csrf, nonce); r.code != http.StatusSeeOther {
 		t.Fatalf("confirmed: %d %s", r.code, r.body)
 	}
 	if r := tw.do(t, c, "GET", "/clone", nil, nil); r.hdr.Get("Refresh") != "2" || !strings.Contains(r.body, "writing") {
@@ -164,7 +195,44 @@ func TestClonePanel(t *testing.T) {
 	if r := tw.do(t, c, "GET", "/clone", nil, nil); r.hdr.Get("Refresh") != "" || !strings.Contains(r.body, "the stick is ready") {
 		t.Errorf("once done: Refresh %q", r.hdr.Get("Refresh"))
 	}
-	if args, _ := os.ReadFile(argsFile); !strings.Contains(string(args), "clone /dev/sdb --yes --progress=json --save-size 128M --with-state") {
+	if args, _ := os.ReadFile(argsFile); !strings.Contains(string(args), "clone /dev/sdb --yes --progress=json --save-size 128M --with-state --encrypt --passphrase-file") {
 		t.Errorf("byz clone ran with %q", args)
+	}
+	if got, _ := os.ReadFile(passFile); string(got) != pass+"\n" {
+		t.Errorf("byz clone read the passphrase %q", got)
+	}
+	// Once used, the nonce is gone.
+	if r := confirm(c, csrf, nonce); r.code != http.StatusBadRequest {
+		t.Errorf("a nonce used twice: %d", r.code)
+	}
+	// Expired.
+	now := time.Now()
+	tw.clones.now = func() time.Time { return now }
+	nonce = ask(c, csrf)
+	now = now.Add(pendingCloneTTL)
+	if r := confirm(c, csrf, nonce); r.code != http.StatusBadRequest {
+		t.Errorf("an expired nonce: %d", r.code)
+	}
+}
+
+// TestPendingClonesBounded: however many confirmation pages are asked
+// for, at most maxPendingClones requests are kept, the newest.
+func TestPendingClonesBounded(t *testing.T) {
+	var p pendingClones
+	now := time.Now()
+	p.now = func() time.Time { return now }
+	var nonces []string
+	for i := 0; i < 100; i++ {
+		now = now.Add(time.Second)
+		nonces = append(nonces, p.put(CloneRequest{Target: "/dev/sdb", Passphrase: "secret"}, Disk{}, "s"))
+	}
+	if p.len() != maxPendingClones {
+		t.Errorf("%d kept, want %d", p.len(), maxPendingClones)
+	}
+	if _, ok := p.take(nonces[0], "s"); ok {
+		t.Error("the oldest was kept")
+	}
+	if pc, ok := p.take(nonces[99], "s"); !ok || pc.req.Passphrase != "secret" {
+		t.Error("the newest was not kept")
 	}
 }

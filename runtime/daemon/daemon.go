@@ -1,7 +1,7 @@
 // Package daemon is byzd, the node's control daemon: it brings up wired
-// networking, keeps the node's TLS certificate and serves HTTPS (for now
-// GET /healthz; the panel and API come with issue 5) while HTTP only
-// redirects.
+// networking, keeps the node's TLS certificate and serves the panel and
+// the JSON API over HTTPS (and the API on a root-only unix socket), while
+// plain HTTP only redirects.
 package daemon
 
 import (
@@ -37,13 +37,13 @@ type Config struct {
 	// RootDir prefixes paths read from the running root (module
 	// manifests); "" means "/".
 	RootDir string
-	// NodeName names the node in the certificate and /healthz; "" means
+	// NodeName names the node in the certificate and the panel; "" means
 	// "byzantium".
 	NodeName string
 	// HTTPSAddr and HTTPAddr are listen addresses; "" means ":443" and
 	// ":80".
 	HTTPSAddr, HTTPAddr string
-	// Version is reported by /healthz; "" means "dev".
+	// Version is reported by the status (panel and API); "" means "dev".
 	Version string
 	// Network, when set, is how networking is brought up (its Hostname
 	// defaults to NodeName, its Logger to Logger). nil leaves networking
@@ -69,6 +69,9 @@ type Config struct {
 	// Socket is the root-only unix socket of the local API (byz on the
 	// node talks to it); "" means DefaultSocket, "-" none.
 	Socket string
+	// Limits caps connections and puts deadlines on requests (zero:
+	// the defaults, see Limits).
+	Limits Limits
 	// Coldplug, when set, runs once both listeners serve, beside them:
 	// on a node it loads the drivers for the devices byz-init left alone
 	// (it loaded only the network's). nil: tests and hosts with udev.
@@ -115,12 +118,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ring := NewLogRing(500)
 	log := ring.Tee(cfg.Logger)
-	started := time.Now()
 
-	settings, err := OpenSettings(cfg.StateDir, SettingsValues{NodeName: cfg.NodeName, Language: "en"})
-	if err != nil {
-		return err
-	}
+	settings := OpenSettings(cfg.StateDir, SettingsValues{NodeName: cfg.NodeName, Language: "en"}, log)
 	// A name chosen in the panel outlives the image's host name.
 	cfg.NodeName = settings.Get().NodeName
 	authStore, err := openAuth(cfg, log)
@@ -176,8 +175,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log.Info("node id " + nodeID)
-	srv := &Server{Node: cfg.NodeName, NodeID: nodeID, NodeFunc: func() string { return settings.Get().NodeName }, Version: cfg.Version, Modules: mods, Started: started,
-		Persistence: func() *Persistence { return ReadPersistence(cfg.RootDir) }}
 	localAPI := &Local{Root: cfg.RootDir, Log: log}
 	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI, Fingerprint: cert.Fingerprint, NodeID: nodeID,
 		Cloner: &Cloner{Byz: cfg.Byz, Log: log}}
@@ -196,7 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 			defer mgr.Wait()
 		}
 	}
-	handler, err := web.Handler(route{"GET /healthz", true, srv.healthz})
+	handler, err := web.Handler()
 	if err != nil {
 		return err
 	}
@@ -210,12 +207,17 @@ func Run(ctx context.Context, cfg Config) error {
 	// Handshake failures from scanners and browsers rejecting the
 	// self-signed certificate would flood the console; keep them at debug.
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	https := &http.Server{Handler: handler, TLSConfig: TLSConfig(cert.TLS), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
-	plain := &http.Server{Handler: RedirectHandler(httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	// Both listeners share one table of connections: the caps hold for
+	// the node, not for each port.
+	limits := cfg.Limits.withDefaults()
+	conns := newConnTable(limits, log)
+	https := limits.server(handler, errLog)
+	https.TLSConfig = TLSConfig(cert.TLS)
+	plain := limits.server(RedirectHandler(httpsPort), errLog)
 
 	errc := make(chan error, 3)
-	go func() { errc <- https.ServeTLS(httpsLn, "", "") }()
-	go func() { errc <- plain.Serve(httpLn) }()
+	go func() { errc <- https.ServeTLS(conns.listen(httpsLn), "", "") }()
+	go func() { errc <- plain.Serve(conns.listen(httpLn)) }()
 	local := &http.Server{Handler: localHandler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	if cfg.Socket != "-" {
 		// The node serves without it; only byz on the node needs it.
@@ -326,6 +328,9 @@ func openAuth(cfg Config, log *slog.Logger) (*auth.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The store logs failed logins itself, summed up: a flood of them
+	// must not become a flood of console lines.
+	st.Log = log
 	if cfg.HashParams != (auth.HashParams{}) {
 		st.SetHashParams(cfg.HashParams)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"byzantium/runtime/auth"
 	"byzantium/runtime/tlscert"
 )
 
@@ -48,24 +50,26 @@ type running struct {
 }
 
 // startDaemon runs Run on loopback ports chosen by the kernel and returns
-// once both listeners are open.
-func startDaemon(t *testing.T, stateDir, rootDir string) *running {
+// once both listeners are open; opts change the configuration.
+func startDaemon(t *testing.T, stateDir, rootDir string, opts ...func(*Config)) *running {
 	t.Helper()
 	r := &running{log: &syncBuffer{}}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			StateDir: stateDir, RootDir: rootDir, NodeName: "node1", Version: "1.2.3",
-			HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Socket: filepath.Join(stateDir, "byzd.sock"),
-			Logger: NewConsoleLogger(r.log, "byzd: ", nil),
-			Ready: func(https, http net.Addr) {
-				r.https, r.http = https.String(), http.String()
-				close(ready)
-			},
-		})
-	}()
+	cfg := Config{
+		StateDir: stateDir, RootDir: rootDir, NodeName: "node1", Version: "1.2.3",
+		HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Socket: filepath.Join(stateDir, "byzd.sock"),
+		Logger: NewConsoleLogger(r.log, "byzd: ", nil),
+		Ready: func(https, http net.Addr) {
+			r.https, r.http = https.String(), http.String()
+			close(ready)
+		},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	go func() { done <- Run(ctx, cfg) }()
 	select {
 	case <-ready:
 	case err := <-done:
@@ -137,6 +141,18 @@ func writeManifests(t *testing.T, root string, files map[string]string) {
 	}
 }
 
+// nodeID reads the node's identity from its state folder.
+func nodeID(t *testing.T, state string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, "node-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestHealthz: /healthz answers over TLS at every name the certificate
+// covers, with the security headers, and tells nothing about the node.
 func TestHealthz(t *testing.T) {
 	state, root := t.TempDir(), t.TempDir()
 	writeManifests(t, root, map[string]string{
@@ -170,20 +186,85 @@ func TestHealthz(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got, want)
 				}
 			}
-			var h Health
-			if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if h.Status != "ok" || h.Version != "1.2.3" || h.Node != "node1" || !slices.Equal(h.Modules, []string{"base", "ngircd"}) || h.UptimeSeconds < 0 {
-				t.Errorf("healthz = %+v", h)
+			// Public: nothing that tells this node from another.
+			if string(body) != `{"status":"ok"}`+"\n" {
+				t.Errorf("healthz = %s, want the status alone", body)
+			}
+			for _, secret := range []string{"node1", "1.2.3", "ngircd", nodeID(t, state), fp} {
+				if strings.Contains(string(body), secret) {
+					t.Errorf("healthz tells anyone %q: %s", secret, body)
+				}
 			}
 		})
+	}
+	// What it used to tell is behind a login: the HTTPS API refuses an
+	// anonymous caller, the root-only socket (and a logged-in caller)
+	// gets it.
+	resp, err := client(t, state, d.https, 0).Get("https://localhost/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous /api/v1/status: %s", resp.Status)
+	}
+	var st Status
+	sock := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(state, "byzd.sock"))
+	}}}
+	resp, err = sock.Get("http://byzd/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Node != "node1" || st.Version != "1.2.3" || st.NodeID != nodeID(t, state) || st.TLSFingerprint != fp || !slices.Equal(st.Modules, []string{"base", "ngircd"}) {
+		t.Errorf("/api/v1/status on the socket: %+v", st)
 	}
 	if err := d.stop(); err != nil {
 		t.Errorf("graceful stop: %v", err)
 	}
 	if !strings.Contains(d.log.String(), "byzd: shutting down\n") {
 		t.Errorf("no shutdown line in the log:\n%s", d.log)
+	}
+}
+
+// TestFailedLoginsSummed: 1000 wrong passwords through the API of a
+// running daemon add at most two lines to its log (the serial console on
+// a node): the first failure at once, the rest summed up once a minute.
+// The handlers used to log every one at WARN.
+func TestFailedLoginsSummed(t *testing.T) {
+	state, root := t.TempDir(), t.TempDir()
+	cred := filepath.Join(root, auth.CredentialsDir, auth.CredPasswordHash)
+	if err := os.MkdirAll(filepath.Dir(cred), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cred, []byte(auth.HashPassword("long enough pass", auth.HashParams{Time: 1, Memory: 64, Threads: 1})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, state, root)
+	d.fingerprint(t) // the daemon is up and has logged its start
+	c := client(t, state, d.https, 0)
+	before := strings.Count(d.log.String(), "\n")
+	for i := 0; i < 1000; i++ {
+		resp, err := c.Post("https://localhost/api/v1/login", "application/json", strings.NewReader(`{"password":"a guess"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("wrong password %d: %d", i, resp.StatusCode)
+		}
+	}
+	log := d.log.String()
+	if added := strings.Count(log, "\n") - before; added < 1 || added > 2 || !strings.Contains(log, "failed login") {
+		t.Errorf("1000 failed logins added %d lines to the log, want 1 or 2 (the first at once):\n%s", added, log)
 	}
 }
 
@@ -243,6 +324,62 @@ func TestTLSVersions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTLS12Suites: a real TLS 1.2 client offering only CBC suites (or
+// static RSA key exchange) fails the handshake; each suite byzd keeps
+// (ECDHE with an AEAD) that fits its key works. Every suite Go knows is
+// tried alone.
+func TestTLS12Suites(t *testing.T) {
+	state := t.TempDir()
+	d := startDaemon(t, state, t.TempDir())
+	var all []*tls.CipherSuite
+	all = append(all, tls.CipherSuites()...)
+	all = append(all, tls.InsecureCipherSuites()...)
+	worked := 0
+	var cbc []uint16
+	for _, cs := range all {
+		if !slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
+			continue
+		}
+		if strings.Contains(cs.Name, "_CBC_") {
+			cbc = append(cbc, cs.ID)
+		}
+		conn, err := tls.Dial("tcp", d.https, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{cs.ID}})
+		if err == nil {
+			conn.Close()
+			worked++
+		}
+		kept := slices.Contains(tls12Suites, cs.ID)
+		if err == nil && !kept {
+			t.Errorf("%s: the handshake succeeded", cs.Name)
+		}
+		if err != nil && kept && (strings.Contains(cs.Name, "ECDSA") == strings.Contains(d.keyType(t), "ECDSA")) {
+			t.Errorf("%s: %v", cs.Name, err)
+		}
+	}
+	if worked == 0 {
+		t.Error("no TLS 1.2 suite works")
+	}
+	if len(cbc) < 4 {
+		t.Fatalf("only %d CBC suites to try", len(cbc))
+	}
+	conn, err := tls.Dial("tcp", d.https, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: cbc})
+	if err == nil {
+		t.Errorf("a client offering only the %d CBC suites got %s", len(cbc), tls.CipherSuiteName(conn.ConnectionState().CipherSuite))
+		conn.Close()
+	}
+}
+
+// keyType names the certificate's public key algorithm ("ECDSA", "RSA").
+func (r *running) keyType(t *testing.T) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", r.https, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].PublicKeyAlgorithm.String()
 }
 
 // TestHTTPRedirect checks the exact Location the live HTTP listener sends.

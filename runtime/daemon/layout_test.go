@@ -40,10 +40,7 @@ func layoutNode(t *testing.T) (*testWeb, *httptest.Server) {
 		t.Fatal(err)
 	}
 	st.SetHashParams(auth.HashParams{Time: 1, Memory: 64, Threads: 1})
-	settings, err := OpenSettings(state, SettingsValues{NodeName: "byzantiumlibraryroofnorthtowerthirdfloor", Language: "en"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := OpenSettings(state, SettingsValues{NodeName: "byzantiumlibraryroofnorthtowerthirdfloor", Language: "en"}, nil)
 	// A USB stick to clone to.
 	writeFile(t, root+"/sys/block/sdb/size", "61341696\n")
 	writeFile(t, root+"/sys/block/sdb/removable", "1\n")
@@ -173,6 +170,7 @@ func TestPanelLayout(t *testing.T) {
 	check("settings")
 	nav("/tokens")
 	b.SetField("#name", "monitoring-script-on-the-gateway")
+	b.SetField("#password", "long enough pass") // making a token asks for it
 	if code := b.Click(`form[action="/tokens"] button`); code != http.StatusOK {
 		t.Fatalf("new token: %d", code)
 	}

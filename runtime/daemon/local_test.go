@@ -126,6 +126,10 @@ func TestLocalSaveDat(t *testing.T) {
 		{`{}`, "size_bytes: give"},
 		{`{"size_bytes":1048576}`, "at least 32 MiB"},
 		{`{"size_bytes":1073741824}`, "choose a smaller size"},
+		// The API's KDF costs get savedat's (luks2's) one check, before
+		// any key derivation: 10^9 passes would run for days.
+		{`{"size_bytes":67108864,"passphrase":"mesh at dawn","kdf_time":1000000000}`, "1000000000 passes"},
+		{`{"size_bytes":67108864,"passphrase":"mesh at dawn","kdf_memory_kib":16,"kdf_time":1}`, "16 KiB"},
 	} {
 		if code := call(t, c, "POST", "/api/v1/persistence/savedat", tc.body, &e); code/100 != 4 && code != http.StatusInsufficientStorage || !strings.Contains(e.Error, tc.want) {
 			t.Errorf("%s: %d %q, want %q", tc.body, code, e.Error, tc.want)

@@ -63,8 +63,20 @@ func (w *Web) page(r *http.Request, title string) *page {
 		p.Langs = append(p.Langs, langLink{Code: l, Name: w.cat.Name(l), Current: l == p.Lang,
 			Href: "/lang?set=" + l + "&next=" + url.QueryEscape(r.URL.RequestURI())})
 	}
-	p.Notice = r.URL.Query().Get("done")
+	if n := r.URL.Query().Get("done"); notices[n] {
+		p.Notice = n
+	}
 	return p
+}
+
+// notices are the message keys a redirect after a form may name in
+// ?done=: anything else in the link is ignored, so a link made elsewhere
+// cannot have the panel show its own words ("call this number").
+var notices = map[string]bool{
+	"setup.done": true, "settings.done": true, "settings.password.done": true, "tokens.revoked": true,
+	"status.saved": true, "clone.started": true, "clone.cancelled": true,
+	"modules.activated": true, "modules.deactivated": true, "modules.nextboot.done": true,
+	"services.enable.done": true, "services.disable.done": true, "services.restart.done": true,
 }
 
 func (w *Web) render(rw http.ResponseWriter, status int, name string, p *page) {
@@ -92,9 +104,30 @@ func done(rw http.ResponseWriter, r *http.Request, to, notice string) {
 	http.Redirect(rw, r, to+"?done="+url.QueryEscape(notice), http.StatusSeeOther)
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a redirect (after login, after the language switch) on
+// this site: a path of its own, or "/". Browsers drop tabs and line
+// breaks from a Location and read a backslash as a slash, so "/\t/evil"
+// and "/\\evil" are "//evil", another host; encoded slashes and control
+// bytes are refused too, since no page of the panel has them. What is
+// kept is checked character by character, not by trying to parse it as
+// a browser would.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+	if len(next) > 1024 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	lower := strings.ToLower(next)
+	for _, enc := range []string{"%2f", "%5c", "%0", "%1", "%7f"} {
+		if strings.Contains(lower, enc) {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next
@@ -119,7 +152,7 @@ func (w *Web) loginPost(rw http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
 	s, err := w.Auth.Login(remote(r), r.PostFormValue("password"))
 	if err != nil {
-		w.Log.Warn("failed panel login", "from", remote(r))
+		// Not logged here: the auth store sums failures up (see its Log).
 		p := w.page(r, "login.title")
 		p.Data = next
 		p.Error = w.loginError(p, err)
@@ -154,8 +187,8 @@ func (w *Web) loginError(p *page, err error) string {
 }
 
 func (w *Web) logout(rw http.ResponseWriter, r *http.Request) {
-	if id := whoOf(r); id != nil && id.session != nil {
-		w.Auth.Logout(id.session.ID)
+	if sid := whoOf(r).sessionID(); sid != "" {
+		w.Auth.Logout(sid)
 	}
 	http.SetCookie(rw, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(rw, r, "/login", http.StatusSeeOther)
@@ -252,7 +285,7 @@ func (w *Web) settingsPost(rw http.ResponseWriter, r *http.Request) {
 			w.render(rw, http.StatusBadRequest, "settings", p)
 			return
 		}
-		if err := w.Auth.ChangePassword(remote(r), r.PostFormValue("current"), next, whoOf(r).session.ID); err != nil {
+		if err := w.Auth.ChangePassword(remote(r), r.PostFormValue("current"), next, whoOf(r).sessionID()); err != nil {
 			p.Error = w.passwordError(p, err)
 			w.render(rw, http.StatusBadRequest, "settings", p)
 			return
@@ -299,11 +332,22 @@ type tokensData struct {
 
 func (w *Web) tokensPost(rw http.ResponseWriter, r *http.Request) {
 	p := w.page(r, "tokens.title")
-	secret, t, err := w.Auth.NewToken(r.PostFormValue("name"))
+	secret, t, err := w.Auth.NewToken(remote(r), r.PostFormValue("password"), r.PostFormValue("name"))
 	if err != nil {
-		p.Error = p.T("tokens.badname")
+		status := http.StatusBadRequest
+		var slow *auth.SlowDown
+		switch {
+		case errors.Is(err, auth.ErrBadTokenName):
+			p.Error = p.T("tokens.badname")
+		case errors.As(err, &slow):
+			status = http.StatusTooManyRequests
+			rw.Header().Set("Retry-After", strconv.Itoa(seconds(slow.RetryAfter)))
+			p.Error = w.passwordError(p, err)
+		default:
+			p.Error = w.passwordError(p, err)
+		}
 		p.Data = tokensData{Tokens: w.Auth.Tokens()}
-		w.render(rw, http.StatusBadRequest, "tokens", p)
+		w.render(rw, status, "tokens", p)
 		return
 	}
 	w.Log.Info("API token made", "name", t.Name, "id", t.ID)

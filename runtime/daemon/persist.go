@@ -30,7 +30,7 @@ const (
 )
 
 // SaveResult is the account of one save of changes=EXIT: changes, kept
-// in lastSaveJSON for /healthz and the panel.
+// in lastSaveJSON for the status (API and panel).
 type SaveResult struct {
 	Time    time.Time `json:"time"`
 	Entries int       `json:"entries"`

@@ -6,25 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 )
-
-// Server holds what /healthz reports. Its fields are set once before
-// serving.
-type Server struct {
-	Node   string
-	NodeID string
-	// NodeFunc, when set, gives the node's current name (it can be
-	// changed in the panel) instead of Node.
-	NodeFunc func() string
-	Version  string
-	Modules  []string         // names of the loaded modules
-	Started  time.Time        // for uptime
-	Now      func() time.Time // nil means time.Now
-	// Persistence, when set, reports the persistence store on each
-	// request (its free space changes); nil leaves it out.
-	Persistence func() *Persistence
-}
 
 // Persistence is byz-init's account of the overlay's upper layer
 // (runtime/initsys.Persistence) with the store's size and free space.
@@ -44,74 +26,47 @@ type Persistence struct {
 	LastSave       *SaveResult `json:"last_save,omitempty"`
 }
 
-// Handler serves /healthz alone, behind the security headers (the panel
-// and API are Web's).
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	return securityHeaders(mux)
-}
-
 // securityHeaders sets headers for a panel that is only ever served by
 // itself over HTTPS: HSTS (two years) so a browser that has seen the node
-// does not try HTTP again, no framing, no sniffing, no referrers.
+// does not try HTTP again, no framing, no sniffing, no referrers to other
+// sites, forms that post only to the panel.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd.Set("Strict-Transport-Security", "max-age=63072000")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		// same-origin, not no-referrer: under no-referrer browsers send
+		// "Origin: null" with the panel's own forms, which sameOrigin
+		// must then refuse. Other sites still get no Referer.
+		hd.Set("Referrer-Policy", "same-origin")
+		// Forms post only here, and no <base> may move relative links.
+		hd.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.ServeHTTP(w, r)
 	})
 }
 
-// Health is the body of GET /healthz.
+// Health is the body of GET /healthz, which anyone on the mesh may ask:
+// it says that byzd answers and nothing that tells one node from another
+// (no name, id, version, modules or persistence: those are in the
+// authenticated GET /api/v1/status). A monitoring script needs no more
+// than the status and the answer's arrival.
 type Health struct {
-	Status  string `json:"status"`
-	Version string `json:"version"`
-	Node    string `json:"node"`
-	// NodeID is the node's identity, made at its first boot: a clone
-	// makes its own.
-	NodeID        string       `json:"node_id,omitempty"`
-	Modules       []string     `json:"modules"`
-	UptimeSeconds int64        `json:"uptime_seconds"` // of the daemon, not the kernel
-	Persistence   *Persistence `json:"persistence,omitempty"`
+	Status string `json:"status"`
 }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	node := s.Node
-	if s.NodeFunc != nil {
-		node = s.NodeFunc()
-	}
-	h := Health{
-		Status:        "ok",
-		Version:       s.Version,
-		Node:          node,
-		NodeID:        s.NodeID,
-		Modules:       s.Modules,
-		UptimeSeconds: int64(now().Sub(s.Started) / time.Second),
-	}
-	if h.Modules == nil {
-		h.Modules = []string{} // [] rather than null for clients
-	}
-	if s.Persistence != nil {
-		h.Persistence = s.Persistence()
-	}
+func healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(h)
+	json.NewEncoder(w).Encode(Health{Status: "ok"})
 }
 
-// RedirectHandler answers every plain-HTTP request with a redirect to the
-// same host and path over HTTPS on httpsPort ("443" is left out of the
-// URL). GET and HEAD get 301, which every client follows; other methods get
-// 308, which keeps the method and body.
+// RedirectHandler answers plain-HTTP GET and HEAD with a permanent
+// redirect (301) to the same host and path over HTTPS on httpsPort ("443"
+// is left out of the URL). Every other method is refused (405): a client
+// set up with http:// would otherwise follow a 308 and keep working while
+// it sends passwords and tokens in clear on the way; refused, it fails at
+// once and says to use https://. Its body is not read.
 func RedirectHandler(httpsPort string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
@@ -131,20 +86,37 @@ func RedirectHandler(httpsPort string) http.Handler {
 		} else if strings.Contains(host, ":") {
 			target = "[" + host + "]"
 		}
-		code := http.StatusPermanentRedirect
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			code = http.StatusMovedPermanently
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Connection", "close")
+			http.Error(w, "byzd does not accept "+r.Method+" over plain HTTP: use https://"+target+"/ (what this request carried was sent unencrypted; change a password or token it held)", http.StatusMethodNotAllowed)
+			return
 		}
 		w.Header().Set("Location", "https://"+target+r.URL.RequestURI())
-		w.WriteHeader(code)
+		w.WriteHeader(http.StatusMovedPermanently)
 	})
 }
 
 // TLSConfig serves cert with TLS 1.2 as the floor: 1.0 and 1.1 are broken
-// and every browser that can show the panel speaks 1.2.
+// and every browser that can show the panel speaks 1.2. In 1.2 only
+// forward-secret AEAD suites are offered: the CBC suites (Lucky13-style
+// padding oracles, SHA-1 MACs) and static RSA key exchange are left out.
+// TLS 1.3's suites are all AEAD and not configurable.
 func TLSConfig(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
+		CipherSuites: tls12Suites,
 	}
+}
+
+// tls12Suites are the TLS 1.2 suites byzd accepts: ECDHE with AES-GCM or
+// ChaCha20-Poly1305, for the node's ECDSA or RSA key.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }

@@ -22,7 +22,10 @@ func TestRedirectHandler(t *testing.T) {
 		{"HEAD", "192.0.2.10:80", "/x", "8443", 301, "https://192.0.2.10:8443/x"},
 		{"GET", "[2001:db8::1]:80", "/", "443", 301, "https://[2001:db8::1]/"},
 		{"GET", "[2001:db8::1]", "/", "8443", 301, "https://[2001:db8::1]:8443/"},
-		{"POST", "node1", "/api/v1/x", "443", 308, "https://node1/api/v1/x"},
+		{"POST", "node1", "/api/v1/x", "443", 405, ""},
+		{"PUT", "node1:80", "/api/v1/settings", "8443", 405, ""},
+		{"DELETE", "node1", "/api/v1/tokens/x", "443", 405, ""},
+		{"OPTIONS", "node1", "/", "443", 405, ""},
 		{"GET", "node1", "//evil.example/", "443", 301, "https://node1//evil.example/"},
 	}
 	for _, tt := range tests {
@@ -34,29 +37,33 @@ func TestRedirectHandler(t *testing.T) {
 			if w.Code != tt.wantCode || w.Header().Get("Location") != tt.want {
 				t.Errorf("got %d %q, want %d %q", w.Code, w.Header().Get("Location"), tt.wantCode, tt.want)
 			}
+			if tt.wantCode == http.StatusMethodNotAllowed && (!strings.Contains(w.Body.String(), "use https://node1") ||
+				!strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") || w.Header().Get("Allow") != "GET, HEAD") {
+				t.Errorf("refusal: %q, Content-Type %q, Allow %q", w.Body, w.Header().Get("Content-Type"), w.Header().Get("Allow"))
+			}
 		})
 	}
 }
 
+// TestHealthzRoutes: /healthz answers GET and HEAD to anyone, with the
+// security headers, and the body is the status alone.
 func TestHealthzRoutes(t *testing.T) {
-	s := &Server{Node: "n"}
+	tw := newTestWeb(t)
 	for _, tt := range []struct {
 		method string
 		code   int
 	}{{"GET", 200}, {"HEAD", 200}, {"POST", http.StatusMethodNotAllowed}} {
 		w := httptest.NewRecorder()
-		s.Handler().ServeHTTP(w, httptest.NewRequest(tt.method, "https://n/healthz", nil))
+		tw.h.ServeHTTP(w, httptest.NewRequest(tt.method, "https://n/healthz", nil))
 		if w.Code != tt.code {
 			t.Errorf("%s /healthz = %d, want %d", tt.method, w.Code, tt.code)
 		}
 		if w.Header().Get("Strict-Transport-Security") == "" {
 			t.Errorf("%s /healthz: no HSTS header", tt.method)
 		}
-	}
-	w := httptest.NewRecorder()
-	s.Handler().ServeHTTP(w, httptest.NewRequest("GET", "https://n/healthz", nil))
-	if !strings.Contains(w.Body.String(), `"modules":[]`) {
-		t.Errorf("no modules: body %s, want \"modules\":[]", w.Body)
+		if tt.method == "GET" && w.Body.String() != `{"status":"ok"}`+"\n" {
+			t.Errorf("GET /healthz: %q, want the status alone", w.Body)
+		}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,9 +26,12 @@ import (
 var webFS embed.FS
 
 // Cookie names. The session cookie is Secure, HttpOnly and
-// SameSite=Strict; the language cookie only holds a language code.
+// SameSite=Strict, and its __Host- prefix makes browsers refuse it unless
+// it is Secure, for the whole site and for this host alone: another node
+// or a page on the network cannot plant one for the panel. The language
+// cookie only holds a language code.
 const (
-	sessionCookie = "byz_session"
+	sessionCookie = "__Host-byz_session"
 	langCookie    = "byz_lang"
 )
 
@@ -53,75 +54,13 @@ type Web struct {
 	// Cloner runs byz clone for the API and the panel.
 	Cloner *Cloner
 
+	clones pendingClones // the panel's clone requests awaiting confirmation
+
 	cat   *i18n.Catalogs
 	pages map[string]*template.Template
 
 	modsOnce sync.Once
 	mods     []string
-}
-
-// Settings are the node's own choices, kept in the state folder.
-type Settings struct {
-	path string
-	mu   sync.Mutex
-	v    SettingsValues
-}
-
-// SettingsValues is settings.json and the body of /api/v1/settings.
-type SettingsValues struct {
-	NodeName string `json:"node_name"`
-	Language string `json:"language"` // the panel's default language
-}
-
-// OpenSettings reads dir/settings.json; def fills what it lacks.
-func OpenSettings(dir string, def SettingsValues) (*Settings, error) {
-	s := &Settings{path: filepath.Join(dir, "settings.json"), v: def}
-	b, err := os.ReadFile(s.path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	if err == nil {
-		var v SettingsValues
-		if err := json.Unmarshal(b, &v); err != nil {
-			return nil, fmt.Errorf("daemon: %s: %w", s.path, err)
-		}
-		if v.NodeName != "" {
-			s.v.NodeName = v.NodeName
-		}
-		if v.Language != "" {
-			s.v.Language = v.Language
-		}
-	}
-	return s, nil
-}
-
-// Get returns the settings.
-func (s *Settings) Get() SettingsValues {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.v
-}
-
-// Set validates and stores new settings.
-func (s *Settings) Set(v SettingsValues) error {
-	if !nodeNamePattern.MatchString(v.NodeName) {
-		return fmt.Errorf("node name %q: use letters, digits and inner hyphens, at most 63", v.NodeName)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		return err
-	}
-	s.v = v
-	return nil
 }
 
 // route is one entry of the HTTPS router. Public routes answer without a
@@ -200,19 +139,19 @@ var templateFuncs = template.FuncMap{
 
 // Handler returns the HTTPS handler for the routes of the panel and API,
 // behind the security headers.
-func (w *Web) Handler(extra ...route) (http.Handler, error) {
+func (w *Web) Handler() (http.Handler, error) {
 	if err := w.init(); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	for _, r := range append(w.routes(), extra...) {
+	for _, r := range w.routes() {
 		h := r.handler
 		if !r.public {
 			h = w.requireLogin(h)
 		}
-		mux.Handle(r.pattern, w.sameOrigin(h))
+		mux.Handle(r.pattern, w.sameOrigin(h, r.public && !strings.Contains(r.pattern, " /api/")))
 	}
-	return securityHeaders(mux), nil
+	return securityHeaders(limitBodies(mux)), nil
 }
 
 // who is the authenticated caller of a request.
@@ -228,6 +167,16 @@ type whoKey struct{}
 func whoOf(r *http.Request) *who {
 	w, _ := r.Context().Value(whoKey{}).(*who)
 	return w
+}
+
+// sessionID is the caller's login session, or "" for an API token, the
+// unix socket or no caller at all: handlers ask this rather than reach
+// into session, which a token leaves nil.
+func (id *who) sessionID() string {
+	if id == nil || id.session == nil {
+		return ""
+	}
+	return id.session.ID
 }
 
 // authenticate finds the caller: an Authorization: Bearer API token or
@@ -285,27 +234,46 @@ func (w *Web) requireLogin(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// sameOrigin refuses state changes that a browser marks as cross-site
-// (Sec-Fetch-Site) or whose Origin is another site: a second line behind
-// SameSite cookies and CSRF tokens, which also covers the login form.
-func (w *Web) sameOrigin(next http.Handler) http.Handler {
+// sameOrigin refuses state changes that a browser marks as coming from
+// another site: Sec-Fetch-Site cross-site or same-site, an Origin that is
+// not this panel's, or Origin: null (sandboxed frames, data: URLs: never
+// the panel, whose Referrer-Policy lets browsers send its real origin). It
+// is a second line behind SameSite cookies and CSRF tokens.
+//
+// The public forms (login, setup) have neither a cookie nor a CSRF token
+// to check, so there, with strict, a request must prove it comes from the
+// panel: Origin this panel, or Sec-Fetch-Site same-origin. Every browser
+// that can show the panel sends one of them with a form; without them a
+// page elsewhere could log a visitor's browser in to an attacker's
+// session (login CSRF). Scripts use the JSON API, which sets no cookie and
+// takes requests with neither header, as do API calls with a bearer token.
+func (w *Web) sameOrigin(next http.Handler, strict bool) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			site := r.Header.Get("Sec-Fetch-Site")
-			origin := r.Header.Get("Origin")
-			bad := site == "cross-site" || site == "same-site"
-			if origin != "" && origin != "null" {
-				if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
-					bad = true
-				}
-			}
-			if bad {
-				w.fail(rw, r, http.StatusForbidden, errors.New("refused: this request came from another site"))
-				return
-			}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !fromThisPanel(r, strict) {
+			w.fail(rw, r, http.StatusForbidden, errors.New("refused: this request came from another site, or from a page that does not say where it came from"))
+			return
 		}
 		next.ServeHTTP(rw, r)
 	})
+}
+
+// fromThisPanel reads Sec-Fetch-Site and Origin as sameOrigin says. With
+// strict, a request with neither is refused; without, it is let through
+// (to the login check, the CSRF token or the bearer token).
+func fromThisPanel(r *http.Request, strict bool) bool {
+	site, origin := r.Header.Get("Sec-Fetch-Site"), r.Header.Get("Origin")
+	switch {
+	case site != "" && site != "same-origin" && site != "none":
+		return false
+	case origin == "null":
+		return false
+	case origin != "":
+		u, err := url.Parse(origin)
+		return err == nil && u.Scheme == "https" && u.Host == r.Host && u.Path == "" && u.User == nil
+	case site == "same-origin":
+		return true
+	}
+	return !strict
 }
 
 // remote is the caller's address, the key of the login limiter.
@@ -339,7 +307,8 @@ func staticFS() (fs.FS, error) { return fs.Sub(webFS, "web/static") }
 
 // LocalHandler serves the API on the root-only unix socket: every
 // /api/v1 route, without a login (whoever can connect is root on the
-// node: the socket's mode and the peer check say so).
+// node: the socket's mode and the peer check say so), with the same
+// bounds on bodies.
 func (w *Web) LocalHandler() (http.Handler, error) {
 	if w.cat == nil {
 		if err := w.init(); err != nil {
@@ -357,5 +326,5 @@ func (w *Web) LocalHandler() (http.Handler, error) {
 		})
 	}
 	mux.HandleFunc("POST "+ConsoleLoginPath, w.consoleLogin) // the socket's alone
-	return mux, nil
+	return limitBodies(mux), nil
 }

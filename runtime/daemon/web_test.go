@@ -9,6 +9,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,10 +22,11 @@ import (
 // testWeb is a panel on a TLS test server, with cheap password hashes.
 type testWeb struct {
 	*Web
+	h   http.Handler // the HTTPS handler the server runs
 	srv *httptest.Server
 }
 
-func newTestWeb(t *testing.T) *testWeb {
+func newTestWeb(t testing.TB) *testWeb {
 	t.Helper()
 	state := t.TempDir()
 	st, err := auth.Open(state + "/auth")
@@ -31,10 +34,7 @@ func newTestWeb(t *testing.T) *testWeb {
 		t.Fatal(err)
 	}
 	st.SetHashParams(auth.HashParams{Time: 1, Memory: 64, Threads: 1})
-	settings, err := OpenSettings(state, SettingsValues{NodeName: "node1", Language: "en"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := OpenSettings(state, SettingsValues{NodeName: "node1", Language: "en"}, nil)
 	log := slog.New(slog.DiscardHandler)
 	ring := NewLogRing(50)
 	root := t.TempDir()
@@ -46,16 +46,18 @@ func newTestWeb(t *testing.T) *testWeb {
 	}
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
-	return &testWeb{Web: w, srv: srv}
+	return &testWeb{Web: w, h: h, srv: srv}
 }
 
 // client returns a client with a cookie jar that does not follow
 // redirects, so tests see them.
 func (tw *testWeb) client() *http.Client {
-	c := tw.srv.Client()
+	// A copy: Server.Client returns one shared client, and each browser
+	// needs its own cookie jar.
+	c := *tw.srv.Client()
 	c.Jar, _ = cookiejar.New(nil)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
+	return &c
 }
 
 type resp struct {
@@ -87,7 +89,19 @@ func form(kv ...string) (io.Reader, map[string]string) {
 	for i := 0; i+1 < len(kv); i += 2 {
 		v.Set(kv[i], kv[i+1])
 	}
-	return strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	// What a browser sends with the panel's own forms.
+	return strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "same-origin"}
+}
+
+// apiToken makes an API token in the store and returns its secret (the
+// one place the tests call the store for it).
+func (tw *testWeb) apiToken(t testing.TB, name string) string {
+	t.Helper()
+	secret, _, err := tw.Auth.NewLocalToken(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
 }
 
 // claim sets the admin password through the setup page and returns a
@@ -151,7 +165,7 @@ func TestRoutesNeedLogin(t *testing.T) {
 			t.Errorf("%s with a forged token: %d", rt.pattern, r.code)
 		}
 	}
-	want := []string{"GET /login", "POST /login", "GET /setup", "POST /setup", "GET /lang", "GET /static/", "POST /api/v1/login"}
+	want := []string{"GET /healthz", "GET /login", "POST /login", "GET /setup", "POST /setup", "GET /lang", "GET /static/", "POST /api/v1/login"}
 	slices.Sort(public)
 	slices.Sort(want)
 	if !slices.Equal(public, want) {
@@ -195,7 +209,10 @@ func TestSetupAndLogin(t *testing.T) {
 		t.Fatalf("login: %d to %q", r.code, r.hdr.Get("Location"))
 	}
 	setCookie := r.hdr.Get("Set-Cookie")
-	for _, attr := range []string{"Secure", "HttpOnly", "SameSite=Strict"} {
+	if !strings.HasPrefix(setCookie, "__Host-") || strings.Contains(setCookie, "Domain=") {
+		t.Errorf("session cookie %q: want the __Host- prefix and no Domain", setCookie)
+	}
+	for _, attr := range []string{"Secure", "HttpOnly", "SameSite=Strict", "Path=/;"} {
 		if !strings.Contains(setCookie, attr) {
 			t.Errorf("session cookie %q lacks %s", setCookie, attr)
 		}
@@ -210,6 +227,34 @@ func TestSetupAndLogin(t *testing.T) {
 	}
 	if r := tw.do(t, c2, "GET", "/", nil, nil); r.code != http.StatusOK || !strings.Contains(r.body, "Persistence") {
 		t.Errorf("status page: %d", r.code)
+	}
+}
+
+// TestTokensPage: the panel makes a token only with the admin password,
+// and shows its secret once.
+func TestTokensPage(t *testing.T) {
+	tw := newTestWeb(t)
+	c, csrf := tw.claim(t, "long enough pass")
+	if r := tw.do(t, c, "GET", "/tokens", nil, nil); r.code != http.StatusOK || !strings.Contains(r.body, `name="password" type="password"`) {
+		t.Errorf("the tokens page asks no password: %d", r.code)
+	}
+	for _, tc := range []struct {
+		fields []string
+		code   int
+		want   string
+	}{
+		{[]string{"csrf", csrf, "name", "laptop"}, http.StatusBadRequest, "password is wrong"},
+		{[]string{"csrf", csrf, "name", "laptop", "password", "a guess"}, http.StatusBadRequest, "password is wrong"},
+		{[]string{"csrf", csrf, "name", " ", "password", "long enough pass"}, http.StatusBadRequest, "at most 64 characters"},
+		{[]string{"csrf", csrf, "name", "laptop", "password", "long enough pass"}, http.StatusOK, "byz_"},
+	} {
+		body, hdr := form(tc.fields...)
+		if r := tw.do(t, c, "POST", "/tokens", body, hdr); r.code != tc.code || !strings.Contains(r.body, tc.want) {
+			t.Errorf("POST /tokens %v: %d, want %d with %q", tc.fields, r.code, tc.code, tc.want)
+		}
+	}
+	if n := len(tw.Auth.Tokens()); n != 1 {
+		t.Errorf("%d tokens, want 1", n)
 	}
 }
 
@@ -291,13 +336,32 @@ func TestAPI(t *testing.T) {
 	if r := tw.do(t, c, "GET", "/api/v1/status", nil, bearer); r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &st) != nil || st.Node != "node1" || st.Memory.TotalBytes == 0 {
 		t.Errorf("status: %d %s", r.code, r.body)
 	}
+	// A token outlives every session: making one takes the password.
+	for _, body := range []string{`{"name":"ci"}`, `{"name":"ci","password":"a guess"}`} {
+		if r := tw.do(t, c, "POST", "/api/v1/tokens", strings.NewReader(body), bearer); r.code != http.StatusForbidden || !strings.Contains(r.body, "wrong password") {
+			t.Errorf("new token with %s: %d %s", body, r.code, r.body)
+		}
+	}
+	if len(tw.Auth.Tokens()) != 0 {
+		t.Fatal("a token was made without the password")
+	}
+	// Root on the node (the unix socket) needs none.
+	local, err := tw.LocalHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	local.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/tokens", strings.NewReader(`{"name":"root on the node"}`)))
+	if rec.Code != http.StatusCreated || len(tw.Auth.Tokens()) != 1 {
+		t.Fatalf("new token on the unix socket: %d %s", rec.Code, rec.Body)
+	}
 	var nt NewTokenResult
-	r = tw.do(t, c, "POST", "/api/v1/tokens", strings.NewReader(`{"name":"ci"}`), bearer)
+	r = tw.do(t, c, "POST", "/api/v1/tokens", strings.NewReader(`{"name":"ci","password":"long enough pass"}`), bearer)
 	if r.code != http.StatusCreated || json.Unmarshal([]byte(r.body), &nt) != nil || !strings.HasPrefix(nt.Secret, "byz_") {
 		t.Fatalf("new token: %d %s", r.code, r.body)
 	}
 	token := map[string]string{"Authorization": "Bearer " + nt.Secret}
-	if r := tw.do(t, c, "GET", "/api/v1/tokens", nil, token); r.code != http.StatusOK || !strings.Contains(r.body, `"name":"ci"`) ||
+	if r := tw.do(t, c, "GET", "/api/v1/tokens", nil, token); r.code != http.StatusOK || !strings.Contains(r.body, `"name":"ci"`) || !strings.Contains(r.body, `"name":"root on the node"`) ||
 		strings.Contains(r.body, "hash") || strings.Contains(r.body, nt.Secret) {
 		t.Errorf("token list: %d %s", r.code, r.body)
 	}
@@ -447,4 +511,276 @@ func login2(t *testing.T, tw *testWeb) string {
 		t.Fatalf("login: %d %s", r.code, r.body)
 	}
 	return login.Token
+}
+
+// TestSafeNext: every redirect target that a browser could read as
+// another host, or that smuggles one in encoded or behind control bytes,
+// becomes "/"; the panel's own paths are kept.
+func TestSafeNext(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/", "/"},
+		{"/logs", "/logs"},
+		{"/services/ngircd/logs?last=20", "/services/ngircd/logs?last=20"},
+		{"/settings?done=settings.done", "/settings?done=settings.done"},
+		{"", "/"},
+		{"logs", "/"},
+		{"//evil.example/", "/"},
+		{"/\\evil.example/", "/"},
+		{"\\\\evil.example", "/"},
+		{"/\t/evil.example/", "/"},
+		{"/\r/evil.example/", "/"},
+		{"/\n/evil.example/", "/"},
+		{"/\x00/evil.example/", "/"},
+		{"/\x0b/evil.example/", "/"},
+		{"/\x7f/evil.example/", "/"},
+		{"/ /evil.example/", "/"},
+		{"/\u00a0/evil.example/", "/"},
+		{"/%09/evil.example/", "/"},
+		{"/%0d%0a/evil.example/", "/"},
+		{"/%2F/evil.example/", "/"},
+		{"/%2f%2fevil.example/", "/"},
+		{"/%5C/evil.example/", "/"},
+		{"/%00", "/"},
+		{"/%7F/evil.example/", "/"},
+		{"https://evil.example/", "/"},
+		{"http:/evil.example", "/"},
+		{"javascript:alert(1)", "/"},
+		{"/https://evil.example", "/https://evil.example"}, // a path here, harmless
+		{"///evil.example", "/"},
+		{"/" + strings.Repeat("a", 1100), "/"},
+	} {
+		if got := safeNext(tc.in); got != tc.want {
+			t.Errorf("safeNext(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestNoOpenRedirect: the language switch and the login, given the
+// review's next=/%09/evil.example/, send the browser to "/".
+func TestNoOpenRedirect(t *testing.T) {
+	tw := newTestWeb(t)
+	tw.claim(t, "long enough pass")
+	for _, next := range []string{"/%09/evil.example/", "/%5C/evil.example/", "%2F%2Fevil.example", "/%0A/evil.example"} {
+		if r := tw.do(t, tw.client(), "GET", "/lang?set=fr&next="+next, nil, nil); r.code != http.StatusSeeOther || r.hdr.Get("Location") != "/" {
+			t.Errorf("/lang next=%s: %d to %q", next, r.code, r.hdr.Get("Location"))
+		}
+		_, hdr := form()
+		body := strings.NewReader("password=long+enough+pass&next=" + next)
+		hdr["Origin"] = tw.srv.URL
+		if r := tw.do(t, tw.client(), "POST", "/login", body, hdr); r.code != http.StatusSeeOther || r.hdr.Get("Location") != "/" {
+			t.Errorf("login next=%s: %d to %q", next, r.code, r.hdr.Get("Location"))
+		}
+	}
+}
+
+// TestEveryRouteWithoutASession calls every route as an API token and
+// as the unix socket: callers without a login session, which handlers
+// must not take for granted (the panel's password form, sent with a
+// token, dereferenced a nil session and panicked). The handler is called
+// directly, so a panic fails the test instead of being caught by
+// net/http. The password form then works with a token.
+func TestEveryRouteWithoutASession(t *testing.T) {
+	tw := newTestWeb(t)
+	tw.claim(t, "long enough pass")
+	secret := tw.apiToken(t, "walk")
+	local, err := tw.LocalHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := "what=password&current=long+enough+pass&new=another+long+pass&confirm=another+long+pass"
+	for _, rt := range tw.routes() {
+		if rt.public {
+			continue
+		}
+		method, path := concrete(rt.pattern)
+		for _, via := range []string{"token", "socket"} {
+			if via == "socket" && !strings.HasPrefix(path, "/api/") {
+				continue
+			}
+			body, ctype := "{}", "application/json"
+			if !strings.HasPrefix(path, "/api/") {
+				body, ctype = pw, "application/x-www-form-urlencoded"
+			}
+			req := httptest.NewRequest(method, "https://node1"+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", ctype)
+			h := local
+			if via == "token" {
+				req.Header.Set("Authorization", "Bearer "+secret)
+				h = tw.h
+			}
+			rec := httptest.NewRecorder()
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Errorf("%s via %s panicked: %v", rt.pattern, via, p)
+					}
+				}()
+				h.ServeHTTP(rec, req)
+			}()
+			if rec.Code == http.StatusUnauthorized || rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
+				t.Errorf("%s via %s: %d %s", rt.pattern, via, rec.Code, firstLine(rec.Body.String()))
+			}
+		}
+	}
+	if _, err := tw.Auth.Login("198.51.100.1", "another long pass"); err != nil {
+		t.Errorf("the password form sent with a token did not change the password: %v", err)
+	}
+}
+
+// TestLoginCSRF: the login and setup forms, which no cookie or CSRF token
+// protects, take only requests a browser marks as the panel's own (Origin
+// this panel, or Sec-Fetch-Site same-origin); Origin: null, another
+// origin, http://, cross-site and requests saying nothing are refused and
+// set no cookie. The JSON login and bearer-token calls, which set no
+// cookie, work without those headers, as byz node and scripts send them.
+func TestLoginCSRF(t *testing.T) {
+	tw := newTestWeb(t)
+	tw.claim(t, "long enough pass")
+	self := tw.srv.URL
+	host := strings.TrimPrefix(self, "https://")
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"no Origin, no Sec-Fetch-Site", nil, http.StatusForbidden},
+		{"Origin: null", map[string]string{"Origin": "null"}, http.StatusForbidden},
+		{"Origin: null, no Sec-Fetch-Site", map[string]string{"Origin": "null", "Sec-Fetch-Site": ""}, http.StatusForbidden},
+		{"another origin", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"this host over http", map[string]string{"Origin": "http://" + host}, http.StatusForbidden},
+		{"this host, another port", map[string]string{"Origin": "https://127.0.0.1:1"}, http.StatusForbidden},
+		{"cross-site", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"same-site", map[string]string{"Sec-Fetch-Site": "same-site", "Origin": self}, http.StatusForbidden},
+		{"none (not from a page)", map[string]string{"Sec-Fetch-Site": "none"}, http.StatusForbidden},
+		{"same-origin with a foreign Origin", map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example"}, http.StatusForbidden},
+		{"Origin this panel", map[string]string{"Origin": self}, http.StatusSeeOther},
+		{"Sec-Fetch-Site same-origin", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusSeeOther},
+		{"Chromium's form", map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": self}, http.StatusSeeOther},
+	} {
+		for _, path := range []string{"/login", "/setup"} {
+			hdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+			for k, v := range tc.hdr {
+				if v != "" {
+					hdr[k] = v
+				}
+			}
+			body := strings.NewReader(url.Values{"password": {"long enough pass"}, "code": {"x"}, "confirm": {"long enough pass"}}.Encode())
+			r := tw.do(t, tw.client(), "POST", path, body, hdr)
+			// (A claimed node sends an accepted setup form to /login.)
+			if r.code != tc.want {
+				t.Errorf("%s %s: %d, want %d", path, tc.name, r.code, tc.want)
+			}
+			if r.code == http.StatusForbidden && r.hdr.Get("Set-Cookie") != "" {
+				t.Errorf("%s %s: refused, but set %q", path, tc.name, r.hdr.Get("Set-Cookie"))
+			}
+			if path == "/login" && (r.code == http.StatusSeeOther) != strings.HasPrefix(r.hdr.Get("Set-Cookie"), sessionCookie+"=") {
+				t.Errorf("%s %s: %d with cookie %q", path, tc.name, r.code, r.hdr.Get("Set-Cookie"))
+			}
+		}
+	}
+
+	// The JSON API, as scripts call it: no Origin, no Sec-Fetch-Site,
+	// no Content-Type, or curl -d's form type (docs/api.md's example).
+	c := tw.client()
+	var login LoginResult
+	for _, hdr := range []map[string]string{nil, {"Content-Type": "application/x-www-form-urlencoded"}} {
+		r := tw.do(t, c, "POST", "/api/v1/login", strings.NewReader(`{"password":"long enough pass"}`), hdr)
+		if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil || login.Token == "" || r.hdr.Get("Set-Cookie") != "" {
+			t.Fatalf("JSON login without Origin (%v): %d %s", hdr, r.code, r.body)
+		}
+	}
+	secret := tw.apiToken(t, "script")
+	for _, bearer := range []string{login.Token, secret} {
+		r := tw.do(t, c, "PUT", "/api/v1/settings", strings.NewReader(`{"node_name":"renamed","language":"en"}`),
+			map[string]string{"Authorization": "Bearer " + bearer, "Content-Type": "application/json"})
+		if r.code != http.StatusOK {
+			t.Errorf("bearer PUT without Origin: %d %s", r.code, r.body)
+		}
+		// A browser page elsewhere that got hold of a token is still
+		// marked as such.
+		r = tw.do(t, c, "PUT", "/api/v1/settings", strings.NewReader(`{"node_name":"evil","language":"en"}`),
+			map[string]string{"Authorization": "Bearer " + bearer, "Origin": "null"})
+		if r.code != http.StatusForbidden {
+			t.Errorf("bearer PUT with Origin: null: %d", r.code)
+		}
+	}
+	if n := tw.Settings.Get().NodeName; n != "renamed" {
+		t.Errorf("node name %q", n)
+	}
+
+	// A logged-in browser's form with the right CSRF token, but Origin:
+	// null, is refused too.
+	bc, csrf := tw.claimedLogin(t, "long enough pass")
+	body, hdr := form("csrf", csrf, "what", "node", "node_name", "nulled")
+	hdr["Origin"] = "null"
+	delete(hdr, "Sec-Fetch-Site")
+	if r := tw.do(t, bc, "POST", "/settings", body, hdr); r.code != http.StatusForbidden || tw.Settings.Get().NodeName == "nulled" {
+		t.Errorf("a cookie form with Origin: null: %d", r.code)
+	}
+}
+
+// claimedLogin logs a new browser in to a claimed node through the login
+// form and returns it with its CSRF token.
+func (tw *testWeb) claimedLogin(t *testing.T, password string) (*http.Client, string) {
+	t.Helper()
+	c := tw.client()
+	body, hdr := form("password", password)
+	if r := tw.do(t, c, "POST", "/login", body, hdr); r.code != http.StatusSeeOther {
+		t.Fatalf("login: %d", r.code)
+	}
+	return c, tw.csrf(t, c)
+}
+
+// TestNotices: ?done= shows a notice only for the panel's own message
+// keys; any other text in a link is not shown.
+func TestNotices(t *testing.T) {
+	tw := newTestWeb(t)
+	c, _ := tw.claim(t, "long enough pass")
+	if r := tw.do(t, c, "GET", "/settings?done=settings.done", nil, nil); !strings.Contains(r.body, `<p class="notice" role="status">Saved.</p>`) {
+		t.Errorf("a known notice is not shown")
+	}
+	for _, text := range []string{"Your node is compromised: call +1 555 0100", "login.title", "settings.done "} {
+		r := tw.do(t, c, "GET", "/settings?done="+url.QueryEscape(text), nil, nil)
+		if r.code != http.StatusOK || strings.Contains(r.body, `class="notice"`) || strings.Contains(r.body, "Your node is compromised") {
+			t.Errorf("?done=%q: %d, shown", text, r.code)
+		}
+	}
+	// Every key a redirect uses is a notice the catalogs have.
+	src, _ := filepath.Glob("*.go")
+	call := regexp.MustCompile(`done\(rw, r, "[^"]*", "([^"]+)"\)`)
+	found := 0
+	for _, f := range src {
+		b, _ := os.ReadFile(f)
+		for _, m := range call.FindAllStringSubmatch(string(b), -1) {
+			found++
+			if !notices[m[1]] {
+				t.Errorf("%s redirects with notice %q, which is not in notices", f, m[1])
+			}
+		}
+	}
+	if found < 7 {
+		t.Errorf("found only %d done() calls: the pattern is stale", found)
+	}
+	en := tw.cat.Keys("en")
+	for k := range notices {
+		if !slices.Contains(en, k) {
+			t.Errorf("notice %q is not in the catalog", k)
+		}
+	}
+}
+
+// TestSecurityHeaders: the CSP lets forms post only to the panel and
+// allows no <base>; referrers stay on the site.
+func TestSecurityHeaders(t *testing.T) {
+	tw := newTestWeb(t)
+	r := tw.do(t, tw.client(), "GET", "/setup", nil, nil)
+	csp := r.hdr.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %s", csp, want)
+		}
+	}
+	if rp := r.hdr.Get("Referrer-Policy"); rp != "same-origin" {
+		t.Errorf("Referrer-Policy %q", rp)
+	}
 }

@@ -76,6 +76,9 @@ func (cfg Config) withDefaults() Config {
 type State struct {
 	Cmdline        Cmdline
 	Loaded, Failed []string
+	// NoDevice names the modules that declined to load on this machine
+	// (ENODEV: a CPU-specific crypto driver on a CPU without the feature).
+	NoDevice []string
 }
 
 // FatalError is a failure that stops the boot, with what to try.
@@ -111,9 +114,11 @@ func Boot(cfg Config) (*State, error) {
 	if err != nil {
 		logf("warning: boot parameters: %v (ignored)", err)
 	}
-	st.Loaded, st.Failed = loadModules(root, cfg.LoadModule, logf)
-	logf("loaded %d kernel modules, %d failed", len(st.Loaded), len(st.Failed))
+	ml := loadModules(root, cfg.LoadModule, logf)
+	st.Loaded, st.Failed, st.NoDevice = ml.loaded, ml.failed, ml.noDevice
+	logf("loaded %d kernel modules, %d failed, %d not for this machine", len(st.Loaded), len(st.Failed), len(st.NoDevice))
 	if st.Cmdline.Debug {
+		logf("modules not for this machine (no such device): %s", strings.Join(st.NoDevice, " "))
 		logf("cmdline: %s", strings.TrimSpace(string(b)))
 		mods, err := loadedModules(root)
 		if err != nil {

@@ -41,7 +41,8 @@ func fakeRoot(t *testing.T, cmdline string, files map[string]string) string {
 
 func TestBoot(t *testing.T) {
 	root := fakeRoot(t, "console=ttyS0 debug byz.test=poweroff", map[string]string{
-		ModuleListPath: "# comment\nlib/modules/6.1/cdrom.ko\n\nlib/modules/6.1/isofs.ko\nlib/modules/6.1/broken.ko\nlib/modules/6.1/loop.ko\n",
+		ModuleListPath: "# comment\nlib/modules/6.1/cdrom.ko\n\nlib/modules/6.1/isofs.ko\nlib/modules/6.1/broken.ko\nlib/modules/6.1/loop.ko\n" +
+			"lib/modules/6.1/crc32c-intel.ko\nlib/modules/6.1/padlock-aes.ko\n",
 	})
 	var mounted, loadedPaths []string
 	con := NewConsole(root)
@@ -62,6 +63,10 @@ func TestBoot(t *testing.T) {
 				return unix.ENOEXEC
 			case "loop.ko":
 				return unix.EEXIST
+			case "crc32c-intel.ko":
+				return unix.ENODEV // a CPU without SSE4.2
+			case "padlock-aes.ko":
+				return unix.ENXIO
 			}
 			return nil
 		},
@@ -72,12 +77,14 @@ func TestBoot(t *testing.T) {
 	if want := []string{"/proc:proc", "/sys:sysfs", "/dev:devtmpfs", "/run:tmpfs"}; !reflect.DeepEqual(mounted, want) {
 		t.Errorf("mounts = %v, want %v", mounted, want)
 	}
-	wantPaths := []string{"/lib/modules/6.1/cdrom.ko", "/lib/modules/6.1/isofs.ko", "/lib/modules/6.1/broken.ko", "/lib/modules/6.1/loop.ko"}
+	wantPaths := []string{"/lib/modules/6.1/cdrom.ko", "/lib/modules/6.1/isofs.ko", "/lib/modules/6.1/broken.ko", "/lib/modules/6.1/loop.ko",
+		"/lib/modules/6.1/crc32c-intel.ko", "/lib/modules/6.1/padlock-aes.ko"}
 	if !reflect.DeepEqual(loadedPaths, wantPaths) {
 		t.Errorf("loaded %v, want %v", loadedPaths, wantPaths)
 	}
-	if !reflect.DeepEqual(st.Loaded, []string{"cdrom", "isofs", "loop"}) || !reflect.DeepEqual(st.Failed, []string{"broken"}) {
-		t.Errorf("Loaded %v, Failed %v", st.Loaded, st.Failed)
+	if !reflect.DeepEqual(st.Loaded, []string{"cdrom", "isofs", "loop"}) || !reflect.DeepEqual(st.Failed, []string{"broken"}) ||
+		!reflect.DeepEqual(st.NoDevice, []string{"crc32c-intel", "padlock-aes"}) {
+		t.Errorf("Loaded %v, Failed %v, NoDevice %v", st.Loaded, st.Failed, st.NoDevice)
 	}
 	if st.Cmdline.Test() != "poweroff" || !st.Cmdline.Debug {
 		t.Errorf("Cmdline = %+v", st.Cmdline)
@@ -86,8 +93,12 @@ func TestBoot(t *testing.T) {
 	// the kernel log gets them at KERN_DEBUG.
 	for _, dev := range []string{"dev/tty0", "dev/ttyS0"} {
 		b, _ := os.ReadFile(filepath.Join(root, dev))
+		if strings.Contains(string(b), "warning: module crc32c-intel") {
+			t.Errorf("%s warns about a module that is not for this machine:\n%s", dev, b)
+		}
 		for _, want := range []string{"byz-init: warning: mount -t tmpfs", "byz-init: warning: module broken:",
-			"byz-init: loaded 3 kernel modules, 1 failed", "byz-init: modules loaded: cdrom isofs\n"} {
+			"byz-init: loaded 3 kernel modules, 1 failed, 2 not for this machine", "byz-init: modules loaded: cdrom isofs\n",
+			"byz-init: modules not for this machine (no such device): crc32c-intel padlock-aes\n"} {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("%s lacks %q:\n%s", dev, want, b)
 			}

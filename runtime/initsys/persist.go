@@ -19,7 +19,7 @@ import (
 )
 
 // Persistence says where the overlay's upper layer lives: what byz-init
-// writes to PersistenceJSON for byzd's /healthz and panel.
+// writes to PersistenceJSON for byzd's status (API and panel).
 type Persistence struct {
 	// Mode is "ram" (no persistence: a tmpfs), "fresh" (byz.fresh),
 	// "savedat" (an ext4 file system in a file), "device" (an ext4
@@ -58,7 +58,7 @@ var errSkipped = errors.New("the passphrase prompt was skipped: booting without 
 // upperStore mounts what will hold the overlay's upper and work folders
 // at rw: the persistence store changes= (or the media's save.dat) names,
 // or a tmpfs. A store that fails is never formatted or repaired: the boot
-// goes on with a tmpfs and a warning on the console and in /healthz.
+// goes on with a tmpfs and a warning on the console and in byzd's status.
 func (s *stacker) upperStore(rw string, media *Media) (Persistence, error) {
 	p, err := s.persistentStore(rw, media)
 	if err == nil {
@@ -207,6 +207,12 @@ func (s *stacker) saveDat(rw string, media *Media, rel string) (Persistence, err
 	h, lerr := luks2.Read(f)
 	if lerr == nil {
 		p.Encrypted = true
+		// A volume that cannot be mapped (unmet requirements, say) is
+		// refused before a passphrase is asked for.
+		if err := h.CheckActivate(); err != nil {
+			f.Close()
+			return p, fmt.Errorf("save.dat %s: %w", rel, err)
+		}
 		mapped, err := s.unlock(f, dev, h, rel)
 		f.Close()
 		if err != nil {

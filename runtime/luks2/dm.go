@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -81,30 +82,34 @@ func dmBuffer(name string, payload int, flags uint32) ([]byte, error) {
 
 // CryptTable returns the dm-crypt target line for segment 0 of h on the
 // block device dev ("MAJ:MIN"), whose size is devSize bytes: what
-// cryptsetup loads for the same volume, key written as hex. The caller
-// wipes params.
+// cryptsetup loads for the same volume, key written as hex. The volume
+// must pass CheckActivate and key fit its cipher. The caller wipes
+// params.
 func CryptTable(h *Header, key []byte, dev string, devSize int64) (start, length uint64, params []byte, err error) {
-	seg, ok := h.Metadata.Segments["0"]
-	if !ok || seg.Type != "crypt" {
-		return 0, 0, nil, errors.New("luks2: no crypt segment 0")
+	if err := h.CheckActivate(); err != nil {
+		return 0, 0, nil, err
 	}
-	if seg.Encryption != "aes-xts-plain64" {
-		return 0, 0, nil, fmt.Errorf("luks2: segment cipher %q: only aes-xts-plain64 is supported", seg.Encryption)
+	seg := h.Metadata.Segments["0"]
+	sizes, _ := segmentKeySizes(seg.Encryption)
+	if !slices.Contains(sizes, len(key)) {
+		return 0, 0, nil, fmt.Errorf("luks2: a %d-byte key for %s", len(key), seg.Encryption)
 	}
-	off, _ := Uint64(seg.Offset)
+	off, err := Uint64(seg.Offset)
+	if err != nil {
+		return 0, 0, nil, err
+	}
 	size := uint64(0)
 	if seg.Size == "dynamic" {
-		if devSize <= int64(off) {
+		if devSize <= 0 || uint64(devSize) <= off {
 			return 0, 0, nil, fmt.Errorf("luks2: the device (%d bytes) ends before the data offset %d", devSize, off)
 		}
 		size = uint64(devSize) - off
 	} else if size, err = Uint64(seg.Size); err != nil {
 		return 0, 0, nil, err
+	} else if devSize <= 0 || off > uint64(devSize) || size > uint64(devSize)-off {
+		return 0, 0, nil, fmt.Errorf("luks2: the data segment (%d bytes at %d) runs past the device's end (%d bytes)", size, off, devSize)
 	}
 	ss := uint64(seg.SectorSize)
-	if ss == 0 {
-		ss = 512
-	}
 	size -= size % ss
 	if size == 0 {
 		return 0, 0, nil, errors.New("luks2: the data segment is empty")
@@ -118,7 +123,7 @@ func CryptTable(h *Header, key []byte, dev string, devSize int64) (start, length
 	if tweak == "" {
 		tweak = "0"
 	}
-	params = append([]byte("aes-xts-plain64 "), hex.AppendEncode(nil, key)...)
+	params = append([]byte(seg.Encryption+" "), hex.AppendEncode(nil, key)...)
 	params = fmt.Appendf(params, " %s %s %d%s", tweak, dev, off/512, opt)
 	return 0, size / 512, params, nil
 }

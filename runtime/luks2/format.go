@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -21,9 +20,6 @@ const (
 	DataOffset    = 16 << 20 // where the encrypted data starts
 	keyslotsSize  = DataOffset - keyslotsStart
 	volumeKeySize = 64 // aes-xts-plain64 with two AES-256 keys
-	afStripes     = 4000
-	// areaSize is one keyslot's area: the split key rounded up to 4 KiB.
-	areaSize = (volumeKeySize*afStripes + 4095) / 4096 * 4096
 )
 
 // KDFParams are the costs of the passphrase's key derivation.
@@ -41,6 +37,56 @@ type KDFParams struct {
 // 2 s; fixed costs keep a volume made on a fast machine openable in the
 // same time everywhere.
 var DefaultKDF = KDFParams{Type: "argon2id", Time: 4, Memory: 1 << 20, Threads: 4}
+
+// Bounds on the costs of a new keyslot (KDFParams.Check).
+const (
+	MinArgon2Memory     = 32 // KiB, cryptsetup's floor
+	MaxArgon2Threads    = 16
+	MinPBKDF2Iterations = 1000
+)
+
+// Check validates the costs of a new keyslot: the one check every
+// command that takes KDF costs (byz persist create, byz clone, byzd's
+// API through savedat) relies on, made before anything is written. The
+// zero value means DefaultKDF. Costs a node would refuse to unlock
+// (Limits) are refused here too, so no volume is made that its node
+// cannot open. An error wraps ErrBadFormatOption and speaks in sizes.
+func (p KDFParams) Check() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadFormatOption, fmt.Sprintf(format, a...))
+	}
+	switch p.Type {
+	case "":
+		return nil
+	case "argon2id":
+		switch {
+		case p.Time < 1:
+			return bad("argon2id with %d passes: at least 1", p.Time)
+		case p.Memory < MinArgon2Memory || p.Memory > MaxArgon2Memory:
+			return bad("argon2id memory of %s: from %s to %s", kibSize(int64(p.Memory)), kib(MinArgon2Memory), kib(MaxArgon2Memory))
+		case p.Threads < 1 || p.Threads > MaxArgon2Threads:
+			return bad("argon2id with %d threads: 1 to %d", p.Threads, MaxArgon2Threads)
+		case int64(p.Time) > MaxArgon2Work/int64(p.Memory):
+			return bad("argon2id %d passes over %s is more work than a node unlocks (passes × memory at most %d GiB, so %d passes at most over %s)",
+				p.Time, kib(int64(p.Memory)), MaxArgon2Work>>20, MaxArgon2Work/int64(p.Memory), kib(int64(p.Memory)))
+		}
+		return nil
+	case "pbkdf2":
+		if p.Iterations < MinPBKDF2Iterations || p.Iterations > MaxPBKDF2Iterations {
+			return bad("pbkdf2 with %d iterations: from %d to %d", p.Iterations, MinPBKDF2Iterations, MaxPBKDF2Iterations)
+		}
+		return nil
+	}
+	return bad("KDF %q: want argon2id or pbkdf2", p.Type)
+}
+
+// kibSize writes a size given in KiB, "0 bytes" for 0.
+func kibSize(n int64) string {
+	if n == 0 {
+		return "0 bytes"
+	}
+	return kib(n)
+}
 
 // FormatOptions configures Format.
 type FormatOptions struct {
@@ -74,8 +120,8 @@ func Format(w io.WriterAt, opts FormatOptions) (*Header, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: an empty passphrase", ErrBadFormatOption)
 	}
 	kdf := opts.KDF
-	if kdf.Type == "" {
-		kdf = DefaultKDF
+	if err := kdf.Check(); err != nil {
+		return nil, nil, err
 	}
 	if len(opts.Label) > offCsumAlg-offLabel-1 {
 		return nil, nil, fmt.Errorf("%w: label %q is longer than 47 bytes", ErrBadFormatOption, opts.Label)
@@ -139,15 +185,22 @@ func Format(w io.WriterAt, opts FormatOptions) (*Header, []byte, error) {
 		Segments: map[string]Segment{"0": {Type: "crypt", Offset: strconv.Itoa(DataOffset), Size: "dynamic",
 			IVTweak: "0", Encryption: "aes-xts-plain64", SectorSize: sector}},
 		Digests: map[string]Digest{"0": {Type: "pbkdf2", Keyslots: []string{"0"}, Segments: []string{"0"},
-			Hash: "sha256", Iterations: iters, Salt: digestSalt, Digest: digest}},
+			Hash: "sha256", Iterations: int64(iters), Salt: digestSalt, Digest: digest}},
 		Config: Config{JSONSize: strconv.Itoa(hdrSize - binHeaderSize), KeyslotsSize: strconv.Itoa(keyslotsSize)},
 	}
-	js, err := json.Marshal(md)
+	tree, err := toTree(md)
 	if err != nil {
-		return nil, nil, fmt.Errorf("luks2: %w", err)
+		return nil, nil, err
 	}
-	if len(js) >= hdrSize-binHeaderSize {
+	js := tree.compact()
+	jsonArea := make([]byte, hdrSize-binHeaderSize)
+	if len(js) >= len(jsonArea) {
 		return nil, nil, fmt.Errorf("luks2: metadata of %d bytes does not fit the JSON area", len(js))
+	}
+	copy(jsonArea, js)
+	// What cryptsetup would refuse is never written, not even by Format.
+	if tree, err = checkArea(jsonArea); err != nil {
+		return nil, nil, fmt.Errorf("luks2: Format made metadata cryptsetup would refuse: %w", err)
 	}
 	salt, err := random(offUUID - offSalt)
 	if err != nil {
@@ -160,9 +213,13 @@ func Format(w io.WriterAt, opts FormatOptions) (*Header, []byte, error) {
 		return nil, nil, fmt.Errorf("luks2: writing the keyslot: %w", err)
 	}
 	h := &Header{Version: 2, HdrSize: hdrSize, SeqID: 1, Label: opts.Label, UUID: uuid, CsumAlg: "sha256",
-		Salt: salt, Metadata: md, Copy: "primary", raw: js}
+		Salt: salt, Metadata: decodeMetadata(tree), Copy: "primary", tree: tree}
 	for i, magic := range [][]byte{magicPrimary, magicSecondary} {
-		if _, err := w.WriteAt(h.encode(magic, int64(i*hdrSize), js), int64(i*hdrSize)); err != nil {
+		b, err := h.encode(magic, int64(i*hdrSize), js)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := w.WriteAt(b, int64(i*hdrSize)); err != nil {
 			return nil, nil, fmt.Errorf("luks2: writing the header: %w", err)
 		}
 	}
@@ -172,7 +229,11 @@ func Format(w io.WriterAt, opts FormatOptions) (*Header, []byte, error) {
 
 // encode lays out one header copy at off: the binary header, the JSON
 // area (zero-padded) and the checksum over both.
-func (h *Header) encode(magic []byte, off int64, js []byte) []byte {
+func (h *Header) encode(magic []byte, off int64, js []byte) ([]byte, error) {
+	newHash, err := hashByName(h.CsumAlg)
+	if err != nil {
+		return nil, fmt.Errorf("luks2: header checksum: %w", err)
+	}
 	b := make([]byte, h.HdrSize)
 	copy(b, magic)
 	binary.BigEndian.PutUint16(b[offVersion:], uint16(h.Version))
@@ -185,9 +246,8 @@ func (h *Header) encode(magic []byte, off int64, js []byte) []byte {
 	copy(b[offSubsystem:offHdrOffset-1], h.Subsystem)
 	binary.BigEndian.PutUint64(b[offHdrOffset:], uint64(off))
 	copy(b[binHeaderSize:], js)
-	sum := sha256.Sum256(b)
-	copy(b[offCsum:], sum[:])
-	return b
+	copy(b[offCsum:], checksum(b, newHash))
+	return b, nil
 }
 
 // afSplit is afMerge's inverse: stripes-1 random stripes (from random),
@@ -209,4 +269,25 @@ func afSplit(key, random []byte, h func() hash.Hash) []byte {
 	}
 	clear(d)
 	return out
+}
+
+// String says what the costs are, for progress lines: "argon2id, 1 GiB,
+// 4 passes".
+func (p KDFParams) String() string {
+	if p.Type == "" {
+		p = DefaultKDF
+	}
+	if p.Type == "pbkdf2" {
+		return fmt.Sprintf("pbkdf2-sha256, %d iterations", p.Iterations)
+	}
+	return fmt.Sprintf("%s, %s, %d passes", p.Type, kib(int64(p.Memory)), p.Time)
+}
+
+// String says what a keyslot's key derivation costs: "argon2id, 1 GiB,
+// 4 passes".
+func (k KDF) String() string {
+	if k.Type == "pbkdf2" {
+		return fmt.Sprintf("pbkdf2-%s, %d iterations", k.Hash, k.Iterations)
+	}
+	return fmt.Sprintf("%s, %s, %d passes", k.Type, kib(k.Memory), k.Time)
 }

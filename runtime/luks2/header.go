@@ -1,24 +1,26 @@
-// Package luks2 reads (and, in time, writes) LUKS2 volume headers: the
-// format cryptsetup uses, so a save.dat encrypted on a node opens with
+// Package luks2 reads and writes LUKS2 volume headers: the format
+// cryptsetup uses, so a save.dat encrypted on a node opens with
 // cryptsetup anywhere, and one made by cryptsetup opens on a node.
 //
 // A LUKS2 header is two copies of the same metadata, each a 4 KiB binary
 // header followed by a JSON area, checksummed together. The primary copy
 // sits at offset 0, the secondary right after it. Read takes the valid
 // copy with the higher sequence number, so a header torn by a crash while
-// one copy was being written still opens.
-//
-// This file is the reading half; the key derivation, the keyslot
-// decryption and the device-mapper setup come with issue 4's later slices.
+// one copy was being written still opens. "Valid" means what cryptsetup
+// means (validate.go): a header cryptsetup refuses is neither used nor
+// written here.
 package luks2
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
 )
@@ -44,18 +46,20 @@ var (
 	magicSecondary = []byte("SKUL\xba\xbe")
 )
 
-// secondaryOffsets are where the secondary header may start: right after
-// the primary, whose size (binary header + JSON area) is one of these.
-var secondaryOffsets = []int64{0x4000, 0x8000, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000, 0x400000}
+// minHeaderSize and maxHeaderSize bound one copy's size (binary header
+// and JSON area); Read allocates at most that for a copy.
+const (
+	minHeaderSize = 0x4000
+	maxHeaderSize = 4 << 20
+)
 
-// maxHeaderSize bounds what Read allocates for one copy.
-const maxHeaderSize = 4 << 20
-
-// errNoMagic is a copy that is not there at all.
-var errNoMagic = errors.New("no magic")
-
-// ErrNotLUKS2 reports a device that holds no valid LUKS2 header.
-var ErrNotLUKS2 = errors.New("luks2: no valid LUKS2 header")
+var (
+	// ErrNotLUKS2 reports a device that holds no valid LUKS2 header.
+	ErrNotLUKS2 = errors.New("luks2: no valid LUKS2 header")
+	// ErrNoMagic reports a device where neither header copy is there at
+	// all (a plain file system, say): it comes with ErrNotLUKS2.
+	ErrNoMagic = errors.New("luks2: no LUKS2 header magic")
+)
 
 // Header is a volume's metadata, from the copy Read chose.
 type Header struct {
@@ -70,9 +74,9 @@ type Header struct {
 	Metadata  Metadata
 	// Copy says which copy this is: "primary" or "secondary".
 	Copy string
-	// raw is the JSON area as read, so an update keeps the fields this
-	// package does not model (tokens, requirements, flags).
-	raw []byte
+	// tree is the JSON area as validated (and repaired), so an update
+	// keeps the fields this package does not model (tokens, flags).
+	tree *jval
 }
 
 // Metadata is the JSON area. Numbers that may exceed 2^53 are strings in
@@ -104,21 +108,23 @@ type Area struct {
 	KeySize    int    `json:"key_size"`
 }
 
-// KDF turns a passphrase into the key of a keyslot's area.
+// KDF turns a passphrase into the key of a keyslot's area. The costs are
+// as the header gives them (int64: a hostile header's 2^32 passes stay
+// 2^32, to be refused, rather than wrap).
 type KDF struct {
 	Type       string `json:"type"` // "argon2id", "argon2i" or "pbkdf2"
 	Salt       []byte `json:"salt"`
-	Time       int    `json:"time,omitempty"`
-	Memory     int    `json:"memory,omitempty"` // KiB
-	CPUs       int    `json:"cpus,omitempty"`
+	Time       int64  `json:"time,omitempty"`
+	Memory     int64  `json:"memory,omitempty"` // KiB
+	CPUs       int64  `json:"cpus,omitempty"`
 	Hash       string `json:"hash,omitempty"`
-	Iterations int    `json:"iterations,omitempty"`
+	Iterations int64  `json:"iterations,omitempty"`
 }
 
 // AF is the anti-forensic splitter applied to the key in the area.
 type AF struct {
 	Type    string `json:"type"` // "luks1"
-	Stripes int    `json:"stripes"`
+	Stripes int64  `json:"stripes"`
 	Hash    string `json:"hash"`
 }
 
@@ -139,7 +145,7 @@ type Digest struct {
 	Keyslots   []string `json:"keyslots"`
 	Segments   []string `json:"segments"`
 	Hash       string   `json:"hash"`
-	Iterations int      `json:"iterations"`
+	Iterations int64    `json:"iterations"`
 	Salt       []byte   `json:"salt"`
 	Digest     []byte   `json:"digest"`
 }
@@ -149,7 +155,10 @@ type Config struct {
 	JSONSize     string   `json:"json_size"`
 	KeyslotsSize string   `json:"keyslots_size"`
 	Flags        []string `json:"flags,omitempty"`
-	Requirements any      `json:"requirements,omitempty"`
+	// Requirements are config.requirements.mandatory: features a program
+	// must have to write or activate the volume (a re-encryption under
+	// way, OPAL). This package has none of them.
+	Requirements []string `json:"-"`
 }
 
 // Uint64 parses one of the format's decimal strings.
@@ -161,55 +170,92 @@ func Uint64(s string) (uint64, error) {
 	return v, nil
 }
 
+// copyState is how far a header copy got, as cryptsetup grades it: a
+// copy whose binary header and checksum are fine but whose metadata is
+// not is "obsolete", and still tells where the secondary copy lies.
+type copyState int
+
+const (
+	copyFailed copyState = iota
+	copyObsolete
+	copyOK
+)
+
+type readResult struct {
+	h       *Header // the copy, when copyOK
+	hdrSize int64   // from its binary header, when not copyFailed
+	state   copyState
+	err     error
+	noMagic bool
+}
+
 // Read reads the header of the LUKS2 volume in r. Both copies are checked;
-// the valid one with the higher sequence number wins. An error wraps
-// ErrNotLUKS2 and says what was wrong with each copy.
+// the valid one with the higher sequence number wins. The secondary is
+// looked for where the primary says it is, or, when the primary's binary
+// header is unreadable, at each place it may be. The device must be large
+// enough for the headers and keyslots area the metadata describes, and
+// when a copy is damaged, hold no other format's signature. An
+// error wraps ErrNotLUKS2 (and ErrNoMagic when neither copy is there)
+// and says what was wrong with each copy.
 func Read(r io.ReaderAt) (*Header, error) {
-	primary, perr := readCopy(r, 0, magicPrimary)
-	if perr == nil {
-		primary.Copy = "primary"
-	}
-	// The secondary follows the primary; if the primary is unreadable,
-	// try each place it can be.
-	offsets := secondaryOffsets
-	if perr == nil {
-		offsets = []int64{primary.HdrSize}
-	}
-	var secondary *Header
-	serr := errors.New("not found at any of its offsets")
-	for _, off := range offsets {
-		h, err := readCopy(r, off, magicSecondary)
-		if err == nil {
-			h.Copy = "secondary"
-			secondary, serr = h, nil
-			break
-		}
-		// Report a copy that is there but broken, not every place a
-		// copy is not.
-		if perr == nil || !errors.Is(err, errNoMagic) {
-			serr = err
+	p := readCopy(r, 0, magicPrimary)
+	var s readResult
+	if p.state != copyFailed {
+		s = readCopy(r, p.hdrSize, magicSecondary)
+	} else {
+		s = readResult{err: errors.New("not found at any of its offsets"), noMagic: true}
+		for _, off := range metadataSizes {
+			c := readCopy(r, int64(off), magicSecondary)
+			if c.state != copyFailed {
+				s = c
+				break
+			}
+			if !c.noMagic {
+				s = c
+			}
 		}
 	}
+	var h *Header
 	switch {
-	case perr != nil && serr != nil:
-		return nil, fmt.Errorf("%w: primary: %v; secondary: %v", ErrNotLUKS2, perr, serr)
-	case perr != nil:
-		return secondary, nil
-	case serr != nil || secondary.SeqID <= primary.SeqID:
-		return primary, nil
+	case p.state == copyOK && (s.state != copyOK || s.h.SeqID <= p.h.SeqID):
+		h = p.h
+		h.Copy = "primary"
+	case s.state == copyOK:
+		h = s.h
+		h.Copy = "secondary"
 	default:
-		return secondary, nil
+		err := fmt.Errorf("%w: primary: %w; secondary: %w", ErrNotLUKS2, p.err, s.err)
+		if p.noMagic && s.noMagic {
+			err = fmt.Errorf("%w: %w", err, ErrNoMagic)
+		}
+		return nil, err
 	}
+	if p.state != copyOK || s.state != copyOK {
+		if sig := foreignSignature(r); sig != "" {
+			return nil, fmt.Errorf("%w: one header copy is damaged (primary: %v; secondary: %v) and the device also holds a %s signature: "+
+				"ambiguous, as cryptsetup says; decide with cryptsetup repair", ErrNotLUKS2, p.err, s.err, sig)
+		}
+	}
+	jsonSize, keyslotsSize := configSizes(h.tree)
+	end := 2*(jsonSize+binHeaderSize) + keyslotsSize
+	var last [1]byte
+	if _, err := r.ReadAt(last[:], int64(end-1)); err != nil {
+		return nil, fmt.Errorf("%w: the device ends before its header copies and keyslots area (%d bytes): %v", ErrNotLUKS2, end, err)
+	}
+	return h, nil
 }
 
 // readCopy reads and verifies the copy at off.
-func readCopy(r io.ReaderAt, off int64, magic []byte) (*Header, error) {
+func readCopy(r io.ReaderAt, off int64, magic []byte) readResult {
+	fail := func(format string, a ...any) readResult {
+		return readResult{err: fmt.Errorf(format, a...)}
+	}
 	bin := make([]byte, binHeaderSize)
 	if _, err := r.ReadAt(bin, off); err != nil {
-		return nil, fmt.Errorf("reading %d bytes at %d: %w", binHeaderSize, off, err)
+		return readResult{err: fmt.Errorf("reading %d bytes at %d: %w", binHeaderSize, off, err), noMagic: true}
 	}
 	if !bytes.Equal(bin[:len(magic)], magic) {
-		return nil, fmt.Errorf("%w %q at %d", errNoMagic, magic[:4], off)
+		return readResult{err: fmt.Errorf("no magic %q at %d", magic[:4], off), noMagic: true}
 	}
 	h := &Header{
 		Version:   int(binary.BigEndian.Uint16(bin[offVersion:])),
@@ -221,90 +267,118 @@ func readCopy(r io.ReaderAt, off int64, magic []byte) (*Header, error) {
 		Subsystem: cString(bin[offSubsystem:offHdrOffset]),
 	}
 	if h.Version != 2 {
-		return nil, fmt.Errorf("version %d at %d, want 2", h.Version, off)
+		return fail("version %d at %d, want 2", h.Version, off)
+	}
+	if got := binary.BigEndian.Uint64(bin[offHdrOffset:]); got != uint64(off) {
+		return fail("the copy at %d says it is at %d", off, got)
 	}
 	size := binary.BigEndian.Uint64(bin[offHdrSize:])
-	if size <= binHeaderSize || size > maxHeaderSize || !validHeaderSize(int64(size)) {
-		return nil, fmt.Errorf("header size %d at %d is not one LUKS2 allows", size, off)
+	if size < minHeaderSize || size > maxHeaderSize {
+		return fail("header size %d at %d: LUKS2 allows 16 KiB to 4 MiB", size, off)
+	}
+	if magic[0] == magicSecondary[0] && size != uint64(off) {
+		return fail("the secondary copy at %d gives a header size of %d", off, size)
 	}
 	h.HdrSize = int64(size)
-	if got := binary.BigEndian.Uint64(bin[offHdrOffset:]); got != uint64(off) {
-		return nil, fmt.Errorf("the copy at %d says it is at %d", off, got)
-	}
-	if h.CsumAlg != "sha256" {
-		return nil, fmt.Errorf("checksum %q at %d: only sha256 is supported", h.CsumAlg, off)
+	newHash, err := hashByName(h.CsumAlg)
+	if err != nil || newHash().Size() > csumLen {
+		return fail("checksum %q at %d is not supported", h.CsumAlg, off)
 	}
 	area := make([]byte, size)
 	copy(area, bin)
 	if _, err := r.ReadAt(area[binHeaderSize:], off+binHeaderSize); err != nil {
-		return nil, fmt.Errorf("reading the JSON area at %d: %w", off+binHeaderSize, err)
+		return fail("reading the JSON area at %d: %v", off+binHeaderSize, err)
 	}
-	want := bytes.Clone(area[offCsum : offCsum+sha256.Size])
-	clear(area[offCsum : offCsum+csumLen])
-	if got := sha256.Sum256(area); !bytes.Equal(got[:], want) {
-		return nil, fmt.Errorf("checksum mismatch in the copy at %d", off)
+	if !bytes.Equal(checksum(area, newHash), area[offCsum:offCsum+newHash().Size()]) {
+		return fail("checksum mismatch in the copy at %d", off)
 	}
-	js := area[binHeaderSize:]
-	if i := bytes.IndexByte(js, 0); i >= 0 {
-		js = js[:i]
-	}
-	h.raw = bytes.Clone(js)
-	dec := json.NewDecoder(bytes.NewReader(js))
-	if err := dec.Decode(&h.Metadata); err != nil {
-		return nil, fmt.Errorf("JSON area at %d: %w", off+binHeaderSize, err)
-	}
-	if err := h.Metadata.check(size); err != nil {
-		return nil, fmt.Errorf("JSON area at %d: %w", off+binHeaderSize, err)
-	}
-	return h, nil
-}
-
-// check validates what the later steps rely on.
-func (m *Metadata) check(hdrSize uint64) error {
-	js, err := Uint64(m.Config.JSONSize)
+	res := readResult{hdrSize: h.HdrSize, state: copyObsolete}
+	root, err := checkArea(area[binHeaderSize:])
 	if err != nil {
-		return fmt.Errorf("config.json_size: %w", err)
+		res.err = fmt.Errorf("the JSON area at %d: %w", off+binHeaderSize, err)
+		return res
 	}
-	if js != hdrSize-binHeaderSize {
-		return fmt.Errorf("config.json_size %d does not match the header size %d", js, hdrSize)
-	}
-	if len(m.Segments) == 0 {
-		return errors.New("no segments")
-	}
-	for id, s := range m.Segments {
-		if _, err := Uint64(s.Offset); err != nil {
-			return fmt.Errorf("segment %s: offset: %w", id, err)
-		}
-		if s.Size != "dynamic" {
-			if _, err := Uint64(s.Size); err != nil {
-				return fmt.Errorf("segment %s: size: %w", id, err)
-			}
-		}
-	}
-	for id, k := range m.Keyslots {
-		for _, f := range []string{k.Area.Offset, k.Area.Size} {
-			if _, err := Uint64(f); err != nil {
-				return fmt.Errorf("keyslot %s: area: %w", id, err)
-			}
-		}
-	}
-	for id, d := range m.Digests {
-		for _, k := range d.Keyslots {
-			if _, ok := m.Keyslots[k]; !ok {
-				return fmt.Errorf("digest %s names keyslot %s, which does not exist", id, k)
-			}
-		}
-	}
-	return nil
+	h.tree = root
+	h.Metadata = decodeMetadata(root)
+	res.h, res.state = h, copyOK
+	return res
 }
 
-func validHeaderSize(n int64) bool {
-	for _, s := range secondaryOffsets {
-		if n == s {
-			return true
+// checksum is the hash of a header copy with its checksum field zeroed.
+func checksum(copyBytes []byte, newHash func() hash.Hash) []byte {
+	hh := newHash()
+	hh.Write(copyBytes[:offCsum])
+	hh.Write(make([]byte, csumLen))
+	hh.Write(copyBytes[offCsum+csumLen:])
+	return hh.Sum(nil)
+}
+
+// decodeMetadata gives the typed view of validated metadata. Values of
+// an unexpected type read as zero; numbers as json-c reads them.
+func decodeMetadata(root *jval) Metadata {
+	md := Metadata{Keyslots: map[string]Keyslot{}, Tokens: map[string]map[string]any{},
+		Segments: map[string]Segment{}, Digests: map[string]Digest{}}
+	for _, m := range root.get("keyslots").obj {
+		v := m.val
+		area, kdf, af := v.get("area"), v.get("kdf"), v.get("af")
+		ks := Keyslot{
+			Type: v.get("type").str(), KeySize: int(intOf(v.get("key_size"))),
+			Area: Area{Type: area.get("type").str(), Offset: area.get("offset").str(), Size: area.get("size").str(),
+				Encryption: area.get("encryption").str(), KeySize: int(intOf(area.get("key_size")))},
+			KDF: KDF{Type: kdf.get("type").str(), Salt: base64Of(kdf.get("salt")), Time: intOf(kdf.get("time")),
+				Memory: intOf(kdf.get("memory")), CPUs: intOf(kdf.get("cpus")), Hash: kdf.get("hash").str(),
+				Iterations: intOf(kdf.get("iterations"))},
+			AF: AF{Type: af.get("type").str(), Stripes: intOf(af.get("stripes")), Hash: af.get("hash").str()},
 		}
+		if p := v.get("priority"); p != nil {
+			n := int(intOf(p))
+			ks.Priority = &n
+		}
+		md.Keyslots[m.key] = ks
 	}
-	return false
+	for _, m := range root.get("tokens").obj {
+		md.Tokens[m.key] = map[string]any{"type": m.val.get("type").str()}
+	}
+	for _, m := range root.get("segments").obj {
+		v := m.val
+		md.Segments[m.key] = Segment{Type: v.get("type").str(), Offset: v.get("offset").str(), Size: v.get("size").str(),
+			IVTweak: v.get("iv_tweak").str(), Encryption: v.get("encryption").str(),
+			SectorSize: int(intOf(v.get("sector_size"))), Flags: stringList(v.get("flags"))}
+	}
+	for _, m := range root.get("digests").obj {
+		v := m.val
+		md.Digests[m.key] = Digest{Type: v.get("type").str(), Keyslots: stringList(v.get("keyslots")),
+			Segments: stringList(v.get("segments")), Hash: v.get("hash").str(), Iterations: intOf(v.get("iterations")),
+			Salt: base64Of(v.get("salt")), Digest: base64Of(v.get("digest"))}
+	}
+	c := root.get("config")
+	md.Config = Config{JSONSize: c.get("json_size").str(), KeyslotsSize: c.get("keyslots_size").str(),
+		Flags: stringList(c.get("flags")), Requirements: mandatoryRequirements(root)}
+	return md
+}
+
+// intOf is a number member's value (0 when it is not an integer).
+func intOf(v *jval) int64 {
+	if v.is(jInt) {
+		return v.i
+	}
+	return 0
+}
+
+func base64Of(v *jval) []byte {
+	b, err := base64.StdEncoding.DecodeString(v.str())
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func stringList(v *jval) []string {
+	var out []string
+	for _, e := range v.arrOrNil() {
+		out = append(out, e.str())
+	}
+	return out
 }
 
 func cString(b []byte) string {
@@ -312,4 +386,17 @@ func cString(b []byte) string {
 		b = b[:i]
 	}
 	return string(b)
+}
+
+// hashByName is one of the hashes LUKS2 headers name.
+func hashByName(name string) (func() hash.Hash, error) {
+	switch name {
+	case "sha256":
+		return sha256.New, nil
+	case "sha512":
+		return sha512.New, nil
+	case "sha1":
+		return sha1.New, nil
+	}
+	return nil, fmt.Errorf("hash %q is not supported", name)
 }

@@ -2,10 +2,14 @@ package netcfg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -60,6 +64,9 @@ func (n *Network) session(ctx context.Context, name string, log *slog.Logger) (b
 		prev = &l
 		n.setLease(name, prev)
 		log.Info("DHCP lease", "addr", l.Address, "router", l.Router, "dns", l.DNS, "lease", l.Duration)
+		if len(l.Refused) > 0 {
+			log.Warn("DHCP: the server's lease had values not used", "server", l.Server, "refused", strings.Join(l.Refused, "; "))
+		}
 		if n.cfg.OnLease != nil {
 			n.cfg.OnLease(l)
 		}
@@ -119,28 +126,96 @@ func parseLease(name string, raw *nclient4.Lease) (Lease, error) {
 	l := Lease{
 		Interface: name,
 		Address:   netip.PrefixFrom(ip, bits),
-		DNS:       addrs(ack.DNS()),
 		Server:    first(addrs([]net.IP{ack.ServerIdentifier()})),
 		Acquired:  raw.CreationTime,
 		Duration:  ack.IPAddressLeaseTime(time.Hour),
+	}
+	// What a server on the link says goes into resolv.conf: anyone can be
+	// that server, so only addresses and host names get through.
+	for _, a := range addrs(ack.DNS()) {
+		switch {
+		case !unicast(a):
+			l.Refused = append(l.Refused, "DNS server "+a.String()+": not a unicast address")
+		case slices.Contains(l.DNS, a):
+		case len(l.DNS) == maxNameservers:
+			l.Refused = append(l.Refused, "DNS server "+a.String()+": more than "+strconv.Itoa(maxNameservers))
+		default:
+			l.DNS = append(l.DNS, a)
+		}
 	}
 	l.Renew = ack.IPAddressRenewalTime(l.Duration / 2)
 	if l.Renew <= 0 || l.Renew >= l.Duration {
 		l.Renew = l.Duration / 2
 	}
 	l.Renew = max(l.Renew, time.Second)
-	if r := addrs(ack.Router()); len(r) > 0 {
+	if r := addrs(ack.Router()); len(r) > 0 && unicast(r[0]) {
 		l.Router = r[0]
 	}
+	var search []string
 	if s := ack.DomainSearch(); s != nil {
-		l.Search = append(l.Search, s.Labels...)
+		search = s.Labels
 	} else if d := ack.DomainName(); d != "" {
-		l.Search = []string{d}
+		search = []string{d}
+	}
+	line := len("search")
+	for _, d := range search {
+		d = strings.TrimSuffix(d, ".")
+		if err := checkDomain(d); err != nil {
+			l.Refused = append(l.Refused, fmt.Sprintf("search domain %q: %v", d, err))
+			continue
+		}
+		if len(l.Search) == maxSearch || line+1+len(d) > maxSearchLine {
+			l.Refused = append(l.Refused, fmt.Sprintf("search domain %q: more than %d domains or %d characters", d, maxSearch, maxSearchLine))
+			continue
+		}
+		if !slices.Contains(l.Search, d) {
+			l.Search = append(l.Search, d)
+			line += 1 + len(d)
+		}
 	}
 	if l.Acquired.IsZero() {
 		l.Acquired = time.Now()
 	}
 	return l, nil
+}
+
+// What resolv.conf takes from a lease, at most: the resolvers read three
+// name servers and six search domains (glibc's MAXNS and MAXDNSRCH), in a
+// line of 256 characters.
+const (
+	maxNameservers = 3
+	maxSearch      = 6
+	maxSearchLine  = 256
+)
+
+// unicast reports whether a can be a DNS server or a router.
+func unicast(a netip.Addr) bool {
+	return a.Is4() && !a.IsUnspecified() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// checkDomain checks a domain name as RFC 1035 (2.3.1) writes one, with
+// RFC 1123's leading digits: labels of letters, digits and inner hyphens,
+// 1 to 63 characters each, 253 in all. Nothing else (a space, a line
+// break, a NUL) can then reach resolv.conf.
+func checkDomain(d string) error {
+	if d == "" || len(d) > 253 {
+		return fmt.Errorf("%d characters, want 1 to 253", len(d))
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("a label of %d characters, want 1 to 63", len(label))
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return errors.New("a label starts or ends with a hyphen")
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return fmt.Errorf("character %q: want letters, digits, hyphens and dots", c)
+			}
+		}
+	}
+	return nil
 }
 
 func addrs(ips []net.IP) []netip.Addr {

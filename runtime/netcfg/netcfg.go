@@ -4,6 +4,11 @@
 //
 // Nothing here blocks on the network: a node with no cable or no DHCP
 // server still starts its daemon, and keeps asking.
+//
+// Whoever is on the link can answer as the DHCP server, so a lease is
+// hostile input: only unicast addresses (three at most) become name
+// servers and only host names (RFC 1035 labels, six at most, one line of
+// 256 characters) search domains; the rest is logged as refused.
 package netcfg
 
 import (
@@ -60,6 +65,10 @@ type Lease struct {
 	Acquired  time.Time
 	Duration  time.Duration // lease time (option 51)
 	Renew     time.Duration // T1 (option 58), or half the lease
+	// Refused says what the server sent that was not used, and why: a
+	// search domain that is not a host name, a DNS server that is not a
+	// unicast address, more than resolv.conf takes.
+	Refused []string
 }
 
 func (c Config) withDefaults() Config {

@@ -88,9 +88,15 @@ func mountRoot(s *Spec) error {
 		flags            uintptr
 		data             string
 	}
+	// No device node made on these works (nodev: the few devices are
+	// binds of the node's own, each a mount of its own), and no
+	// set-user-ID bit either. /dev and /proc hold no programs (noexec);
+	// /tmp and /run may: programs map code from there (libffi's
+	// trampolines, JITs), and noexec would gain nothing while the data
+	// folder, which the service writes, can hold programs.
 	ms := []m{
 		{"proc", in("proc"), "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
-		{"tmpfs", in("dev"), "tmpfs", unix.MS_NOSUID | unix.MS_NOEXEC, "mode=0755,size=64k"},
+		{"tmpfs", in("dev"), "tmpfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "mode=0755,size=64k"},
 		{"tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777,size=" + size},
 		{"tmpfs", in("run"), "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755,size=" + size},
 	}

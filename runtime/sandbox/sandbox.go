@@ -24,6 +24,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"byzantium/modules/manifest"
 )
 
 // Arg is the first argument that makes a binary run Main: byzd's main and
@@ -48,8 +50,10 @@ type Spec struct {
 	// UID and GID it runs as: never 0.
 	UID uint32 `json:"uid"`
 	GID uint32 `json:"gid"`
-	// Caps are the capabilities it keeps, "CAP_NET_BIND_SERVICE" style.
-	Caps []string `json:"caps"`
+	// Caps are the capabilities it keeps, "CAP_NET_BIND_SERVICE" style;
+	// the privileged ones (manifest.Capabilities) need Privileged.
+	Caps       []string `json:"caps"`
+	Privileged bool     `json:"privileged"`
 	// Hostname in its UTS namespace; "" keeps the node's.
 	Hostname string `json:"hostname"`
 	// Limits: open files and processes (RLIMIT_NOFILE, RLIMIT_NPROC, per
@@ -68,6 +72,10 @@ const (
 
 var sizePattern = regexp.MustCompile(`^[0-9]+[kmg]?$`)
 
+// ErrPrivileged refuses a privileged capability for a program not
+// declared privileged.
+var ErrPrivileged = errors.New("a privileged capability, and the program is not declared privileged")
+
 func (s *Spec) check() error {
 	switch {
 	case s.UID == 0 || s.GID == 0:
@@ -82,6 +90,11 @@ func (s *Spec) check() error {
 	for _, c := range s.Caps {
 		if _, ok := capByName[c]; !ok {
 			return fmt.Errorf("sandbox: unknown capability %q", c)
+		}
+		// The manifest refuses these already; the sandbox holds the line
+		// for any other caller.
+		if why, ok := manifest.Privileged(c); ok && !s.Privileged {
+			return fmt.Errorf("sandbox: %w: %s: %s", ErrPrivileged, c, why)
 		}
 	}
 	return nil

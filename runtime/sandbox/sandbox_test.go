@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"byzantium/ci/testenv"
+	"byzantium/modules/manifest"
 )
 
 func TestMain(m *testing.M) {
@@ -87,6 +89,9 @@ func TestConfined(t *testing.T) {
 		"echo x > /tmp/mine && echo tmp=writable",
 		"echo y > /etc/new 2>/dev/null || echo etc=readonly-for-me",
 		"echo env=$FOO home=$HOME",
+		"echo x > /dev/null && echo devnull=writable",
+		// The sandbox's own mounts, as the kernel reports them inside.
+		"grep -E ' /(dev|tmp|run|proc) ' /proc/self/mountinfo | sed 's/^/mount: /'",
 	}, "; ")
 	for _, tc := range []struct {
 		name string
@@ -107,11 +112,36 @@ func TestConfined(t *testing.T) {
 				"CapInh:\t" + tc.mask, "CapPrm:\t" + tc.mask, "CapEff:\t" + tc.mask, "CapBnd:\t" + tc.mask, "CapAmb:\t" + tc.mask,
 				"NoNewPrivs:\t1",
 				"tmp=0", "host=svc-test", "nofile=123", "secret=denied", "tmp=writable", "etc=readonly-for-me",
-				"env=bar home=",
+				"env=bar home=", "devnull=writable",
 			} {
 				if !strings.Contains(out, want) {
 					t.Errorf("no %q in:\n%s", want, out)
 				}
+			}
+			// Per-mount options (mountinfo's sixth field) of each mount the
+			// sandbox makes.
+			want := map[string][]string{
+				"/proc": {"nosuid", "nodev", "noexec"},
+				"/dev":  {"nosuid", "nodev", "noexec"},
+				"/tmp":  {"nosuid", "nodev"},
+				"/run":  {"nosuid", "nodev"},
+			}
+			seen := map[string]bool{}
+			for _, l := range strings.Split(out, "\n") {
+				f := strings.Fields(strings.TrimPrefix(l, "mount: "))
+				if !strings.HasPrefix(l, "mount: ") || len(f) < 6 || want[f[4]] == nil {
+					continue
+				}
+				seen[f[4]] = true
+				opts := "," + f[5] + ","
+				for _, o := range want[f[4]] {
+					if !strings.Contains(opts, ","+o+",") {
+						t.Errorf("%s is mounted %s, without %s", f[4], f[5], o)
+					}
+				}
+			}
+			if len(seen) != len(want) {
+				t.Errorf("mounts seen inside: %v, want %d:\n%s", seen, len(want), out)
 			}
 			// Its own PID namespace: it sees itself and its children only.
 			if strings.Contains(out, "procs=") && !regexpProcs(out) {
@@ -144,9 +174,33 @@ func TestRefused(t *testing.T) {
 		{Root: "x", Argv: []string{"/bin/true"}, UID: 5, GID: 5},
 		{Root: "/x", Argv: []string{"/bin/true"}, UID: 5, GID: 5, Caps: []string{"CAP_EVERYTHING"}},
 		{Root: "/x", Argv: []string{"/bin/true"}, UID: 5, GID: 5, TmpSize: "1;rm"},
+		{Root: "/x", Argv: []string{"/bin/true"}, UID: 5, GID: 5, Caps: []string{"CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"}},
+		{Root: "/x", Argv: []string{"/bin/true"}, UID: 5, GID: 5, Caps: []string{"CAP_MKNOD"}},
 	} {
 		if _, err := Command("/proc/self/exe", spec); err == nil {
 			t.Errorf("Command(%+v) accepted", spec)
+		}
+	}
+	_, err := Command("/proc/self/exe", Spec{Root: "/x", Argv: []string{"/bin/true"}, UID: 5, GID: 5, Caps: []string{"CAP_SYS_MODULE"}})
+	if !errors.Is(err, ErrPrivileged) || !strings.Contains(err.Error(), "CAP_SYS_MODULE: it loads kernel modules") {
+		t.Errorf("CAP_SYS_MODULE unprivileged: %v", err)
+	}
+	if _, err := Command("/proc/self/exe", Spec{Root: "/x", Argv: []string{"/bin/true"}, UID: 5, GID: 5, Caps: []string{"CAP_SYS_MODULE"}, Privileged: true}); err != nil {
+		t.Errorf("CAP_SYS_MODULE privileged: %v", err)
+	}
+}
+
+// TestCapabilityNames: the sandbox knows a number for every capability the
+// manifest lists (and so judges), and no other.
+func TestCapabilityNames(t *testing.T) {
+	for c := range manifest.Capabilities {
+		if _, ok := capByName[c]; !ok {
+			t.Errorf("the sandbox has no number for %s", c)
+		}
+	}
+	for c := range capByName {
+		if _, ok := manifest.Capabilities[c]; !ok {
+			t.Errorf("the manifest does not judge %s", c)
 		}
 	}
 }

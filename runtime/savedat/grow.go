@@ -33,9 +33,6 @@ var (
 	ErrNoSpace = errors.New("savedat: not enough free space")
 )
 
-// maxFATFile is the largest file FAT32 holds.
-const maxFATFile = 1<<32 - 1
-
 // Grow extends the save.dat at path to newSize bytes, a multiple of 1 MiB
 // larger than it is now. The file must hold a LUKS2 header or an ext4
 // file system, and the file system holding it must have room for the
@@ -70,9 +67,10 @@ func Grow(path string, newSize int64) error {
 	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
 		return fmt.Errorf("savedat: statfs %s: %w", path, err)
 	}
-	if int64(st.Type) == unix.MSDOS_SUPER_MAGIC && newSize > maxFATFile {
-		return fmt.Errorf("%w: %s is on FAT, whose files stop short of 4 GiB: %s is too large (4095 MiB at most)",
-			ErrBadOption, path, sizeString(newSize))
+	if int64(st.Type) == unix.MSDOS_SUPER_MAGIC {
+		if err := CheckFATSize(newSize); err != nil {
+			return fmt.Errorf("%s is on FAT: %w", path, err)
+		}
 	}
 	if free := int64(st.Bavail) * int64(st.Bsize); newSize-cur > free {
 		return fmt.Errorf("%w: growing %s from %s to %s needs %s, and its file system has %s free",
@@ -108,14 +106,6 @@ func identify(f *os.File, path string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s holds neither a LUKS2 header nor an ext4 file system", ErrNotSaveDat, path)
-}
-
-// sizeString writes n in MiB when it is whole MiB, else in bytes.
-func sizeString(n int64) string {
-	if n%(1<<20) == 0 {
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // ext4IocResizeFS is EXT4_IOC_RESIZE_FS, _IOW('f', 16, __u64), which

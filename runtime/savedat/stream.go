@@ -27,34 +27,26 @@ type Stream struct {
 	enc   *encrypter
 }
 
-// NewStream makes the file system for a save.dat of opts (as Create
-// checks them) in scratch files in dir ("" for the default temporary
-// folder) and returns the stream of it.
-func NewStream(dir string, opts Options) (s *Stream, err error) {
-	fsSize := opts.Size
-	if opts.Passphrase != nil {
-		fsSize -= luks2.DataOffset
+// NewStream makes the file system for a save.dat of opts (checked as
+// Create checks them, before anything is made) in scratch files in dir
+// ("" for the default temporary folder; they are unlinked at once, so
+// their space comes back however the process ends) and returns the
+// stream of it. opts.Progress hears of the slow steps.
+func NewStream(dir string, opts Options) (*Stream, error) {
+	fsSize, label, err := opts.check()
+	if err != nil {
+		return nil, err
 	}
-	if opts.Size%(1<<20) != 0 || fsSize < MinSize {
-		return nil, fmt.Errorf("%w: size %d: a multiple of 1 MiB, at least %d MiB (%d MiB encrypted)",
-			ErrBadOption, opts.Size, MinSize>>20, (MinSize+luks2.DataOffset)>>20)
+	s := &Stream{Size: opts.Size}
+	if err := s.make(dir, fsSize, label, opts); err != nil {
+		s.Close()
+		return nil, err
 	}
-	if opts.Passphrase != nil && len(opts.Passphrase) == 0 {
-		return nil, fmt.Errorf("%w: an empty passphrase", ErrBadOption)
-	}
-	label := opts.Label
-	if label == "" {
-		label = DefaultLabel
-	}
-	if len(label) > 16 {
-		return nil, fmt.Errorf("%w: label %q is longer than 16 bytes (ext4's limit)", ErrBadOption, label)
-	}
-	s = &Stream{Size: opts.Size}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
+	return s, nil
+}
+
+// make makes the scratch files and the reader of the stream.
+func (s *Stream) make(dir string, fsSize int64, label string, opts Options) error {
 	scratch := func() (*os.File, error) {
 		f, err := os.CreateTemp(dir, "byz-savedat-*")
 		if err != nil {
@@ -67,37 +59,48 @@ func NewStream(dir string, opts Options) (s *Stream, err error) {
 	}
 	plain, err := scratch()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := plain.Truncate(fsSize); err != nil {
-		return nil, fmt.Errorf("savedat: %w", err)
+		return fmt.Errorf("savedat: %w", err)
 	}
+	opts.progress(Event{Step: fmt.Sprintf("making the ext4 file system (%s)", sizeString(fsSize))})
 	if err := makeExt4(plain, fsSize, label); err != nil {
-		return nil, err
+		return err
+	}
+	if opts.Fill != nil {
+		if err := opts.Fill(plain); err != nil {
+			return fmt.Errorf("savedat: filling the new file system: %w", err)
+		}
 	}
 	if opts.Passphrase == nil {
 		s.r = io.NewSectionReader(plain, 0, fsSize)
-		return s, nil
+		return nil
 	}
 	hdr, err := scratch()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := hdr.Truncate(luks2.DataOffset); err != nil {
-		return nil, fmt.Errorf("savedat: %w", err)
+		return fmt.Errorf("savedat: %w", err)
 	}
-	_, key, err := luks2.Format(hdr, luks2.FormatOptions{Passphrase: opts.Passphrase, KDF: opts.KDF, Label: label, SectorSize: blockSize})
+	kdf := opts.KDF
+	if kdf.Type == "" {
+		kdf = luks2.DefaultKDF
+	}
+	opts.progress(Event{Step: "deriving the key (" + kdf.String() + ")"})
+	_, key, err := luks2.Format(hdr, luks2.FormatOptions{Passphrase: opts.Passphrase, KDF: kdf, Label: label, SectorSize: blockSize})
 	if err != nil {
-		return nil, fmt.Errorf("savedat: %w", err)
+		return fmt.Errorf("savedat: %w", err)
 	}
 	c, err := xts.NewCipher(aes.NewCipher, key)
 	clear(key)
 	if err != nil {
-		return nil, fmt.Errorf("savedat: %w", err)
+		return fmt.Errorf("savedat: %w", err)
 	}
 	s.enc = &encrypter{c: c, src: plain, size: fsSize}
 	s.r = io.MultiReader(io.NewSectionReader(hdr, 0, luks2.DataOffset), s.enc)
-	return s, nil
+	return nil
 }
 
 // Read reads the save.dat.

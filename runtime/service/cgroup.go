@@ -14,11 +14,25 @@ import (
 // /sys/fs/cgroup/byz-services, with memory.max and pids.max from its
 // declared limits; a process is born into it (clone3's CLONE_INTO_CGROUP),
 // so not even its first instructions escape the limits.
+//
+// CPU and I/O are shared by weight: byzd moves itself into
+// /sys/fs/cgroup/byzd, a sibling of byz-services with ten times its
+// cpu.weight and io.weight, so all the services together, however busy,
+// cannot starve the daemon that serves the panel and stops them; inside
+// byz-services each service weighs the same, so one that forks cannot
+// crowd out the others. Weights cost nothing while there is no
+// contention. io.weight acts only where the kernel's I/O cost model is on
+// for the device (io.cost.qos) and is inert otherwise.
 const (
 	cgroupMount  = "sys/fs/cgroup"
 	cgroupParent = "byz-services"
+	cgroupDaemon = "byzd"
 	// defaultMemoryMB bounds a service that declares no memory limit.
 	defaultMemoryMB = 256
+	// The weights (1 to 10000, the kernel's default 100).
+	daemonWeight   = 1000
+	servicesWeight = 100
+	serviceWeight  = 100
 )
 
 // cgroups reports whether cgroup v2 can be used, mounting it on a node
@@ -49,8 +63,56 @@ func (m *Manager) cgroups() bool {
 			}
 		}
 		m.cgOK = true
+		m.cgWeights = m.weights(dir, parent)
 	})
 	return m.cgOK
+}
+
+// weights enables the cpu and io controllers for the services, gives
+// byz-services its weights and moves byzd into a group of its own with
+// higher ones; it returns the controllers enabled. Best effort: without
+// them services still run, with their memory and process limits.
+func (m *Manager) weights(dir, parent string) []string {
+	var on []string
+	for _, c := range []string{"cpu", "io"} {
+		var err error
+		for _, d := range []string{dir, parent} {
+			if err = os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte("+"+c), 0o644); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			m.Log.Warn("cgroup v2: no "+c+" controller: services are not weighted below byzd for it", "err", err)
+			continue
+		}
+		on = append(on, c)
+	}
+	writeWeights(m.Log, parent, on, servicesWeight)
+	// Only the manager of the running node moves its process: a test's
+	// manager (a root folder of its own) must not move the test binary.
+	if filepath.Clean(m.Root) != "/" || len(on) == 0 {
+		return on
+	}
+	own := filepath.Join(dir, cgroupDaemon)
+	if err := os.Mkdir(own, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		m.Log.Warn("cgroup v2: byzd's own group", "err", err)
+		return on
+	}
+	writeWeights(m.Log, own, on, daemonWeight)
+	if err := os.WriteFile(filepath.Join(own, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		m.Log.Warn("cgroup v2: moving byzd into its own group", "err", err)
+	}
+	return on
+}
+
+// writeWeights sets cpu.weight and io.weight (for the controllers on) of
+// the group dir.
+func writeWeights(log interface{ Warn(string, ...any) }, dir string, on []string, w int) {
+	for _, c := range on {
+		if err := os.WriteFile(filepath.Join(dir, c+".weight"), []byte(strconv.Itoa(w)), 0o644); err != nil {
+			log.Warn("cgroup v2: "+c+".weight", "dir", dir, "err", err)
+		}
+	}
 }
 
 // startupPids is the room the confinement stage needs in pids.max: it is
@@ -76,6 +138,7 @@ func (m *Manager) serviceCgroup(s *svc) (int, func(), error) {
 			return -1, nil, fmt.Errorf("cgroup %s: %w", file, err)
 		}
 	}
+	writeWeights(m.Log, dir, m.cgWeights, serviceWeight)
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, nil, fmt.Errorf("cgroup: %w", err)

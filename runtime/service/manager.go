@@ -40,8 +40,9 @@ type Manager struct {
 	ctx      context.Context
 	wg       sync.WaitGroup
 
-	cgOnce sync.Once
-	cgOK   bool
+	cgOnce    sync.Once
+	cgOK      bool
+	cgWeights []string // the controllers weighted: "cpu", "io"
 }
 
 // savedState is StateDir/services.json.
@@ -416,7 +417,8 @@ func (m *Manager) info(s *svc) ServiceInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	si := ServiceInfo{Name: s.name, Module: s.module.name, Description: s.decl.Description, Available: m.available(s), Enabled: s.enabled,
-		State: s.state, PID: s.pid, Restarts: s.restarts, Health: s.health, Ports: nonNil(s.decl.Ports), LastError: s.lastErr}
+		State: s.state, PID: s.pid, Restarts: s.restarts, Health: s.health, Ports: nonNil(s.decl.Ports), LastError: s.lastErr,
+		Privileged: s.decl.Privileged, Capabilities: nonNil(s.decl.Capabilities)}
 	if id, ok := m.state.Users[s.user()]; ok {
 		si.UID = int(id)
 	}

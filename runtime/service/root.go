@@ -17,12 +17,7 @@ import (
 const servicesDir = "run/byz/services"
 
 // dataDir is where the service's data folder appears inside its root.
-func dataDir(s *svc) string {
-	if s.decl.Data != "" {
-		return s.decl.Data
-	}
-	return "/var/lib/" + s.name
-}
+func dataDir(s *svc) string { return s.decl.DataDir() }
 
 // hostData is the service's data folder on the node: under the state
 // folder, so it persists when the node has persistence, and readable by
@@ -70,17 +65,18 @@ func (m *Manager) prepareRoot(s *svc, uid uint32, lower []string) (string, func(
 	if err := os.MkdirAll(host, 0o700); err != nil {
 		return fail(err)
 	}
-	if err := os.Chown(host, int(uid), int(uid)); err != nil {
+	if err := os.Lchown(host, int(uid), int(uid)); err != nil {
 		return fail(err)
 	}
-	os.Chmod(host, 0o700)
-	inside := filepath.Join(root, dataDir(s))
-	if err := os.MkdirAll(inside, 0o755); err != nil {
+	if err := os.Chmod(host, 0o700); err != nil {
 		return fail(err)
 	}
-	if err := unix.Mount(host, inside, "", unix.MS_BIND, ""); err != nil {
-		return fail(fmt.Errorf("binding the data folder: %w", err))
+	if err := bindData(host, root, dataDir(s)); err != nil {
+		return fail(err)
 	}
+	// Then what byzd writes, none of it through a symlink nor into the
+	// data folder (the manifest keeps config files out of it, and
+	// writeIn stays on the root's own mount).
 	if err := writeAccounts(root, s.user(), uid, dataDir(s)); err != nil {
 		return fail(err)
 	}
@@ -118,19 +114,48 @@ func (m *Manager) lowerDirs(mod *module) ([]string, error) {
 	return out, nil
 }
 
+// bindData binds the node's folder host on the folder data inside root,
+// with no devices and no set-user-ID programs: the service writes there,
+// and what it leaves persists.
+func bindData(host, root, data string) error {
+	fd, err := mkdirIn(root, data)
+	if err != nil {
+		return fmt.Errorf("the data folder: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Mount(host, fdPath(fd), "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("binding the data folder: %w", err)
+	}
+	// The flags of a bind mount are set by a remount of the new mount,
+	// which the folder's path now leads to.
+	mnt, err := unix.Openat2(fd, "..", &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC})
+	if err != nil {
+		return fmt.Errorf("the data folder: %w", err)
+	}
+	defer unix.Close(mnt)
+	i := strings.LastIndexByte(data, '/')
+	top, err := unix.Openat2(mnt, data[i+1:], &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return fmt.Errorf("the data folder: %w", err)
+	}
+	defer unix.Close(top)
+	if err := unix.Mount("", fdPath(top), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("making the data folder nosuid,nodev: %w", err)
+	}
+	return nil
+}
+
 // writeAccounts gives the root an /etc/passwd and /etc/group naming root
 // and the service's user, which programs look themselves up in.
 func writeAccounts(root, user string, uid uint32, home string) error {
-	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
-		return err
-	}
 	id := strconv.Itoa(int(uid))
 	passwd := "root:x:0:0:root:/root:/bin/sh\n" + user + ":x:" + id + ":" + id + ":" + user + ":" + home + ":/bin/false\n"
 	group := "root:x:0:\n" + user + ":x:" + id + ":\n"
-	if err := os.WriteFile(filepath.Join(root, "etc/passwd"), []byte(passwd), 0o644); err != nil {
+	if err := writeIn(root, "/etc/passwd", []byte(passwd), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(root, "etc/group"), []byte(group), 0o644)
+	return writeIn(root, "/etc/group", []byte(group), 0o644)
 }
 
 // renderConfig writes one templated config file into the root.
@@ -151,11 +176,10 @@ func (m *Manager) renderConfig(root string, s *svc, path, mode, text string) err
 		}
 		perm = os.FileMode(n)
 	}
-	dst := filepath.Join(root, path)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+	if err := writeIn(root, path, buf.Bytes(), perm); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
 	}
-	return os.WriteFile(dst, buf.Bytes(), perm)
+	return nil
 }
 
 // unmountAll unmounts everything at or under dir, deepest first.

@@ -50,15 +50,28 @@ func freePort(t *testing.T) int {
 
 func mkModule(t *testing.T, n *node, folder, file string, man manifest.Manifest, files map[string]string) {
 	t.Helper()
-	src := t.TempDir()
 	b, err := man.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	files[manifest.Path(man.Name)] = string(b)
+	mkModuleFiles(t, n, folder, file, files, nil)
+}
+
+// mkModuleFiles makes a module of files and symlinks (path → target), the
+// manifest among the files.
+func mkModuleFiles(t *testing.T, n *node, folder, file string, files, links map[string]string) {
+	t.Helper()
+	src := t.TempDir()
 	for p, data := range files {
 		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
 		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, target := range links {
+		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		if err := os.Symlink(target, filepath.Join(src, p)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -151,10 +164,11 @@ func TestModulesAndServices(t *testing.T) {
 	n := newNode(t)
 	port := freePort(t)
 	web := manifest.Service{Name: "web", Command: []string{"/bin/busybox", "sh", "-c",
-		"id > /srv/web/id; cat /proc/self/status > /srv/web/status; cat /usr/share/lib/marker > /srv/web/lib; ls /var/lib > /srv/web/varlib 2>&1; " +
-			"cat /srv/web/motd; exec /bin/busybox httpd -f -p 127.0.0.1:" + fmt.Sprint(port) + " -h /srv/web"},
-		Ports: []string{fmt.Sprint(port) + "/tcp"}, Data: "/srv/web", Limits: manifest.Limits{Processes: 4},
-		Config: []manifest.ConfigFile{{Path: "/srv/web/motd", Template: "welcome to {{.Node}} ({{.User}}, data in {{.Data}})\n"}}}
+		"cd /var/lib/web/site; id > id; cat /proc/self/status > status; cat /usr/share/lib/marker > lib; ls /var/lib > varlib 2>&1; " +
+			"grep ' /var/lib/web/site ' /proc/self/mountinfo > mountinfo; " +
+			"cat /etc/web/motd; exec /bin/busybox httpd -f -p 127.0.0.1:" + fmt.Sprint(port) + " -h /var/lib/web/site"},
+		Ports: []string{fmt.Sprint(port) + "/tcp"}, Data: "/var/lib/web/site", Limits: manifest.Limits{Processes: 4},
+		Config: []manifest.ConfigFile{{Path: "/etc/web/motd", Template: "welcome to {{.Node}} ({{.User}}, data in {{.Data}})\n"}}}
 	mkModule(t, n, "optional", "010-lib.xzm", manifest.Manifest{Name: "lib"}, map[string]string{"usr/share/lib/marker": "from lib\n"})
 	mkModule(t, n, "optional", "020-web.xzm", manifest.Manifest{Name: "web", Depends: []string{"lib"}, Services: []manifest.Service{web}}, map[string]string{})
 	mkModule(t, n, "optional", "030-crash.xzm", manifest.Manifest{Name: "crash", Services: []manifest.Service{
@@ -215,13 +229,19 @@ func TestModulesAndServices(t *testing.T) {
 	if lib, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/lib", port)); lib != "from lib\n" {
 		t.Errorf("the dependency's file inside the service root: %q", lib)
 	}
-	// No other service's data, no byzantium state: /var/lib is the base's.
-	if varlib, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/varlib", port)); strings.TrimSpace(varlib) != "" {
+	// No other service's data, no byzantium state: /var/lib is the base's
+	// and the folder its data folder is in.
+	if varlib, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/varlib", port)); strings.TrimSpace(varlib) != "web" {
 		t.Errorf("the service sees /var/lib entries: %q", varlib)
+	}
+	// Its data folder, which it writes and which persists, takes no
+	// devices and no set-user-ID programs.
+	if mi, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/mountinfo", port)); !mountHas(mi, "nosuid", "nodev") {
+		t.Errorf("the data folder's mount: %q", mi)
 	}
 	waitFor(t, "the motd in its log", func() bool {
 		lines, _ := m.Logs("web")
-		return len(lines) > 0 && lines[0].Message == "welcome to testnode (web, data in /srv/web)"
+		return len(lines) > 0 && lines[0].Message == "welcome to testnode (web, data in /var/lib/web/site)"
 	})
 	waitFor(t, "its health check", func() bool { return m.info(m.services["web"]).Health == "ok" })
 	if fi, err := os.Stat(filepath.Join(n.state, "services/web")); err != nil || fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid != 61000 {
@@ -295,5 +315,98 @@ func TestModulesAndServices(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(n.root, "run/byz/media/byzantium/load")); strings.Contains(string(b), "docs") {
 		t.Errorf("byzantium/load after unmarking: %q", b)
+	}
+}
+
+// mountHas reports whether the mountinfo line has every one of the
+// per-mount options.
+func mountHas(line string, opts ...string) bool {
+	f := strings.Fields(line)
+	if len(f) < 6 {
+		return false
+	}
+	have := map[string]bool{}
+	for _, o := range strings.Split(f[5], ",") {
+		have[o] = true
+	}
+	for _, o := range opts {
+		if !have[o] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRootRefusesSymlinks: what a module could leave on the way to the
+// files byzd writes into a service's root, and the manifests the review
+// found (data over /etc, config files inside the data folder, where the
+// service plants symlinks), never make byzd write to the node's files.
+func TestRootRefusesSymlinks(t *testing.T) {
+	n := newNode(t)
+	node := t.TempDir() // stands for the node's /etc
+	secret := filepath.Join(node, "shadow")
+	must(t, os.WriteFile(secret, []byte("root:secret\n"), 0o600))
+	sh := func(name string) manifest.Service {
+		return manifest.Service{Name: name, Command: []string{"/bin/busybox", "sh", "-c", "echo started; exec sleep 600"},
+			Config: []manifest.ConfigFile{{Path: "/etc/" + name + "/" + name + ".conf", Template: "written by byzd\n"}}}
+	}
+	// A symlink at the config file itself: replaced, not followed.
+	b, _ := (&manifest.Manifest{Name: "atfile", Services: []manifest.Service{sh("atfile")}}).Marshal()
+	mkModuleFiles(t, n, "optional", "010-atfile.xzm", map[string]string{manifest.Path("atfile"): string(b)},
+		map[string]string{"etc/atfile/atfile.conf": secret})
+	// A symlink at its folder: refused.
+	b, _ = (&manifest.Manifest{Name: "atdir", Services: []manifest.Service{sh("atdir")}}).Marshal()
+	mkModuleFiles(t, n, "optional", "020-atdir.xzm", map[string]string{manifest.Path("atdir"): string(b)},
+		map[string]string{"etc/atdir": node})
+	// The manifests of the review, written by hand (Marshal refuses them).
+	mkModuleFiles(t, n, "optional", "030-overetc.xzm", map[string]string{manifest.Path("overetc"): `{"name":"overetc","services":[{"name":"overetc","command":["/bin/true"],"data":"/etc"}]}`}, nil)
+	mkModuleFiles(t, n, "optional", "040-indata.xzm", map[string]string{manifest.Path("indata"): `{"name":"indata","services":[{"name":"indata","command":["/bin/true"],"data":"/var/lib/x","config":[{"path":"/var/lib/x/passwd","template":""}]}]}`}, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var log bytes.Buffer
+	m := n.manager(t, ctx, &log)
+	defer func() {
+		cancel()
+		m.Wait()
+		if t.Failed() {
+			t.Logf("log:\n%s", log.String())
+		}
+	}()
+	names := map[string]bool{}
+	for _, mi := range m.Modules() {
+		names[mi.Name] = true
+	}
+	if names["overetc"] || names["indata"] || !names["atfile"] || !names["atdir"] {
+		t.Errorf("modules: %v", names)
+	}
+	for _, want := range []string{
+		`file=byzantium/optional/030-overetc.xzm err="byzantium/optional/030-overetc.xzm: manifest: invalid: overetc: service overetc: data \"/etc\": want a folder under /var/lib/`,
+		`file=byzantium/optional/040-indata.xzm err="byzantium/optional/040-indata.xzm: manifest: invalid: indata: service indata: config path \"/var/lib/x/passwd\" is in the data folder /var/lib/x`,
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log lacks %s", want)
+		}
+	}
+	for _, name := range []string{"atfile", "atdir"} {
+		if _, err := m.Activate(name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Enable(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "atfile to run", func() bool { return m.info(m.services["atfile"]).State == "running" })
+	waitFor(t, "atdir to fail", func() bool {
+		return strings.Contains(m.info(m.services["atdir"]).LastError, "preparing its root: config /etc/atdir/atdir.conf: service: a symlink or another mount on the way: /etc/atdir in the service's root is a symlink")
+	})
+	root := filepath.Join(n.root, servicesDir, "atfile/root")
+	var st unix.Stat_t
+	must(t, unix.Lstat(filepath.Join(root, "etc/atfile/atfile.conf"), &st))
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/atfile/atfile.conf")); st.Mode&unix.S_IFMT != unix.S_IFREG || string(b) != "written by byzd\n" {
+		t.Errorf("atfile's config: mode %o, %q", st.Mode, b)
+	}
+	entries, _ := os.ReadDir(node)
+	if b, _ := os.ReadFile(secret); string(b) != "root:secret\n" || len(entries) != 1 {
+		t.Errorf("the node's folder changed: shadow %q, %d entries", b, len(entries))
 	}
 }

@@ -163,7 +163,7 @@ func (m *Manager) runOnce(ctx context.Context, s *svc, uid uint32, lower []strin
 		env = append(env, k+"="+s.decl.Environment[k])
 	}
 	cmd, err := sandbox.Command(m.Self, sandbox.Spec{Root: root, Argv: s.decl.Command, Env: env, UID: uid, GID: uid,
-		Caps: s.decl.Capabilities, Hostname: m.Node(), OpenFiles: uint64(s.decl.Limits.OpenFiles), Processes: uint64(s.decl.Limits.Processes)})
+		Caps: s.decl.Capabilities, Privileged: s.decl.Privileged, Hostname: m.Node(), OpenFiles: uint64(s.decl.Limits.OpenFiles), Processes: uint64(s.decl.Limits.Processes)})
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,11 @@ type ServiceInfo struct {
 	Restarts    int      `json:"restarts"`
 	Health      string   `json:"health,omitempty"` // "ok", "failing", "" (no check yet)
 	Ports       []string `json:"ports"`
-	LastError   string   `json:"last_error,omitempty"`
+	// Privileged: its manifest declares it may keep root-equivalent
+	// capabilities (docs/modules.md).
+	Privileged   bool     `json:"privileged,omitempty"`
+	Capabilities []string `json:"capabilities"`
+	LastError    string   `json:"last_error,omitempty"`
 	// Since is when it entered its state (RFC 3339).
 	Since string `json:"since,omitempty"`
 }

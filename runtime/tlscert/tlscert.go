@@ -1,9 +1,21 @@
 // Package tlscert keeps a node's self-signed TLS certificate: made once at
 // first boot, stored in the state directory and reused, so the SHA-256
 // fingerprint a user checked on the console stays the same across reboots.
+//
+// The certificate is a leaf, not a certificate authority: basic
+// constraints say CA:FALSE and the key may not sign certificates. A client
+// that pins it (curl --cacert, Go's RootCAs, a browser's exception) trusts
+// exactly this certificate, and whoever steals the node's key can
+// impersonate this node but cannot mint a certificate for any other site.
+// A CA with name constraints was the alternative; it was not chosen
+// because constraints are only as good as every client's enforcement of
+// them, IP addresses (which DHCP changes) cannot be constrained usefully,
+// and a leaf needs none of that: adding a name later is a new leaf under
+// the same key.
 package tlscert
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -69,11 +81,22 @@ type Cert struct {
 // LoadOrCreate returns the certificate stored in opts.Dir, or makes, stores
 // and returns a new one when there is none.
 //
+// A stored certificate that lacks one of Names is issued again under the
+// same key (safe for a leaf: the key signs nothing but TLS handshakes), so
+// a renamed node, or a release that adds names, keeps its public key; the
+// certificate's fingerprint changes and is printed again.
+//
+// A stored certificate that is a CA (as nodes made before this package
+// made leaves) is replaced by a leaf with a new key, and the old key is
+// overwritten rather than kept: a user who imported the old certificate as
+// an authority still trusts whatever that key signs, so the key must not
+// survive. The fingerprint changes, and a warning says so.
+//
 // A stored pair that cannot be used (unparsable key or certificate, a key
-// that does not match, a certificate not naming Names[0]) is moved aside
-// to *.bad and replaced, with a warning: refusing to start would leave a
-// headless node unreachable, and the new fingerprint is printed on the
-// console where the user checks it anyway.
+// that does not match) is moved aside to *.bad and replaced, with a
+// warning: refusing to start would leave a headless node unreachable, and
+// the new fingerprint is printed on the console where the user checks it
+// anyway.
 func LoadOrCreate(opts Options) (*Cert, error) {
 	log := opts.Logger
 	if log == nil {
@@ -83,21 +106,30 @@ func LoadOrCreate(opts Options) (*Cert, error) {
 		return nil, errors.New("tlscert: no directory given")
 	}
 	certPath, keyPath := filepath.Join(opts.Dir, CertFile), filepath.Join(opts.Dir, KeyFile)
-	c, err := load(certPath, keyPath, opts.Names)
+	c, err := load(certPath, keyPath)
+	var key crypto.Signer
 	switch {
-	case err == nil:
-		return c, nil
 	case err == errNone:
 		// First boot: nothing to keep.
-	default:
+	case err != nil:
 		log.Warn("TLS certificate unusable, making a new one (its fingerprint changes)", "dir", opts.Dir, "err", err)
 		for _, p := range []string{certPath, keyPath} {
 			if err := os.Rename(p, p+".bad"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("tlscert: moving aside %s: %w", p, err)
 			}
 		}
+	case !isLeaf(c.Leaf):
+		log.Warn("TLS certificate was a certificate authority: replaced by a leaf with a new key, the old key is overwritten "+
+			"(the fingerprint changes; remove the old certificate wherever it was trusted as an authority)",
+			"dir", opts.Dir, "old_fingerprint", c.Fingerprint)
+	case missingName(c.Leaf, opts.Names) != "":
+		log.Info("TLS certificate issued again for new names, under the same key (the fingerprint changes)",
+			"dir", opts.Dir, "missing", missingName(c.Leaf, opts.Names), "old_fingerprint", c.Fingerprint)
+		key, _ = c.TLS.PrivateKey.(crypto.Signer)
+	default:
+		return c, nil
 	}
-	c, err = create(opts)
+	c, err = create(opts, key)
 	if err != nil {
 		return nil, err
 	}
@@ -108,12 +140,29 @@ func LoadOrCreate(opts Options) (*Cert, error) {
 	return c, nil
 }
 
+// isLeaf reports whether c can sign nothing but handshakes: basic
+// constraints present (a certificate without them is a CA to some
+// clients) and saying CA:FALSE, and no certificate-signing key usage.
+func isLeaf(c *x509.Certificate) bool {
+	return c.BasicConstraintsValid && !c.IsCA && c.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) == 0
+}
+
+// missingName returns the first of names that c does not cover, or "".
+func missingName(c *x509.Certificate, names []string) string {
+	for _, n := range names {
+		if c.VerifyHostname(n) != nil {
+			return n
+		}
+	}
+	return ""
+}
+
 // errNone means neither file exists. It is distinct from fs.ErrNotExist,
 // which load also wraps when only one file is missing: that is damage.
 var errNone = errors.New("tlscert: no certificate stored")
 
 // load reads the pair.
-func load(certPath, keyPath string, names []string) (*Cert, error) {
+func load(certPath, keyPath string) (*Cert, error) {
 	certPEM, cerr := os.ReadFile(certPath)
 	keyPEM, kerr := os.ReadFile(keyPath)
 	if errors.Is(cerr, fs.ErrNotExist) && errors.Is(kerr, fs.ErrNotExist) {
@@ -129,18 +178,18 @@ func load(certPath, keyPath string, names []string) (*Cert, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s and %s: %w", certPath, keyPath, err)
 	}
-	if len(names) > 0 {
-		if err := pair.Leaf.VerifyHostname(names[0]); err != nil {
-			return nil, fmt.Errorf("%s: %w", certPath, err)
-		}
-	}
 	return &Cert{TLS: pair, Leaf: pair.Leaf, Fingerprint: Fingerprint(pair.Leaf.Raw)}, nil
 }
 
-func create(opts Options) (*Cert, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("tlscert: generating key: %w", err)
+// create makes a self-signed leaf for opts under key, or under a new
+// P-256 key when key is nil.
+func create(opts Options, key crypto.Signer) (*Cert, error) {
+	if key == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("tlscert: generating key: %w", err)
+		}
+		key = k
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
@@ -151,21 +200,22 @@ func create(opts Options) (*Cert, error) {
 		cn = opts.Names[0]
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Byzantium node"}},
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Byzantium node"}},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// CA:FALSE, written out: clients still accept this very
+		// certificate as their only trust anchor (curl --cacert, Go's
+		// RootCAs pin it), but nothing it signs is trusted. New names go
+		// in DNSNames; LoadOrCreate reissues under the same key.
 		BasicConstraintsValid: true,
-		// IsCA lets clients pin this very certificate as their only root
-		// (curl --cacert, Go's RootCAs), which is how users and tests
-		// trust a node without a public CA.
-		IsCA:        true,
-		DNSNames:    opts.Names,
-		IPAddresses: opts.IPs,
+		IsCA:                  false,
+		DNSNames:              opts.Names,
+		IPAddresses:           opts.IPs,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("tlscert: creating certificate: %w", err)
 	}
