@@ -117,7 +117,6 @@ func TestBootMatrix(t *testing.T) {
 func TestBootUSBStickGeneric(t *testing.T) {
 	img := genericStockImages(t)
 	t.Logf("generic build: %v", img.buildTime.Round(time.Millisecond))
-	const password = "typed-on-the-serial-port"
 	for _, tc := range []struct {
 		name    string
 		uefi    bool
@@ -128,14 +127,12 @@ func TestBootUSBStickGeneric(t *testing.T) {
 		{"bios", false, []string{"byz-init: media: /dev/sd"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// bootToHealthzVM gives the node e2ePassword as a credential.
 			opts := qemu.Options{Disk: scratchCopy(t, img.usb), DiskAs: qemu.USB, UEFI: tc.uefi}
-			if tc.console {
-				opts.Credentials = map[string]string{"byz.admin-password": password}
-			}
 			d, vm := bootToHealthzVM(t, opts, img.node, tc.expect...)
 			t.Logf("usb-generic-%s: power-on to /healthz in %v", tc.name, d.Round(100*time.Millisecond))
 			if tc.console {
-				checkConsoleLogin(t, vm, img.node, password)
+				checkConsoleLogin(t, vm, img.node, e2ePassword)
 			}
 		})
 	}
