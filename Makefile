@@ -24,11 +24,14 @@ bins: byz
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/byzd ./cmd/byzd
 
 # out/runtime is the runtime module's source (examples/*.yaml name it):
-# byzd, byz (the CLI, for byz persist on the node) and busybox init's
-# configuration. Files are copied only when they
-# differ, so an unchanged byzd leaves the module's cache key alone.
+# byzd, byz (the CLI, for byz persist on the node and the console login)
+# and /sbin/init. Files are copied only when they differ, so an unchanged
+# byzd leaves the module's cache key alone. /etc/inittab is not here: byz
+# build writes it from the spec's console setting, and refuses a module
+# that brings its own, such as an out/runtime made before it did.
 runtime: bins
 	mkdir -p out/runtime/usr/sbin out/runtime/usr/bin
+	rm -f out/runtime/etc/inittab
 	cp -a examples/runtime/. out/runtime/
 	cmp -s bin/byzd out/runtime/usr/sbin/byzd || cp bin/byzd out/runtime/usr/sbin/byzd
 	cmp -s bin/byz out/runtime/usr/bin/byz || cp bin/byz out/runtime/usr/bin/byz

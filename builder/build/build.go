@@ -157,6 +157,9 @@ func (b *builder) build() (*Result, error) {
 	if err := b.checkStack(); err != nil {
 		return nil, err
 	}
+	if err := b.checkInittabDirs(); err != nil {
+		return nil, err
+	}
 	loader, err := b.bootLoader()
 	if err != nil {
 		return nil, err
@@ -172,6 +175,14 @@ func (b *builder) build() (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.checkInittab(mods); err != nil {
+		return nil, err
+	}
+	console, err := b.consoleModule()
+	if err != nil {
+		return nil, err
+	}
+	mods = append(mods, console)
 	outs, err := b.mediaStage(loader, k, mods)
 	if err != nil {
 		return nil, err

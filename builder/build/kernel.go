@@ -159,8 +159,14 @@ func (b *builder) writeInitrd(k *kernel.Kernel, modDir, rescueDeb, out string) e
 
 // rescueDeb finds busybox-static in the package folder, and its digest for
 // the initramfs's cache key. Without it the initramfs has no shell, and a
-// failed boot can only print what to try.
+// failed boot can only print what to try. Only a spec whose console gives
+// a root shell (console: {shell: root}) gets one: the rescue shell is
+// root's, and asks for no password.
 func (b *builder) rescueDeb() (path, digest string) {
+	if !b.spec.Console.Open() {
+		b.logf("the initramfs has no rescue shell (console shell: %s)", b.spec.Console.ShellOrDefault())
+		return "", "no-rescue-shell"
+	}
 	m, _ := filepath.Glob(filepath.Join(b.opts.DebDir, "busybox-static_*.deb"))
 	if len(m) == 0 {
 		b.logf("note: no busybox-static package in %s: the initramfs will have no rescue shell", b.opts.DebDir)

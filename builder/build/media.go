@@ -63,7 +63,10 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 			opt = append(opt, p)
 		}
 	}
-	menu := boot.Config{Title: b.spec.Name, Cmdline: b.spec.Cmdline}
+	// Only a console that gives a root shell anyway leaves the boot menu
+	// editable: otherwise a kernel parameter (init=, byz.init=, a rescue)
+	// typed at the menu would open one.
+	menu := boot.Config{Title: b.spec.Name, Cmdline: b.spec.Cmdline, Locked: !b.spec.Console.Open()}
 	for _, e := range b.spec.Menu {
 		menu.Entries = append(menu.Entries, boot.Entry{Label: e.Label, Append: e.Append, Default: e.Default})
 	}

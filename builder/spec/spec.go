@@ -28,6 +28,10 @@
 //	modules: []                      # loaded at boot; same form as base
 //	optional: []                     # on the media, loaded on demand; same form
 //	rootcopy: [rootcopy/]            # folders copied over the root at boot
+//	console:                         # optional; what the first serial port offers
+//	  shell: login                   # login (default): the admin password opens a root shell;
+//	                                 # root: a root shell without a password (test images);
+//	                                 # none: no shell (see Console)
 //	menu:                            # optional; default: one entry labelled with the name
 //	  - label: Byzantium
 //	    append: ""                   # more kernel parameters for this entry
@@ -118,6 +122,9 @@ type Spec struct {
 	Rootcopy []string // folders copied over the root at boot
 	Menu     []MenuEntry
 	Outputs  Outputs
+	// Console is what the serial console offers: a password prompt
+	// (the default), a root shell, or nothing (see Console).
+	Console Console
 
 	// pos maps a key path ("base[0].block-size") to where its value is in
 	// File, so that Validate (and later the builder) can point at it.
@@ -256,6 +263,9 @@ func (d *decoder) applyDefaults(s *Spec) {
 	}
 	if d.dirDefault {
 		s.Outputs.Dir = s.Name
+	}
+	if s.Console.Shell == "" {
+		s.Console.Shell = ShellLogin
 	}
 	if len(s.Menu) == 0 {
 		s.Menu = []MenuEntry{{Label: s.Name}}

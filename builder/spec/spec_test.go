@@ -62,6 +62,7 @@ func TestGolden(t *testing.T) {
 			USB: &USB{File: "golden-usb.img", Size: 1 << 30, Spare: 256 << 20},
 			Dir: "golden",
 		},
+		Console: Console{Shell: ShellRoot},
 	}
 	got, err := Load(want.File, Options{})
 	if err != nil {

@@ -72,6 +72,7 @@ func (s *Spec) Validate(opts Options) error {
 		v.input(fmt.Sprintf("rootcopy[%d]", i), dir, true)
 	}
 	v.menu()
+	v.console()
 	v.outputs()
 	if len(v.errs) > 0 {
 		return joinSorted(v.errs)

@@ -53,9 +53,9 @@ type onceBuild struct {
 }
 
 var (
-	cloud, generic onceBuild
-	binsOnce       sync.Once
-	binsErr        error
+	cloud, generic, genericStock onceBuild
+	binsOnce                     sync.Once
+	binsErr                      error
 )
 
 func repoRoot(t testing.TB) string {
@@ -238,14 +238,37 @@ func cloudImages(t testing.TB) *images {
 
 // genericImages builds examples/byzantium.yaml (the generic kernel, the
 // only one with usb-storage): the default node, as a 512 MiB USB image
-// only. Its command line is the spec's (the screen's console and the
-// serial port, the last of which the harness reads) plus no_timer_check,
-// which TCG on a loaded host needs (see examples/test.yaml).
+// only (harnessGeneric), whose serial console gives a root shell without
+// a password.
 func genericImages(t testing.TB) *images {
 	return buildSpec(t, &generic, "generic", "examples/byzantium.yaml", func(s *spec.Spec) {
-		s.Cmdline += " no_timer_check"
-		// Size 0 ("as small as the contents allow", says builder/spec)
-		// is refused by usbimg, so the size is explicit.
-		s.Outputs = spec.Outputs{USB: &spec.USB{File: "byzantium-usb.img", Size: 512 << 20, Spare: 64 << 20}}
+		harnessGeneric(s)
+		// The tests on this image type commands on the serial console
+		// (mount, cat, byz …) as someone at the machine would once
+		// logged in. The spec's own setting, a password prompt there,
+		// is what genericStockImages keeps and TestBootUSBStickGeneric
+		// checks.
+		s.Console.Shell = spec.ShellRoot
 	})
+}
+
+// genericStockImages is genericImages with the spec's own console
+// setting: the serial console asks for the admin password, the initramfs
+// has no rescue shell and the boot menus are locked. The build reuses
+// genericImages' cache: only the console module, the initramfs and the
+// media are made again.
+func genericStockImages(t testing.TB) *images {
+	return buildSpec(t, &genericStock, "generic-stock", "examples/byzantium.yaml", harnessGeneric)
+}
+
+// harnessGeneric makes the default spec one the harness can boot: its
+// command line is the spec's (the screen's console and the serial port,
+// the last of which the harness reads) plus no_timer_check, which TCG on a
+// loaded host needs (see examples/test.yaml), and it writes a USB image
+// only.
+func harnessGeneric(s *spec.Spec) {
+	s.Cmdline += " no_timer_check"
+	// Size 0 ("as small as the contents allow", says builder/spec)
+	// is refused by usbimg, so the size is explicit.
+	s.Outputs = spec.Outputs{USB: &spec.USB{File: "byzantium-usb.img", Size: 512 << 20, Spare: 64 << 20}}
 }

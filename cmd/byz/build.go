@@ -23,7 +23,9 @@ func newBuildCmd() *cobra.Command {
 		Short: "Build boot media (ISO, USB image, folder) from a YAML spec",
 		Long: `Build the live system a spec describes: the kernel's modules as 000-kernel.xzm,
 an initramfs with byz-init and the drivers that reach the media, every module,
-and the outputs the spec asks for.
+the /etc/inittab of the spec's console setting as NNN-console.xzm (last in
+base; a module that brings its own /etc/inittab is refused), and the outputs
+the spec asks for.
 
 Everything is checked before anything is written. Artifacts are kept in a
 content-addressed cache: a second build with nothing changed compresses

@@ -64,7 +64,7 @@ Porteus-style SquashFS modules, and manages those modules.
 	})
 	root.AddCommand(newModuleCmd(), newBuildCmd())
 	root.AddCommand(newRunCmd(), newPersistCmd(), newNodeCmd())
-	root.AddCommand(newCloneCmd(), newCacheCmd(), newManCmd())
+	root.AddCommand(newCloneCmd(), newCacheCmd(), newManCmd(), newConsoleCmd())
 	// cobra adds these at Execute; add them now so usageErrors sees them.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

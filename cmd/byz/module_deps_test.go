@@ -83,9 +83,10 @@ outputs:
 		t.Fatalf("mksquashfs: %v\n%s", err, b)
 	}
 
-	built := []string{"kernel base/000-kernel.xzm", "busybox base/001-busybox.xzm", "web modules/001-web.xzm",
-		"lib modules/002-lib.xzm", "extra optional/001-extra.xzm"}
-	withPorteus := append(append(built[:4:4], "porteus-tool modules/003-porteus-tool.xzm"), built[4])
+	// console: the build's own module, /etc/inittab for the console setting.
+	built := []string{"kernel base/000-kernel.xzm", "busybox base/001-busybox.xzm", "console base/002-console.xzm",
+		"web modules/001-web.xzm", "lib modules/002-lib.xzm", "extra optional/001-extra.xzm"}
+	withPorteus := append(append(built[:5:5], "porteus-tool modules/003-porteus-tool.xzm"), built[5])
 	// deps runs byz module deps and returns "name folder/file" per line,
 	// the file relative to the media tree's byzantium/ folder.
 	deps := func(arg string, want []string, source string) {

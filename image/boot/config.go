@@ -45,6 +45,15 @@ type Config struct {
 	// Timeout before the default entry boots; 0 means DefaultTimeout.
 	// isolinux counts in tenths of a second, GRUB in seconds (rounded up).
 	Timeout time.Duration
+	// Locked keeps whoever is at the console (or on a serial-over-LAN
+	// link) from changing what boots: the entries can be chosen, not
+	// edited, and neither bootloader's command line opens. isolinux gets
+	// ALLOWOPTIONS 0 (no Tab editing, no Esc to its prompt) and NOESCAPE 1
+	// (no Shift or Alt to its prompt); GRUB gets an empty superusers list
+	// (no editing, no command line: nobody can log in) with every entry
+	// --unrestricted, so it still boots without a password. Someone who
+	// can write the media can still edit the config files on it.
+	Locked bool
 }
 
 // MediaParam is the kernel parameter that tells byz-init which media it

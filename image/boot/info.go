@@ -38,6 +38,8 @@ type BootInfo struct {
 	Cmdline   string      `json:"cmdline,omitempty"`
 	Entries   []InfoEntry `json:"entries"`
 	TimeoutMS int64       `json:"timeout_ms,omitempty"`
+	// Locked is Config.Locked: a clone locks its menu as the media did.
+	Locked bool `json:"locked,omitempty"`
 	// Epoch is the media's SOURCE_DATE_EPOCH (Media.ModTime), Unix
 	// seconds.
 	Epoch int64 `json:"epoch"`
@@ -52,7 +54,7 @@ type InfoEntry struct {
 
 // Config returns the menu the media was made with (MediaID left empty).
 func (b *BootInfo) Config() Config {
-	c := Config{Title: b.Title, Cmdline: b.Cmdline, Timeout: time.Duration(b.TimeoutMS) * time.Millisecond}
+	c := Config{Title: b.Title, Cmdline: b.Cmdline, Timeout: time.Duration(b.TimeoutMS) * time.Millisecond, Locked: b.Locked}
 	for _, e := range b.Entries {
 		c.Entries = append(c.Entries, Entry(e))
 	}
@@ -65,7 +67,7 @@ func (b *BootInfo) ModTime() time.Time { return time.Unix(b.Epoch, 0).UTC() }
 // bootInfo encodes boot.json for m.
 func bootInfo(m *Media, mtime time.Time) ([]byte, error) {
 	b := BootInfo{Flavour: m.Flavour.String(), Title: m.Menu.Title, Cmdline: m.Menu.Cmdline,
-		TimeoutMS: m.Menu.Timeout.Milliseconds(), Epoch: mtime.Unix(), Entries: []InfoEntry{}}
+		TimeoutMS: m.Menu.Timeout.Milliseconds(), Epoch: mtime.Unix(), Entries: []InfoEntry{}, Locked: m.Menu.Locked}
 	for _, e := range m.Menu.Entries {
 		b.Entries = append(b.Entries, InfoEntry(e))
 	}
@@ -115,7 +117,7 @@ func ReadBootInfo(fsys fs.FS) (*BootInfo, error) {
 }
 
 var (
-	grubEntry   = regexp.MustCompile(`^menuentry '([^']*)' \{$`)
+	grubEntry   = regexp.MustCompile(`^menuentry '([^']*)'(?: --unrestricted)? \{$`)
 	grubLinux   = regexp.MustCompile(`^\s*linux /` + regexp.QuoteMeta(KernelPath) + ` (.*)$`)
 	grubTimeout = regexp.MustCompile(`^set timeout=(\d+)$`)
 	grubDefault = regexp.MustCompile(`^set default=(\d+)$`)
@@ -134,6 +136,9 @@ func parseGrub(cfg []byte) (*BootInfo, error) {
 		}
 		if m := grubDefault.FindStringSubmatch(l); m != nil {
 			def, _ = strconv.Atoi(m[1])
+		}
+		if l == `set superusers=""` {
+			bi.Locked = true
 		}
 		if m := grubEntry.FindStringSubmatch(l); m != nil {
 			bi.Entries = append(bi.Entries, InfoEntry{Label: m[1]})

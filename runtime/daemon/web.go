@@ -325,5 +325,6 @@ func (w *Web) LocalHandler() (http.Handler, error) {
 			h(rw, req.WithContext(context.WithValue(req.Context(), whoKey{}, &who{local: true})))
 		})
 	}
+	mux.HandleFunc("POST "+ConsoleLoginPath, w.consoleLogin) // the socket's alone
 	return limitBodies(mux), nil
 }

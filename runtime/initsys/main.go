@@ -57,9 +57,11 @@ func powerOff(con *Console) error {
 }
 
 // rescue reports err and then offers /bin/sh, again and again, or, with
-// no shell in the initramfs, repeats the hint every 30 seconds.
+// no shell in the initramfs, repeats the hint every 30 seconds. Only an
+// image whose spec opens the console (console: {shell: root}) has a
+// shell here: it is root's, and asks for no password.
 func rescue(con *Console, err error) {
-	hint := "add a shell (busybox) to the initramfs for a rescue prompt, or boot with debug for more detail"
+	hint := "boot the menu's debug entry for more detail; this image has no rescue shell (a spec with console: {shell: root} adds one)"
 	var fe *FatalError
 	if errors.As(err, &fe) {
 		hint = fe.Hint
@@ -81,7 +83,7 @@ func rescue(con *Console, err error) {
 			continue
 		}
 		time.Sleep(30 * time.Second)
-		con.Logf("FATAL: %v; what to try: %s", err, hint)
+		con.Logf("FATAL: %v; what to try: %s (no rescue shell in this image: its console setting gives none)", err, hint)
 	}
 }
 
