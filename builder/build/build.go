@@ -117,6 +117,14 @@ func BuildContext(ctx context.Context, s *spec.Spec, opts Options) (*Result, err
 	if err := b.checkOutputs(); err != nil {
 		return nil, err
 	}
+	// So are the modules' stacking and a console the spec's setting would
+	// not own: a spec that cannot build makes no folder and takes no lock.
+	if err := b.checkStack(); err != nil {
+		return nil, err
+	}
+	if err := b.checkInittabDirs(); err != nil {
+		return nil, err
+	}
 	r, err := start(b.cache, opts.Out, opts.WorkDir, b.opts.Logf)
 	if err != nil {
 		return nil, err
@@ -152,14 +160,7 @@ func BuildContext(ctx context.Context, s *spec.Spec, opts Options) (*Result, err
 
 // build is the build proper, in the run's folders.
 func (b *builder) build() (*Result, error) {
-	// Everything that can be checked before work starts is: the modules
-	// stack, the bootloader packages are there and hold their files.
-	if err := b.checkStack(); err != nil {
-		return nil, err
-	}
-	if err := b.checkInittabDirs(); err != nil {
-		return nil, err
-	}
+	// The bootloader packages are there and hold their files.
 	loader, err := b.bootLoader()
 	if err != nil {
 		return nil, err
