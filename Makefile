@@ -99,6 +99,7 @@ bench: image deps
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out
 	$(GO) test -run XXX -bench . -benchtime 3x ./ci/e2e ./ci/qemu
 	$(GO) test -run XXX -bench Front -benchtime 1x ./runtime/webfront
+	$(GO) test -run XXX -bench SessionUnderAttack -benchtime 300x ./runtime/auth
 
 # A man page per byz command, made from its --help text.
 man: byz
