@@ -3,7 +3,6 @@ package fat
 import (
 	"encoding/binary"
 	"fmt"
-	"sort"
 	"time"
 )
 
@@ -35,7 +34,7 @@ func (w *Writer) Close() error {
 		return w.fail(err)
 	}
 	var plans []*dirPlan
-	if err := w.plan(w.root, nil, &plans); err != nil {
+	if err := w.plan(w.tree.Root(), nil, &plans); err != nil {
 		return w.fail(err)
 	}
 	for _, p := range plans {
@@ -58,21 +57,17 @@ func (w *Writer) Close() error {
 // subdirectories, appending in pre-order so the layout is a function of
 // the tree alone.
 func (w *Writer) plan(d, parent *node, plans *[]*dirPlan) error {
-	p := &dirPlan{d: d, parent: parent, kids: make([]*node, 0, len(d.kids))}
-	for _, k := range d.kids {
-		p.kids = append(p.kids, k)
-	}
-	sort.Slice(p.kids, func(i, j int) bool { return p.kids[i].name < p.kids[j].name })
+	p := &dirPlan{d: d, parent: parent, kids: w.tree.Sort(d)}
 	names := make([]string, len(p.kids))
 	for i, k := range p.kids {
-		names[i] = k.name
+		names[i] = k.Name
 	}
 	var err error
 	if p.shorts, err = assignShortNames(names); err != nil {
 		return err
 	}
 	n := 2 // "." and ".."
-	if d == w.root {
+	if d == w.tree.Root() {
 		n = 0
 		if w.label != "" {
 			n = 1
@@ -80,18 +75,17 @@ func (w *Writer) plan(d, parent *node, plans *[]*dirPlan) error {
 	}
 	for i, k := range p.kids {
 		n++
-		if needsLFN(k.name, p.shorts[i]) {
-			n += len(lfnEntries(k.name, 0)) / dirEntrySize
+		if needsLFN(k.Name, p.shorts[i]) {
+			n += len(lfnEntries(k.Name, 0)) / dirEntrySize
 		}
 	}
 	if n > maxDirEntries {
-		return fmt.Errorf("fat: %s: %d directory entries, FAT allows %d: %w", d.path, n, maxDirEntries, ErrNoSpace)
+		return fmt.Errorf("fat: %s: %d directory entries, FAT allows %d: %w", d.Path, n, maxDirEntries, ErrNoSpace)
 	}
 	p.size = int64(n) * dirEntrySize
-	d.kids = nil // plans hold the children from here on
 	*plans = append(*plans, p)
 	for _, k := range p.kids {
-		if k.dir {
+		if k.IsDir() {
 			if err := w.plan(k, d, plans); err != nil {
 				return err
 			}
@@ -103,13 +97,13 @@ func (w *Writer) plan(d, parent *node, plans *[]*dirPlan) error {
 // allocDir gives a directory its clusters; the root already has cluster 2.
 func (w *Writer) allocDir(p *dirPlan) error {
 	n := uint32(max(1, (p.size+w.g.clusterSize()-1)/w.g.clusterSize()))
-	if p.d == w.root {
+	if p.d == w.tree.Root() {
 		n--
 		if n == 0 {
 			return nil
 		}
 	}
-	r, err := w.alloc(n, p.d.path)
+	r, err := w.alloc(n, p.d.Path)
 	if err != nil {
 		return err
 	}
@@ -124,7 +118,7 @@ func (w *Writer) writeDir(p *dirPlan) error {
 		clusters += int64(r.n)
 	}
 	b := make([]byte, 0, clusters*w.g.clusterSize())
-	if p.d == w.root {
+	if p.d == w.tree.Root() {
 		if w.label != "" {
 			b = append(b, dirent(w.label, attrVolumeID, p.d.mtime, 0, 0)...)
 		}
@@ -132,14 +126,14 @@ func (w *Writer) writeDir(p *dirPlan) error {
 		b = append(b, dirent(".          ", attrDir, p.d.mtime, firstCluster(p.d), 0)...)
 		// ".." of a directory in the root names cluster 0, not 2.
 		var up uint32
-		if p.parent != w.root {
+		if p.parent != w.tree.Root() {
 			up = firstCluster(p.parent)
 		}
 		b = append(b, dirent("..         ", attrDir, p.d.mtime, up, 0)...)
 	}
 	for i, k := range p.kids {
-		if needsLFN(k.name, p.shorts[i]) {
-			b = append(b, lfnEntries(k.name, shortChecksum(p.shorts[i]))...)
+		if needsLFN(k.Name, p.shorts[i]) {
+			b = append(b, lfnEntries(k.Name, shortChecksum(p.shorts[i]))...)
 		}
 		b = append(b, dirent(p.shorts[i], k.attr, k.mtime, firstCluster(k), k.size)...)
 	}
@@ -147,7 +141,7 @@ func (w *Writer) writeDir(p *dirPlan) error {
 	for _, r := range p.d.runs {
 		n := int64(r.n) * w.g.clusterSize()
 		if _, err := w.w.WriteAt(b[:n], w.off+w.g.clusterOffset(r.start)); err != nil {
-			return fmt.Errorf("fat: writing directory %s: %w", p.d.path, err)
+			return fmt.Errorf("fat: writing directory %s: %w", p.d.Path, err)
 		}
 		b = b[n:]
 	}

@@ -37,7 +37,7 @@ func (w *Writer) writeFATs(plans []*dirPlan) error {
 	for _, p := range plans {
 		add(p.d)
 		for _, k := range p.kids {
-			if !k.dir {
+			if !k.IsDir() {
 				add(k)
 			}
 		}

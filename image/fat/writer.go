@@ -85,7 +85,7 @@ type Writer struct {
 	g      geometry
 	opts   Options
 	label  string // 11 bytes, or "" for none
-	root   *node
+	tree   *entry.Tree[*node]
 	next   uint32 // next cluster to allocate; all later ones are free
 	mtime  time.Time
 	used   uint32 // clusters in use, counted at Close
@@ -99,14 +99,11 @@ type Writer struct {
 
 // node is one name in the tree.
 type node struct {
-	name  string
-	path  string // for error messages
-	dir   bool
-	attr  byte
-	mtime time.Time
-	size  uint32
-	runs  []run            // clusters, in chain order
-	kids  map[string]*node // by foldKey(name), for directories
+	entry.Node[*node] // children by foldKey(name)
+	attr              byte
+	mtime             time.Time
+	size              uint32
+	runs              []run // clusters, in chain order
 }
 
 // run is a stretch of contiguous clusters.
@@ -138,11 +135,12 @@ func NewWriter(w io.WriterAt, offset, size int64, opts Options) (*Writer, error)
 		w: w, off: offset, g: g, opts: opts, label: label, mtime: mtime,
 		// The root's first cluster must be 2 (where every tool expects
 		// it); the rest of the root is allocated at Close.
-		root: &node{path: ".", dir: true, attr: attrDir, mtime: mtime, kids: map[string]*node{},
-			runs: []run{{rootCluster, 1}}},
+		tree: entry.NewTree("fat", &node{attr: attrDir, mtime: mtime, runs: []run{{rootCluster, 1}}},
+			func() *node { return &node{attr: attrDir, mtime: mtime} }),
 		next: rootCluster + 1,
 		buf:  make([]byte, 0, max(flushSize, g.clusterSize())),
 	}
+	fw.tree.CheckName, fw.tree.Fold, fw.tree.FixedKinds = checkName, foldKey, true
 	return fw, nil
 }
 
@@ -185,61 +183,36 @@ func (w *Writer) WriteHeader(h *entry.Header) error {
 	if mtime.IsZero() {
 		mtime = w.mtime
 	}
-	if h.Path == "." {
-		w.root.mtime = mtime
-		return nil
+	n := &node{mtime: mtime, attr: attrDir}
+	n.Type = h.Type
+	if h.Type == entry.TypeRegular {
+		n.attr, n.size = attrArchive, uint32(h.Size)
+		if h.Mode&0o222 == 0 {
+			n.attr |= attrReadOnly
+		}
 	}
-	dirPath, name := "", h.Path
-	if i := strings.LastIndexByte(h.Path, '/'); i >= 0 {
-		dirPath, name = h.Path[:i], h.Path[i+1:]
-	}
-	parent, err := w.dir(dirPath, h.Path)
-	if err != nil {
-		return err
-	}
-	if err := checkName(name, h.Path); err != nil {
-		return err
-	}
-	key := foldKey(name)
-	old := parent.kids[key]
-	switch {
-	case old != nil && old.name != name:
-		return fmt.Errorf("fat: %s and %s differ only by case, and FAT names ignore case: %w", old.path, h.Path, entry.ErrUnsupported)
-	case old != nil && old.dir != (h.Type == entry.TypeDir):
-		return fmt.Errorf("fat: %s: cannot replace a %s with a %s: %w", h.Path, kind(old.dir), h.Type, entry.ErrBadHeader)
-	case old != nil && old.dir:
-		old.mtime = mtime
-		return nil
-	}
-	n := &node{name: name, path: h.Path, mtime: mtime}
-	if h.Type == entry.TypeDir {
-		n.dir, n.attr, n.kids = true, attrDir, map[string]*node{}
-		parent.kids[key] = n
-		return nil
-	}
-	n.attr = attrArchive
-	if h.Mode&0o222 == 0 {
-		n.attr |= attrReadOnly
-	}
-	n.size = uint32(h.Size)
+	var r run
 	if h.Size > 0 {
-		r, err := w.alloc(uint32((h.Size+w.g.clusterSize()-1)/w.g.clusterSize()), h.Path)
-		if err != nil {
+		var err error
+		if r, err = w.alloc(uint32((h.Size+w.g.clusterSize()-1)/w.g.clusterSize()), h.Path); err != nil {
 			return err
 		}
+	}
+	got, err := w.tree.Add(h.Path, n)
+	if err != nil {
+		w.next -= r.n // nothing was allocated since: hand the clusters back
+		return err
+	}
+	if got != n {
+		got.mtime = mtime // a directory written again keeps its children
+		return nil
+	}
+	if h.Size > 0 {
 		n.runs = []run{r}
 		w.cur, w.remain = n, h.Size
 		w.bufAt = w.g.clusterOffset(r.start)
 	}
-	parent.kids[key] = n
 	return nil
-}
-
-func kind(dir bool) string {
-	if dir {
-		return "directory"
-	}
-	return "regular file"
 }
 
 // alloc takes the next n clusters.
@@ -251,34 +224,6 @@ func (w *Writer) alloc(n uint32, p string) (run, error) {
 	r := run{w.next, n}
 	w.next += n
 	return r, nil
-}
-
-// dir returns the directory at p ("" for the root), creating the
-// directories the stream has not named yet. Errors name entryPath, the
-// entry being added.
-func (w *Writer) dir(p, entryPath string) (*node, error) {
-	d := w.root
-	if p == "" {
-		return d, nil
-	}
-	for i, name := range strings.Split(p, "/") {
-		full := strings.Join(strings.Split(p, "/")[:i+1], "/")
-		k := d.kids[foldKey(name)]
-		switch {
-		case k == nil:
-			if err := checkName(name, full); err != nil {
-				return nil, err
-			}
-			k = &node{name: name, path: full, dir: true, attr: attrDir, mtime: w.mtime, kids: map[string]*node{}}
-			d.kids[foldKey(name)] = k
-		case k.name != name:
-			return nil, fmt.Errorf("fat: %s and %s differ only by case, and FAT names ignore case: %w", k.path, full, entry.ErrUnsupported)
-		case !k.dir:
-			return nil, fmt.Errorf("fat: %s: parent %s is a regular file, not a directory: %w", entryPath, full, entry.ErrBadHeader)
-		}
-		d = k
-	}
-	return d, nil
 }
 
 // Write writes body bytes of the current regular file. It refuses bytes
@@ -296,7 +241,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 			if w.cur == nil {
 				return n, fmt.Errorf("%w: no regular file body expected", ErrWriteTooLong)
 			}
-			return n, fmt.Errorf("%w: %s", ErrWriteTooLong, w.cur.path)
+			return n, fmt.Errorf("%w: %s", ErrWriteTooLong, w.cur.Path)
 		}
 		m := min(int64(len(p)), w.remain, int64(cap(w.buf)-len(w.buf)))
 		w.buf = append(w.buf, p[:m]...)
@@ -321,7 +266,7 @@ func (w *Writer) flush() error {
 		return nil
 	}
 	if _, err := w.w.WriteAt(w.buf, w.off+w.bufAt); err != nil {
-		return fmt.Errorf("fat: writing %s: %w", w.cur.path, err)
+		return fmt.Errorf("fat: writing %s: %w", w.cur.Path, err)
 	}
 	w.bufAt += int64(len(w.buf))
 	w.buf = w.buf[:0]
@@ -336,7 +281,7 @@ func (w *Writer) endFile() error {
 		return nil
 	}
 	if w.remain != 0 {
-		return fmt.Errorf("fat: %s: body ended %d bytes short of its size: %w", w.cur.path, w.remain, io.ErrUnexpectedEOF)
+		return fmt.Errorf("fat: %s: body ended %d bytes short of its size: %w", w.cur.Path, w.remain, io.ErrUnexpectedEOF)
 	}
 	if tail := w.bufAt + int64(len(w.buf)); tail%w.g.clusterSize() != 0 {
 		w.buf = append(w.buf, make([]byte, w.g.clusterSize()-tail%w.g.clusterSize())...)

@@ -26,7 +26,7 @@ func (w *Writer) bootFiles() (*bootInfo, error) {
 			return nil, err
 		}
 		if o.BootInfoTable {
-			if n.typ != entry.TypeRegular || !n.hasSum {
+			if n.Type != entry.TypeRegular || !n.hasSum {
 				return nil, fmt.Errorf("%w: BIOS boot image %s: a boot info table needs a regular file written at that path, not a hardlink", ErrBoot, o.Path)
 			}
 			if n.size < 64 {
@@ -46,14 +46,14 @@ func (w *Writer) bootFiles() (*bootInfo, error) {
 }
 
 func (w *Writer) bootFile(p, what string) (*node, error) {
-	n := w.lookup(p)
+	n := w.tree.Lookup(p)
 	if n == nil {
 		return nil, fmt.Errorf("%w: %s boot image %s is not in the stream", ErrBoot, what, p)
 	}
-	if n.typ == entry.TypeHardlink {
+	if n.Type == entry.TypeHardlink {
 		n = n.target
 	}
-	if n.typ != entry.TypeRegular || n.size == 0 {
+	if n.Type != entry.TypeRegular || n.size == 0 {
 		return nil, fmt.Errorf("%w: %s boot image %s is not a non-empty regular file", ErrBoot, what, p)
 	}
 	if n.size > 0xFFFFFFFF {
@@ -162,7 +162,7 @@ func (w *Writer) pvd(sectors, ptSize, ptL, ptM uint32) []byte {
 	both32(b[132:], ptSize)
 	binary.LittleEndian.PutUint32(b[140:], ptL)
 	binary.BigEndian.PutUint32(b[148:], ptM)
-	root := record([]byte{0}, w.root.dirLBA, w.root.dirSize, 0x02, w.root.mtime, nil, &ceWriter{})
+	root := record([]byte{0}, w.tree.Root().dirLBA, w.tree.Root().dirSize, 0x02, w.tree.Root().mtime, nil, &ceWriter{})
 	copy(b[156:], root)
 	fill(190, 128, "")                // volume set
 	fill(318, 128, "")                // publisher

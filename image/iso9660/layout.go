@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"strings"
 
 	"byzantium/modules/entry"
 )
@@ -24,8 +23,7 @@ const maxSection = 0xFFFFF800
 
 // tree is the image's directory structure, in path table order.
 type tree struct {
-	dirs  []*node
-	paths []string // path of each directory, for error messages
+	dirs []*node
 }
 
 // finish lays out and writes everything after the file data, then the
@@ -123,49 +121,27 @@ func (w *Writer) addCatalog() error {
 	if b == nil || b.CatalogPath == "" {
 		return nil
 	}
-	dirPath, name := "", b.CatalogPath
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		dirPath, name = name[:i], name[i+1:]
-	}
-	d, err := w.dir(dirPath, b.CatalogPath)
-	if err != nil {
-		return err
-	}
-	if d.kids[name] != nil {
+	if w.tree.Lookup(b.CatalogPath) != nil {
 		return fmt.Errorf("iso9660: %s: the boot catalog goes there, but the stream put a directory there: %w", b.CatalogPath, entry.ErrBadHeader)
 	}
-	d.kids[name] = &node{name: name, typ: entry.TypeRegular, mode: 0o444, mtime: w.opts.ModTime.Unix(), lba: catalogLBA, size: sectorSize}
-	return nil
+	n := &node{mode: 0o444, mtime: w.opts.ModTime.Unix(), lba: catalogLBA, size: sectorSize}
+	n.Type = entry.TypeRegular
+	_, err := w.tree.Add(b.CatalogPath, n)
+	return err
 }
 
-// lookup returns the node at a clean path, or nil.
-func (w *Writer) lookup(p string) *node {
-	n := w.root
-	if p == "." {
-		return n
-	}
-	for _, name := range strings.Split(p, "/") {
-		if n.kids == nil {
-			return nil
-		}
-		if n = n.kids[name]; n == nil {
-			return nil
-		}
-	}
-	return n
-}
-
-// resolve follows hardlinks from n (at path p) to the node holding the
+// resolve follows hardlinks from n to the node holding the
 // inode.
-func (w *Writer) resolve(n *node, p string) (*node, error) {
+func (w *Writer) resolve(n *node) (*node, error) {
+	p := n.Path
 	for range 64 {
-		if n.typ != entry.TypeHardlink {
-			if n.typ == entry.TypeDir {
-				return nil, fmt.Errorf("iso9660: %s: hardlink to directory %s: %w", p, n.name, entry.ErrUnsupported)
+		if n.Type != entry.TypeHardlink {
+			if n.Type == entry.TypeDir {
+				return nil, fmt.Errorf("iso9660: %s: hardlink to directory %s: %w", p, n.Name, entry.ErrUnsupported)
 			}
 			return n, nil
 		}
-		t := w.lookup(n.link)
+		t := w.tree.Lookup(n.link)
 		if t == nil {
 			return nil, fmt.Errorf("iso9660: %s: hardlink to %s, which is not in the stream: %w", p, n.link, entry.ErrBadHeader)
 		}
@@ -178,8 +154,9 @@ func (w *Writer) resolve(n *node, p string) (*node, error) {
 // link counts, walking directories breadth first in identifier order, which
 // is the order the path table needs.
 func (w *Writer) buildTree() (*tree, error) {
-	t := &tree{dirs: []*node{w.root}, paths: []string{"."}}
-	w.root.parent, w.root.dirNum = w.root, 1
+	root := w.tree.Root()
+	t := &tree{dirs: []*node{root}}
+	root.parent, root.dirNum = root, 1
 	ino := uint32(0)
 	nextIno := func(n *node) {
 		if n.ino == 0 {
@@ -188,27 +165,22 @@ func (w *Writer) buildTree() (*tree, error) {
 		}
 	}
 	for i := 0; i < len(t.dirs); i++ {
-		d, dp := t.dirs[i], t.paths[i]
+		d := t.dirs[i]
 		nextIno(d)
-		assignIDs(d)
+		assignIDs(d, w.tree.Sort(d))
 		subdirs := uint32(0)
 		for _, k := range d.sorted {
-			kp := k.name
-			if dp != "." {
-				kp = dp + "/" + k.name
-			}
-			if k.typ == entry.TypeDir {
+			if k.Type == entry.TypeDir {
 				if len(t.dirs) >= 0xFFFF {
-					return nil, fmt.Errorf("iso9660: %s: more than 65535 directories do not fit in the path table: %w", kp, entry.ErrUnsupported)
+					return nil, fmt.Errorf("iso9660: %s: more than 65535 directories do not fit in the path table: %w", k.Path, entry.ErrUnsupported)
 				}
 				subdirs++
 				k.parent = d
 				t.dirs = append(t.dirs, k)
-				t.paths = append(t.paths, kp)
 				k.dirNum = uint16(len(t.dirs))
 				continue
 			}
-			r, err := w.resolve(k, kp)
+			r, err := w.resolve(k)
 			if err != nil {
 				return nil, err
 			}
@@ -231,19 +203,19 @@ func (w *Writer) dirBytes(d *node, ce *ceWriter) []byte {
 		}
 		b = append(b, rec...)
 	}
-	isRoot := d == w.root
+	isRoot := d == w.tree.Root()
 	add(record([]byte{0}, d.dirLBA, d.dirSize, 0x02, d.mtime, rrEntries(d, "", recSelf, isRoot), ce))
 	p := d.parent
 	add(record([]byte{1}, p.dirLBA, p.dirSize, 0x02, p.mtime, rrEntries(p, "", recParent, false), ce))
 	for _, k := range d.sorted {
 		id := []byte(k.isoID)
-		if k.typ == entry.TypeDir {
-			add(record(id, k.dirLBA, k.dirSize, 0x02, k.mtime, rrEntries(k, k.name, recChild, false), ce))
+		if k.Type == entry.TypeDir {
+			add(record(id, k.dirLBA, k.dirSize, 0x02, k.mtime, rrEntries(k, k.Name, recChild, false), ce))
 			continue
 		}
 		r := k.target
-		es := rrEntries(r, k.name, recChild, false)
-		if r.typ != entry.TypeRegular {
+		es := rrEntries(r, k.Name, recChild, false)
+		if r.Type != entry.TypeRegular {
 			add(record(id, 0, 0, 0, r.mtime, es, ce))
 			continue
 		}

@@ -74,20 +74,14 @@ func joinID(base, ext, suffix string, dir bool) string {
 
 // assignIDs gives every child of d a unique ISO identifier and sorts the
 // children the way ECMA-119 9.3 orders directory records. Children are
-// considered in byte order of their real names, and a clash gets the
+// considered in byte order of their real names (byName), and a clash gets the
 // smallest free numeric suffix, so the result depends only on the names.
-func assignIDs(d *node) {
-	names := make([]string, 0, len(d.kids))
-	for name := range d.kids {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	used := make(map[string]bool, len(names))
-	kids := make([]*node, 0, len(names))
-	for _, name := range names {
-		k := d.kids[name]
-		isDir := k.typ == entry.TypeDir
-		base, ext := isoName(name, isDir)
+func assignIDs(d *node, byName []*node) {
+	used := make(map[string]bool, len(byName))
+	kids := make([]*node, 0, len(byName))
+	for _, k := range byName {
+		isDir := k.Type == entry.TypeDir
+		base, ext := isoName(k.Name, isDir)
 		id := joinID(base, ext, "", isDir)
 		for i := 1; used[id]; i++ {
 			id = joinID(base, ext, "_"+strconv.Itoa(i), isDir)

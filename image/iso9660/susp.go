@@ -74,7 +74,7 @@ var typeBits = map[entry.Type]uint32{
 
 func pxEntry(n *node) []byte {
 	b := suHeader("PX", pxLen)
-	both32(b[4:], typeBits[n.typ]|n.mode)
+	both32(b[4:], typeBits[n.Type]|n.mode)
 	both32(b[12:], n.nlink)
 	both32(b[20:], n.uid)
 	both32(b[28:], n.gid)
@@ -201,7 +201,7 @@ func rrEntries(n *node, name string, kind recKind, isRoot bool) [][]byte {
 	es = append(es, pxEntry(n), tfEntry(n.mtime))
 	if kind == recChild {
 		es = append(es, nmEntries(name)...)
-		switch n.typ {
+		switch n.Type {
 		case entry.TypeSymlink:
 			es = append(es, slEntries(n.link)...)
 		case entry.TypeCharDev, entry.TypeBlockDev:

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"byzantium/modules/entry"
@@ -100,7 +99,7 @@ const (
 type Writer struct {
 	o    *out
 	opts Options
-	root *node
+	tree *entry.Tree[*node]
 
 	// The body being written.
 	cur     *node
@@ -109,9 +108,6 @@ type Writer struct {
 	sec     []byte  // the partial sector of cur's body
 	sum     *uint32 // boot info table checksum of cur, if cur is the BIOS boot file
 	off     int64   // bytes of cur emitted, in whole sectors
-
-	lastDirPath string
-	lastDir     *node
 
 	treeSum [32]byte // hash of the directory extents, set at Close
 
@@ -122,8 +118,7 @@ type Writer struct {
 // node is one name in the tree. The ISO layout fields are filled in at
 // Close.
 type node struct {
-	name         string
-	typ          entry.Type
+	entry.Node[*node]
 	mode         uint32
 	uid, gid     uint32
 	mtime        int64 // Unix seconds
@@ -131,14 +126,13 @@ type node struct {
 	major, minor uint32
 	lba          uint32 // first sector of a regular file's data
 	size         int64
-	kids         map[string]*node
 	bootSum      uint32 // boot info table checksum, for the BIOS boot file
 	hasSum       bool
 
 	// Filled in at Close.
 	target  *node // the node holding the data, for hardlinks
 	isoID   string
-	sorted  []*node // kids in ISO identifier order
+	sorted  []*node // children in ISO identifier order
 	ino     uint32
 	nlink   uint32
 	dirNum  uint16 // path table number of a directory
@@ -162,12 +156,10 @@ func NewWriter(w io.WriteSeeker, opts Options) (*Writer, error) {
 	if err := o.write(make([]byte, dataStartLBA*sectorSize)); err != nil {
 		return nil, err
 	}
-	return &Writer{
-		o:    o,
-		opts: opts,
-		root: &node{typ: entry.TypeDir, mode: 0o755, mtime: opts.ModTime.Unix(), kids: map[string]*node{}},
-		sec:  make([]byte, 0, sectorSize),
-	}, nil
+	newDir := func() *node { return &node{mode: 0o755, mtime: opts.ModTime.Unix()} }
+	iw := &Writer{o: o, opts: opts, tree: entry.NewTree("iso9660", newDir(), newDir), sec: make([]byte, 0, sectorSize)}
+	iw.tree.MaxName = maxNameLen
+	return iw, nil
 }
 
 // checkOptions resolves defaults and refuses what cannot be written.
@@ -222,7 +214,8 @@ func (w *Writer) WriteHeader(h *entry.Header) error {
 	if err := h.Validate(); err != nil {
 		return fmt.Errorf("iso9660: %w", err)
 	}
-	n := &node{typ: h.Type, mode: h.Mode, uid: h.UID, gid: h.GID, mtime: h.ModTime.Unix()}
+	n := &node{mode: h.Mode, uid: h.UID, gid: h.GID, mtime: h.ModTime.Unix()}
+	n.Type = h.Type
 	if h.ModTime.IsZero() {
 		n.mtime = 0
 	}
@@ -232,39 +225,20 @@ func (w *Writer) WriteHeader(h *entry.Header) error {
 	case entry.TypeCharDev, entry.TypeBlockDev:
 		n.major, n.minor = h.Devmajor, h.Devminor
 	}
-	if h.Path == "." {
-		r := w.root
-		r.mode, r.uid, r.gid, r.mtime = n.mode, n.uid, n.gid, n.mtime
-		return nil
-	}
 	if b := w.opts.BIOSBoot; b != nil && h.Path == b.CatalogPath {
 		return fmt.Errorf("iso9660: %s: the boot catalog goes there: %w", h.Path, entry.ErrBadHeader)
 	}
-	dirPath, name := "", h.Path
-	if i := strings.LastIndexByte(h.Path, '/'); i >= 0 {
-		dirPath, name = h.Path[:i], h.Path[i+1:]
-	}
-	if len(name) > maxNameLen {
-		return fmt.Errorf("iso9660: %s: name longer than %d bytes: %w", h.Path, maxNameLen, entry.ErrUnsupported)
-	}
-	dir, err := w.dir(dirPath, h.Path)
+	got, err := w.tree.Add(h.Path, n)
 	if err != nil {
 		return err
 	}
-	n.name = name
-	if old := dir.kids[name]; old != nil && old.typ == entry.TypeDir {
-		if n.typ == entry.TypeDir {
-			old.mode, old.uid, old.gid, old.mtime = n.mode, n.uid, n.gid, n.mtime
-			return nil
-		}
-		// The parent cache might point into the subtree being dropped.
-		w.lastDir, w.lastDirPath = nil, ""
+	if got != n {
+		// A directory written again (the root too) keeps its children;
+		// only its metadata changes.
+		got.mode, got.uid, got.gid, got.mtime = n.mode, n.uid, n.gid, n.mtime
+		return nil
 	}
-	if n.typ == entry.TypeDir {
-		n.kids = map[string]*node{}
-	}
-	dir.kids[name] = n
-	if n.typ == entry.TypeRegular {
+	if n.Type == entry.TypeRegular {
 		n.size = h.Size
 		if h.Size > 0 {
 			n.lba = uint32(w.o.pos / sectorSize)
@@ -281,42 +255,6 @@ func (w *Writer) WriteHeader(h *entry.Header) error {
 // maxNameLen is the longest name Rock Ridge readers (Linux, libisofs)
 // accept.
 const maxNameLen = 255
-
-// dir returns the directory at p, creating missing ones as directories
-// owned by root with mode 0755 and ModTime. Errors name the entry being
-// added, full.
-func (w *Writer) dir(p, full string) (*node, error) {
-	if p == "" {
-		return w.root, nil
-	}
-	if w.lastDir != nil && p == w.lastDirPath {
-		return w.lastDir, nil
-	}
-	d := w.root
-	for i, rest := 0, p; rest != ""; {
-		name := rest
-		if j := strings.IndexByte(rest, '/'); j >= 0 {
-			name, rest = rest[:j], rest[j+1:]
-			i += j + 1
-		} else {
-			rest = ""
-			i = len(p)
-		}
-		k := d.kids[name]
-		if k == nil {
-			if len(name) > maxNameLen {
-				return nil, fmt.Errorf("iso9660: %s: name longer than %d bytes: %w", full, maxNameLen, entry.ErrUnsupported)
-			}
-			k = &node{name: name, typ: entry.TypeDir, mode: 0o755, mtime: w.opts.ModTime.Unix(), kids: map[string]*node{}}
-			d.kids[name] = k
-		} else if k.typ != entry.TypeDir {
-			return nil, fmt.Errorf("iso9660: %s: parent %s is a %s, not a directory: %w", full, p[:i], k.typ, entry.ErrBadHeader)
-		}
-		d = k
-	}
-	w.lastDir, w.lastDirPath = d, p
-	return d, nil
-}
 
 // Write writes the body of the current regular file. It refuses bytes past
 // the size in the header with ErrWriteTooLong.

@@ -56,7 +56,7 @@ type Writer struct {
 	pipe  *writePipe
 	bs    int // block size
 
-	root  *wnode
+	tree  *entry.Tree[*wnode]
 	dedup map[writeDupKey]*wdata
 	xsets map[string]string // interned xattr sets
 	zero  *wdata            // shared by every empty file
@@ -70,11 +70,6 @@ type Writer struct {
 	blk     *wjob // accumulates the next full block or the tail
 	frag    *wjob // accumulates the current fragment block
 
-	// lastDir caches the parent of the previous entry: streams from a
-	// directory walk name many siblings in a row.
-	lastDirPath string
-	lastDir     *wnode
-
 	err    error
 	closed bool
 }
@@ -82,8 +77,7 @@ type Writer struct {
 // wnode is one name in the tree. A hardlink is a name whose link resolves,
 // at Close, to the node holding the inode.
 type wnode struct {
-	name   string
-	typ    entry.Type
+	entry.Node[*wnode]
 	mode   uint32 // permission bits incl. setuid/setgid/sticky
 	uid    uint32
 	gid    uint32
@@ -92,15 +86,13 @@ type wnode struct {
 	rdev   uint32
 	xattrs string // canonical xattr set (see xattrKey); "" for none
 	data   *wdata
-	kids   map[string]*wnode
 
 	// Filled in at Close.
-	sortedKids []*wnode // kids in name order; kids is then nil
-	target     *wnode   // the inode this hardlink names
-	num        uint32   // inode number, 0 until assigned
-	ref        uint64   // inode reference in the inode table
-	nlink      uint32
-	done       bool // inode written
+	target *wnode // the inode this hardlink names
+	num    uint32 // inode number, 0 until assigned
+	ref    uint64 // inode reference in the inode table
+	nlink  uint32
+	done   bool // inode written
 }
 
 // wdata locates a regular file's content. Duplicate files share one.
@@ -154,12 +146,15 @@ func NewWriter(w io.WriteSeeker, opts Options) (*Writer, error) {
 		opts:  opts,
 		codec: codec,
 		bs:    opts.BlockSize,
-		root:  &wnode{name: "", typ: entry.TypeDir, mode: 0o755, mtime: mtime, kids: map[string]*wnode{}},
+		tree: entry.NewTree("squashfs", &wnode{mode: 0o755, mtime: mtime}, func() *wnode {
+			return &wnode{mode: 0o755, mtime: mtime}
+		}),
 		dedup: map[writeDupKey]*wdata{},
 		xsets: map[string]string{},
 		zero:  &wdata{fragIndex: noFragment},
 		hash:  sha256.New(),
 	}
+	tw.tree.MaxName = writeMaxName
 	tw.pipe, err = newWritePipe(codec, opts.Workers, opts.BlockSize, out)
 	if err != nil {
 		return nil, err
@@ -204,50 +199,30 @@ func (w *Writer) WriteHeader(h *entry.Header) error {
 		return err
 	}
 	n := &wnode{
-		typ:    h.Type,
 		mode:   h.Mode,
 		uid:    h.UID,
 		gid:    h.GID,
 		mtime:  writeTime(h.ModTime),
 		xattrs: xkey,
 	}
+	n.Type = h.Type
 	switch h.Type {
 	case entry.TypeSymlink, entry.TypeHardlink:
 		n.link = h.Linkname
 	case entry.TypeCharDev, entry.TypeBlockDev:
 		n.rdev = encodeDev(h.Devmajor, h.Devminor)
 	}
-	if h.Path == "." {
-		// The root keeps its children; only its metadata changes.
-		w.root.mode, w.root.uid, w.root.gid, w.root.mtime, w.root.xattrs = n.mode, n.uid, n.gid, n.mtime, n.xattrs
-		return nil
-	}
-	dirPath, name := "", h.Path
-	if i := strings.LastIndexByte(h.Path, '/'); i >= 0 {
-		dirPath, name = h.Path[:i], h.Path[i+1:]
-	}
-	if len(name) > writeMaxName {
-		return fmt.Errorf("squashfs: %s: name longer than %d bytes: %w", h.Path, writeMaxName, entry.ErrUnsupported)
-	}
-	dir, err := w.dir(dirPath, h.Path)
+	got, err := w.tree.Add(h.Path, n)
 	if err != nil {
 		return err
 	}
-	n.name = name
-	if old := dir.kids[name]; old != nil && old.typ == entry.TypeDir {
-		if n.typ == entry.TypeDir {
-			old.mode, old.uid, old.gid, old.mtime, old.xattrs = n.mode, n.uid, n.gid, n.mtime, n.xattrs
-			return nil
-		}
-		// A directory replaced by a non-directory drops its subtree, which
-		// the parent cache might point into.
-		w.lastDir, w.lastDirPath = nil, ""
+	if got != n {
+		// A directory written again (the root too) keeps its children;
+		// only its metadata changes.
+		got.mode, got.uid, got.gid, got.mtime, got.xattrs = n.mode, n.uid, n.gid, n.mtime, n.xattrs
+		return nil
 	}
-	if n.typ == entry.TypeDir {
-		n.kids = map[string]*wnode{}
-	}
-	dir.kids[name] = n
-	if n.typ == entry.TypeRegular {
+	if n.Type == entry.TypeRegular {
 		n.data = w.zero
 		if h.Size > 0 {
 			w.cur, w.curPath, w.remain, w.nblk = n, h.Path, h.Size, 0
@@ -260,42 +235,6 @@ func (w *Writer) WriteHeader(h *entry.Header) error {
 
 // writeMaxName is the longest name the kernel accepts (SQUASHFS_NAME_LEN).
 const writeMaxName = 256
-
-// dir returns the directory at p, creating missing ones as implicit
-// directories owned by root with mode 0755 and the mkfs time. Errors name
-// the entry being added, full.
-func (w *Writer) dir(p, full string) (*wnode, error) {
-	if p == "" {
-		return w.root, nil
-	}
-	if w.lastDir != nil && p == w.lastDirPath {
-		return w.lastDir, nil
-	}
-	d := w.root
-	for i, rest := 0, p; rest != ""; {
-		name := rest
-		if j := strings.IndexByte(rest, '/'); j >= 0 {
-			name, rest = rest[:j], rest[j+1:]
-			i += j + 1
-		} else {
-			rest = ""
-			i = len(p)
-		}
-		k := d.kids[name]
-		if k == nil {
-			if len(name) > writeMaxName {
-				return nil, fmt.Errorf("squashfs: %s: name longer than %d bytes: %w", full, writeMaxName, entry.ErrUnsupported)
-			}
-			k = &wnode{name: name, typ: entry.TypeDir, mode: 0o755, mtime: writeTime(w.opts.ModTime), kids: map[string]*wnode{}}
-			d.kids[name] = k
-		} else if k.typ != entry.TypeDir {
-			return nil, fmt.Errorf("squashfs: %s: parent %s is a %s, not a directory: %w", full, p[:i], k.typ, entry.ErrBadHeader)
-		}
-		d = k
-	}
-	w.lastDir, w.lastDirPath = d, p
-	return d, nil
-}
 
 // xattrKey validates h's xattrs and returns their canonical, interned form:
 // for each name in sorted order, its type id, the name without the prefix

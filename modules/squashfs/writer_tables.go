@@ -3,8 +3,6 @@ package squashfs
 import (
 	"fmt"
 	"math"
-	"sort"
-	"strings"
 
 	"byzantium/modules/entry"
 )
@@ -43,10 +41,10 @@ type writeLayout struct {
 }
 
 func (w *Writer) writeTables() error {
-	if err := w.resolveLinks(w.root, ""); err != nil {
+	if err := w.resolveLinks(w.tree.Root()); err != nil {
 		return err
 	}
-	count := w.number(w.root, 0)
+	count := w.number(w.tree.Root(), 0)
 	comp := w.pipe.comps[0]
 	l := &writeLayout{
 		inodes:   newMetaWriter(comp),
@@ -55,7 +53,7 @@ func (w *Writer) writeTables() error {
 		xattrIDs: map[string]uint32{},
 		refs:     make([]uint64, count),
 	}
-	if err := w.layoutDir(l, w.root, count+1); err != nil {
+	if err := w.layoutDir(l, w.tree.Root(), count+1); err != nil {
 		return err
 	}
 
@@ -68,7 +66,7 @@ func (w *Writer) writeTables() error {
 		Compressor:        w.codec.id,
 		Flags:             FlagDuplicates | FlagAlwaysFragments | FlagCompressorOptions,
 		VersionMajor:      4,
-		RootInode:         w.root.ref,
+		RootInode:         w.tree.Root().ref,
 		XattrIDTableStart: noTable,
 		FragTableStart:    noTable,
 		ExportTableStart:  noTable,
@@ -130,31 +128,15 @@ func (w *Writer) writeTables() error {
 // resolveLinks sorts every directory's children and points each hardlink
 // at the node holding its inode, walking in sorted order so that the first
 // error reported does not depend on map order.
-func (w *Writer) resolveLinks(d *wnode, dpath string) error {
-	names := make([]string, 0, len(d.kids))
-	for name := range d.kids {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	sorted := make([]*wnode, len(names))
-	for i, name := range names {
-		sorted[i] = d.kids[name]
-	}
-	// The map is not needed past this point; the sorted slice replaces it.
-	d.kids = nil
-	d.sortedKids = sorted
-	for _, c := range sorted {
-		p := c.name
-		if dpath != "" {
-			p = dpath + "/" + c.name
-		}
-		switch c.typ {
+func (w *Writer) resolveLinks(d *wnode) error {
+	for _, c := range w.tree.Sort(d) {
+		switch c.Type {
 		case entry.TypeDir:
-			if err := w.resolveLinks(c, p); err != nil {
+			if err := w.resolveLinks(c); err != nil {
 				return err
 			}
 		case entry.TypeHardlink:
-			t, err := w.linkTarget(p, c)
+			t, err := w.linkTarget(c)
 			if err != nil {
 				return err
 			}
@@ -164,14 +146,15 @@ func (w *Writer) resolveLinks(d *wnode, dpath string) error {
 	return nil
 }
 
-// linkTarget follows hardlink n (named p) to a node that is not a hardlink.
-func (w *Writer) linkTarget(p string, n *wnode) (*wnode, error) {
+// linkTarget follows hardlink n to a node that is not a hardlink.
+func (w *Writer) linkTarget(n *wnode) (*wnode, error) {
+	p := n.Path
 	for range writeMaxLinkDepth {
-		t := w.lookup(n.link)
+		t := w.tree.Lookup(n.link)
 		if t == nil {
 			return nil, fmt.Errorf("squashfs: %s: hardlink to %s, which is not in the stream: %w", p, n.link, entry.ErrBadHeader)
 		}
-		switch t.typ {
+		switch t.Type {
 		case entry.TypeDir:
 			return nil, fmt.Errorf("squashfs: %s: hardlink to directory %s: %w", p, n.link, entry.ErrBadHeader)
 		case entry.TypeHardlink:
@@ -183,41 +166,14 @@ func (w *Writer) linkTarget(p string, n *wnode) (*wnode, error) {
 	return nil, fmt.Errorf("squashfs: %s: hardlinks to %s loop: %w", p, n.link, entry.ErrBadHeader)
 }
 
-// lookup finds the node at path p, or nil. It works before and after
-// resolveLinks has replaced the child maps with sorted slices.
-func (w *Writer) lookup(p string) *wnode {
-	n := w.root
-	for _, name := range strings.Split(p, "/") {
-		if n.typ != entry.TypeDir {
-			return nil
-		}
-		n = n.child(name)
-		if n == nil {
-			return nil
-		}
-	}
-	return n
-}
-
-func (n *wnode) child(name string) *wnode {
-	if n.kids != nil {
-		return n.kids[name]
-	}
-	i := sort.Search(len(n.sortedKids), func(i int) bool { return n.sortedKids[i].name >= name })
-	if i < len(n.sortedKids) && n.sortedKids[i].name == name {
-		return n.sortedKids[i]
-	}
-	return nil
-}
-
 // number gives out inode numbers in the order layoutDir writes the inodes:
 // depth first, children in name order before their directory, so the root
 // gets the last number. It counts links as it goes and returns the last
 // number used.
 func (w *Writer) number(d *wnode, last uint32) uint32 {
 	d.nlink = 2
-	for _, c := range d.sortedKids {
-		if c.typ == entry.TypeDir {
+	for _, c := range d.Sorted {
+		if c.Type == entry.TypeDir {
 			d.nlink++
 			last = w.number(c, last)
 			continue
@@ -236,8 +192,8 @@ func (w *Writer) number(d *wnode, last uint32) uint32 {
 
 // layoutDir writes the inodes of d's subtree, d's listing and d's inode.
 func (w *Writer) layoutDir(l *writeLayout, d *wnode, parent uint32) error {
-	for _, c := range d.sortedKids {
-		if c.typ == entry.TypeDir {
+	for _, c := range d.Sorted {
+		if c.Type == entry.TypeDir {
 			if err := w.layoutDir(l, c, d.num); err != nil {
 				return err
 			}
@@ -282,7 +238,7 @@ func (w *Writer) layoutDir(l *writeLayout, d *wnode, parent uint32) error {
 // header covers at most 256 entries whose inodes share one metadata block
 // and whose numbers are within an int16 of the header's.
 func (w *Writer) writeListing(l *writeLayout, d *wnode) int {
-	kids := d.sortedKids
+	kids := d.Sorted
 	size := 0
 	var b []byte
 	for i := 0; i < len(kids); {
@@ -303,9 +259,9 @@ func (w *Writer) writeListing(l *writeLayout, d *wnode) int {
 			ino := c.inode()
 			b = le16(b, uint16(ino.ref&0xFFFF))
 			b = le16(b, uint16(int16(int64(ino.num)-int64(base))))
-			b = le16(b, writeTypes[ino.typ].basic)
-			b = le16(b, uint16(len(c.name)-1))
-			b = append(b, c.name...)
+			b = le16(b, writeTypes[ino.Type].basic)
+			b = le16(b, uint16(len(c.Name)-1))
+			b = append(b, c.Name...)
 		}
 		l.dirs.write(b)
 		size += len(b)
@@ -328,7 +284,7 @@ func (w *Writer) inodeHeader(l *writeLayout, n *wnode, ext bool) ([]byte, error)
 	n.ref = l.inodes.ref()
 	n.done = true
 	l.refs[n.num-1] = n.ref
-	t := writeTypes[n.typ]
+	t := writeTypes[n.Type]
 	typ := t.basic
 	if ext {
 		typ = t.ext
@@ -353,7 +309,7 @@ func needsExt(n *wnode) bool {
 	if n.xattrs != "" {
 		return true
 	}
-	if n.typ == entry.TypeRegular {
+	if n.Type == entry.TypeRegular {
 		d := n.data
 		return n.nlink > 1 || d.sparse > 0 || d.size > math.MaxUint32 || d.start > math.MaxUint32
 	}
@@ -366,7 +322,7 @@ func (w *Writer) writeInode(l *writeLayout, n *wnode) error {
 	if err != nil {
 		return err
 	}
-	switch n.typ {
+	switch n.Type {
 	case entry.TypeRegular:
 		d := n.data
 		frag, foff := d.fragIndex, d.fragOffset
