@@ -17,7 +17,7 @@ import (
 	"byzantium/image/usbimg"
 	"byzantium/modules"
 	"byzantium/modules/entry"
-	"byzantium/runtime/initsys"
+	"byzantium/overlays"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
 )
@@ -171,7 +171,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 		p.Items = append(p.Items, Item{boot.ManifestPath, fi.Size() + 512, "new"})
 	}
 	if opts.SaveSize > 0 {
-		p.Items = append(p.Items, Item{initsys.DefaultSaveDat, opts.SaveSize, "save.dat"})
+		p.Items = append(p.Items, Item{overlays.DefaultSaveDat, opts.SaveSize, "save.dat"})
 	}
 	if opts.State != "" {
 		sz, err := stateUsage(opts.State, p.exclude())
