@@ -14,15 +14,8 @@ import (
 
 	"byzantium/modules/deps"
 	"byzantium/modules/manifest"
+	"byzantium/overlays"
 )
-
-// MediaFolders are the folders of a media tree's byzantium/ that hold
-// modules, in the order byz-init stacks them (runtime/initsys,
-// selectModules): every base/*.xzm, then modules/*.xzm, then the
-// optional/*.xzm that load= names; within a folder in file-name order
-// (bytewise, as a directory listing sorts), the .xzm suffix in any case,
-// folders inside them left out.
-var MediaFolders = []string{"base", "modules", "optional"}
 
 // ErrNoModules reports arguments that hold no module at all.
 var ErrNoModules = errors.New("no modules found")
@@ -78,9 +71,9 @@ type StackOptions struct {
 //
 // An argument may be a module file; a media tree (a folder holding
 // byzantium/, or the byzantium/ folder itself), whose modules stack as
-// MediaFolders says; a disk image holding one (with OpenDisk); a build's
-// output folder, searched for a media tree in its folders, then for a
-// disk image; or any other folder, standing for every .xzm file below it.
+// overlays.Folders says; a disk image holding one (with OpenDisk); a
+// build's output folder, searched for a media tree in its folders, then
+// for a disk image; or any other folder, standing for every .xzm file below it.
 // Modules of media trees come first, argument by argument; the others
 // follow in file-name order, which is how modules stack.
 //
@@ -187,10 +180,10 @@ func isDir(p string) bool {
 // dir takes a folder: a media tree, the byzantium/ folder of one, a
 // build's output folder, or a folder of modules.
 func (l *locator) dir(d string) error {
-	if isDir(filepath.Join(d, "byzantium")) {
-		return l.mediaTree(os.DirFS(d), "byzantium", d, "the media tree in "+d)
+	if isDir(filepath.Join(d, overlays.MediaRoot)) {
+		return l.mediaTree(os.DirFS(d), overlays.MediaRoot, d, "the media tree in "+d)
 	}
-	for _, f := range MediaFolders {
+	for _, f := range overlays.Folders() {
 		if isDir(filepath.Join(d, f)) {
 			return l.mediaTree(os.DirFS(d), ".", d, "the media folder "+d)
 		}
@@ -271,7 +264,7 @@ func (l *locator) disk(p string) error {
 // in stacking order; label prefixes their paths.
 func (l *locator) mediaTree(fsys fs.FS, root, label, source string) error {
 	n := 0
-	for _, folder := range MediaFolders {
+	for _, folder := range overlays.Folders() {
 		dir := path.Join(root, folder)
 		ents, err := fs.ReadDir(fsys, dir)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -281,7 +274,7 @@ func (l *locator) mediaTree(fsys fs.FS, root, label, source string) error {
 			return fmt.Errorf("%s: %w", source, err)
 		}
 		for _, e := range ents { // sorted by name
-			if e.IsDir() || !strings.HasSuffix(strings.ToLower(e.Name()), ".xzm") {
+			if e.IsDir() || !overlays.IsModuleFile(e.Name()) {
 				continue
 			}
 			name := path.Join(dir, e.Name())

@@ -22,6 +22,7 @@ import (
 	"byzantium/modules/deps"
 	"byzantium/modules/manifest"
 	"byzantium/modules/squashfs"
+	"byzantium/overlays"
 )
 
 // Options configures Build.
@@ -73,7 +74,7 @@ type builder struct {
 
 // layer is a folder of the media tree and the modules in it.
 type layer struct {
-	dir  string // "base", "modules", "optional"
+	dir  string // a media folder (overlays.FolderBase…), also the spec's key
 	mods []spec.Module
 }
 
@@ -230,7 +231,7 @@ func (b *builder) checkStack() error {
 // module's inputs rebuilds that module alone.
 func (b *builder) moduleStage() ([]built, error) {
 	var out []built
-	for _, l := range []layer{{"base", b.spec.Base}, {"modules", b.spec.Modules}, {"optional", b.spec.Optional}} {
+	for _, l := range []layer{{overlays.FolderBase, b.spec.Base}, {overlays.FolderModules, b.spec.Modules}, {overlays.FolderOptional, b.spec.Optional}} {
 		for i, m := range l.mods {
 			where := b.spec.Position(fmt.Sprintf("%s[%d]", l.dir, i))
 			// The services are part of the key: they are in the module's

@@ -15,6 +15,7 @@ import (
 	"byzantium/builder/spec"
 	"byzantium/modules"
 	"byzantium/modules/squashfs"
+	"byzantium/overlays"
 )
 
 // InittabPath is where busybox init reads its table, in the root and in
@@ -103,7 +104,7 @@ func (b *builder) consoleModule() (built, error) {
 	if hit {
 		b.logf("cached base/%s", spec.ConsoleModule)
 	}
-	return built{layer: "base", file: file, path: p}, nil
+	return built{layer: overlays.FolderBase, file: file, path: p}, nil
 }
 
 // inittabTar is a tarball holding etc/ and etc/inittab, owned by root.
@@ -137,7 +138,7 @@ const inittabFix = "remove it: byz build writes /etc/inittab from the spec's con
 func (b *builder) checkInittab(mods []built) error {
 	var errs []error
 	for _, m := range mods {
-		if m.layer == "optional" {
+		if m.layer == overlays.FolderOptional {
 			continue // never stacked into the root at boot by the build's own menu
 		}
 		has, err := moduleHas(m.path, InittabPath)

@@ -17,6 +17,7 @@ import (
 	"byzantium/image/usbimg"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
+	"byzantium/overlays"
 )
 
 // mediaStage lays out the media tree once per flavour, checks that the
@@ -44,7 +45,7 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 		return dst, nil
 	}
 	var base, mid, opt []string
-	p, err := link("base", "000-kernel.xzm", k.module)
+	p, err := link(overlays.FolderBase, "000-kernel.xzm", k.module)
 	if err != nil {
 		return nil, err
 	}
@@ -55,9 +56,9 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 			return nil, err
 		}
 		switch m.layer {
-		case "base":
+		case overlays.FolderBase:
 			base = append(base, p)
-		case "modules":
+		case overlays.FolderModules:
 			mid = append(mid, p)
 		default:
 			opt = append(opt, p)

@@ -12,7 +12,7 @@ import (
 
 	"byzantium/builder/kernel"
 	"byzantium/modules/entry"
-	"byzantium/runtime/initsys"
+	"byzantium/overlays"
 )
 
 // File is one file of an initramfs built with Write.
@@ -34,7 +34,7 @@ type File struct {
 
 // Write writes files as an initramfs to w: sorted by path, with every
 // parent directory added (mode 0755), owned by root, and an empty
-// /dev/null placeholder (see initsys.DevNullPlaceholder) unless files give
+// /dev/null placeholder (see overlays.DevNullPlaceholder) unless files give
 // one. The same files and options give the same bytes.
 func Write(w io.Writer, files []File, opts Options) error {
 	byPath := map[string]File{}
@@ -54,8 +54,8 @@ func Write(w io.Writer, files []File, opts Options) error {
 			}
 		}
 	}
-	if _, ok := byPath[initsys.DevNullPlaceholder]; !ok {
-		byPath[initsys.DevNullPlaceholder] = File{Path: initsys.DevNullPlaceholder, Mode: 0o666}
+	if _, ok := byPath[overlays.DevNullPlaceholder]; !ok {
+		byPath[overlays.DevNullPlaceholder] = File{Path: overlays.DevNullPlaceholder, Mode: 0o666}
 		byPath["dev"] = File{Path: "dev", Type: entry.TypeDir}
 	}
 	paths := make([]string, 0, len(byPath))
@@ -127,7 +127,7 @@ func writeFile(iw *Writer, f File) error {
 // ModuleFiles returns the files that put mods (a Closure, in load order)
 // into an initramfs: each .ko at lib/modules/<version>/<its path>, read
 // from dir (the ModulesDir given to kernel.Extract), and the load-order
-// list the init reads (initsys.ModuleListPath).
+// list the init reads (overlays.ModuleListPath).
 func ModuleFiles(dir, version string, mods []*kernel.Module) []File {
 	var list strings.Builder
 	list.WriteString("# Kernel modules for byz-init to load, dependencies first.\n")
@@ -137,5 +137,5 @@ func ModuleFiles(dir, version string, mods []*kernel.Module) []File {
 		files = append(files, File{Path: p, Src: filepath.Join(dir, filepath.FromSlash(m.Path))})
 		list.WriteString(p + "\n")
 	}
-	return append(files, File{Path: initsys.ModuleListPath, Data: []byte(list.String())})
+	return append(files, File{Path: overlays.ModuleListPath, Data: []byte(list.String())})
 }

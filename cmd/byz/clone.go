@@ -18,12 +18,13 @@ import (
 
 	"byzantium/builder/spec"
 	"byzantium/image/clone"
+	"byzantium/overlays"
 	"byzantium/runtime/luks2"
 )
 
 // nodeTmp is where a clone on a node keeps scratch files: a tmpfs outside
 // the overlay (under /tmp they would land in the changes being copied).
-const nodeTmp = "/run/byz"
+const nodeTmp = "/" + overlays.RunDir
 
 func newCloneCmd() *cobra.Command {
 	var (
@@ -158,7 +159,7 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 			case stateDir != "":
 				opts.State = stateDir
 			case withState && onNode:
-				opts.State = "/" + clone.NodeUpper
+				opts.State = "/" + overlays.UpperDir
 				syscall.Sync()
 			case withState:
 				return usageError{errors.New("clone: --with-state takes the running node's changes; with --from, name an upper folder with --state DIR")}

@@ -466,7 +466,7 @@ func persistence(p *daemon.Persistence) string {
 	case "exit":
 		s = fmt.Sprintf("in RAM, saved to %s (%s) at shutdown", p.Store, p.Backing)
 	default:
-		s = p.Mode + " " + p.Store
+		s = string(p.Mode) + " " + p.Store
 	}
 	if p.Encrypted {
 		s += ", encrypted"

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"byzantium/ci/testenv"
+	"byzantium/overlays"
 	"byzantium/runtime/daemon"
 	"byzantium/runtime/tlscert"
 )
@@ -36,8 +37,8 @@ var (
 			{Name: "root", Path: "/", SizeBytes: 1 << 30, FreeBytes: 512 << 20},
 			{Name: "media", Path: "/run/byz/media", SizeBytes: 16 << 30, FreeBytes: 12 << 30},
 		},
-		Persistence: &daemon.Persistence{Mode: "ram", Store: "byzantium/changes/save.dat", Encrypted: true,
-			Warning: "the passphrase prompt was skipped: booting without persistence, as asked", SizeBytes: 1 << 30, FreeBytes: 512 << 20},
+		Persistence: &daemon.Persistence{Persistence: overlays.Persistence{Mode: "ram", Store: "byzantium/changes/save.dat", Encrypted: true,
+			Warning: "the passphrase prompt was skipped: booting without persistence, as asked"}, SizeBytes: 1 << 30, FreeBytes: 512 << 20},
 		Interfaces: []daemon.Interface{
 			{Name: "lo", Up: true, Addresses: []string{"127.0.0.1/8", "::1/128"}},
 			{Name: "eth0", Up: true, MAC: "52:54:00:12:34:56", Addresses: []string{"10.0.0.1/24"}},

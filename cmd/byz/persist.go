@@ -19,8 +19,8 @@ import (
 	"byzantium/image/boot"
 	"byzantium/image/fat"
 	"byzantium/image/gpt"
+	"byzantium/overlays"
 	"byzantium/runtime/daemon"
-	"byzantium/runtime/initsys"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
 )
@@ -289,7 +289,7 @@ An existing save.dat is never replaced.`,
 			if fi, err := os.Stat(filepath.Join(media, "byzantium")); err != nil || !fi.IsDir() {
 				return fmt.Errorf("persist create: %s has no byzantium/ folder: is it Byzantium boot media?", media)
 			}
-			path := filepath.Join(media, initsys.DefaultSaveDat)
+			path := filepath.Join(media, overlays.DefaultSaveDat)
 			if _, err := os.Lstat(path); err == nil {
 				return fmt.Errorf("persist create: %s exists: a save.dat is never overwritten (move it away first)", path)
 			}
@@ -371,8 +371,8 @@ func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passF
 	}
 	defer iv.f.Close()
 	if fsys, err := fat.OpenFS(iv.f, iv.off); err == nil {
-		if _, err := fs.Stat(fsys, initsys.DefaultSaveDat); err == nil {
-			return fmt.Errorf("persist create: %s already holds %s: a save.dat is never overwritten", image, initsys.DefaultSaveDat)
+		if _, err := fs.Stat(fsys, overlays.DefaultSaveDat); err == nil {
+			return fmt.Errorf("persist create: %s already holds %s: a save.dat is never overwritten", image, overlays.DefaultSaveDat)
 		}
 	}
 	if err := savedat.CheckFATSize(opts.Size); err != nil {
@@ -402,13 +402,13 @@ func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passF
 	in.set(phaseFinish)
 	prog := &countingReader{r: s, total: s.Size, progress: opts.Progress}
 	opts.Progress(savedat.Event{Step: "writing", Total: s.Size})
-	if err := iv.vol.AddFile(initsys.DefaultSaveDat, opts.Size, prog, time.Now()); err != nil {
+	if err := iv.vol.AddFile(overlays.DefaultSaveDat, opts.Size, prog, time.Now()); err != nil {
 		return fmt.Errorf("persist create: %w", err)
 	}
 	if err := iv.f.Sync(); err != nil {
 		return fmt.Errorf("persist create: %w", err)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "byz: wrote %s:%s (%s, %s)\n", image, initsys.DefaultSaveDat, spec.FormatSize(opts.Size), kindOf(encrypt))
+	fmt.Fprintf(cmd.OutOrStdout(), "byz: wrote %s:%s (%s, %s)\n", image, overlays.DefaultSaveDat, spec.FormatSize(opts.Size), kindOf(encrypt))
 	return nil
 }
 
@@ -472,7 +472,7 @@ func openImageVolume(image string) (*imageVolume, error) {
 	f.Close()
 	if foundFAT {
 		return nil, fmt.Errorf("persist create: %s has a FAT32 partition, but no Byzantium media on it (no %s, no %s* marker): nothing was written",
-			image, boot.ManifestPath, initsys.MediaMarkerPrefix)
+			image, boot.ManifestPath, overlays.MediaMarkerPrefix)
 	}
 	return nil, fmt.Errorf("persist create: %s has no FAT32 partition: is it a USB image byz built?", image)
 }
@@ -482,12 +482,12 @@ func isMedia(fsys fs.FS) bool {
 	if _, err := fs.Stat(fsys, boot.ManifestPath); err == nil {
 		return true
 	}
-	ents, err := fs.ReadDir(fsys, path.Dir(initsys.MediaMarkerPrefix))
+	ents, err := fs.ReadDir(fsys, path.Dir(overlays.MediaMarkerPrefix))
 	if err != nil {
 		return false
 	}
 	for _, e := range ents {
-		if strings.HasPrefix(strings.ToLower(e.Name()), path.Base(initsys.MediaMarkerPrefix)) && !e.IsDir() {
+		if strings.HasPrefix(strings.ToLower(e.Name()), path.Base(overlays.MediaMarkerPrefix)) && !e.IsDir() {
 			return true
 		}
 	}

@@ -16,12 +16,12 @@ import (
 	"byzantium/builder/spec"
 	"byzantium/modules"
 	"byzantium/modules/squashfs"
+	"byzantium/overlays"
 	"byzantium/runtime/daemon"
 )
 
-// liveUpper is the running node's upper layer (byz-init's RWDir/upper):
-// what a snapshot takes.
-const liveUpper = "/run/byz/rw/upper"
+// liveUpper is the running node's upper layer: what a snapshot takes.
+const liveUpper = "/" + overlays.UpperDir
 
 // localCall sends one request to byzd's local API (the node command's
 // client over the socket) and decodes the answer into out.

@@ -26,6 +26,7 @@ import (
 	"byzantium/image/gpt"
 	"byzantium/image/usbimg"
 	"byzantium/modules/hostfs"
+	"byzantium/overlays"
 )
 
 var epoch = time.Unix(1700000000, 0).UTC()
@@ -543,7 +544,7 @@ func TestCloneTooSmall(t *testing.T) {
 // copy2ram the copy in RAM (the whole tree), which clones as well.
 func TestOpenNode(t *testing.T) {
 	m := sourceMedia(t)
-	for _, dir := range []string{NodeMediaDir, NodeRAMDir} {
+	for _, dir := range []string{overlays.MediaDir, overlays.RAMDir} {
 		root := t.TempDir()
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, dir)), 0o755); err != nil {
 			t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 	"byzantium/image/usbimg"
 	"byzantium/modules"
 	"byzantium/modules/entry"
-	"byzantium/runtime/initsys"
+	"byzantium/overlays"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
 )
@@ -96,7 +96,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	}
 	var missing []string
 	layers := map[string][]string{}
-	for _, layer := range []string{"base", "modules", "optional"} {
+	for _, layer := range overlays.Folders() {
 		found, gone, err := p.layer(layer)
 		if err != nil {
 			return nil, err
@@ -104,7 +104,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 		layers[layer] = found
 		for _, f := range gone {
 			// An optional module --modules leaves out is not missed.
-			if layer != "optional" || opts.Modules == nil || want[modules.NameFromFile(f)] {
+			if layer != overlays.FolderOptional || opts.Modules == nil || want[modules.NameFromFile(f)] {
 				missing = append(missing, f)
 			}
 		}
@@ -112,9 +112,9 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if len(missing) > 0 {
 		return nil, p.missing(missing)
 	}
-	p.Base, p.Modules = layers["base"], layers["modules"]
+	p.Base, p.Modules = layers[overlays.FolderBase], layers[overlays.FolderModules]
 	var names []string
-	for _, f := range layers["optional"] {
+	for _, f := range layers[overlays.FolderOptional] {
 		name := modules.NameFromFile(f)
 		names = append(names, name)
 		if opts.Modules == nil || want[name] {
@@ -171,7 +171,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 		p.Items = append(p.Items, Item{boot.ManifestPath, fi.Size() + 512, "new"})
 	}
 	if opts.SaveSize > 0 {
-		p.Items = append(p.Items, Item{initsys.DefaultSaveDat, opts.SaveSize, "save.dat"})
+		p.Items = append(p.Items, Item{overlays.DefaultSaveDat, opts.SaveSize, "save.dat"})
 	}
 	if opts.State != "" {
 		sz, err := stateUsage(opts.State, p.exclude())
@@ -203,7 +203,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 // load them (any file whose name ends in .xzm, in any case). gone are
 // the listed ones that are not on the media.
 func (p *Plan) layer(layer string) (found, gone []string, err error) {
-	dir := "byzantium/" + layer
+	dir := overlays.FolderPath(layer)
 	ents, err := fs.ReadDir(p.src.FS, dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("clone: %s: %s: %w", p.src.Name, dir, err)
@@ -211,7 +211,7 @@ func (p *Plan) layer(layer string) (found, gone []string, err error) {
 	onMedia := map[string]bool{}
 	for _, e := range ents {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(strings.ToLower(name), ".xzm") {
+		if e.IsDir() || !overlays.IsModuleFile(name) {
 			continue
 		}
 		f := dir + "/" + name

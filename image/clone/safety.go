@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"byzantium/image/boot"
+	"byzantium/overlays"
 )
 
 // System is the machine the safety checks look at, read the way a
@@ -158,7 +159,7 @@ func (s System) Check(d *Device, need int64, force bool) error {
 			if dev != m.dev {
 				why = fmt.Sprintf("%s (through /dev/%s)", why, m.dev)
 			}
-			if m.point == "/"+NodeMediaDir {
+			if m.point == "/"+overlays.MediaDir {
 				why = "the node booted from it: " + why
 			}
 			users[disk] = append(users[disk], why)

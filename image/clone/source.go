@@ -15,16 +15,7 @@ import (
 	"byzantium/image/boot"
 	"byzantium/image/fat"
 	"byzantium/image/gpt"
-)
-
-// Where a running node keeps its media (runtime/initsys: MediaDir and
-// RAMDir), relative to the root.
-const (
-	NodeMediaDir = "run/byz/media"
-	NodeRAMDir   = "run/byz/copy2ram"
-	// NodeUpper is the live overlay's upper layer (initsys RWDir/upper):
-	// the node's changes, which --with-state takes.
-	NodeUpper = "run/byz/rw/upper"
+	"byzantium/overlays"
 )
 
 // Source is a media tree to clone, open for reading: a media folder, the
@@ -114,19 +105,19 @@ func openFAT(r io.ReaderAt, size int64) (*fat.FS, string, error) {
 // boot media byz-init mounted, or, after copy2ram, its copy in RAM (the
 // whole tree but byzantium/changes).
 func OpenNode(root string) (*Source, error) {
-	media := filepath.Join(root, NodeMediaDir)
+	media := filepath.Join(root, overlays.MediaDir)
 	if _, err := os.Stat(filepath.Join(media, boot.ManifestPath)); err == nil {
-		return newSource(os.DirFS(media), "/"+NodeMediaDir, nil, media, true)
+		return newSource(os.DirFS(media), "/"+overlays.MediaDir, nil, media, true)
 	}
-	ram := filepath.Join(root, NodeRAMDir)
+	ram := filepath.Join(root, overlays.RAMDir)
 	if _, err := os.Stat(filepath.Join(ram, boot.ManifestPath)); err == nil {
-		return newSource(os.DirFS(ram), "/"+NodeRAMDir, nil, ram, true)
+		return newSource(os.DirFS(ram), "/"+overlays.RAMDir, nil, ram, true)
 	}
 	if _, err := os.Stat(filepath.Join(ram, "byzantium")); err == nil {
 		return nil, fmt.Errorf("%w: the node booted with copy2ram by an older byz-init, whose copy in %s holds only the modules it loaded; plug the boot stick in, mount it and give --from /mnt/stick (or its device)",
-			ErrNotMedia, "/"+NodeRAMDir)
+			ErrNotMedia, "/"+overlays.RAMDir)
 	}
-	return nil, fmt.Errorf("%w: no boot media at /%s: not a running node? give --from MEDIA_DIR|IMAGE", ErrNotMedia, NodeMediaDir)
+	return nil, fmt.Errorf("%w: no boot media at /%s: not a running node? give --from MEDIA_DIR|IMAGE", ErrNotMedia, overlays.MediaDir)
 }
 
 // newSource reads the media in fsys: name says what it is, c closes it,

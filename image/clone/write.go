@@ -24,7 +24,7 @@ import (
 	"byzantium/image/usbimg"
 	"byzantium/modules"
 	"byzantium/modules/entry"
-	"byzantium/runtime/initsys"
+	"byzantium/overlays"
 	"byzantium/runtime/savedat"
 )
 
@@ -160,10 +160,10 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 		saveSum = sha256.New()
 		mtime := p.src.Info.ModTime()
 		stream = entry.Concat(stream, &oneFile{hdrs: []*entry.Header{
-			{Path: filepath.Dir(initsys.DefaultSaveDat), Type: entry.TypeDir, Mode: 0o755, ModTime: mtime},
-			{Path: initsys.DefaultSaveDat, Type: entry.TypeRegular, Mode: 0o644, ModTime: mtime, Size: sd.Size}},
+			{Path: filepath.Dir(overlays.DefaultSaveDat), Type: entry.TypeDir, Mode: 0o755, ModTime: mtime},
+			{Path: overlays.DefaultSaveDat, Type: entry.TypeRegular, Mode: 0o644, ModTime: mtime, Size: sd.Size}},
 			body: io.TeeReader(sd, saveSum)})
-		hs = append(hs, entry.Header{Path: initsys.DefaultSaveDat, Type: entry.TypeRegular, Size: sd.Size})
+		hs = append(hs, entry.Header{Path: overlays.DefaultSaveDat, Type: entry.TypeRegular, Size: sd.Size})
 		res.Bytes += sd.Size
 	}
 	res.Files = len(hs)
@@ -232,7 +232,7 @@ func readBack(ctx context.Context, r io.ReaderAt, offset int64, files []boot.Man
 		return fmt.Errorf("%w: reading the clone back: %w", ErrMismatch, err)
 	}
 	if saveSum != nil {
-		files = append(files, boot.ManifestFile{Path: initsys.DefaultSaveDat, SHA256: hex.EncodeToString(saveSum.Sum(nil))})
+		files = append(files, boot.ManifestFile{Path: overlays.DefaultSaveDat, SHA256: hex.EncodeToString(saveSum.Sum(nil))})
 	}
 	// The biggest files first, so that no worker is left with one at the
 	// end; a stick is read by one worker, in the order written.

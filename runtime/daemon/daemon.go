@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"byzantium/overlays"
 	"byzantium/runtime/auth"
 	"byzantium/runtime/netcfg"
 	"byzantium/runtime/service"
@@ -283,34 +284,27 @@ func Hostname() string {
 	return h
 }
 
-// Where byz-init leaves its persistence report and mounts the store
-// (runtime/initsys.PersistenceJSON and RWDir).
-const (
-	persistenceJSON = "run/byzantium/persistence.json"
-	storeDir        = "run/byz/rw"
-)
-
 // ReadPersistence reads byz-init's persistence report under root and the
 // store's size and free space; nil when there is no report (a host, or
 // an init that is not byz-init).
 func ReadPersistence(root string) *Persistence {
-	b, err := os.ReadFile(filepath.Join(root, persistenceJSON))
+	b, err := os.ReadFile(filepath.Join(root, overlays.PersistenceJSON))
 	if err != nil {
 		return nil
 	}
 	var p Persistence
 	if err := json.Unmarshal(b, &p); err != nil {
-		return &Persistence{Mode: "unknown", Warning: "unreadable " + persistenceJSON + ": " + err.Error()}
+		return &Persistence{Persistence: overlays.Persistence{Mode: overlays.ModeUnknown, Warning: "unreadable " + overlays.PersistenceJSON + ": " + err.Error()}}
 	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(filepath.Join(root, storeDir), &st); err == nil {
+	if err := unix.Statfs(filepath.Join(root, overlays.RWDir), &st); err == nil {
 		p.SizeBytes = st.Blocks * uint64(st.Bsize)
 		p.FreeBytes = st.Bavail * uint64(st.Bsize)
 	}
-	if p.Mode == "exit" {
+	if p.Mode == overlays.ModeExit {
 		// The RAM holds the changes; the store must hold them at the
 		// next save.
-		if err := unix.Statfs(filepath.Join(root, exitStoreDir), &st); err == nil {
+		if err := unix.Statfs(filepath.Join(root, overlays.StoreDir), &st); err == nil {
 			p.StoreSizeBytes = st.Blocks * uint64(st.Bsize)
 			p.StoreFreeBytes = st.Bavail * uint64(st.Bsize)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"byzantium/ci/browser"
 	"byzantium/modules/manifest"
+	"byzantium/overlays"
 	"byzantium/runtime/auth"
 	"byzantium/runtime/service"
 )
@@ -46,7 +47,7 @@ func layoutNode(t *testing.T) (*testWeb, *httptest.Server) {
 	writeFile(t, root+"/sys/block/sdb/removable", "1\n")
 	writeFile(t, root+"/sys/block/sdb/device/model", "Ultra Fit        \n")
 	writeFile(t, root+"/sys/block/sdb/device/serial", "4C530001231109115093\n")
-	writeFile(t, root+"/"+persistenceJSON, `{"mode":"savedat","store":"/run/byz/media/byzantium/changes/save.dat","encrypted":true}`)
+	writeFile(t, root+"/"+overlays.PersistenceJSON, `{"mode":"savedat","store":"/run/byz/media/byzantium/changes/save.dat","encrypted":true}`)
 	// Modules stacked at boot, as byz-init leaves them.
 	var boot []bootLayerJSON
 	for i, m := range []manifest.Manifest{

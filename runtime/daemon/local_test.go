@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"byzantium/overlays"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -68,9 +70,9 @@ func writeFile(t *testing.T, path, data string) {
 // modes a save is refused as pointless.
 func TestLocalSave(t *testing.T) {
 	root := t.TempDir()
-	writeFile(t, filepath.Join(root, persistenceJSON), `{"mode":"exit","store":"/dev/vdb","backing":"device"}`)
-	writeFile(t, filepath.Join(root, storeDir, "upper/root/notes.txt"), "meet at the library\n")
-	if err := os.MkdirAll(filepath.Join(root, exitStoreDir), 0o755); err != nil {
+	writeFile(t, filepath.Join(root, overlays.PersistenceJSON), `{"mode":"exit","store":"/dev/vdb","backing":"device"}`)
+	writeFile(t, filepath.Join(root, overlays.RWDir, "upper/root/notes.txt"), "meet at the library\n")
+	if err := os.MkdirAll(filepath.Join(root, overlays.StoreDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	c, sock := serveLocal(t, root)
@@ -82,7 +84,7 @@ func TestLocalSave(t *testing.T) {
 	if code := call(t, c, "POST", "/api/v1/persistence/save", "", &r); code != http.StatusOK || r.Error != "" || r.Copied != 2 {
 		t.Errorf("save: %d %+v", code, r)
 	}
-	if b, err := os.ReadFile(filepath.Join(root, exitStoreDir, "upper/root/notes.txt")); err != nil || string(b) != "meet at the library\n" {
+	if b, err := os.ReadFile(filepath.Join(root, overlays.StoreDir, "upper/root/notes.txt")); err != nil || string(b) != "meet at the library\n" {
 		t.Errorf("the store after a save: %q, %v", b, err)
 	}
 	var p Persistence
@@ -91,7 +93,7 @@ func TestLocalSave(t *testing.T) {
 		t.Errorf("persistence after a save: %d %+v", code, p)
 	}
 
-	writeFile(t, filepath.Join(root, persistenceJSON), `{"mode":"savedat","store":"byzantium/changes/save.dat"}`)
+	writeFile(t, filepath.Join(root, overlays.PersistenceJSON), `{"mode":"savedat","store":"byzantium/changes/save.dat"}`)
 	var e ErrorBody
 	if code := call(t, c, "POST", "/api/v1/persistence/save", "", &e); code != http.StatusConflict || !strings.Contains(e.Error, "mode is savedat") {
 		t.Errorf("save in savedat mode: %d %q", code, e.Error)
@@ -111,7 +113,7 @@ func TestLocalSaveDat(t *testing.T) {
 	if code := call(t, c, "POST", "/api/v1/persistence/savedat", `{"size_bytes":67108864}`, &e); code != http.StatusConflict || !strings.Contains(e.Error, "not mounted") {
 		t.Errorf("without media: %d %q", code, e.Error)
 	}
-	media := filepath.Join(root, mediaDir)
+	media := filepath.Join(root, overlays.MediaDir)
 	if err := os.MkdirAll(media, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -136,10 +138,10 @@ func TestLocalSaveDat(t *testing.T) {
 		}
 	}
 	var res SaveDatResult
-	if code := call(t, c, "POST", "/api/v1/persistence/savedat", `{"size_bytes":67108864}`, &res); code != http.StatusCreated || res.Path != defaultSaveAt {
+	if code := call(t, c, "POST", "/api/v1/persistence/savedat", `{"size_bytes":67108864}`, &res); code != http.StatusCreated || res.Path != overlays.DefaultSaveDat {
 		t.Fatalf("create: %d %+v", code, res)
 	}
-	if fi, err := os.Stat(filepath.Join(media, defaultSaveAt)); err != nil || fi.Size() != 64<<20 {
+	if fi, err := os.Stat(filepath.Join(media, overlays.DefaultSaveDat)); err != nil || fi.Size() != 64<<20 {
 		t.Errorf("the save.dat: %v", err)
 	}
 	var sfs unix.Statfs_t

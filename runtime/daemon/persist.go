@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"byzantium/overlays"
 	"byzantium/runtime/changes"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
@@ -20,17 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Where byz-init leaves the media, the store of changes=EXIT: and the
-// report of the last save (runtime/initsys.MediaDir, StoreDir).
-const (
-	mediaDir      = "run/byz/media"
-	exitStoreDir  = "run/byz/store"
-	lastSaveJSON  = "run/byzantium/last-save.json"
-	defaultSaveAt = "byzantium/changes/save.dat"
-)
-
 // SaveResult is the account of one save of changes=EXIT: changes, kept
-// in lastSaveJSON for the status (API and panel).
+// in overlays.LastSaveJSON for the status (API and panel).
 type SaveResult struct {
 	Time    time.Time `json:"time"`
 	Entries int       `json:"entries"`
@@ -56,29 +48,29 @@ func SaveChanges(root string) (SaveResult, error) {
 	saveMu.Lock()
 	defer saveMu.Unlock()
 	p := ReadPersistence(root)
-	if p == nil || p.Mode != "exit" {
+	if p == nil || p.Mode != overlays.ModeExit {
 		mode := "unknown (no report from byz-init)"
 		if p != nil {
-			mode = p.Mode
+			mode = string(p.Mode)
 		}
 		return SaveResult{}, fmt.Errorf("%w (the persistence mode is %s)", ErrNotExitMode, mode)
 	}
 	start := time.Now()
-	st, err := changes.Save(filepath.Join(root, storeDir, "upper"), filepath.Join(root, exitStoreDir))
+	st, err := changes.Save(filepath.Join(root, overlays.UpperDir), filepath.Join(root, overlays.StoreDir))
 	r := SaveResult{Time: start.UTC().Truncate(time.Second), Entries: st.Entries, Copied: st.Copied, Removed: st.Removed,
 		Bytes: st.Bytes, Seconds: time.Since(start).Seconds()}
 	if err != nil {
 		r.Error = err.Error()
 	}
 	if b, jerr := json.Marshal(r); jerr == nil {
-		os.WriteFile(filepath.Join(root, lastSaveJSON), append(b, '\n'), 0o644)
+		os.WriteFile(filepath.Join(root, overlays.LastSaveJSON), append(b, '\n'), 0o644)
 	}
 	return r, err
 }
 
 // readLastSave returns the last save's account, or nil.
 func readLastSave(root string) *SaveResult {
-	b, err := os.ReadFile(filepath.Join(root, lastSaveJSON))
+	b, err := os.ReadFile(filepath.Join(root, overlays.LastSaveJSON))
 	if err != nil {
 		return nil
 	}
@@ -127,7 +119,7 @@ func CreateSaveDat(root string, req SaveDatRequest) (SaveDatResult, error) {
 	if req.SizeBytes <= 0 {
 		return bad("size_bytes: give the save.dat's size (e.g. 536870912 for 512 MiB)")
 	}
-	media := filepath.Join(root, mediaDir)
+	media := filepath.Join(root, overlays.MediaDir)
 	if !isMountPoint(media) {
 		return SaveDatResult{}, &httpError{http.StatusConflict, errors.New("the boot media is not mounted (booted with copy2ram?): make the save.dat on another machine with byz persist create --media")}
 	}
@@ -138,16 +130,16 @@ func CreateSaveDat(root string, req SaveDatRequest) (SaveDatResult, error) {
 	if sfs.Type == unix.ISOFS_SUPER_MAGIC {
 		return SaveDatResult{}, &httpError{http.StatusConflict, errors.New("the boot media is a CD image, which cannot be written: boot from a USB stick, or put the save.dat on a partition (changes=)")}
 	}
-	path := filepath.Join(media, defaultSaveAt)
+	path := filepath.Join(media, overlays.DefaultSaveDat)
 	if _, err := os.Lstat(path); err == nil {
-		return SaveDatResult{}, &httpError{http.StatusConflict, fmt.Errorf("%s exists on the media: a save.dat is never overwritten (use byz persist resize to grow it)", defaultSaveAt)}
+		return SaveDatResult{}, &httpError{http.StatusConflict, fmt.Errorf("%s exists on the media: a save.dat is never overwritten (use byz persist resize to grow it)", overlays.DefaultSaveDat)}
 	}
 	// The free space of a FAT media: the save.dat is written in full.
 	if free := int64(sfs.Bavail) * sfs.Bsize; free < req.SizeBytes+(1<<20) {
 		return SaveDatResult{}, &httpError{http.StatusInsufficientStorage, fmt.Errorf("the media has %d MiB free, and a %d MiB save.dat needs %d MiB: choose a smaller size", free>>20, req.SizeBytes>>20, req.SizeBytes>>20+1)}
 	}
 	opts := savedat.Options{Size: req.SizeBytes}
-	res := SaveDatResult{Path: defaultSaveAt, SizeBytes: req.SizeBytes}
+	res := SaveDatResult{Path: overlays.DefaultSaveDat, SizeBytes: req.SizeBytes}
 	if req.Passphrase != "" {
 		opts.Passphrase = []byte(req.Passphrase)
 		defer clear(opts.Passphrase)

@@ -6,17 +6,15 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"byzantium/overlays"
 )
 
-// Persistence is byz-init's account of the overlay's upper layer
-// (runtime/initsys.Persistence) with the store's size and free space.
+// Persistence is byz-init's account of the overlay's upper layer with
+// the store's size and free space; on the wire its fields follow the
+// report's.
 type Persistence struct {
-	Mode      string `json:"mode"`
-	Store     string `json:"store,omitempty"`
-	Encrypted bool   `json:"encrypted"`
-	Warning   string `json:"warning,omitempty"`
-	// Backing is, in mode "exit", the kind of store saved to.
-	Backing   string `json:"backing,omitempty"`
+	overlays.Persistence
 	SizeBytes uint64 `json:"size_bytes"`
 	FreeBytes uint64 `json:"free_bytes"`
 	// In mode "exit": the store's own size and free space, and the last

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"byzantium/overlays"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -69,7 +71,7 @@ func readStatus(root string) Status {
 		}
 	}
 	s.Memory = readMemory()
-	for _, st := range []struct{ name, path string }{{"root", "/"}, {"media", mediaDir}} {
+	for _, st := range []struct{ name, path string }{{"root", "/"}, {"media", overlays.MediaDir}} {
 		var fs unix.Statfs_t
 		p := filepath.Join(root, st.path)
 		if st.name == "media" && !isMountPoint(p) {

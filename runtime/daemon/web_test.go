@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"byzantium/overlays"
 	"byzantium/runtime/auth"
 )
 
@@ -492,7 +493,7 @@ func TestLanguage(t *testing.T) {
 // does.
 func TestPersistenceWarningOnPanel(t *testing.T) {
 	tw := newTestWeb(t)
-	writeFile(t, tw.Root+"/"+persistenceJSON, `{"mode":"ram","store":"byzantium/changes/save.dat","encrypted":true,"warning":"the passphrase prompt was skipped"}`)
+	writeFile(t, tw.Root+"/"+overlays.PersistenceJSON, `{"mode":"ram","store":"byzantium/changes/save.dat","encrypted":true,"warning":"the passphrase prompt was skipped"}`)
 	c, _ := tw.claim(t, "long enough pass")
 	r := tw.do(t, c, "GET", "/", nil, nil)
 	for _, want := range []string{"Persistence is OFF", "the passphrase prompt was skipped", `role="alert"`, "byzantium/changes/save.dat"} {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"byzantium/overlays"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +43,7 @@ func fakeRoot(t *testing.T, cmdline string, files map[string]string) string {
 
 func TestBoot(t *testing.T) {
 	root := fakeRoot(t, "console=ttyS0 debug byz.test=poweroff", map[string]string{
-		ModuleListPath: "# comment\nlib/modules/6.1/cdrom.ko\n\nlib/modules/6.1/isofs.ko\nlib/modules/6.1/broken.ko\nlib/modules/6.1/loop.ko\n" +
+		overlays.ModuleListPath: "# comment\nlib/modules/6.1/cdrom.ko\n\nlib/modules/6.1/isofs.ko\nlib/modules/6.1/broken.ko\nlib/modules/6.1/loop.ko\n" +
 			"lib/modules/6.1/crc32c-intel.ko\nlib/modules/6.1/padlock-aes.ko\n",
 	})
 	var mounted, loadedPaths []string

@@ -1,107 +1,22 @@
 package initsys
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
+	"byzantium/overlays"
 	"byzantium/runtime/loopdev"
 
 	"golang.org/x/sys/unix"
 )
 
-const (
-	// LayersDir holds one read-only mount per module, NNN-name.
-	LayersDir = "run/byz/layers"
-	// RAMDir is the tmpfs copy2ram copies the media's byzantium/ into.
-	RAMDir = "run/byz/copy2ram"
-)
-
-// Layer is one mounted module.
-type Layer struct {
-	// Name is the module's name from its manifest, or from its file name.
-	Name string `json:"name"`
-	// File is the module's path in the media tree
-	// ("byzantium/base/000-busybox.xzm").
-	File string `json:"file"`
-	// Layer is where it is mounted, as the booted system sees it
-	// ("/run/byz/layers/000-000-busybox").
-	Layer string `json:"layer"`
-}
-
-// moduleFolders are stacked in this order, each sorted by file name.
-var moduleFolders = []string{"base", "modules", "optional"}
-
 // selectModules lists the modules to mount from the media tree at dir,
-// as media-relative paths, bottom layer first: every base/*.xzm, then
-// modules/*.xzm (unless base_only), then the optional/*.xzm that load=
-// names, leaving out anything noload= names.
+// bottom layer first, as the command line chooses them.
 func selectModules(dir string, c Cmdline) ([]string, error) {
-	var out []string
-	// byzantium/load names optional modules to stack, one per line: what
-	// byzd's "load at next boot" writes.
-	nextBoot := map[string]bool{}
-	if b, err := os.ReadFile(filepath.Join(dir, "byzantium/load")); err == nil && !c.BaseOnly {
-		for _, l := range strings.Split(string(b), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				nextBoot[l] = true
-			}
-		}
-	}
-	for _, folder := range moduleFolders {
-		if folder == "modules" && c.BaseOnly {
-			continue
-		}
-		if folder == "optional" && len(c.Load) == 0 && len(nextBoot) == 0 {
-			continue
-		}
-		entries, err := os.ReadDir(filepath.Join(dir, "byzantium", folder))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing byzantium/%s: %w", folder, err)
-		}
-		for _, e := range entries { // ReadDir sorts by name
-			name := e.Name()
-			if e.IsDir() || !strings.HasSuffix(strings.ToLower(name), ".xzm") {
-				continue
-			}
-			if folder == "optional" && !matchAny(name, c.Load) && !nextBoot[moduleName("", name)] {
-				continue
-			}
-			if matchAny(name, c.Noload) {
-				continue
-			}
-			out = append(out, "byzantium/"+folder+"/"+name)
-		}
-	}
-	return out, nil
-}
-
-// matchAny reports whether a module file name matches one of the load=
-// or noload= patterns. Porteus feeds them to `egrep -i`, so a pattern is
-// a case-insensitive substring ("kde" matches 003-kde.xzm) and may use
-// extended regexp syntax; a pattern that is not a valid regexp is taken
-// literally.
-func matchAny(name string, patterns []string) bool {
-	for _, p := range patterns {
-		if p == "" {
-			continue
-		}
-		re, err := regexp.Compile("(?i)" + p)
-		if err != nil {
-			re = regexp.MustCompile("(?i)" + regexp.QuoteMeta(p))
-		}
-		if re.MatchString(name) {
-			return true
-		}
-	}
-	return false
+	return overlays.Select(os.DirFS(dir), overlays.Selection{BaseOnly: c.BaseOnly, Load: c.Load, Noload: c.Noload})
 }
 
 // layerDirName is the mount point name of the n-th layer: its position,
@@ -127,22 +42,18 @@ func moduleName(layerDir, file string) string {
 	if len(found) == 1 {
 		return strings.TrimSuffix(filepath.Base(found[0]), ".json")
 	}
-	base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
-	if i := strings.IndexByte(base, '-'); i > 0 && strings.Trim(base[:i], "0123456789") == "" {
-		base = base[i+1:]
-	}
-	return base
+	return overlays.NameFromFile(file)
 }
 
 // mountLayers mounts each module of src (a media tree or its RAM copy)
-// read-only on a loop device at LayersDir/NNN-name, bottom first. A
+// read-only on a loop device at overlays.LayersDir/NNN-name, bottom first. A
 // module that will not mount stops the boot: a system with a layer
 // missing is not the system that was built.
-func (s *stacker) mountLayers(src string, files []string) ([]Layer, error) {
-	var layers []Layer
+func (s *stacker) mountLayers(src string, files []string) ([]overlays.Layer, error) {
+	var layers []overlays.Layer
 	for i, file := range files {
 		dirName := layerDirName(i, file)
-		dir := filepath.Join(s.root, LayersDir, dirName)
+		dir := filepath.Join(s.root, overlays.LayersDir, dirName)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("layer %s: %w", file, err)
 		}
@@ -153,7 +64,7 @@ func (s *stacker) mountLayers(src string, files []string) ([]Layer, error) {
 					"or boot with noload=%s to leave it out", strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))),
 			}
 		}
-		l := Layer{Name: moduleName(dir, file), File: file, Layer: "/" + filepath.ToSlash(filepath.Join(LayersDir, dirName))}
+		l := overlays.Layer{Name: moduleName(dir, file), File: file, Layer: "/" + filepath.ToSlash(filepath.Join(overlays.LayersDir, dirName))}
 		s.debugf("layer %d: %s on %s", i, file, l.Layer)
 		layers = append(layers, l)
 	}
@@ -191,7 +102,7 @@ func attachLoopMode(root, file string, rw bool) (io.Closer, string, error) {
 }
 
 // copyToRAM copies the chosen modules and the rootcopy folder of the
-// media tree at src into a tmpfs at RAMDir and returns that folder, laid
+// media tree at src into a tmpfs at overlays.RAMDir and returns that folder, laid
 // out like the media, so the media can be unmounted (and the stick
 // pulled) once the system runs.
 func (s *stacker) copyToRAM(src string, files []string) (string, error) {
@@ -206,7 +117,7 @@ func (s *stacker) copyToRAM(src string, files []string) (string, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() && rel == "byzantium/changes" {
+		if d.IsDir() && rel == overlays.ChangesDir {
 			return filepath.SkipDir
 		}
 		if !d.Type().IsRegular() {
@@ -232,7 +143,7 @@ func (s *stacker) copyToRAM(src string, files []string) (string, error) {
 	if s.cmd.RAMSize != "" {
 		size = s.cmd.RAMSize
 	}
-	ram := filepath.Join(s.root, RAMDir)
+	ram := filepath.Join(s.root, overlays.RAMDir)
 	if err := os.MkdirAll(ram, 0o755); err != nil {
 		return "", fmt.Errorf("copy2ram: %w", err)
 	}

@@ -88,7 +88,7 @@ func rescue(con *Console, err error) {
 }
 
 // redirectStdio points fds 0-2 at /dev/console (the kernel could not: the
-// initramfs has no device nodes, see DevNullPlaceholder).
+// initramfs has no device nodes, see overlays.DevNullPlaceholder).
 func redirectStdio(con *Console) {
 	f, err := os.OpenFile(filepath.Join("/dev", "console"), os.O_RDWR, 0)
 	if err != nil {

@@ -13,15 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-)
+	"byzantium/overlays"
 
-// Where the media search works, relative to the root.
-const (
-	// ProbeDir is where each candidate is mounted while it is looked at.
-	ProbeDir = "run/byz/probe"
-	// MediaDir is where the boot media stays mounted once found.
-	MediaDir = "run/byz/media"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultDelay is how long the media search waits for the media to show
@@ -189,13 +183,13 @@ type mediaMatch func(dir string, info fsInfo) (ok bool, why string)
 func markerMatch(id string) mediaMatch {
 	return func(dir string, _ fsInfo) (bool, string) {
 		if id != "" {
-			if _, err := os.Stat(filepath.Join(dir, MediaMarkerPrefix+id)); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, overlays.MediaMarkerPrefix+id)); err == nil {
 				return true, ""
 			}
 		}
-		found, _ := filepath.Glob(filepath.Join(dir, MediaMarkerPrefix+"*"))
+		found, _ := filepath.Glob(filepath.Join(dir, overlays.MediaMarkerPrefix+"*"))
 		if len(found) == 0 {
-			return false, "no " + MediaMarkerPrefix + "* marker"
+			return false, "no " + overlays.MediaMarkerPrefix + "* marker"
 		}
 		if id == "" {
 			return true, ""
@@ -215,7 +209,7 @@ func treeMatch(dir string, _ fsInfo) (bool, string) {
 }
 
 // findMedia looks for the boot media until it is found or the delay has
-// passed, mounts it read-only at MediaDir and returns it.
+// passed, mounts it read-only at overlays.MediaDir and returns it.
 func (s *stacker) findMedia() (*Media, error) {
 	from := s.cmd.From
 	id := s.cmd.Byz["media"]
@@ -226,7 +220,7 @@ func (s *stacker) findMedia() (*Media, error) {
 	var (
 		only  func(name string, info fsInfo) bool
 		match = markerMatch(id)
-		what  = "no boot media with " + MediaMarkerPrefix + id
+		what  = "no boot media with " + overlays.MediaMarkerPrefix + id
 	)
 	if id == "" {
 		what = "no Byzantium boot media"
@@ -302,9 +296,10 @@ func (s *stacker) findMedia() (*Media, error) {
 	}
 }
 
-// tryDevice mounts one candidate at ProbeDir and keeps it, moved to
-// MediaDir, when match accepts it. final is false when the device should
-// be looked at again on the next pass (it could not be opened yet).
+// tryDevice mounts one candidate at overlays.ProbeDir and keeps it, moved
+// to overlays.MediaDir, when match accepts it. final is false when the
+// device should be looked at again on the next pass (it could not be
+// opened yet).
 func (s *stacker) tryDevice(name string, only func(string, fsInfo) bool, match mediaMatch) (m *Media, why string, final bool) {
 	dev := filepath.Join(s.root, "dev", name)
 	f, err := os.Open(dev)
@@ -319,7 +314,7 @@ func (s *stacker) tryDevice(name string, only func(string, fsInfo) bool, match m
 	if only != nil && !only(name, info) {
 		return nil, "not the one from= names", true
 	}
-	probe := filepath.Join(s.root, ProbeDir)
+	probe := filepath.Join(s.root, overlays.ProbeDir)
 	if err := os.MkdirAll(probe, 0o755); err != nil {
 		return nil, err.Error(), true
 	}
@@ -333,7 +328,7 @@ func (s *stacker) tryDevice(name string, only func(string, fsInfo) bool, match m
 		}
 		return nil, info.Type + ", " + why, true
 	}
-	media := filepath.Join(s.root, MediaDir)
+	media := filepath.Join(s.root, overlays.MediaDir)
 	if err := os.MkdirAll(media, 0o755); err != nil {
 		return nil, err.Error(), true
 	}

@@ -122,29 +122,6 @@ func TestBlockCandidates(t *testing.T) {
 	}
 }
 
-func TestMatchAny(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		patterns []string
-		want     bool
-	}{
-		{"003-kde.xzm", []string{"kde"}, true},
-		{"003-KDE.xzm", []string{"kde"}, true},
-		{"003-kde.xzm", []string{"gnome", "kd"}, true},
-		{"003-kde.xzm", []string{"003-kde.xzm"}, true},
-		{"003-kde.xzm", []string{"gnome"}, false},
-		{"003-kde.xzm", nil, false},
-		{"003-kde.xzm", []string{""}, false},
-		{"010-firefox.xzm", []string{"fire|chrom"}, true}, // egrep syntax, as in Porteus
-		{"010-c++.xzm", []string{"c++"}, true},            // not a valid regexp: literal
-		{"010-cxx.xzm", []string{"c++"}, false},
-	} {
-		if got := matchAny(tc.name, tc.patterns); got != tc.want {
-			t.Errorf("matchAny(%q, %q) = %v, want %v", tc.name, tc.patterns, got, tc.want)
-		}
-	}
-}
-
 // fakeMachine stands in for the kernel under a temp root: "mounting" a
 // device copies the media tree it holds into the mount point, a module
 // mount writes a file named after the module, and an overlay mount

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"byzantium/overlays"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -33,9 +35,9 @@ type moduleLoad struct {
 // device, not the boot). A module that is already loaded counts as
 // loaded.
 func loadModules(root string, load LoadFunc, logf Logf) (res moduleLoad) {
-	list, err := os.Open(filepath.Join(root, ModuleListPath))
+	list, err := os.Open(filepath.Join(root, overlays.ModuleListPath))
 	if errors.Is(err, os.ErrNotExist) {
-		logf("no %s: loading no kernel modules", ModuleListPath)
+		logf("no %s: loading no kernel modules", overlays.ModuleListPath)
 		return res
 	}
 	if err != nil {

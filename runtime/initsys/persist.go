@@ -11,43 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"byzantium/overlays"
 	"byzantium/runtime/changes"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
 
 	"golang.org/x/sys/unix"
 )
-
-// Persistence says where the overlay's upper layer lives: what byz-init
-// writes to PersistenceJSON for byzd's status (API and panel).
-type Persistence struct {
-	// Mode is "ram" (no persistence: a tmpfs), "fresh" (byz.fresh),
-	// "savedat" (an ext4 file system in a file), "device" (an ext4
-	// partition), "dir" (a folder on a POSIX file system) or "exit" (a
-	// tmpfs saved to one of those at shutdown: changes=EXIT:).
-	Mode string `json:"mode"`
-	// Store names it: the save.dat's path on the media, the device, the
-	// folder.
-	Store     string `json:"store,omitempty"`
-	Encrypted bool   `json:"encrypted"`
-	// Warning, when set, says why the node runs without the persistence
-	// it was asked for (or found): it must be shown, never hidden.
-	Warning string `json:"warning,omitempty"`
-	// Backing is, in mode "exit", the kind of store the changes are
-	// saved to ("savedat", "device" or "dir"); it stays mounted at
-	// StoreDir.
-	Backing string `json:"backing,omitempty"`
-}
-
-// PersistenceJSON is where byz-init leaves its Persistence.
-const PersistenceJSON = "run/byzantium/persistence.json"
-
-// DefaultSaveDat is the save.dat used without changes= when the media
-// holds one and can be written.
-const DefaultSaveDat = "byzantium/changes/save.dat"
-
-// StoreDir is where changes=EXIT: keeps its store mounted.
-const StoreDir = "run/byz/store"
 
 // dmName is the device-mapper name of an unlocked save.dat.
 const dmName = "byz-changes"
@@ -59,7 +29,7 @@ var errSkipped = errors.New("the passphrase prompt was skipped: booting without 
 // at rw: the persistence store changes= (or the media's save.dat) names,
 // or a tmpfs. A store that fails is never formatted or repaired: the boot
 // goes on with a tmpfs and a warning on the console and in byzd's status.
-func (s *stacker) upperStore(rw string, media *Media) (Persistence, error) {
+func (s *stacker) upperStore(rw string, media *Media) (overlays.Persistence, error) {
 	p, err := s.persistentStore(rw, media)
 	if err == nil {
 		return p, nil
@@ -75,27 +45,27 @@ func (s *stacker) upperStore(rw string, media *Media) (Persistence, error) {
 		s.logf("%s", l)
 	}
 	if err := s.mountTmpfs(rw); err != nil {
-		return Persistence{}, err
+		return overlays.Persistence{}, err
 	}
-	return Persistence{Mode: "ram", Store: p.Store, Encrypted: p.Encrypted, Warning: warn}, nil
+	return overlays.Persistence{Mode: overlays.ModeRAM, Store: p.Store, Encrypted: p.Encrypted, Warning: warn}, nil
 }
 
 // persistentStore mounts the persistence store at rw. With nothing asked
 // and nothing found it mounts a tmpfs (mode "ram", no warning).
-func (s *stacker) persistentStore(rw string, media *Media) (Persistence, error) {
+func (s *stacker) persistentStore(rw string, media *Media) (overlays.Persistence, error) {
 	ch := s.cmd.Changes
 	if _, fresh := s.cmd.Byz["fresh"]; fresh {
 		s.logf("persistence: byz.fresh: changes are kept in RAM only")
-		return Persistence{Mode: "fresh"}, s.mountTmpfs(rw)
+		return overlays.Persistence{Mode: overlays.ModeFresh}, s.mountTmpfs(rw)
 	}
 	if ch == "" {
 		if media == nil || media.FSType == "iso9660" {
-			return Persistence{Mode: "ram"}, s.mountTmpfs(rw)
+			return overlays.Persistence{Mode: overlays.ModeRAM}, s.mountTmpfs(rw)
 		}
-		if _, err := os.Stat(filepath.Join(media.Dir, DefaultSaveDat)); err != nil {
-			return Persistence{Mode: "ram"}, s.mountTmpfs(rw)
+		if _, err := os.Stat(filepath.Join(media.Dir, overlays.DefaultSaveDat)); err != nil {
+			return overlays.Persistence{Mode: overlays.ModeRAM}, s.mountTmpfs(rw)
 		}
-		return s.saveDat(rw, media, DefaultSaveDat)
+		return s.saveDat(rw, media, overlays.DefaultSaveDat)
 	}
 	if rest, ok := strings.CutPrefix(ch, "EXIT:"); ok {
 		return s.changesAtExit(rw, media, rest)
@@ -105,15 +75,15 @@ func (s *stacker) persistentStore(rw string, media *Media) (Persistence, error) 
 
 // mountChanges mounts the store ch names (a device, a save.dat or a
 // folder of the media) at dir.
-func (s *stacker) mountChanges(dir string, media *Media, ch string) (Persistence, error) {
+func (s *stacker) mountChanges(dir string, media *Media, ch string) (overlays.Persistence, error) {
 	switch {
 	case strings.HasPrefix(ch, "/dev/"), strings.HasPrefix(ch, "LABEL="), strings.HasPrefix(ch, "UUID="):
 		return s.changesDevice(dir, ch)
 	case media == nil:
-		return Persistence{Mode: "ram", Store: ch}, fmt.Errorf("changes=%s: no boot media to hold it", ch)
+		return overlays.Persistence{Mode: overlays.ModeRAM, Store: ch}, fmt.Errorf("changes=%s: no boot media to hold it", ch)
 	case !filepath.IsLocal(strings.TrimPrefix(ch, "/")):
 		// ".." would leave the media, and "/" is the media's root.
-		return Persistence{Mode: "ram", Store: ch}, fmt.Errorf("changes=%s: name a folder or a .dat file inside the boot media (e.g. changes=/byzantium/changes)", ch)
+		return overlays.Persistence{Mode: overlays.ModeRAM, Store: ch}, fmt.Errorf("changes=%s: name a folder or a .dat file inside the boot media (e.g. changes=/byzantium/changes)", ch)
 	case strings.HasSuffix(ch, ".dat"):
 		return s.saveDat(dir, media, strings.TrimPrefix(ch, "/"))
 	default:
@@ -121,26 +91,26 @@ func (s *stacker) mountChanges(dir string, media *Media, ch string) (Persistence
 	}
 }
 
-// changesAtExit is changes=EXIT:STORE: the store is mounted at StoreDir
-// and its saved changes copied into a tmpfs upper layer, which byzd (at
-// shutdown, or when asked) copies back. If the changes cannot all be
+// changesAtExit is changes=EXIT:STORE: the store is mounted at
+// overlays.StoreDir and its saved changes copied into a tmpfs upper
+// layer, which byzd (at shutdown, or when asked) copies back. If the changes cannot all be
 // loaded, the store is unmounted and not used: saving a partial copy
 // would delete the rest.
-func (s *stacker) changesAtExit(rw string, media *Media, ch string) (Persistence, error) {
+func (s *stacker) changesAtExit(rw string, media *Media, ch string) (overlays.Persistence, error) {
 	if ch == "" || strings.HasPrefix(ch, "EXIT:") {
-		return Persistence{Mode: "ram", Store: "EXIT:" + ch}, fmt.Errorf("changes=EXIT:%s: name a store after EXIT: (a save.dat, a partition or a folder)", ch)
+		return overlays.Persistence{Mode: overlays.ModeRAM, Store: "EXIT:" + ch}, fmt.Errorf("changes=EXIT:%s: name a store after EXIT: (a save.dat, a partition or a folder)", ch)
 	}
-	store := filepath.Join(s.root, StoreDir)
+	store := filepath.Join(s.root, overlays.StoreDir)
 	if err := os.MkdirAll(store, 0o755); err != nil {
-		return Persistence{Mode: "ram", Store: ch}, fmt.Errorf("changes=EXIT:%s: %w", ch, err)
+		return overlays.Persistence{Mode: overlays.ModeRAM, Store: ch}, fmt.Errorf("changes=EXIT:%s: %w", ch, err)
 	}
 	p, err := s.mountChanges(store, media, ch)
 	if err != nil {
 		return p, err
 	}
-	p.Backing, p.Mode = p.Mode, "exit"
+	p.Backing, p.Mode = p.Mode, overlays.ModeExit
 	tmpfsUp := false
-	giveUp := func(err error) (Persistence, error) {
+	giveUp := func(err error) (overlays.Persistence, error) {
 		if tmpfsUp {
 			if uerr := s.unmount(rw, unix.MNT_DETACH); uerr != nil {
 				s.logf("warning: %v", uerr)
@@ -183,8 +153,8 @@ func (s *stacker) mountTmpfs(rw string) error {
 // saveDat mounts the save.dat at rel on the media: the media is made
 // writable, the file attached to a loop device, unlocked if it is LUKS2,
 // and its ext4 mounted.
-func (s *stacker) saveDat(rw string, media *Media, rel string) (Persistence, error) {
-	p := Persistence{Mode: "savedat", Store: rel}
+func (s *stacker) saveDat(rw string, media *Media, rel string) (overlays.Persistence, error) {
+	p := overlays.Persistence{Mode: overlays.ModeSaveDat, Store: rel}
 	file := filepath.Join(media.Dir, rel)
 	if _, err := os.Stat(file); err != nil {
 		return p, fmt.Errorf("save.dat %s: %w", rel, err)
@@ -238,8 +208,8 @@ func (s *stacker) saveDat(rw string, media *Media, rel string) (Persistence, err
 
 // changesDevice mounts a whole ext4 partition named by /dev/…, LABEL= or
 // UUID=.
-func (s *stacker) changesDevice(rw, ch string) (Persistence, error) {
-	p := Persistence{Mode: "device", Store: ch}
+func (s *stacker) changesDevice(rw, ch string) (overlays.Persistence, error) {
+	p := overlays.Persistence{Mode: overlays.ModeDevice, Store: ch}
 	dev := ""
 	for _, name := range blockCandidates(s.root) {
 		path := filepath.Join(s.root, "dev", name)
@@ -283,8 +253,8 @@ func (s *stacker) changesDevice(rw, ch string) (Persistence, error) {
 
 // changesDir keeps the changes in a folder of the media, which must be a
 // POSIX file system (not FAT, not a CD).
-func (s *stacker) changesDir(rw string, media *Media, rel string) (Persistence, error) {
-	p := Persistence{Mode: "dir", Store: rel}
+func (s *stacker) changesDir(rw string, media *Media, rel string) (overlays.Persistence, error) {
+	p := overlays.Persistence{Mode: overlays.ModeDir, Store: rel}
 	if media.FSType == "iso9660" {
 		return p, fmt.Errorf("changes=/%s: the media is a CD image (iso9660), which cannot be written; keep the changes on a partition (changes=/dev/… or LABEL=…) or boot from a USB stick", rel)
 	}
@@ -456,12 +426,12 @@ func (p *prompt) close() {
 }
 
 // writePersistence leaves p for byzd.
-func writePersistence(root string, p Persistence) error {
+func writePersistence(root string, p overlays.Persistence) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(root, PersistenceJSON)
+	path := filepath.Join(root, overlays.PersistenceJSON)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

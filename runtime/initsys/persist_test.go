@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"byzantium/overlays"
 )
 
 // TestPersistenceChoices runs Stack on the fake machine with each kind of
@@ -17,26 +19,26 @@ func TestPersistenceChoices(t *testing.T) {
 	tree := map[string]string{"byzantium/media-abc123": "", "byzantium/base/000-a.xzm": "a"}
 	for _, tc := range []struct {
 		name, cmdline string
-		want          Persistence
+		want          overlays.Persistence
 		mount         string // a mount that must have happened
 	}{
-		{"default without a save.dat", "byz.media=abc123", Persistence{Mode: "ram"}, "tmpfs tmpfs /run/byz/rw"},
-		{"always fresh", "byz.media=abc123 byz.fresh changes=/dev/sda1", Persistence{Mode: "fresh"}, "tmpfs tmpfs /run/byz/rw"},
-		{"exit mode without a store", "byz.media=abc123 changes=EXIT:", Persistence{Mode: "ram", Store: "EXIT:",
+		{"default without a save.dat", "byz.media=abc123", overlays.Persistence{Mode: "ram"}, "tmpfs tmpfs /run/byz/rw"},
+		{"always fresh", "byz.media=abc123 byz.fresh changes=/dev/sda1", overlays.Persistence{Mode: "fresh"}, "tmpfs tmpfs /run/byz/rw"},
+		{"exit mode without a store", "byz.media=abc123 changes=EXIT:", overlays.Persistence{Mode: "ram", Store: "EXIT:",
 			Warning: "changes=EXIT:: name a store after EXIT:"}, "tmpfs tmpfs /run/byz/rw"},
-		{"exit mode to a folder on FAT", "byz.media=abc123 changes=EXIT:/byzantium/changes", Persistence{Mode: "ram", Store: "byzantium/changes",
+		{"exit mode to a folder on FAT", "byz.media=abc123 changes=EXIT:/byzantium/changes", overlays.Persistence{Mode: "ram", Store: "byzantium/changes",
 			Warning: "the media is vfat, which cannot hold owners and modes"}, "tmpfs tmpfs /run/byz/rw"},
-		{"no such device", "byz.media=abc123 changes=/dev/nvme9n1", Persistence{Mode: "ram", Store: "/dev/nvme9n1",
+		{"no such device", "byz.media=abc123 changes=/dev/nvme9n1", overlays.Persistence{Mode: "ram", Store: "/dev/nvme9n1",
 			Warning: "changes=/dev/nvme9n1: no such device"}, "tmpfs tmpfs /run/byz/rw"},
-		{"not ext4 so never formatted", "byz.media=abc123 changes=LABEL=HOLIDAY", Persistence{Mode: "ram", Store: "LABEL=HOLIDAY",
+		{"not ext4 so never formatted", "byz.media=abc123 changes=LABEL=HOLIDAY", overlays.Persistence{Mode: "ram", Store: "LABEL=HOLIDAY",
 			Warning: "holds no ext4 file system (persistence needs one; it is never formatted for you)"}, "tmpfs tmpfs /run/byz/rw"},
-		{"a folder on FAT", "byz.media=abc123 changes=/byzantium/changes", Persistence{Mode: "ram", Store: "byzantium/changes",
+		{"a folder on FAT", "byz.media=abc123 changes=/byzantium/changes", overlays.Persistence{Mode: "ram", Store: "byzantium/changes",
 			Warning: "the media is vfat, which cannot hold owners and modes"}, "tmpfs tmpfs /run/byz/rw"},
-		{"a folder outside the media", "byz.media=abc123 changes=/../escape", Persistence{Mode: "ram", Store: "/../escape",
+		{"a folder outside the media", "byz.media=abc123 changes=/../escape", overlays.Persistence{Mode: "ram", Store: "/../escape",
 			Warning: "name a folder or a .dat file inside the boot media"}, "tmpfs tmpfs /run/byz/rw"},
-		{"the media's root", "byz.media=abc123 changes=/", Persistence{Mode: "ram", Store: "/",
+		{"the media's root", "byz.media=abc123 changes=/", overlays.Persistence{Mode: "ram", Store: "/",
 			Warning: "name a folder or a .dat file inside the boot media"}, "tmpfs tmpfs /run/byz/rw"},
-		{"a missing save.dat", "byz.media=abc123 changes=/byzantium/changes/mine.dat", Persistence{Mode: "ram",
+		{"a missing save.dat", "byz.media=abc123 changes=/byzantium/changes/mine.dat", overlays.Persistence{Mode: "ram",
 			Store: "byzantium/changes/mine.dat", Warning: "save.dat byzantium/changes/mine.dat"}, "tmpfs tmpfs /run/byz/rw"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,17 +46,17 @@ func TestPersistenceChoices(t *testing.T) {
 			if _, err := Stack(cfg, st); err != nil {
 				t.Fatalf("Stack: %v", err)
 			}
-			b, err := os.ReadFile(filepath.Join(m.root, PersistenceJSON))
+			b, err := os.ReadFile(filepath.Join(m.root, overlays.PersistenceJSON))
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got Persistence
+			var got overlays.Persistence
 			if err := json.Unmarshal(b, &got); err != nil {
 				t.Fatal(err)
 			}
 			warn := got.Warning
 			got.Warning, tc.want.Warning = "", strings.TrimSpace(tc.want.Warning)
-			if got != (Persistence{Mode: tc.want.Mode, Store: tc.want.Store, Encrypted: tc.want.Encrypted}) ||
+			if got != (overlays.Persistence{Mode: tc.want.Mode, Store: tc.want.Store, Encrypted: tc.want.Encrypted}) ||
 				(tc.want.Warning == "") != (warn == "") || !strings.Contains(warn, tc.want.Warning) {
 				t.Errorf("persistence %s (warning %q), want %+v", b, warn, tc.want)
 			}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"byzantium/overlays"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -17,11 +19,6 @@ const (
 	// NewRootDir is where the overlay root is assembled. It is outside
 	// /run because /run moves into it.
 	NewRootDir = "newroot"
-	// RWDir is the tmpfs holding the overlay's upper and work dirs.
-	// Persistence (changes=) will mount something else here.
-	RWDir = "run/byz/rw"
-	// ModulesJSON, under /run, lists the layers for byzd.
-	ModulesJSON = "run/byzantium/modules.json"
 	// DefaultInit is the base's init; byz.init= overrides it.
 	DefaultInit = "/sbin/init"
 )
@@ -31,7 +28,7 @@ type NewRoot struct {
 	Dir    string // the overlay's mount point, under the init's root
 	Init   string // the program to exec in it
 	Media  *Media
-	Layers []Layer
+	Layers []overlays.Layer
 }
 
 // stacker carries what the steps after Boot share.
@@ -113,7 +110,7 @@ func Stack(cfg Config, st *State) (*NewRoot, error) {
 			}
 		}
 	}
-	if err := writeModulesJSON(filepath.Join(s.root, ModulesJSON), layers); err != nil {
+	if err := writeModulesJSON(filepath.Join(s.root, overlays.ModulesJSON), layers); err != nil {
 		s.logf("warning: %v (byzd will not know the modules)", err)
 	}
 	return nr, nil
@@ -121,8 +118,8 @@ func Stack(cfg Config, st *State) (*NewRoot, error) {
 
 // mountOverlay mounts the tmpfs upper layer and the overlay root over
 // the layers, the last one on top.
-func (s *stacker) mountOverlay(dir string, layers []Layer, media *Media) error {
-	rw := filepath.Join(s.root, RWDir)
+func (s *stacker) mountOverlay(dir string, layers []overlays.Layer, media *Media) error {
+	rw := filepath.Join(s.root, overlays.RWDir)
 	if err := os.MkdirAll(rw, 0o755); err != nil {
 		return fmt.Errorf("overlay: %w", err)
 	}
@@ -257,9 +254,9 @@ func removeNonDir(p string) error {
 }
 
 // writeModulesJSON records the layers for byzd.
-func writeModulesJSON(path string, layers []Layer) error {
+func writeModulesJSON(path string, layers []overlays.Layer) error {
 	if layers == nil {
-		layers = []Layer{}
+		layers = []overlays.Layer{}
 	}
 	b, err := json.MarshalIndent(layers, "", "  ")
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"byzantium/overlays"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +63,7 @@ func TestStack(t *testing.T) {
 			for i, l := range nr.Layers {
 				files = append(files, strings.TrimSuffix(strings.TrimPrefix(l.File, "byzantium/"), ".xzm"))
 				names = append(names, l.Name)
-				if want := "/" + LayersDir + "/" + layerDirName(i, l.File); l.Layer != want {
+				if want := "/" + overlays.LayersDir + "/" + layerDirName(i, l.File); l.Layer != want {
 					t.Errorf("layer %d at %s, want %s", i, l.Layer, want)
 				}
 				// The overlay holds every layer.
@@ -82,22 +84,22 @@ func TestStack(t *testing.T) {
 			if !tc.rootcopy && err == nil {
 				t.Errorf("norootcopy, yet etc/motd was copied")
 			}
-			var listed []Layer
-			b, err := os.ReadFile(filepath.Join(cfg.RootDir, ModulesJSON))
+			var listed []overlays.Layer
+			b, err := os.ReadFile(filepath.Join(cfg.RootDir, overlays.ModulesJSON))
 			if err != nil || json.Unmarshal(b, &listed) != nil || !reflect.DeepEqual(listed, nr.Layers) {
 				t.Errorf("modules.json = %s (%v), want %+v", b, err, nr.Layers)
 			}
 			all := strings.Join(m.mounts, "\n")
 			if strings.Contains(tc.cmdline, "copy2ram") {
 				// The layers come from RAM and the media is let go.
-				for _, w := range []string{"tmpfs tmpfs /" + RAMDir, "squashfs /" + RAMDir + "/byzantium/base/000-core.xzm", "umount /" + MediaDir} {
+				for _, w := range []string{"tmpfs tmpfs /" + overlays.RAMDir, "squashfs /" + overlays.RAMDir + "/byzantium/base/000-core.xzm", "umount /" + overlays.MediaDir} {
 					if !strings.Contains(all, w) {
 						t.Errorf("mounts lack %q:\n%s", w, all)
 					}
 				}
 				// The whole tree but the persistence store: enough to
 				// clone the node once the stick is gone.
-				ram := filepath.Join(cfg.RootDir, RAMDir)
+				ram := filepath.Join(cfg.RootDir, overlays.RAMDir)
 				for _, f := range []string{"boot/vmlinuz", "byzantium/optional/060-gimp.xzm", "byzantium/media-abc123"} {
 					if _, err := os.Stat(filepath.Join(ram, f)); err != nil {
 						t.Errorf("copy2ram left out %s: %v", f, err)
@@ -106,7 +108,7 @@ func TestStack(t *testing.T) {
 				if _, err := os.Stat(filepath.Join(ram, "byzantium/changes")); err == nil {
 					t.Error("copy2ram copied byzantium/changes")
 				}
-			} else if !strings.Contains(all, "squashfs /"+MediaDir+"/byzantium/base/000-core.xzm") {
+			} else if !strings.Contains(all, "squashfs /"+overlays.MediaDir+"/byzantium/base/000-core.xzm") {
 				t.Errorf("the modules were not mounted from the media:\n%s", all)
 			}
 			if !strings.Contains(all, "overlay overlay /"+NewRootDir) {

@@ -17,24 +17,11 @@ import (
 	"strings"
 
 	"byzantium/modules/manifest"
+	"byzantium/overlays"
 	"byzantium/runtime/loopdev"
 
 	"golang.org/x/sys/unix"
 )
-
-// Where byz-init leaves things (runtime/initsys's MediaDir, RAMDir,
-// LayersDir and ModulesJSON), under the manager's root.
-const (
-	mediaDir    = "run/byz/media"
-	ramDir      = "run/byz/copy2ram"
-	layersDir   = "run/byz/layers"
-	modulesJSON = "run/byzantium/modules.json"
-	// loadFile on the media lists modules to stack at the next boot, one
-	// per line (byz-init adds them to load=).
-	loadFile = "byzantium/load"
-)
-
-var folders = []string{"base", "modules", "optional"}
 
 // module is one module of the media (or one byz-init stacked).
 type module struct {
@@ -46,13 +33,6 @@ type module struct {
 	active   bool   // activated at runtime
 	layer    string // where it is mounted, under root ("" if not)
 	mountedB bool   // mounted by us (and so unmounted by us)
-}
-
-// bootLayer is one entry of byz-init's modules.json.
-type bootLayer struct {
-	Name  string `json:"name"`
-	File  string `json:"file"`
-	Layer string `json:"layer"`
 }
 
 // ErrUnknown is returned for a module or service name nobody has.
@@ -75,13 +55,13 @@ func (e *ConflictError) Error() string {
 // scan lists the media's modules and reads their manifests: those stacked
 // at boot from their layer, the others by mounting them read-only.
 func (m *Manager) scan() error {
-	var boot []bootLayer
-	if b, err := os.ReadFile(filepath.Join(m.Root, modulesJSON)); err == nil {
+	var boot []overlays.Layer
+	if b, err := os.ReadFile(filepath.Join(m.Root, overlays.ModulesJSON)); err == nil {
 		if err := json.Unmarshal(b, &boot); err != nil {
-			return fmt.Errorf("service: %s: %w", modulesJSON, err)
+			return fmt.Errorf("service: %s: %w", overlays.ModulesJSON, err)
 		}
 	}
-	byFile := map[string]bootLayer{}
+	byFile := map[string]overlays.Layer{}
 	for _, l := range boot {
 		byFile[l.File] = l
 	}
@@ -95,13 +75,9 @@ func (m *Manager) scan() error {
 	}
 	seen := map[string]bool{}
 	if src := m.mediaSource(); src != "" {
-		for _, folder := range folders {
-			entries, _ := os.ReadDir(filepath.Join(src, "byzantium", folder))
-			for _, e := range entries {
-				if e.IsDir() || !strings.HasSuffix(strings.ToLower(e.Name()), ".xzm") {
-					continue
-				}
-				file := "byzantium/" + folder + "/" + e.Name()
+		for _, folder := range overlays.Folders() {
+			files, _ := overlays.List(os.DirFS(src), folder)
+			for _, file := range files {
 				seen[file] = true
 				mod := &module{file: file, folder: folder}
 				if l, ok := byFile[file]; ok {
@@ -131,12 +107,12 @@ func (m *Manager) scan() error {
 // mediaSource is the folder holding the media's byzantium/: the mounted
 // media, or its copy in RAM.
 func (m *Manager) mediaSource() string {
-	media := filepath.Join(m.Root, mediaDir)
+	media := filepath.Join(m.Root, overlays.MediaDir)
 	if isMountPoint(media) {
 		return media
 	}
-	if _, err := os.Stat(filepath.Join(m.Root, ramDir, "byzantium")); err == nil {
-		return filepath.Join(m.Root, ramDir)
+	if _, err := os.Stat(filepath.Join(m.Root, overlays.RAMDir, overlays.MediaRoot)); err == nil {
+		return filepath.Join(m.Root, overlays.RAMDir)
 	}
 	return ""
 }
@@ -168,7 +144,7 @@ func (m *Manager) readManifest(mod *module, file string) error {
 	return nil
 }
 
-// mountModule mounts the module file read-only under layersDir.
+// mountModule mounts the module file read-only under overlays.LayersDir.
 func (m *Manager) mountModule(mod *module, file string) error {
 	if file == "" {
 		src := m.mediaSource()
@@ -177,7 +153,7 @@ func (m *Manager) mountModule(mod *module, file string) error {
 		}
 		file = filepath.Join(src, mod.file)
 	}
-	rel := filepath.Join(layersDir, "opt-"+strings.TrimSuffix(filepath.Base(mod.file), filepath.Ext(mod.file)))
+	rel := filepath.Join(overlays.LayersDir, "opt-"+strings.TrimSuffix(filepath.Base(mod.file), filepath.Ext(mod.file)))
 	dir := filepath.Join(m.Root, rel)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"byzantium/overlays"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -209,7 +211,7 @@ func (m *Manager) Modules() []ModuleInfo {
 	for _, mod := range m.sorted() {
 		mi := ModuleInfo{Name: mod.name, Version: mod.man.Version, Folder: mod.folder, File: mod.file, Loaded: mod.loaded, Active: mod.active,
 			Depends: nonNil(mod.man.Depends), Provides: nonNil(mod.man.Provides), Services: []string{}, RequiredBy: nonNil(m.requiredBy(mod)),
-			NextBoot: mod.folder != "optional" || next[mod.name]}
+			NextBoot: mod.folder != overlays.FolderOptional || next[mod.name]}
 		for _, s := range mod.man.Services {
 			mi.Services = append(mi.Services, s.Name)
 		}
@@ -328,11 +330,9 @@ func (m *Manager) nextBoot() map[string]bool {
 	if src == "" {
 		return out
 	}
-	b, _ := os.ReadFile(filepath.Join(src, loadFile))
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			out[l] = true
-		}
+	b, _ := os.ReadFile(filepath.Join(src, overlays.LoadList))
+	for _, name := range overlays.ParseLoadList(b) {
+		out[name] = true
 	}
 	return out
 }
@@ -346,10 +346,10 @@ func (m *Manager) SetNextBoot(name string, load bool) error {
 	if mod == nil {
 		return fmt.Errorf("%w module %q", ErrUnknown, name)
 	}
-	if mod.folder != "optional" {
+	if mod.folder != overlays.FolderOptional {
 		return fmt.Errorf("%w: %s is in byzantium/%s and is always stacked", ErrRefused, name, mod.folder)
 	}
-	media := filepath.Join(m.Root, mediaDir)
+	media := filepath.Join(m.Root, overlays.MediaDir)
 	if !isMountPoint(media) {
 		return fmt.Errorf("%w: the boot media is not mounted (copy2ram?): boot with load=%s instead", ErrRefused, name)
 	}
@@ -379,7 +379,7 @@ func (m *Manager) SetNextBoot(name string, load bool) error {
 		}
 		defer unix.Mount("", media, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	}
-	path := filepath.Join(media, loadFile)
+	path := filepath.Join(media, overlays.LoadList)
 	if err := os.WriteFile(path+".tmp", []byte(body), 0o644); err != nil {
 		return err
 	}

@@ -9,12 +9,10 @@ import (
 	"strings"
 	"text/template"
 
+	"byzantium/overlays"
+
 	"golang.org/x/sys/unix"
 )
-
-// servicesDir holds, per service, a tmpfs with the overlay's upper and
-// work folders and the merged root.
-const servicesDir = "run/byz/services"
 
 // dataDir is where the service's data folder appears inside its root.
 func dataDir(s *svc) string { return s.decl.DataDir() }
@@ -33,7 +31,7 @@ func (m *Manager) hostData(s *svc) string {
 // rendered; and an /etc/passwd naming its user. Nothing of other services
 // is in it: not their modules, not their data.
 func (m *Manager) prepareRoot(s *svc, uid uint32, lower []string) (string, func(), error) {
-	dir := filepath.Join(m.Root, servicesDir, s.name)
+	dir := filepath.Join(m.Root, overlays.ServicesDir, s.name)
 	unmountAll(dir) // a root left by a byzd that died
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
@@ -107,7 +105,7 @@ func (m *Manager) lowerDirs(mod *module) ([]string, error) {
 	}
 	base := m.sorted()
 	for i := len(base) - 1; i >= 0; i-- {
-		if b := base[i]; b.folder == "base" && b.layer != "" && !seen[b] {
+		if b := base[i]; b.folder == overlays.FolderBase && b.layer != "" && !seen[b] {
 			out = append(out, filepath.Join(m.Root, b.layer))
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"byzantium/ci/testenv"
 	"byzantium/modules/manifest"
+	"byzantium/overlays"
 	"byzantium/runtime/sandbox"
 
 	"golang.org/x/sys/unix"
@@ -112,7 +113,7 @@ func newNode(t *testing.T) *node {
 	os.WriteFile(filepath.Join(media, "byzantium/base/000-busybox.xzm"), []byte("stand-in: stacked at boot"), 0o644)
 	mj, _ := json.Marshal([]map[string]string{{"name": "busybox", "file": "byzantium/base/000-busybox.xzm", "layer": "/run/byz/layers/000-busybox"}})
 	os.MkdirAll(filepath.Join(n.root, "run/byzantium"), 0o755)
-	os.WriteFile(filepath.Join(n.root, modulesJSON), mj, 0o644)
+	os.WriteFile(filepath.Join(n.root, overlays.ModulesJSON), mj, 0o644)
 	return n
 }
 
@@ -399,7 +400,7 @@ func TestRootRefusesSymlinks(t *testing.T) {
 	waitFor(t, "atdir to fail", func() bool {
 		return strings.Contains(m.info(m.services["atdir"]).LastError, "preparing its root: config /etc/atdir/atdir.conf: service: a symlink or another mount on the way: /etc/atdir in the service's root is a symlink")
 	})
-	root := filepath.Join(n.root, servicesDir, "atfile/root")
+	root := filepath.Join(n.root, overlays.ServicesDir, "atfile/root")
 	var st unix.Stat_t
 	must(t, unix.Lstat(filepath.Join(root, "etc/atfile/atfile.conf"), &st))
 	if b, _ := os.ReadFile(filepath.Join(root, "etc/atfile/atfile.conf")); st.Mode&unix.S_IFMT != unix.S_IFREG || string(b) != "written by byzd\n" {
