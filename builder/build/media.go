@@ -15,6 +15,7 @@ import (
 	"byzantium/image/fat"
 	"byzantium/image/iso9660"
 	"byzantium/image/usbimg"
+	"byzantium/internal/bytesize"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
 )
@@ -220,7 +221,7 @@ func (b *builder) usbImageSize(t *boot.Tree) (int64, error) {
 	if u.Size < need {
 		return 0, &spec.Error{Pos: b.spec.Position("outputs.usb.size"), Path: "outputs.usb.size",
 			Err: fmt.Errorf("%s is too small for these media (%s of files, spare %s): make it at least %s, or leave size out to fit the image to its contents: %w",
-				spec.FormatSize(u.Size), human(files), spec.FormatSize(u.Spare), spec.FormatSize(need), usbimg.ErrNoRoom)}
+				spec.FormatSize(u.Size), bytesize.Format(files), spec.FormatSize(u.Spare), spec.FormatSize(need), usbimg.ErrNoRoom)}
 	}
 	return u.Size, nil
 }
@@ -263,7 +264,7 @@ func minUSBSize(hs []entry.Header, files, spare int64) (int64, error) {
 			return size, nil
 		}
 	}
-	return 0, fmt.Errorf("the media (%s of files) and spare %s do not fit a USB image of at most %s", human(files), spec.FormatSize(spare), spec.FormatSize(spec.MaxUSBSize))
+	return 0, fmt.Errorf("the media (%s of files) and spare %s do not fit a USB image of at most %s", bytesize.Format(files), spec.FormatSize(spare), spec.FormatSize(spec.MaxUSBSize))
 }
 
 // bootLoader extracts the bootloader files from their Debian packages,

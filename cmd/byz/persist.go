@@ -19,6 +19,7 @@ import (
 	"byzantium/image/boot"
 	"byzantium/image/fat"
 	"byzantium/image/gpt"
+	"byzantium/internal/bytesize"
 	"byzantium/runtime/daemon"
 	"byzantium/runtime/initsys"
 	"byzantium/runtime/luks2"
@@ -380,7 +381,7 @@ func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passF
 	}
 	if room := iv.vol.FileRoom(); opts.Size > room {
 		return fmt.Errorf("persist create: %w: the FAT partition of %s has room for a save.dat of %s (%s free, less room for its folder): choose a smaller --size",
-			savedat.ErrNoSpace, image, human(room), human(iv.vol.FreeBytes()))
+			savedat.ErrNoSpace, image, bytesize.Format(room), bytesize.Format(iv.vol.FreeBytes()))
 	}
 	encrypt := opts.Passphrase != nil
 	if encrypt {

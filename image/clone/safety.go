@@ -3,6 +3,7 @@ package clone
 import (
 	"bufio"
 	"bytes"
+	"byzantium/internal/bytesize"
 	"fmt"
 	"io"
 	"io/fs"
@@ -63,7 +64,7 @@ func (d *Device) String() string {
 	if d.USB {
 		bus = ", USB"
 	}
-	return fmt.Sprintf("%s: %s, serial %s, %s (%d bytes)%s", d.Path, model, serial, human(d.Size), d.Size, bus)
+	return fmt.Sprintf("%s: %s, serial %s, %s (%d bytes)%s", d.Path, model, serial, bytesize.Format(d.Size), d.Size, bus)
 }
 
 // Inspect describes the block device at devPath (a /dev node). A file
@@ -187,7 +188,7 @@ func (s System) Check(d *Device, need int64, force bool) error {
 		return fmt.Errorf("%w: %s is read-only (a write-protect switch?)", ErrRefused, d.Path)
 	}
 	if d.Size < need {
-		return fmt.Errorf("%w: %s has %s, the clone needs %s", ErrTooSmall, d.Path, human(d.Size), human(need))
+		return fmt.Errorf("%w: %s has %s, the clone needs %s", ErrTooSmall, d.Path, bytesize.Format(d.Size), bytesize.Format(need))
 	}
 	if !d.Removable && !force {
 		return fmt.Errorf("%w: %s is not a removable disk (sysfs says removable=0 and it is not on USB): it may be a computer's own disk; --force if you mean it", ErrRefused, d.Path)

@@ -22,6 +22,7 @@ import (
 	"byzantium/image/boot"
 	"byzantium/image/fat"
 	"byzantium/image/usbimg"
+	"byzantium/internal/bytesize"
 	"byzantium/modules"
 	"byzantium/modules/entry"
 	"byzantium/runtime/initsys"
@@ -173,7 +174,7 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 		return nil, err
 	}
 	if !sp.Fits() {
-		return nil, fmt.Errorf("%w: %s has %s for %s of clusters", ErrTooSmall, t.Path, human(sp.Have), human(sp.Need))
+		return nil, fmt.Errorf("%w: %s has %s for %s of clusters", ErrTooSmall, t.Path, bytesize.Format(sp.Have), bytesize.Format(sp.Need))
 	}
 	f := fit(sp, l)
 	res.Free, res.SaveDatRoom, res.SaveDat, res.Unpartitioned = f.Have-f.Need, f.SaveDatRoom, p.opts.SaveSize > 0, f.Unpartitioned
