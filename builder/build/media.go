@@ -207,9 +207,15 @@ func (b *builder) usbImageSize(t *boot.Tree) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	need, err := minUSBSize(hs, files, u.Spare)
+	// The smallest image whose FAT partition holds the tree and keeps
+	// the spare free after it, no smaller than the spec accepts.
+	need, err := usbimg.MinSize(hs, u.Spare, spec.MinUSBSize)
+	if err == nil && need > spec.MaxUSBSize {
+		err = usbimg.ErrNoRoom
+	}
 	if err != nil {
-		return 0, &spec.Error{Pos: b.spec.Position("outputs.usb"), Path: "outputs.usb", Err: err}
+		return 0, &spec.Error{Pos: b.spec.Position("outputs.usb"), Path: "outputs.usb",
+			Err: fmt.Errorf("the media (%s of files) and spare %s do not fit a USB image of at most %s", bytesize.Format(files), spec.FormatSize(u.Spare), spec.FormatSize(spec.MaxUSBSize))}
 	}
 	if u.Size == 0 {
 		size, err := usbSize(t, u.Spare)
@@ -243,28 +249,6 @@ func treeHeaders(t *boot.Tree) ([]entry.Header, int64, error) {
 		hs = append(hs, *h)
 		files += h.Size
 	}
-}
-
-// minUSBSize is the smallest USB image, in whole MiB, whose FAT partition
-// holds the entries hs (files bytes of files) and keeps spare bytes free
-// after them, as usbimg.Write checks it. fat.Need is an upper bound the
-// FAT writer never exceeds, so an image of this size never runs out of
-// room. Larger volumes take larger clusters, so the need is not monotonic
-// in the size: search upwards from a floor.
-func minUSBSize(hs []entry.Header, files, spare int64) (int64, error) {
-	const mib = 1 << 20
-	size := max(spec.MinUSBSize, (files+spare+2*mib+mib-1)/mib*mib)
-	for ; size <= spec.MaxUSBSize; size += mib {
-		l, err := usbimg.Plan(usbimg.Options{Size: size, Seed: []byte("size")})
-		if err != nil {
-			continue
-		}
-		sp, err := fat.Need(l.FAT.Size(), hs)
-		if err == nil && sp.Fits() && sp.Have-sp.Need >= spare {
-			return size, nil
-		}
-	}
-	return 0, fmt.Errorf("the media (%s of files) and spare %s do not fit a USB image of at most %s", bytesize.Format(files), spec.FormatSize(spare), spec.FormatSize(spec.MaxUSBSize))
 }
 
 // bootLoader extracts the bootloader files from their Debian packages,

@@ -18,7 +18,7 @@ import (
 	"byzantium/builder/spec"
 	"byzantium/image/boot"
 	"byzantium/image/fat"
-	"byzantium/image/gpt"
+	"byzantium/image/usbimg"
 	"byzantium/internal/bytesize"
 	"byzantium/runtime/daemon"
 	"byzantium/runtime/initsys"
@@ -437,45 +437,31 @@ type imageVolume struct {
 }
 
 // openImageVolume finds the FAT32 partition of a GPT disk image that
-// holds Byzantium media (byzantium/manifest.json or a media marker): a
-// save.dat is written into nothing else.
+// holds Byzantium media (usbimg.Open, then byzantium/manifest.json or a
+// media marker): a save.dat is written into nothing else.
 func openImageVolume(image string) (*imageVolume, error) {
-	f, err := os.OpenFile(image, os.O_RDWR, 0)
+	img, err := usbimg.Open(image, os.O_RDWR)
 	if err != nil {
+		if errors.Is(err, usbimg.ErrNoMedia) {
+			return nil, fmt.Errorf("persist create: %s: %w: is it a USB image byz built?", image, err)
+		}
 		return nil, fmt.Errorf("persist create: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("persist create: %w", err)
+	if img.Partition == 0 {
+		img.Close()
+		return nil, fmt.Errorf("persist create: %s is a FAT32 file system without a partition table, not a USB image byz built: nothing was written", image)
 	}
-	tab, err := gpt.Read(f, st.Size())
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("persist create: %s: %w", image, err)
-	}
-	foundFAT := false
-	for _, p := range tab.Partitions {
-		fsys, err := fat.OpenFS(f, p.Offset())
-		if err != nil {
-			continue
-		}
-		foundFAT = true
-		if !isMedia(fsys) {
-			continue
-		}
-		v, err := fat.OpenVolume(f, p.Offset())
-		if err != nil {
-			continue
-		}
-		return &imageVolume{f: f, off: p.Offset(), vol: v}, nil
-	}
-	f.Close()
-	if foundFAT {
+	if !isMedia(img.FS) {
+		img.Close()
 		return nil, fmt.Errorf("persist create: %s has a FAT32 partition, but no Byzantium media on it (no %s, no %s* marker): nothing was written",
 			image, boot.ManifestPath, initsys.MediaMarkerPrefix)
 	}
-	return nil, fmt.Errorf("persist create: %s has no FAT32 partition: is it a USB image byz built?", image)
+	v, err := fat.OpenVolume(img.File, img.Offset)
+	if err != nil {
+		img.Close()
+		return nil, fmt.Errorf("persist create: %s: %w", image, err)
+	}
+	return &imageVolume{f: img.File, off: img.Offset, vol: v}, nil
 }
 
 // isMedia reports whether a FAT file system holds Byzantium media.

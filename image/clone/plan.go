@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -459,19 +460,14 @@ func (p *Plan) ImageSize() int64 {
 }
 
 // MinSize is the smallest disk (a whole number of MiB) the clone fits on.
+// A clone too large for FAT32's 2 TiB fits on no disk: MinSize is then
+// math.MaxInt64, which every fit check refuses.
 func (p *Plan) MinSize() int64 {
-	return minSize(p.headers(), p.Bytes())
-}
-
-func minSize(hs []entry.Header, bytes int64) int64 {
-	const mib = 1 << 20
-	size := max(36*mib, (bytes+bytes/64+2*mib+mib-1)/mib*mib)
-	for {
-		if sp, _, err := space(size, hs); err == nil && sp.Fits() {
-			return size
-		}
-		size += mib
+	size, err := usbimg.MinSize(p.headers(), 0, 0)
+	if err != nil {
+		return math.MaxInt64
 	}
+	return size
 }
 
 // Print writes the plan for a person: what comes from where, what is

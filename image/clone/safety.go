@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"byzantium/internal/bytesize"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"byzantium/image/boot"
+	"byzantium/image/usbimg"
 )
 
 // System is the machine the safety checks look at, read the way a
@@ -332,20 +332,12 @@ func (s System) bootMediaID() string {
 // marker of id: the node's boot stick, even when nothing of it is
 // mounted (after copy2ram).
 func (s System) carries(d *Device, id string) bool {
-	f, err := os.Open(s.path("dev/" + d.Name))
+	img, err := usbimg.Open(s.path("dev/"+d.Name), os.O_RDONLY)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return false
-	}
-	fsys, _, err := openFAT(f, size)
-	if err != nil {
-		return false
-	}
-	_, err = fs.Stat(fsys, boot.MarkerPath(id))
+	defer img.Close()
+	_, err = fs.Stat(img.FS, boot.MarkerPath(id))
 	return err == nil
 }
 

@@ -13,8 +13,7 @@ import (
 	"strings"
 
 	"byzantium/image/boot"
-	"byzantium/image/fat"
-	"byzantium/image/gpt"
+	"byzantium/image/usbimg"
 )
 
 // Where a running node keeps its media (runtime/initsys: MediaDir and
@@ -69,45 +68,27 @@ func OpenSource(p string) (*Source, error) {
 	if fi.IsDir() {
 		return newSource(os.DirFS(p), p, nil, p, false)
 	}
-	f, err := os.Open(p)
+	img, err := usbimg.Open(p, os.O_RDONLY)
 	if err != nil {
+		if errors.Is(err, usbimg.ErrNoMedia) {
+			return nil, fmt.Errorf("clone: source %s: %w: %w (an ISO cannot be cloned from; boot it, or use its media folder)", p, ErrNotMedia, err)
+		}
 		return nil, fmt.Errorf("clone: source: %w", err)
 	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("clone: source: %w", err)
-	}
-	fsys, where, err := openFAT(f, size)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("clone: source %s: %w", p, err)
-	}
-	s, err := newSource(fsys, p+" ("+where+")", f, p, false)
+	s, err := newSource(img.FS, p+" ("+where(&img.Media)+")", img.File, p, false)
 	if err != nil {
 		return nil, err
 	}
-	s.DiskSize = size
+	s.DiskSize = img.Size
 	return s, nil
 }
 
-// openFAT finds the FAT file system holding byzantium/ on a disk: in a GPT
-// partition, or (a stick formatted without a partition table) at 0.
-func openFAT(r io.ReaderAt, size int64) (*fat.FS, string, error) {
-	if t, err := gpt.Read(r, size); err == nil {
-		for i, p := range t.Partitions {
-			if f, err := fat.OpenFS(r, p.Offset()); err == nil {
-				if _, err := fs.Stat(f, "byzantium"); err == nil {
-					return f, fmt.Sprintf("partition %d", i+1), nil
-				}
-			}
-		}
-		return nil, "", fmt.Errorf("%w: no FAT32 partition with a byzantium/ folder (an ISO cannot be cloned from; boot it, or use its media folder)", ErrNotMedia)
+// where names the file system holding the media on a disk.
+func where(m *usbimg.Media) string {
+	if m.Partition == 0 {
+		return "FAT file system"
 	}
-	if f, err := fat.OpenFS(r, 0); err == nil {
-		return f, "FAT file system", nil
-	}
-	return nil, "", fmt.Errorf("%w: neither a GPT disk with a FAT32 partition nor a FAT32 file system", ErrNotMedia)
+	return fmt.Sprintf("partition %d", m.Partition)
 }
 
 // OpenNode opens the media of the node running under root ("/"): the
