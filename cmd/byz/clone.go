@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"byzantium/internal/bytesize"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"byzantium/builder/spec"
 	"byzantium/image/clone"
+	"byzantium/internal/bytesize"
 	"byzantium/runtime/luks2"
 )
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"byzantium/internal/bytesize"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"byzantium/internal/bytesize"
 	"byzantium/runtime/daemon"
 )
 

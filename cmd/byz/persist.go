@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"byzantium/builder/spec"
-	"byzantium/image/boot"
 	"byzantium/image/fat"
+	"byzantium/image/media"
 	"byzantium/image/usbimg"
 	"byzantium/internal/bytesize"
 	"byzantium/runtime/daemon"
@@ -454,7 +454,7 @@ func openImageVolume(image string) (*imageVolume, error) {
 	if !isMedia(img.FS) {
 		img.Close()
 		return nil, fmt.Errorf("persist create: %s has a FAT32 partition, but no Byzantium media on it (no %s, no %s* marker): nothing was written",
-			image, boot.ManifestPath, initsys.MediaMarkerPrefix)
+			image, media.ManifestPath, initsys.MediaMarkerPrefix)
 	}
 	v, err := fat.OpenVolume(img.File, img.Offset)
 	if err != nil {
@@ -466,7 +466,7 @@ func openImageVolume(image string) (*imageVolume, error) {
 
 // isMedia reports whether a FAT file system holds Byzantium media.
 func isMedia(fsys fs.FS) bool {
-	if _, err := fs.Stat(fsys, boot.ManifestPath); err == nil {
+	if _, err := fs.Stat(fsys, media.ManifestPath); err == nil {
 		return true
 	}
 	ents, err := fs.ReadDir(fsys, path.Dir(initsys.MediaMarkerPrefix))

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"byzantium/internal/bytesize"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"byzantium/builder/spec"
+	"byzantium/internal/bytesize"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
 )

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
 	"byzantium/image/fat"
+	"byzantium/image/media"
 	"byzantium/image/usbimg"
 	"byzantium/internal/bytesize"
 	"byzantium/modules"
@@ -88,9 +89,9 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if len(src.modules("base")) == 0 {
 		return nil, fmt.Errorf("%w: %s: its manifest names no module in byzantium/base", ErrNotMedia, src.Name)
 	}
-	if _, ok := src.Sums[boot.GrubPCMediaDir+"/kernel.img"]; !ok {
+	if _, ok := src.Sums[bootloader.GrubPCMediaDir+"/kernel.img"]; !ok {
 		return nil, fmt.Errorf("%w: %s has no %s/ (GRUB's BIOS files, which media made before clones existed lack): rebuild it with this byz",
-			ErrNotMedia, src.Name, boot.GrubPCMediaDir)
+			ErrNotMedia, src.Name, bootloader.GrubPCMediaDir)
 	}
 	want := map[string]bool{}
 	for _, m := range opts.Modules {
@@ -139,7 +140,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if p.rootcopy, err = src.checkRootcopy(); err != nil {
 		return nil, err
 	}
-	taken := map[string]bool{boot.KernelPath: true, boot.InitramfsPath: true}
+	taken := map[string]bool{bootloader.KernelPath: true, bootloader.InitramfsPath: true}
 	for _, l := range [][]string{p.Base, p.Modules, p.Optional} {
 		for _, f := range l {
 			taken[f] = true
@@ -147,8 +148,8 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	}
 	for f := range src.Sums {
 		switch {
-		case taken[f], p.rootcopy && strings.HasPrefix(f, boot.RootcopyDir+"/"),
-			strings.HasPrefix(f, "EFI/BOOT/"), strings.HasPrefix(f, boot.GrubPCMediaDir+"/"), f == boot.BootInfoPath:
+		case taken[f], p.rootcopy && strings.HasPrefix(f, media.RootcopyDir+"/"),
+			strings.HasPrefix(f, "EFI/BOOT/"), strings.HasPrefix(f, bootloader.GrubPCMediaDir+"/"), f == media.BootInfoPath:
 			p.Items = append(p.Items, Item{f, src.Sums[f].Size, "source"})
 		case strings.HasSuffix(f, "grub.cfg"):
 			p.Items = append(p.Items, Item{f, src.Sums[f].Size, "new"})
@@ -166,11 +167,11 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if err := p.checkSources(); err != nil {
 		return nil, err
 	}
-	if m, ok := src.Sums[boot.MarkerPath(src.ID)]; ok {
-		p.Items = append(p.Items, Item{boot.MarkerPath("<new ID>"), m.Size, "new"})
+	if m, ok := src.Sums[bootloader.MarkerPath(src.ID)]; ok {
+		p.Items = append(p.Items, Item{bootloader.MarkerPath("<new ID>"), m.Size, "new"})
 	}
-	if fi, err := fs.Stat(src.FS, boot.ManifestPath); err == nil {
-		p.Items = append(p.Items, Item{boot.ManifestPath, fi.Size() + 512, "new"})
+	if fi, err := fs.Stat(src.FS, media.ManifestPath); err == nil {
+		p.Items = append(p.Items, Item{media.ManifestPath, fi.Size() + 512, "new"})
 	}
 	if opts.SaveSize > 0 {
 		p.Items = append(p.Items, Item{initsys.DefaultSaveDat, opts.SaveSize, "save.dat"})

@@ -3,7 +3,6 @@ package clone
 import (
 	"bufio"
 	"bytes"
-	"byzantium/internal/bytesize"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,8 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
 	"byzantium/image/usbimg"
+	"byzantium/internal/bytesize"
 )
 
 // System is the machine the safety checks look at, read the way a
@@ -321,7 +321,7 @@ func (s System) holders(d *Device) []string {
 func (s System) bootMediaID() string {
 	b, _ := os.ReadFile(s.path("proc/cmdline"))
 	for _, f := range strings.Fields(string(b)) {
-		if id, ok := strings.CutPrefix(f, boot.MediaParam+"="); ok {
+		if id, ok := strings.CutPrefix(f, bootloader.MediaParam+"="); ok {
 			return id
 		}
 	}
@@ -337,7 +337,7 @@ func (s System) carries(d *Device, id string) bool {
 		return false
 	}
 	defer img.Close()
-	_, err = fs.Stat(img.FS, boot.MarkerPath(id))
+	_, err = fs.Stat(img.FS, bootloader.MarkerPath(id))
 	return err == nil
 }
 

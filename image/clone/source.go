@@ -12,7 +12,8 @@ import (
 	"slices"
 	"strings"
 
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
+	"byzantium/image/media"
 	"byzantium/image/usbimg"
 )
 
@@ -34,11 +35,11 @@ type Source struct {
 	Name string
 	// Sums is the source's manifest by path: every file taken from the
 	// source is checked against it.
-	Sums map[string]boot.ManifestFile
+	Sums map[string]media.ManifestFile
 	// ID is the source's media ID (its manifest's).
 	ID string
 	// Info is the boot menu the source was made with.
-	Info *boot.BootInfo
+	Info *media.BootInfo
 	// DiskSize is the size of the image file or device the source is on
 	// (0 for a folder).
 	DiskSize int64
@@ -95,12 +96,12 @@ func where(m *usbimg.Media) string {
 // boot media byz-init mounted, or, after copy2ram, its copy in RAM (the
 // whole tree but byzantium/changes).
 func OpenNode(root string) (*Source, error) {
-	media := filepath.Join(root, NodeMediaDir)
-	if _, err := os.Stat(filepath.Join(media, boot.ManifestPath)); err == nil {
-		return newSource(os.DirFS(media), "/"+NodeMediaDir, nil, media, true)
+	mounted := filepath.Join(root, NodeMediaDir)
+	if _, err := os.Stat(filepath.Join(mounted, media.ManifestPath)); err == nil {
+		return newSource(os.DirFS(mounted), "/"+NodeMediaDir, nil, mounted, true)
 	}
 	ram := filepath.Join(root, NodeRAMDir)
-	if _, err := os.Stat(filepath.Join(ram, boot.ManifestPath)); err == nil {
+	if _, err := os.Stat(filepath.Join(ram, media.ManifestPath)); err == nil {
 		return newSource(os.DirFS(ram), "/"+NodeRAMDir, nil, ram, true)
 	}
 	if _, err := os.Stat(filepath.Join(ram, "byzantium")); err == nil {
@@ -114,26 +115,26 @@ func OpenNode(root string) (*Source, error) {
 // p is where it is on the host, node says it is the running node's.
 func newSource(fsys fs.FS, name string, c io.Closer, p string, node bool) (*Source, error) {
 	s := &Source{FS: fsys, Name: name, closer: c, path: p, node: node}
-	b, err := fs.ReadFile(fsys, boot.ManifestPath)
+	b, err := fs.ReadFile(fsys, media.ManifestPath)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%w: %s: %w", ErrNotMedia, name, err)
 	}
-	var m boot.Manifest
+	var m media.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("%w: %s: %s: %w", ErrNotMedia, name, boot.ManifestPath, err)
+		return nil, fmt.Errorf("%w: %s: %s: %w", ErrNotMedia, name, media.ManifestPath, err)
 	}
 	s.ID = m.ID
-	s.Sums = make(map[string]boot.ManifestFile, len(m.Files))
+	s.Sums = make(map[string]media.ManifestFile, len(m.Files))
 	for _, f := range m.Files {
 		s.Sums[f.Path] = f
 	}
-	if s.Info, err = boot.ReadBootInfo(fsys); err != nil {
+	if s.Info, err = media.ReadBootInfo(fsys); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if s.Info.Flavour != boot.USB.String() {
+	if s.Info.Flavour != bootloader.USB.String() {
 		s.Close()
 		return nil, fmt.Errorf("%w: %s is %s media: only USB media carry the disk bootloader a stick needs (GRUB for disks, its BIOS files)",
 			ErrNotMedia, name, s.Info.Flavour)
@@ -158,10 +159,10 @@ func (s *Source) modules(layer string) []string {
 // its manifest: a file added since cannot be checked, so it is refused
 // rather than copied unchecked.
 func (s *Source) checkRootcopy() (bool, error) {
-	if _, err := fs.Stat(s.FS, boot.RootcopyDir); errors.Is(err, fs.ErrNotExist) {
+	if _, err := fs.Stat(s.FS, media.RootcopyDir); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	err := fs.WalkDir(s.FS, boot.RootcopyDir, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(s.FS, media.RootcopyDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
