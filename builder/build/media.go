@@ -211,10 +211,7 @@ func (b *builder) usbImageSize(t *media.Tree) (int64, error) {
 	// The smallest image whose FAT partition holds the tree and keeps
 	// the spare free after it, no smaller than the spec accepts.
 	need, err := usbimg.MinSize(hs, u.Spare, spec.MinUSBSize)
-	if err == nil && need > spec.MaxUSBSize {
-		err = usbimg.ErrNoRoom
-	}
-	if err != nil {
+	if err != nil || need > spec.MaxUSBSize {
 		return 0, &spec.Error{Pos: b.spec.Position("outputs.usb"), Path: "outputs.usb",
 			Err: fmt.Errorf("the media (%s of files) and spare %s do not fit a USB image of at most %s", bytesize.Format(files), spec.FormatSize(u.Spare), spec.FormatSize(spec.MaxUSBSize))}
 	}
