@@ -10,13 +10,14 @@ import (
 	"strings"
 	"testing"
 
-	"byzantium/builder/cache"
-	"byzantium/builder/spec"
-	"byzantium/image/boot"
-	"byzantium/modules/squashfs"
-
 	"github.com/cavaliergopher/cpio"
 	"github.com/klauspost/compress/zstd"
+
+	"byzantium/builder/cache"
+	"byzantium/builder/spec"
+	"byzantium/image/bootloader"
+	"byzantium/image/media"
+	"byzantium/modules/squashfs"
 )
 
 // TestInittab: each console setting gets the whole table, with the line
@@ -97,8 +98,8 @@ func TestBuildConsole(t *testing.T) {
 				InitBinary: f.initBin, DebDir: f.debDir, Tool: "test"}); err != nil {
 				t.Fatal(err)
 			}
-			media := filepath.Join(out, "media")
-			base, _ := filepath.Glob(filepath.Join(media, "byzantium/base/*.xzm"))
+			dir := filepath.Join(out, "media")
+			base, _ := filepath.Glob(filepath.Join(dir, "byzantium/base/*.xzm"))
 			var names []string
 			for _, b := range base {
 				names = append(names, filepath.Base(b))
@@ -106,27 +107,27 @@ func TestBuildConsole(t *testing.T) {
 			if want := []string{"000-kernel.xzm", "001-busybox.xzm", "002-console.xzm"}; strings.Join(names, " ") != strings.Join(want, " ") {
 				t.Errorf("base modules %v, want %v (the console module last)", names, want)
 			}
-			got := readModuleFile(t, filepath.Join(media, "byzantium/base/002-console.xzm"), InittabPath)
+			got := readModuleFile(t, filepath.Join(dir, "byzantium/base/002-console.xzm"), InittabPath)
 			want, _ := Inittab(shell)
 			if !bytes.Equal(got, want) {
 				t.Errorf("the console module's /etc/inittab:\n%s\nwant\n%s", got, want)
 			}
-			if h := statModuleFile(t, filepath.Join(media, "byzantium/base/002-console.xzm"), InittabPath); h.UID != 0 || h.GID != 0 || h.Mode.Perm() != 0o644 {
+			if h := statModuleFile(t, filepath.Join(dir, "byzantium/base/002-console.xzm"), InittabPath); h.UID != 0 || h.GID != 0 || h.Mode.Perm() != 0o644 {
 				t.Errorf("/etc/inittab is %v %d:%d, want -rw-r--r-- root:root", h.Mode, h.UID, h.GID)
 			}
 			open := shell == spec.ShellRoot
-			if got := initramfsHas(t, filepath.Join(media, boot.InitramfsPath), "bin/sh"); got != open {
+			if got := initramfsHas(t, filepath.Join(dir, bootloader.InitramfsPath), "bin/sh"); got != open {
 				t.Errorf("a rescue shell (bin/sh) in the initramfs: %v, want %v", got, open)
 			}
-			grub, err := os.ReadFile(filepath.Join(media, boot.GrubCfgDisk))
+			grub, err := os.ReadFile(filepath.Join(dir, bootloader.GrubCfgDisk))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if locked := strings.Contains(string(grub), "set superusers=\"\"\n"); locked == open {
 				t.Errorf("grub.cfg locked: %v, want %v\n%s", locked, !open, grub)
 			}
-			var bi boot.BootInfo
-			b, _ := os.ReadFile(filepath.Join(media, boot.BootInfoPath))
+			var bi media.BootInfo
+			b, _ := os.ReadFile(filepath.Join(dir, media.BootInfoPath))
 			if err := json.Unmarshal(b, &bi); err != nil || bi.Locked == open {
 				t.Errorf("boot.json says locked %v (%v), want %v", bi.Locked, err, !open)
 			}

@@ -11,10 +11,12 @@ import (
 	"strings"
 
 	"byzantium/builder/spec"
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
 	"byzantium/image/fat"
 	"byzantium/image/iso9660"
+	"byzantium/image/media"
 	"byzantium/image/usbimg"
+	"byzantium/internal/bytesize"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
 	"byzantium/overlays"
@@ -23,7 +25,7 @@ import (
 // mediaStage lays out the media tree once per flavour, checks that the
 // USB image holds it, writes the outputs the spec asks for into the
 // staging folder and then moves them all into place.
-func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) ([]string, error) {
+func (b *builder) mediaStage(loader *bootloader.Loader, k *kernelParts, mods []built) ([]string, error) {
 	// The planner keeps file names, and cache files are named by digest:
 	// give each module its media name through a hard link (a copy across
 	// file systems).
@@ -67,14 +69,14 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 	// Only a console that gives a root shell anyway leaves the boot menu
 	// editable: otherwise a kernel parameter (init=, byz.init=, a rescue)
 	// typed at the menu would open one.
-	menu := boot.Config{Title: b.spec.Name, Cmdline: b.spec.Cmdline, Locked: !b.spec.Console.Open()}
+	menu := bootloader.Config{Title: b.spec.Name, Cmdline: b.spec.Cmdline, Locked: !b.spec.Console.Open()}
 	for _, e := range b.spec.Menu {
-		menu.Entries = append(menu.Entries, boot.Entry{Label: e.Label, Append: e.Append, Default: e.Default})
+		menu.Entries = append(menu.Entries, bootloader.Entry{Label: e.Label, Append: e.Append, Default: e.Default})
 	}
 	// The two flavours share their payload: hash each input once.
-	sums := &boot.Sums{}
-	plan := func(f boot.Flavour) (*boot.Tree, error) {
-		t, err := boot.Plan(boot.Media{Flavour: f, Loader: loader, Kernel: k.vmlinuz, Initramfs: k.initrd,
+	sums := &media.Sums{}
+	plan := func(f bootloader.Flavour) (*media.Tree, error) {
+		t, err := media.Plan(media.Media{Flavour: f, Loader: loader, Kernel: k.vmlinuz, Initramfs: k.initrd,
 			Base: base, Modules: mid, Optional: opt, Rootcopy: b.spec.Rootcopy, Menu: menu, ModTime: b.opts.Epoch,
 			Sums: sums})
 		if err != nil {
@@ -86,14 +88,14 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 	// Every tree is planned, and the USB image's size checked against
 	// what its tree needs, before any output is written.
 	o := b.spec.Outputs
-	var isoTree, usbTree *boot.Tree
+	var isoTree, usbTree *media.Tree
 	if o.ISO != "" {
-		if isoTree, err = plan(boot.ISO); err != nil {
+		if isoTree, err = plan(bootloader.ISO); err != nil {
 			return nil, err
 		}
 	}
 	if o.USB != nil || o.Dir != "" {
-		if usbTree, err = plan(boot.USB); err != nil {
+		if usbTree, err = plan(bootloader.USB); err != nil {
 			return nil, err
 		}
 	}
@@ -201,15 +203,18 @@ func (b *builder) mediaStage(loader *boot.Loader, k *kernelParts, mods []built) 
 // against what the tree and the spare need (before any output is written,
 // naming the spec line when it is too small), or else the smallest that
 // holds them.
-func (b *builder) usbImageSize(t *boot.Tree) (int64, error) {
+func (b *builder) usbImageSize(t *media.Tree) (int64, error) {
 	u := b.spec.Outputs.USB
 	hs, files, err := treeHeaders(t)
 	if err != nil {
 		return 0, err
 	}
-	need, err := minUSBSize(hs, files, u.Spare)
-	if err != nil {
-		return 0, &spec.Error{Pos: b.spec.Position("outputs.usb"), Path: "outputs.usb", Err: err}
+	// The smallest image whose FAT partition holds the tree and keeps
+	// the spare free after it, no smaller than the spec accepts.
+	need, err := usbimg.MinSize(hs, u.Spare, spec.MinUSBSize)
+	if err != nil || need > spec.MaxUSBSize {
+		return 0, &spec.Error{Pos: b.spec.Position("outputs.usb"), Path: "outputs.usb",
+			Err: fmt.Errorf("the media (%s of files) and spare %s do not fit a USB image of at most %s", bytesize.Format(files), spec.FormatSize(u.Spare), spec.FormatSize(spec.MaxUSBSize))}
 	}
 	if u.Size == 0 {
 		size, err := usbSize(t, u.Spare)
@@ -221,14 +226,14 @@ func (b *builder) usbImageSize(t *boot.Tree) (int64, error) {
 	if u.Size < need {
 		return 0, &spec.Error{Pos: b.spec.Position("outputs.usb.size"), Path: "outputs.usb.size",
 			Err: fmt.Errorf("%s is too small for these media (%s of files, spare %s): make it at least %s, or leave size out to fit the image to its contents: %w",
-				spec.FormatSize(u.Size), human(files), spec.FormatSize(u.Spare), spec.FormatSize(need), usbimg.ErrNoRoom)}
+				spec.FormatSize(u.Size), bytesize.Format(files), spec.FormatSize(u.Spare), spec.FormatSize(need), usbimg.ErrNoRoom)}
 	}
 	return u.Size, nil
 }
 
 // treeHeaders lists the entries of a tree (reading no file) and adds up
 // the sizes of its files.
-func treeHeaders(t *boot.Tree) ([]entry.Header, int64, error) {
+func treeHeaders(t *media.Tree) ([]entry.Header, int64, error) {
 	var hs []entry.Header
 	var files int64
 	r := t.Reader()
@@ -245,33 +250,11 @@ func treeHeaders(t *boot.Tree) ([]entry.Header, int64, error) {
 	}
 }
 
-// minUSBSize is the smallest USB image, in whole MiB, whose FAT partition
-// holds the entries hs (files bytes of files) and keeps spare bytes free
-// after them, as usbimg.Write checks it. fat.Need is an upper bound the
-// FAT writer never exceeds, so an image of this size never runs out of
-// room. Larger volumes take larger clusters, so the need is not monotonic
-// in the size: search upwards from a floor.
-func minUSBSize(hs []entry.Header, files, spare int64) (int64, error) {
-	const mib = 1 << 20
-	size := max(spec.MinUSBSize, (files+spare+2*mib+mib-1)/mib*mib)
-	for ; size <= spec.MaxUSBSize; size += mib {
-		l, err := usbimg.Plan(usbimg.Options{Size: size, Seed: []byte("size")})
-		if err != nil {
-			continue
-		}
-		sp, err := fat.Need(l.FAT.Size(), hs)
-		if err == nil && sp.Fits() && sp.Have-sp.Need >= spare {
-			return size, nil
-		}
-	}
-	return 0, fmt.Errorf("the media (%s of files) and spare %s do not fit a USB image of at most %s", human(files), spec.FormatSize(spare), spec.FormatSize(spec.MaxUSBSize))
-}
-
 // bootLoader extracts the bootloader files from their Debian packages,
 // found in the package folder by name.
-func (b *builder) bootLoader() (*boot.Loader, error) {
+func (b *builder) bootLoader() (*bootloader.Loader, error) {
 	var debs []string
-	for _, pkg := range boot.Packages() {
+	for _, pkg := range bootloader.Packages() {
 		m, _ := filepath.Glob(filepath.Join(b.opts.DebDir, pkg+"_*.deb"))
 		if len(m) == 0 {
 			where := "(given)"
@@ -279,11 +262,11 @@ func (b *builder) bootLoader() (*boot.Loader, error) {
 				where = "(the nearest .cache/debs above the spec, else the working directory's)"
 			}
 			return nil, fmt.Errorf("bootloader package %s not found in %s %s: run make fetch in the Byzantium repository to fill its .cache/debs, or name the folder that holds %s with --debs DIR",
-				pkg, b.opts.DebDir, where, strings.Join(boot.Packages(), ", "))
+				pkg, b.opts.DebDir, where, strings.Join(bootloader.Packages(), ", "))
 		}
 		debs = append(debs, m[len(m)-1])
 	}
-	l, err := boot.Extract(debs...)
+	l, err := bootloader.Extract(debs...)
 	if err != nil {
 		return nil, fmt.Errorf("bootloader: %w", err)
 	}
@@ -298,17 +281,17 @@ func (b *builder) bootLoader() (*boot.Loader, error) {
 // writeISO writes the hybrid ISO from the tree's entries r: El Torito
 // BIOS (isolinux with a boot info table) and UEFI (the EFI image)
 // entries, and an MBR+GPT system area so the same file boots from a stick.
-func (b *builder) writeISO(path string, r entry.Reader, loader *boot.Loader) error {
-	mbr, err := loader.File(boot.IsohdpfxBin)
+func (b *builder) writeISO(path string, r entry.Reader, loader *bootloader.Loader) error {
+	mbr, err := loader.File(bootloader.IsohdpfxBin)
 	if err != nil {
 		return err
 	}
 	return writeTemp(path, func(f *os.File) error {
 		w, err := iso9660.NewWriter(f, iso9660.Options{
 			VolumeID: volumeID(b.spec.Name), ModTime: b.opts.Epoch,
-			BIOSBoot: &iso9660.BIOSBoot{Path: boot.IsolinuxDir + "/" + boot.IsolinuxBin,
-				CatalogPath: boot.IsolinuxDir + "/boot.cat", BootInfoTable: true},
-			EFIBoot:     &iso9660.EFIBoot{Path: boot.EFIImagePath},
+			BIOSBoot: &iso9660.BIOSBoot{Path: bootloader.IsolinuxDir + "/" + bootloader.IsolinuxBin,
+				CatalogPath: bootloader.IsolinuxDir + "/boot.cat", BootInfoTable: true},
+			EFIBoot:     &iso9660.EFIBoot{Path: bootloader.EFIImagePath},
 			Hybrid:      true,
 			MBRTemplate: mbr.Data,
 		})
@@ -325,7 +308,7 @@ func (b *builder) writeISO(path string, r entry.Reader, loader *boot.Loader) err
 
 // writeDir writes the media tree as a folder at path, in the staging
 // folder. Extracting makes folders: a section of the run.
-func (b *builder) writeDir(path string, t *boot.Tree) error {
+func (b *builder) writeDir(path string, t *media.Tree) error {
 	if err := mkdir(path); err != nil {
 		return err
 	}
@@ -385,9 +368,9 @@ func writeTemp(path string, write func(*os.File) error) (err error) {
 // tables and the GPT, rounded to whole MiB, and never below the 34 MiB a
 // FAT32 volume needs. The spare stays free in the FAT partition, so it
 // counts with its FAT entries (8 bytes per 4 KiB cluster at worst).
-func usbSize(t *boot.Tree, spare int64) (int64, error) {
+func usbSize(t *media.Tree, spare int64) (int64, error) {
 	const mib = 1 << 20
-	var m boot.Manifest
+	var m media.Manifest
 	if err := json.Unmarshal(t.Manifest, &m); err != nil {
 		return 0, fmt.Errorf("media manifest: %w", err)
 	}

@@ -2,7 +2,6 @@ package build
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"byzantium/builder/cache"
 	"byzantium/builder/spec"
 	"byzantium/builder/tmpdir"
+	"byzantium/internal/bytesize"
 	"byzantium/modules/entry"
 )
 
@@ -67,7 +67,7 @@ func start(c *cache.Cache, out, workParent string, logf func(string, ...any)) (r
 	}
 	report := func(found []tmpdir.Stale) {
 		for _, s := range found {
-			logf("removed %s, left by a build that was killed: %s", human(s.Size), s.Path)
+			logf("removed %s, left by a build that was killed: %s", bytesize.Format(s.Size), s.Path)
 		}
 	}
 	if workParent == "" {
@@ -187,18 +187,4 @@ func mkdir(p string) error {
 		return err
 	}
 	return nil
-}
-
-// human writes a byte count for a person.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

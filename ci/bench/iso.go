@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
 	"byzantium/image/iso9660"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
@@ -35,13 +35,13 @@ func isoPair(iso, tmp string) *pair {
 	if err != nil {
 		fatalf("%v", err)
 	}
-	bios := boot.IsolinuxDir + "/" + boot.IsolinuxBin
+	bios := bootloader.IsolinuxDir + "/" + bootloader.IsolinuxBin
 	return &pair{name: "ISO assembly", target: "wall ≤ 1.0×", maxWall: 1.0,
 		byz: func(out string) [][]string { return [][]string{{self, "-write-iso", tree, out}} },
 		peer: func(out string) [][]string {
 			return [][]string{{"xorriso", "-as", "mkisofs", "-quiet", "-R", "-V", "BYZANTIUM", "-o", out,
-				"-isohybrid-mbr", isoMBR, "-b", bios, "-c", boot.IsolinuxDir + "/boot.cat", "-no-emul-boot",
-				"-boot-load-size", "4", "-boot-info-table", "-eltorito-alt-boot", "-e", boot.EFIImagePath,
+				"-isohybrid-mbr", isoMBR, "-b", bios, "-c", bootloader.IsolinuxDir + "/boot.cat", "-no-emul-boot",
+				"-boot-load-size", "4", "-boot-info-table", "-eltorito-alt-boot", "-e", bootloader.EFIImagePath,
 				"-no-emul-boot", "-isohybrid-gpt-basdat", tree}}
 		}}
 }
@@ -63,15 +63,15 @@ func writeISO(dir, out string) error {
 	}
 	defer f.Close()
 	w, err := iso9660.NewWriter(f, iso9660.Options{VolumeID: "BYZANTIUM", ModTime: time.Unix(1700000000, 0),
-		BIOSBoot: &iso9660.BIOSBoot{Path: boot.IsolinuxDir + "/" + boot.IsolinuxBin,
-			CatalogPath: boot.IsolinuxDir + "/boot.cat", BootInfoTable: true},
-		EFIBoot: &iso9660.EFIBoot{Path: boot.EFIImagePath}, Hybrid: true, MBRTemplate: mbr})
+		BIOSBoot: &iso9660.BIOSBoot{Path: bootloader.IsolinuxDir + "/" + bootloader.IsolinuxBin,
+			CatalogPath: bootloader.IsolinuxDir + "/boot.cat", BootInfoTable: true},
+		EFIBoot: &iso9660.EFIBoot{Path: bootloader.EFIImagePath}, Hybrid: true, MBRTemplate: mbr})
 	if err != nil {
 		return err
 	}
 	// The extracted tree carries the old boot catalog; the writer makes
 	// its own.
-	if _, err := entry.Copy(w, &skip{Reader: r, path: boot.IsolinuxDir + "/boot.cat"}); err != nil {
+	if _, err := entry.Copy(w, &skip{Reader: r, path: bootloader.IsolinuxDir + "/boot.cat"}); err != nil {
 		return err
 	}
 	return w.Close()

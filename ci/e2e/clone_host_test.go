@@ -14,9 +14,9 @@ import (
 
 	"byzantium/ci/qemu"
 	"byzantium/ci/testenv"
-	"byzantium/image/boot"
 	"byzantium/image/fat"
 	"byzantium/image/gpt"
+	"byzantium/image/media"
 )
 
 // imageIDs reads the media ID from the manifest in a USB image's FAT
@@ -37,12 +37,12 @@ func imageIDs(t *testing.T, img string) (string, gpt.GUID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := fsys.Open(boot.ManifestPath)
+	b, err := fsys.Open(media.ManifestPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	var m boot.Manifest
+	var m media.Manifest
 	if err := json.NewDecoder(b).Decode(&m); err != nil {
 		t.Fatal(err)
 	}

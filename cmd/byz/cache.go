@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"byzantium/builder/cache"
+	"byzantium/internal/bytesize"
 )
 
 func newCacheCmd() *cobra.Command {
@@ -58,13 +59,13 @@ the folder are listed and left alone. Sizes are the files' sizes.`,
 				verb = "would remove"
 			}
 			for _, p := range res.Removed {
-				fmt.Fprintf(w, "%s %9s  %s  (%s)\n", verb, human(p.Size), p.Path, p.Why)
+				fmt.Fprintf(w, "%s %9s  %s  (%s)\n", verb, bytesize.Format(p.Size), p.Path, p.Why)
 			}
 			for _, p := range res.Foreign {
 				fmt.Fprintf(w, "left alone: %s (not the cache's)\n", p)
 			}
-			fmt.Fprintf(w, "%s %d item(s), %s; kept %d artifact(s), %s\n", verb, len(res.Removed), human(res.RemovedBytes()),
-				res.Kept, human(res.KeptBytes))
+			fmt.Fprintf(w, "%s %d item(s), %s; kept %d artifact(s), %s\n", verb, len(res.Removed), bytesize.Format(res.RemovedBytes()),
+				res.Kept, bytesize.Format(res.KeptBytes))
 			return err
 		},
 	}

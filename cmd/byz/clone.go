@@ -18,6 +18,7 @@ import (
 
 	"byzantium/builder/spec"
 	"byzantium/image/clone"
+	"byzantium/internal/bytesize"
 	"byzantium/overlays"
 	"byzantium/runtime/luks2"
 )
@@ -227,13 +228,13 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 				var tooSmall error
 				if sp, err := p.Space(n); err != nil || !sp.Fits() {
 					tooSmall = fmt.Errorf("%w: an image of %s cannot hold the clone; it needs at least %s (leave --size out for the smallest)",
-						clone.ErrTooSmall, human(n), human(p.MinSize()))
+						clone.ErrTooSmall, bytesize.Format(n), bytesize.Format(p.MinSize()))
 				}
 				if plan {
 					if err := p.Print(out, n); err != nil {
 						return err
 					}
-					fmt.Fprintf(out, "target image %s of %s (%s)\n", target, human(n), why)
+					fmt.Fprintf(out, "target image %s of %s (%s)\n", target, bytesize.Format(n), why)
 					if tooSmall != nil {
 						return tooSmall
 					}
@@ -284,7 +285,7 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 			}
 			if mode != "json" {
 				fmt.Fprintf(out, "byz: cloned media %s onto %s as media %s (disk %s, FAT volume %s): %s in %d files written in %.1fs, read back and verified in %.1fs\n",
-					res.SourceID, res.Target, res.MediaID, res.DiskGUID, res.VolumeID, human(res.Bytes), res.Files,
+					res.SourceID, res.Target, res.MediaID, res.DiskGUID, res.VolumeID, bytesize.Format(res.Bytes), res.Files,
 					res.Write.Seconds(), res.Verify.Seconds())
 				if res.StateModule != "" {
 					fmt.Fprintf(out, "byz: the node's changes are in %s\n", res.StateModule)
@@ -293,7 +294,7 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
 					fmt.Fprintln(out, "byz: the node's changes are inside the encrypted save.dat (its upper layer), under the new passphrase")
 				}
 				if res.Unpartitioned > 0 {
-					fmt.Fprintf(out, "byz: the FAT partition stops at FAT32's 2 TiB limit: %s of %s are left unpartitioned\n", clone.FormatSize(res.Unpartitioned), res.Target)
+					fmt.Fprintf(out, "byz: the FAT partition stops at FAT32's 2 TiB limit: %s of %s are left unpartitioned\n", bytesize.Format(res.Unpartitioned), res.Target)
 				}
 				fmt.Fprintf(out, "byz: %s\n", res.RoomLine())
 				if len(res.Unlisted) > 0 {
@@ -417,7 +418,7 @@ func bar(e clone.Event) string {
 	frac := min(float64(e.Bytes)/float64(e.Total), 1)
 	n := int(frac * width)
 	s := fmt.Sprintf("%-7s [%s%s] %3.0f%% %s of %s, %s/s", e.Phase, strings.Repeat("#", n), strings.Repeat(".", width-n),
-		frac*100, human(e.Bytes), human(e.Total), human(int64(e.Rate)))
+		frac*100, bytesize.Format(e.Bytes), bytesize.Format(e.Total), bytesize.Format(int64(e.Rate)))
 	if e.Rate > 0 {
 		s += fmt.Sprintf(", %s left", (time.Duration(e.ETA) * time.Second).String())
 	}

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"byzantium/ci/testenv"
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
+	"byzantium/image/media"
 	"byzantium/image/usbimg"
 	"byzantium/modules/hostfs"
 )
@@ -31,7 +32,7 @@ var (
 func cloneSource(t *testing.T) (dir, img string) {
 	t.Helper()
 	var debs []string
-	for _, pkg := range boot.Packages() {
+	for _, pkg := range bootloader.Packages() {
 		m, _ := filepath.Glob(filepath.Join("..", "..", ".cache", "debs", pkg+"_*.deb"))
 		if len(m) == 0 {
 			testenv.RequireFile(t, filepath.Join("..", "..", ".cache", "debs", pkg+"_VERSION.deb"), "make fetch")
@@ -56,14 +57,14 @@ func cloneSource(t *testing.T) (dir, img string) {
 		if cloneSrcErr != nil {
 			return
 		}
-		l, err := boot.Extract(debs...)
+		l, err := bootloader.Extract(debs...)
 		if err != nil {
 			cloneSrcErr = err
 			return
 		}
-		tree, err := boot.Plan(boot.Media{Flavour: boot.USB, Loader: l, Kernel: kernel, Initramfs: initrd,
+		tree, err := media.Plan(media.Media{Flavour: bootloader.USB, Loader: l, Kernel: kernel, Initramfs: initrd,
 			Base: []string{base}, Modules: []string{runtime}, Optional: []string{opt},
-			Menu: boot.Config{Title: "CLI test", Entries: []boot.Entry{{Label: "CLI test", Default: true}}}, ModTime: time.Unix(1700000000, 0)})
+			Menu: bootloader.Config{Title: "CLI test", Entries: []bootloader.Entry{{Label: "CLI test", Default: true}}}, ModTime: time.Unix(1700000000, 0)})
 		if err != nil {
 			cloneSrcErr = err
 			return

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"byzantium/internal/bytesize"
 	"byzantium/modules"
 	"byzantium/modules/entry"
 )
@@ -99,7 +100,7 @@ the same bytes on any machine.`,
 			if !quiet {
 				for _, o := range outs {
 					if fi, err := os.Stat(o); err == nil {
-						fmt.Fprintf(os.Stderr, "wrote %s (%s)\n", o, human(fi.Size()))
+						fmt.Fprintf(os.Stderr, "wrote %s (%s)\n", o, bytesize.Format(fi.Size()))
 					}
 				}
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"byzantium/internal/bytesize"
 	"byzantium/modules/npm"
 )
 
@@ -69,7 +70,7 @@ cafile. A lock's resolved URLs are used only when they are on that registry.`,
 					return err
 				}
 				if !quiet {
-					fmt.Fprintf(os.Stderr, "%s: %d fetched (%s), %d already in %s\n", app.LockFile, st.Fetched, human(st.Bytes), st.Cached, cache.Dir)
+					fmt.Fprintf(os.Stderr, "%s: %d fetched (%s), %d already in %s\n", app.LockFile, st.Fetched, bytesize.Format(st.Bytes), st.Cached, cache.Dir)
 				}
 			}
 			return nil

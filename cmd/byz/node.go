@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"byzantium/internal/bytesize"
 	"byzantium/runtime/daemon"
 )
 
@@ -412,10 +413,10 @@ func writeStatus(w io.Writer, st daemon.Status) {
 	kv("version", orDash(st.Version))
 	kv("uptime", uptime(st.UptimeSeconds))
 	kv("load", fmt.Sprintf("%.2f %.2f %.2f", st.Load[0], st.Load[1], st.Load[2]))
-	kv("memory", fmt.Sprintf("%s available of %s", human(int64(st.Memory.AvailableBytes)), human(int64(st.Memory.TotalBytes))))
+	kv("memory", fmt.Sprintf("%s available of %s", bytesize.Format(int64(st.Memory.AvailableBytes)), bytesize.Format(int64(st.Memory.TotalBytes))))
 	var rows [][]string
 	for _, s := range st.Storage {
-		rows = append(rows, []string{s.Name, s.Path, fmt.Sprintf("%s free of %s", human(int64(s.FreeBytes)), human(int64(s.SizeBytes)))})
+		rows = append(rows, []string{s.Name, s.Path, fmt.Sprintf("%s free of %s", bytesize.Format(int64(s.FreeBytes)), bytesize.Format(int64(s.SizeBytes)))})
 	}
 	kv("storage", columns(rows)...)
 	kv("persistence", persistence(st.Persistence))
@@ -443,7 +444,7 @@ func persistence(p *daemon.Persistence) string {
 	case "ram", "fresh":
 		s = "OFF: changes live in RAM"
 		if p.SizeBytes > 0 {
-			s += fmt.Sprintf(" (%s free of %s)", human(int64(p.FreeBytes)), human(int64(p.SizeBytes)))
+			s += fmt.Sprintf(" (%s free of %s)", bytesize.Format(int64(p.FreeBytes)), bytesize.Format(int64(p.SizeBytes)))
 		}
 		s += " and are lost at shutdown"
 		if p.Mode == "fresh" {
@@ -476,7 +477,7 @@ func persistence(p *daemon.Persistence) string {
 		size, free = p.StoreSizeBytes, p.StoreFreeBytes
 	}
 	if size > 0 {
-		s += fmt.Sprintf(", %s free of %s", human(int64(free)), human(int64(size)))
+		s += fmt.Sprintf(", %s free of %s", bytesize.Format(int64(free)), bytesize.Format(int64(size)))
 	}
 	if p.Mode == "exit" {
 		switch ls := p.LastSave; {

@@ -16,9 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"byzantium/builder/spec"
-	"byzantium/image/boot"
 	"byzantium/image/fat"
-	"byzantium/image/gpt"
+	"byzantium/image/media"
+	"byzantium/image/usbimg"
+	"byzantium/internal/bytesize"
 	"byzantium/overlays"
 	"byzantium/runtime/daemon"
 	"byzantium/runtime/luks2"
@@ -380,7 +381,7 @@ func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passF
 	}
 	if room := iv.vol.FileRoom(); opts.Size > room {
 		return fmt.Errorf("persist create: %w: the FAT partition of %s has room for a save.dat of %s (%s free, less room for its folder): choose a smaller --size",
-			savedat.ErrNoSpace, image, human(room), human(iv.vol.FreeBytes()))
+			savedat.ErrNoSpace, image, bytesize.Format(room), bytesize.Format(iv.vol.FreeBytes()))
 	}
 	encrypt := opts.Passphrase != nil
 	if encrypt {
@@ -436,50 +437,36 @@ type imageVolume struct {
 }
 
 // openImageVolume finds the FAT32 partition of a GPT disk image that
-// holds Byzantium media (byzantium/manifest.json or a media marker): a
-// save.dat is written into nothing else.
+// holds Byzantium media (usbimg.Open, then byzantium/manifest.json or a
+// media marker): a save.dat is written into nothing else.
 func openImageVolume(image string) (*imageVolume, error) {
-	f, err := os.OpenFile(image, os.O_RDWR, 0)
+	img, err := usbimg.Open(image, os.O_RDWR)
 	if err != nil {
+		if errors.Is(err, usbimg.ErrNoMedia) {
+			return nil, fmt.Errorf("persist create: %s: %w: is it a USB image byz built?", image, err)
+		}
 		return nil, fmt.Errorf("persist create: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("persist create: %w", err)
+	if img.Partition == 0 {
+		img.Close()
+		return nil, fmt.Errorf("persist create: %s is a FAT32 file system without a partition table, not a USB image byz built: nothing was written", image)
 	}
-	tab, err := gpt.Read(f, st.Size())
+	if !isMedia(img.FS) {
+		img.Close()
+		return nil, fmt.Errorf("persist create: %s has a FAT32 partition, but no Byzantium media on it (no %s, no %s* marker): nothing was written",
+			image, media.ManifestPath, overlays.MediaMarkerPrefix)
+	}
+	v, err := fat.OpenVolume(img.File, img.Offset)
 	if err != nil {
-		f.Close()
+		img.Close()
 		return nil, fmt.Errorf("persist create: %s: %w", image, err)
 	}
-	foundFAT := false
-	for _, p := range tab.Partitions {
-		fsys, err := fat.OpenFS(f, p.Offset())
-		if err != nil {
-			continue
-		}
-		foundFAT = true
-		if !isMedia(fsys) {
-			continue
-		}
-		v, err := fat.OpenVolume(f, p.Offset())
-		if err != nil {
-			continue
-		}
-		return &imageVolume{f: f, off: p.Offset(), vol: v}, nil
-	}
-	f.Close()
-	if foundFAT {
-		return nil, fmt.Errorf("persist create: %s has a FAT32 partition, but no Byzantium media on it (no %s, no %s* marker): nothing was written",
-			image, boot.ManifestPath, overlays.MediaMarkerPrefix)
-	}
-	return nil, fmt.Errorf("persist create: %s has no FAT32 partition: is it a USB image byz built?", image)
+	return &imageVolume{f: img.File, off: img.Offset, vol: v}, nil
 }
 
 // isMedia reports whether a FAT file system holds Byzantium media.
 func isMedia(fsys fs.FS) bool {
-	if _, err := fs.Stat(fsys, boot.ManifestPath); err == nil {
+	if _, err := fs.Stat(fsys, media.ManifestPath); err == nil {
 		return true
 	}
 	ents, err := fs.ReadDir(fsys, path.Dir(overlays.MediaMarkerPrefix))

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"byzantium/builder/spec"
+	"byzantium/internal/bytesize"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/savedat"
 )
@@ -315,7 +316,7 @@ func saveDatProgress(w *os.File, onWrite func()) func(savedat.Event) {
 				onWrite()
 			}
 			if !tty {
-				fmt.Fprintf(w, "byz: writing the save.dat (%s)...\n", human(e.Total))
+				fmt.Fprintf(w, "byz: writing the save.dat (%s)...\n", bytesize.Format(e.Total))
 			}
 		}
 		if !tty || e.Total == 0 {
@@ -323,7 +324,7 @@ func saveDatProgress(w *os.File, onWrite func()) func(savedat.Event) {
 		}
 		pct := int(e.Done * 100 / e.Total)
 		if pct != last && (time.Since(lastAt) > 100*time.Millisecond || e.Done == e.Total) {
-			fmt.Fprintf(w, "\r\033[Kbyz: writing the save.dat: %3d%% (%s of %s)", pct, human(e.Done), human(e.Total))
+			fmt.Fprintf(w, "\r\033[Kbyz: writing the save.dat: %3d%% (%s of %s)", pct, bytesize.Format(e.Done), bytesize.Format(e.Total))
 			last, lastAt = pct, time.Now()
 		}
 		if e.Done == e.Total {

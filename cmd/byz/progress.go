@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"byzantium/internal/bytesize"
 	"byzantium/modules/entry"
 )
 
@@ -36,7 +37,7 @@ func startProgress(w *os.File, quiet bool, label string, c *entry.Counter) (stop
 		if el > 0 {
 			rate = float64(b) / el
 		}
-		fmt.Fprintf(w, "\r%s: %d entries, %s read, %s/s, %.1fs ", label, c.Entries.Load(), human(b), human(int64(rate)), el)
+		fmt.Fprintf(w, "\r%s: %d entries, %s read, %s/s, %.1fs ", label, c.Entries.Load(), bytesize.Format(b), bytesize.Format(int64(rate)), el)
 	}
 	go func() {
 		defer close(finished)
@@ -54,20 +55,6 @@ func startProgress(w *os.File, quiet bool, label string, c *entry.Counter) (stop
 		}
 	}()
 	return func() { close(done); <-finished }
-}
-
-// human formats a byte count with a binary unit.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // parseSize reads a size such as 131072, 128K, 128KiB or 1M.

@@ -21,9 +21,10 @@ import (
 	"time"
 
 	"byzantium/ci/testenv"
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
 	"byzantium/image/fat"
 	"byzantium/image/gpt"
+	"byzantium/image/media"
 	"byzantium/image/usbimg"
 	"byzantium/modules/hostfs"
 	"byzantium/overlays"
@@ -45,15 +46,15 @@ func TestMain(m *testing.M) {
 }
 
 // media is a USB media tree the tests clone: as a folder and as an image.
-type media struct {
+type srcMedia struct {
 	dir, img string
 	id       string
-	menu     boot.Config
+	menu     bootloader.Config
 }
 
 var (
 	srcOnce sync.Once
-	src     *media
+	src     *srcMedia
 	srcErr  error
 )
 
@@ -61,10 +62,10 @@ var (
 // (from the fetched packages: GRUB's BIOS core is made from them) and
 // made-up kernel, initramfs and modules of some size, and writes it as a
 // folder and as a USB image.
-func sourceMedia(t *testing.T) *media {
+func sourceMedia(t *testing.T) *srcMedia {
 	t.Helper()
 	var debs []string
-	for _, pkg := range boot.Packages() {
+	for _, pkg := range bootloader.Packages() {
 		m, _ := filepath.Glob(filepath.Join("..", "..", ".cache", "debs", pkg+"_*.deb"))
 		if len(m) == 0 {
 			testenv.RequireFile(t, filepath.Join("..", "..", ".cache", "debs", pkg+"_VERSION.deb"), "make fetch")
@@ -78,8 +79,8 @@ func sourceMedia(t *testing.T) *media {
 	return src
 }
 
-func buildSource(debs []string) (*media, error) {
-	l, err := boot.Extract(debs...)
+func buildSource(debs []string) (*srcMedia, error) {
+	l, err := bootloader.Extract(debs...)
 	if err != nil {
 		return nil, err
 	}
@@ -105,9 +106,9 @@ func buildSource(debs []string) (*media, error) {
 			return nil, err
 		}
 	}
-	s := &media{menu: boot.Config{Title: "Test node", Cmdline: "console=ttyS0 quiet", Timeout: 2 * time.Second,
-		Entries: []boot.Entry{{Label: "Test node", Default: true}, {Label: "Test node (debug)", Append: "debug"}}}}
-	tree, err := boot.Plan(boot.Media{Flavour: boot.USB, Loader: l, Kernel: paths["vmlinuz"], Initramfs: paths["initrd"],
+	s := &srcMedia{menu: bootloader.Config{Title: "Test node", Cmdline: "console=ttyS0 quiet", Timeout: 2 * time.Second,
+		Entries: []bootloader.Entry{{Label: "Test node", Default: true}, {Label: "Test node (debug)", Append: "debug"}}}}
+	tree, err := media.Plan(media.Media{Flavour: bootloader.USB, Loader: l, Kernel: paths["vmlinuz"], Initramfs: paths["initrd"],
 		Base: []string{paths["000-kernel.xzm"], paths["001-busybox.xzm"]}, Modules: []string{paths["010-runtime.xzm"]},
 		Optional: []string{paths["100-ngircd.xzm"], paths["101-extra.xzm"]}, Rootcopy: []string{filepath.Join(in, "rc")},
 		Menu: s.menu, ModTime: epoch})
@@ -148,7 +149,7 @@ type ids struct {
 	disk, part gpt.GUID
 	volume     uint32
 	media      string
-	manifest   boot.Manifest
+	manifest   media.Manifest
 }
 
 func readIDs(t *testing.T, img string) ids {
@@ -168,7 +169,7 @@ func readIDs(t *testing.T, img string) ids {
 		t.Fatal(err)
 	}
 	out := ids{disk: tab.DiskGUID, part: tab.Partitions[0].GUID, volume: fsys.VolumeID()}
-	b, err := fs.ReadFile(fsys, boot.ManifestPath)
+	b, err := fs.ReadFile(fsys, media.ManifestPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,12 +308,12 @@ func TestCloneImage(t *testing.T) {
 			if len(got.manifest.Files) != len(orig.manifest.Files) {
 				t.Errorf("%d files in the clone's manifest, %d in the source's", len(got.manifest.Files), len(orig.manifest.Files))
 			}
-			grub, _ := os.ReadFile(filepath.Join(tree, boot.GrubCfgDisk))
-			want, _ := boot.Grub(boot.Config{Title: m.menu.Title, Cmdline: m.menu.Cmdline, Timeout: m.menu.Timeout, Entries: m.menu.Entries, MediaID: got.media})
+			grub, _ := os.ReadFile(filepath.Join(tree, bootloader.GrubCfgDisk))
+			want, _ := bootloader.Grub(bootloader.Config{Title: m.menu.Title, Cmdline: m.menu.Cmdline, Timeout: m.menu.Timeout, Entries: m.menu.Entries, MediaID: got.media})
 			if !bytes.Equal(grub, want) {
 				t.Errorf("grub.cfg:\n%s\nwant\n%s", grub, want)
 			}
-			if marker, err := os.ReadFile(filepath.Join(tree, boot.MarkerPath(got.media))); err != nil || string(marker) != got.media+"\n" {
+			if marker, err := os.ReadFile(filepath.Join(tree, bootloader.MarkerPath(got.media))); err != nil || string(marker) != got.media+"\n" {
 				t.Errorf("marker: %q, %v", marker, err)
 			}
 			if fi, err := os.Stat(filepath.Join(tree, "byzantium/changes/save.dat")); err != nil || fi.Size() != 40<<20 {

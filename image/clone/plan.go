@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -12,9 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
 	"byzantium/image/fat"
+	"byzantium/image/media"
 	"byzantium/image/usbimg"
+	"byzantium/internal/bytesize"
 	"byzantium/modules"
 	"byzantium/modules/entry"
 	"byzantium/overlays"
@@ -71,7 +74,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 		}
 		switch {
 		case opts.SaveSize%(1<<20) != 0 || opts.SaveSize < min:
-			return nil, fmt.Errorf("%w: save.dat size %s: a whole number of MiB, at least %s", ErrBadOption, human(opts.SaveSize), mib(min))
+			return nil, fmt.Errorf("%w: save.dat size %s: a whole number of MiB, at least %s", ErrBadOption, bytesize.Format(opts.SaveSize), mib(min))
 		case opts.SaveSize > MaxSaveDat:
 			return nil, fmt.Errorf("%w: save.dat size %s: the save.dat is a file on the stick's FAT32 partition, and FAT32 holds no file of 4 GiB or more: at most %s (--save-size %dM)",
 				ErrBadOption, mib(opts.SaveSize), mib(MaxSaveDat), MaxSaveDat>>20)
@@ -86,9 +89,9 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if len(src.modules("base")) == 0 {
 		return nil, fmt.Errorf("%w: %s: its manifest names no module in byzantium/base", ErrNotMedia, src.Name)
 	}
-	if _, ok := src.Sums[boot.GrubPCMediaDir+"/kernel.img"]; !ok {
+	if _, ok := src.Sums[bootloader.GrubPCMediaDir+"/kernel.img"]; !ok {
 		return nil, fmt.Errorf("%w: %s has no %s/ (GRUB's BIOS files, which media made before clones existed lack): rebuild it with this byz",
-			ErrNotMedia, src.Name, boot.GrubPCMediaDir)
+			ErrNotMedia, src.Name, bootloader.GrubPCMediaDir)
 	}
 	want := map[string]bool{}
 	for _, m := range opts.Modules {
@@ -137,7 +140,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if p.rootcopy, err = src.checkRootcopy(); err != nil {
 		return nil, err
 	}
-	taken := map[string]bool{boot.KernelPath: true, boot.InitramfsPath: true}
+	taken := map[string]bool{bootloader.KernelPath: true, bootloader.InitramfsPath: true}
 	for _, l := range [][]string{p.Base, p.Modules, p.Optional} {
 		for _, f := range l {
 			taken[f] = true
@@ -145,8 +148,8 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	}
 	for f := range src.Sums {
 		switch {
-		case taken[f], p.rootcopy && strings.HasPrefix(f, boot.RootcopyDir+"/"),
-			strings.HasPrefix(f, "EFI/BOOT/"), strings.HasPrefix(f, boot.GrubPCMediaDir+"/"), f == boot.BootInfoPath:
+		case taken[f], p.rootcopy && strings.HasPrefix(f, media.RootcopyDir+"/"),
+			strings.HasPrefix(f, "EFI/BOOT/"), strings.HasPrefix(f, bootloader.GrubPCMediaDir+"/"), f == media.BootInfoPath:
 			p.Items = append(p.Items, Item{f, src.Sums[f].Size, "source"})
 		case strings.HasSuffix(f, "grub.cfg"):
 			p.Items = append(p.Items, Item{f, src.Sums[f].Size, "new"})
@@ -164,11 +167,11 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if err := p.checkSources(); err != nil {
 		return nil, err
 	}
-	if m, ok := src.Sums[boot.MarkerPath(src.ID)]; ok {
-		p.Items = append(p.Items, Item{boot.MarkerPath("<new ID>"), m.Size, "new"})
+	if m, ok := src.Sums[bootloader.MarkerPath(src.ID)]; ok {
+		p.Items = append(p.Items, Item{bootloader.MarkerPath("<new ID>"), m.Size, "new"})
 	}
-	if fi, err := fs.Stat(src.FS, boot.ManifestPath); err == nil {
-		p.Items = append(p.Items, Item{boot.ManifestPath, fi.Size() + 512, "new"})
+	if fi, err := fs.Stat(src.FS, media.ManifestPath); err == nil {
+		p.Items = append(p.Items, Item{media.ManifestPath, fi.Size() + 512, "new"})
 	}
 	if opts.SaveSize > 0 {
 		p.Items = append(p.Items, Item{overlays.DefaultSaveDat, opts.SaveSize, "save.dat"})
@@ -284,7 +287,7 @@ func (p *Plan) checkSources() error {
 		}
 		if fi.Size() != it.Size {
 			return fmt.Errorf("%w: %s is %s on %s, the source's manifest says %s (replaced by hand?): put the original back, or rebuild the media",
-				ErrMismatch, it.Path, human(fi.Size()), p.src.Name, human(it.Size))
+				ErrMismatch, it.Path, bytesize.Format(fi.Size()), p.src.Name, bytesize.Format(it.Size))
 		}
 	}
 	if len(missing) > 0 {
@@ -368,7 +371,7 @@ func saveDatFits(sz stateSize, size int64) error {
 	need := max((sz.Blocks+4<<20)*10/9, (sz.Entries+16)*8192) + luks2.DataOffset
 	need = (need + 1<<20 - 1) &^ (1<<20 - 1)
 	return fmt.Errorf("%w: the node's changes (%s in %d files and folders) do not fit in an encrypted save.dat of %s (about %s and %d files usable): --save-size %dM or more",
-		ErrBadOption, human(sz.Blocks), sz.Entries, mib(size), human(blocks), inodes, need>>20)
+		ErrBadOption, bytesize.Format(sz.Blocks), sz.Entries, mib(size), bytesize.Format(blocks), inodes, need>>20)
 }
 
 // Bytes is the total size of the files the clone holds.
@@ -440,11 +443,11 @@ func saveDatRoom(sp fat.Space) int64 {
 func space(diskSize int64, hs []entry.Header) (fat.Space, *usbimg.Layout, error) {
 	l, err := usbimg.Plan(usbimg.Options{Size: diskSize, Seed: []byte("size")})
 	if err != nil {
-		return fat.Space{}, nil, fmt.Errorf("%w: a disk of %s: %w", ErrTooSmall, human(diskSize), err)
+		return fat.Space{}, nil, fmt.Errorf("%w: a disk of %s: %w", ErrTooSmall, bytesize.Format(diskSize), err)
 	}
 	sp, err := fat.Need(l.FAT.Size(), hs)
 	if err != nil {
-		return fat.Space{}, nil, fmt.Errorf("%w: a disk of %s: %w", ErrTooSmall, human(diskSize), err)
+		return fat.Space{}, nil, fmt.Errorf("%w: a disk of %s: %w", ErrTooSmall, bytesize.Format(diskSize), err)
 	}
 	return sp, l, nil
 }
@@ -458,19 +461,14 @@ func (p *Plan) ImageSize() int64 {
 }
 
 // MinSize is the smallest disk (a whole number of MiB) the clone fits on.
+// A clone too large for FAT32's 2 TiB fits on no disk: MinSize is then
+// math.MaxInt64, which every fit check refuses.
 func (p *Plan) MinSize() int64 {
-	return minSize(p.headers(), p.Bytes())
-}
-
-func minSize(hs []entry.Header, bytes int64) int64 {
-	const mib = 1 << 20
-	size := max(36*mib, (bytes+bytes/64+2*mib+mib-1)/mib*mib)
-	for {
-		if sp, _, err := space(size, hs); err == nil && sp.Fits() {
-			return size
-		}
-		size += mib
+	size, err := usbimg.MinSize(p.headers(), 0, 0)
+	if err != nil {
+		return math.MaxInt64
 	}
+	return size
 }
 
 // Print writes the plan for a person: what comes from where, what is
@@ -482,7 +480,7 @@ func (p *Plan) Print(w io.Writer, targetSize int64) error {
 	fmt.Fprintf(w, "source: %s (media %s)\n", p.src.Name, p.src.ID)
 	fmt.Fprintf(w, "  %11s  %-8s  %s\n", "size", "from", "path")
 	for _, it := range p.Items {
-		size := human(it.Size)
+		size := bytesize.Format(it.Size)
 		if it.From == "state" {
 			size = "≤ " + size
 		}
@@ -515,21 +513,21 @@ func (p *Plan) Print(w io.Writer, targetSize int64) error {
 		if p.opts.Passphrase != nil {
 			kind = "LUKS2-encrypted with the new passphrase"
 		}
-		fmt.Fprintf(w, "a fresh save.dat of %s, %s\n", human(p.opts.SaveSize), kind)
+		fmt.Fprintf(w, "a fresh save.dat of %s, %s\n", bytesize.Format(p.opts.SaveSize), kind)
 	}
 	min := p.MinSize()
 	fmt.Fprintf(w, "files: %s in %d; needs a disk of at least %s (%d bytes: files in whole clusters, FAT, GPT and 1 MiB alignment)\n",
-		human(p.Bytes()), len(p.Items), human(min), min)
+		bytesize.Format(p.Bytes()), len(p.Items), bytesize.Format(min), min)
 	if targetSize > 0 {
 		f, err := p.Fit(targetSize)
 		switch {
 		case err != nil:
-			fmt.Fprintf(w, "target: %s: TOO SMALL (%v)\n", human(targetSize), err)
+			fmt.Fprintf(w, "target: %s: TOO SMALL (%v)\n", bytesize.Format(targetSize), err)
 		case f.Fits():
-			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: fits\n", human(targetSize), human(f.Have), human(f.Need))
+			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: fits\n", bytesize.Format(targetSize), bytesize.Format(f.Have), bytesize.Format(f.Need))
 			p.printRoom(w, f)
 		default:
-			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: TOO SMALL\n", human(targetSize), human(f.Have), human(f.Need))
+			fmt.Fprintf(w, "target: %s, FAT partition with %s for %s of clusters: TOO SMALL\n", bytesize.Format(targetSize), bytesize.Format(f.Have), bytesize.Format(f.Need))
 		}
 	}
 	return ew.err
@@ -540,7 +538,7 @@ func (p *Plan) Print(w io.Writer, targetSize int64) error {
 func (p *Plan) printRoom(w io.Writer, f Fit) {
 	if f.Unpartitioned > 0 {
 		fmt.Fprintf(w, "the FAT partition stops at FAT32's limit of %s; the other %s of the disk are left unpartitioned\n",
-			human(f.FATSize), human(f.Unpartitioned))
+			bytesize.Format(f.FATSize), bytesize.Format(f.Unpartitioned))
 	}
 	bound := ""
 	if p.opts.State != "" && p.opts.Passphrase == nil {
@@ -548,12 +546,12 @@ func (p *Plan) printRoom(w io.Writer, f Fit) {
 	}
 	switch {
 	case p.opts.SaveSize > 0:
-		fmt.Fprintf(w, "free on the FAT partition after the save.dat: %s%s\n", bound, human(f.Have-f.Need))
+		fmt.Fprintf(w, "free on the FAT partition after the save.dat: %s%s\n", bound, bytesize.Format(f.Have-f.Need))
 	case f.SaveDatRoom > 0:
 		fmt.Fprintf(w, "room for a save.dat: %sup to %s (add one later: byz persist create --size %dM)\n", bound, mib(f.SaveDatRoom), f.SaveDatRoom>>20)
 	default:
 		fmt.Fprintf(w, "room for a save.dat: NONE (%s free; one needs at least %s): give a larger target (--size for an image), or --save-size to make one now\n",
-			human(max(0, f.Have-f.Need)), mib(savedat.MinSize))
+			bytesize.Format(max(0, f.Have-f.Need)), mib(savedat.MinSize))
 	}
 }
 
@@ -562,11 +560,11 @@ func (p *Plan) printRoom(w io.Writer, f Fit) {
 func (r *Result) RoomLine() string {
 	switch {
 	case r.SaveDat:
-		return fmt.Sprintf("the save.dat is in place; %s free on the FAT partition", human(r.Free))
+		return fmt.Sprintf("the save.dat is in place; %s free on the FAT partition", bytesize.Format(r.Free))
 	case r.SaveDatRoom > 0:
 		return fmt.Sprintf("room for a save.dat: up to %s (byz persist create --size %dM)", mib(r.SaveDatRoom), r.SaveDatRoom>>20)
 	default:
-		return fmt.Sprintf("no room for a save.dat (%s free; one needs %s): clone onto a larger target, or with --save-size", human(r.Free), mib(savedat.MinSize))
+		return fmt.Sprintf("no room for a save.dat (%s free; one needs %s): clone onto a larger target, or with --save-size", bytesize.Format(r.Free), mib(savedat.MinSize))
 	}
 }
 
@@ -585,25 +583,6 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// human formats a byte count with a binary unit, one decimal: the unit
-// is the largest whose count shows as at least 1.0.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, exp := float64(n)/unit, 0
-	for exp < 5 && v >= unit-0.05 {
-		v /= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])
-}
-
-// FormatSize formats a byte count for a person, as the plan does
-// ("1.0 TiB", "135.0 MiB").
-func FormatSize(n int64) string { return human(n) }
-
 // mib formats a size that is a whole number of MiB exactly, as a
 // save.dat size is given ("4095 MiB", "1 GiB").
 func mib(n int64) string {
@@ -613,7 +592,7 @@ func mib(n int64) string {
 	case n%(1<<20) == 0:
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
-	return human(n)
+	return bytesize.Format(n)
 }
 
 // unionFS is the source with extra files from the host (the state

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,7 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
+	"byzantium/image/usbimg"
+	"byzantium/internal/bytesize"
 	"byzantium/overlays"
 )
 
@@ -64,7 +65,7 @@ func (d *Device) String() string {
 	if d.USB {
 		bus = ", USB"
 	}
-	return fmt.Sprintf("%s: %s, serial %s, %s (%d bytes)%s", d.Path, model, serial, human(d.Size), d.Size, bus)
+	return fmt.Sprintf("%s: %s, serial %s, %s (%d bytes)%s", d.Path, model, serial, bytesize.Format(d.Size), d.Size, bus)
 }
 
 // Inspect describes the block device at devPath (a /dev node). A file
@@ -188,7 +189,7 @@ func (s System) Check(d *Device, need int64, force bool) error {
 		return fmt.Errorf("%w: %s is read-only (a write-protect switch?)", ErrRefused, d.Path)
 	}
 	if d.Size < need {
-		return fmt.Errorf("%w: %s has %s, the clone needs %s", ErrTooSmall, d.Path, human(d.Size), human(need))
+		return fmt.Errorf("%w: %s has %s, the clone needs %s", ErrTooSmall, d.Path, bytesize.Format(d.Size), bytesize.Format(need))
 	}
 	if !d.Removable && !force {
 		return fmt.Errorf("%w: %s is not a removable disk (sysfs says removable=0 and it is not on USB): it may be a computer's own disk; --force if you mean it", ErrRefused, d.Path)
@@ -321,7 +322,7 @@ func (s System) holders(d *Device) []string {
 func (s System) bootMediaID() string {
 	b, _ := os.ReadFile(s.path("proc/cmdline"))
 	for _, f := range strings.Fields(string(b)) {
-		if id, ok := strings.CutPrefix(f, boot.MediaParam+"="); ok {
+		if id, ok := strings.CutPrefix(f, bootloader.MediaParam+"="); ok {
 			return id
 		}
 	}
@@ -332,20 +333,12 @@ func (s System) bootMediaID() string {
 // marker of id: the node's boot stick, even when nothing of it is
 // mounted (after copy2ram).
 func (s System) carries(d *Device, id string) bool {
-	f, err := os.Open(s.path("dev/" + d.Name))
+	img, err := usbimg.Open(s.path("dev/"+d.Name), os.O_RDONLY)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return false
-	}
-	fsys, _, err := openFAT(f, size)
-	if err != nil {
-		return false
-	}
-	_, err = fs.Stat(fsys, boot.MarkerPath(id))
+	defer img.Close()
+	_, err = fs.Stat(img.FS, bootloader.MarkerPath(id))
 	return err == nil
 }
 

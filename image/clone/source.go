@@ -12,9 +12,9 @@ import (
 	"slices"
 	"strings"
 
-	"byzantium/image/boot"
-	"byzantium/image/fat"
-	"byzantium/image/gpt"
+	"byzantium/image/bootloader"
+	"byzantium/image/media"
+	"byzantium/image/usbimg"
 	"byzantium/overlays"
 )
 
@@ -26,11 +26,11 @@ type Source struct {
 	Name string
 	// Sums is the source's manifest by path: every file taken from the
 	// source is checked against it.
-	Sums map[string]boot.ManifestFile
+	Sums map[string]media.ManifestFile
 	// ID is the source's media ID (its manifest's).
 	ID string
 	// Info is the boot menu the source was made with.
-	Info *boot.BootInfo
+	Info *media.BootInfo
 	// DiskSize is the size of the image file or device the source is on
 	// (0 for a folder).
 	DiskSize int64
@@ -60,57 +60,39 @@ func OpenSource(p string) (*Source, error) {
 	if fi.IsDir() {
 		return newSource(os.DirFS(p), p, nil, p, false)
 	}
-	f, err := os.Open(p)
+	img, err := usbimg.Open(p, os.O_RDONLY)
 	if err != nil {
+		if errors.Is(err, usbimg.ErrNoMedia) {
+			return nil, fmt.Errorf("clone: source %s: %w: %w (an ISO cannot be cloned from; boot it, or use its media folder)", p, ErrNotMedia, err)
+		}
 		return nil, fmt.Errorf("clone: source: %w", err)
 	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("clone: source: %w", err)
-	}
-	fsys, where, err := openFAT(f, size)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("clone: source %s: %w", p, err)
-	}
-	s, err := newSource(fsys, p+" ("+where+")", f, p, false)
+	s, err := newSource(img.FS, p+" ("+where(&img.Media)+")", img.File, p, false)
 	if err != nil {
 		return nil, err
 	}
-	s.DiskSize = size
+	s.DiskSize = img.Size
 	return s, nil
 }
 
-// openFAT finds the FAT file system holding byzantium/ on a disk: in a GPT
-// partition, or (a stick formatted without a partition table) at 0.
-func openFAT(r io.ReaderAt, size int64) (*fat.FS, string, error) {
-	if t, err := gpt.Read(r, size); err == nil {
-		for i, p := range t.Partitions {
-			if f, err := fat.OpenFS(r, p.Offset()); err == nil {
-				if _, err := fs.Stat(f, "byzantium"); err == nil {
-					return f, fmt.Sprintf("partition %d", i+1), nil
-				}
-			}
-		}
-		return nil, "", fmt.Errorf("%w: no FAT32 partition with a byzantium/ folder (an ISO cannot be cloned from; boot it, or use its media folder)", ErrNotMedia)
+// where names the file system holding the media on a disk.
+func where(m *usbimg.Media) string {
+	if m.Partition == 0 {
+		return "FAT file system"
 	}
-	if f, err := fat.OpenFS(r, 0); err == nil {
-		return f, "FAT file system", nil
-	}
-	return nil, "", fmt.Errorf("%w: neither a GPT disk with a FAT32 partition nor a FAT32 file system", ErrNotMedia)
+	return fmt.Sprintf("partition %d", m.Partition)
 }
 
 // OpenNode opens the media of the node running under root ("/"): the
 // boot media byz-init mounted, or, after copy2ram, its copy in RAM (the
 // whole tree but byzantium/changes).
 func OpenNode(root string) (*Source, error) {
-	media := filepath.Join(root, overlays.MediaDir)
-	if _, err := os.Stat(filepath.Join(media, boot.ManifestPath)); err == nil {
-		return newSource(os.DirFS(media), "/"+overlays.MediaDir, nil, media, true)
+	mounted := filepath.Join(root, overlays.MediaDir)
+	if _, err := os.Stat(filepath.Join(mounted, media.ManifestPath)); err == nil {
+		return newSource(os.DirFS(mounted), "/"+overlays.MediaDir, nil, mounted, true)
 	}
 	ram := filepath.Join(root, overlays.RAMDir)
-	if _, err := os.Stat(filepath.Join(ram, boot.ManifestPath)); err == nil {
+	if _, err := os.Stat(filepath.Join(ram, media.ManifestPath)); err == nil {
 		return newSource(os.DirFS(ram), "/"+overlays.RAMDir, nil, ram, true)
 	}
 	if _, err := os.Stat(filepath.Join(ram, "byzantium")); err == nil {
@@ -124,26 +106,26 @@ func OpenNode(root string) (*Source, error) {
 // p is where it is on the host, node says it is the running node's.
 func newSource(fsys fs.FS, name string, c io.Closer, p string, node bool) (*Source, error) {
 	s := &Source{FS: fsys, Name: name, closer: c, path: p, node: node}
-	b, err := fs.ReadFile(fsys, boot.ManifestPath)
+	b, err := fs.ReadFile(fsys, media.ManifestPath)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%w: %s: %w", ErrNotMedia, name, err)
 	}
-	var m boot.Manifest
+	var m media.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("%w: %s: %s: %w", ErrNotMedia, name, boot.ManifestPath, err)
+		return nil, fmt.Errorf("%w: %s: %s: %w", ErrNotMedia, name, media.ManifestPath, err)
 	}
 	s.ID = m.ID
-	s.Sums = make(map[string]boot.ManifestFile, len(m.Files))
+	s.Sums = make(map[string]media.ManifestFile, len(m.Files))
 	for _, f := range m.Files {
 		s.Sums[f.Path] = f
 	}
-	if s.Info, err = boot.ReadBootInfo(fsys); err != nil {
+	if s.Info, err = media.ReadBootInfo(fsys); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if s.Info.Flavour != boot.USB.String() {
+	if s.Info.Flavour != bootloader.USB.String() {
 		s.Close()
 		return nil, fmt.Errorf("%w: %s is %s media: only USB media carry the disk bootloader a stick needs (GRUB for disks, its BIOS files)",
 			ErrNotMedia, name, s.Info.Flavour)
@@ -168,10 +150,10 @@ func (s *Source) modules(layer string) []string {
 // its manifest: a file added since cannot be checked, so it is refused
 // rather than copied unchecked.
 func (s *Source) checkRootcopy() (bool, error) {
-	if _, err := fs.Stat(s.FS, boot.RootcopyDir); errors.Is(err, fs.ErrNotExist) {
+	if _, err := fs.Stat(s.FS, media.RootcopyDir); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	err := fs.WalkDir(s.FS, boot.RootcopyDir, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(s.FS, media.RootcopyDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -19,9 +19,11 @@ import (
 	"sync"
 	"time"
 
-	"byzantium/image/boot"
+	"byzantium/image/bootloader"
 	"byzantium/image/fat"
+	"byzantium/image/media"
 	"byzantium/image/usbimg"
+	"byzantium/internal/bytesize"
 	"byzantium/modules"
 	"byzantium/modules/entry"
 	"byzantium/overlays"
@@ -86,12 +88,12 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 	}
 	defer os.RemoveAll(scratch)
 
-	media := boot.Media{Flavour: boot.USB, FS: p.src.FS, Digests: p.src.Sums,
-		Kernel: boot.KernelPath, Initramfs: boot.InitramfsPath,
+	m := media.Media{Flavour: bootloader.USB, FS: p.src.FS, Digests: p.src.Sums,
+		Kernel: bootloader.KernelPath, Initramfs: bootloader.InitramfsPath,
 		Base: p.Base, Modules: p.Modules, Optional: p.Optional,
 		Menu: p.src.Info.Config(), ModTime: p.src.Info.ModTime(), Unlisted: p.unlisted}
 	if p.rootcopy {
-		media.Rootcopy = []string{boot.RootcopyDir}
+		m.Rootcopy = []string{media.RootcopyDir}
 	}
 	res = &Result{Target: t.Path, Size: t.Size, SourceID: p.src.ID}
 	for _, l := range [][]string{p.Base, p.Modules, p.Optional} {
@@ -112,31 +114,31 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 			return nil, fmt.Errorf("clone: the node's changes: %w", err)
 		}
 		res.StateModule = "byzantium/modules/" + p.stateFile()
-		media.FS = unionFS{FS: p.src.FS, extra: map[string]string{res.StateModule: out}}
-		media.Modules = append(append([]string(nil), p.Modules...), res.StateModule)
+		m.FS = unionFS{FS: p.src.FS, extra: map[string]string{res.StateModule: out}}
+		m.Modules = append(append([]string(nil), p.Modules...), res.StateModule)
 	}
-	if media.Loader, err = boot.LoaderFromFS(p.src.FS, p.src.Sums); err != nil {
+	if m.Loader, err = media.LoaderFromFS(p.src.FS, p.src.Sums); err != nil {
 		return nil, mismatch(fmt.Errorf("clone: %s: %w", p.src.Name, err))
 	}
-	mbr, core, err := media.Loader.GrubPC(usbimg.BIOSBootLBA)
+	mbr, core, err := m.Loader.GrubPC(usbimg.BIOSBootLBA)
 	if err != nil {
 		return nil, fmt.Errorf("clone: %w", err)
 	}
 	seed := make([]byte, 32)
 	rand.Read(seed)
-	media.IDSalt = make([]byte, 16)
-	rand.Read(media.IDSalt)
-	tree, err := boot.Plan(media)
+	m.IDSalt = make([]byte, 16)
+	rand.Read(m.IDSalt)
+	tree, err := media.Plan(m)
 	if err != nil {
 		return nil, mismatch(fmt.Errorf("clone: %w", err))
 	}
 	res.MediaID = tree.ID
-	var man boot.Manifest
+	var man media.Manifest
 	if err := json.Unmarshal(tree.Manifest, &man); err != nil {
 		return nil, fmt.Errorf("clone: %w", err)
 	}
 	msum := sha256.Sum256(tree.Manifest)
-	man.Files = append(man.Files, boot.ManifestFile{Path: boot.ManifestPath, Size: int64(len(tree.Manifest)), SHA256: hex.EncodeToString(msum[:])})
+	man.Files = append(man.Files, media.ManifestFile{Path: media.ManifestPath, Size: int64(len(tree.Manifest)), SHA256: hex.EncodeToString(msum[:])})
 
 	var stream entry.Reader = tree.Reader()
 	hs := make([]entry.Header, 0, len(man.Files)+1)
@@ -173,7 +175,7 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 		return nil, err
 	}
 	if !sp.Fits() {
-		return nil, fmt.Errorf("%w: %s has %s for %s of clusters", ErrTooSmall, t.Path, human(sp.Have), human(sp.Need))
+		return nil, fmt.Errorf("%w: %s has %s for %s of clusters", ErrTooSmall, t.Path, bytesize.Format(sp.Have), bytesize.Format(sp.Need))
 	}
 	f := fit(sp, l)
 	res.Free, res.SaveDatRoom, res.SaveDat, res.Unpartitioned = f.Have-f.Need, f.SaveDatRoom, p.opts.SaveSize > 0, f.Unpartitioned
@@ -215,9 +217,9 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 	return res, nil
 }
 
-// mismatch makes a changed-input error from image/boot an ErrMismatch too.
+// mismatch makes a changed-input error from image/media an ErrMismatch too.
 func mismatch(err error) error {
-	if errors.Is(err, boot.ErrChanged) && !errors.Is(err, ErrMismatch) {
+	if errors.Is(err, media.ErrChanged) && !errors.Is(err, ErrMismatch) {
 		return fmt.Errorf("%w: %w", ErrMismatch, err)
 	}
 	return err
@@ -226,23 +228,23 @@ func mismatch(err error) error {
 // readBack reads every file of the manifest (and the save.dat, whose
 // digest was taken as it was written) from the FAT partition at offset in
 // r and compares it, with workers files at a time.
-func readBack(ctx context.Context, r io.ReaderAt, offset int64, files []boot.ManifestFile, saveSum hash.Hash, workers int, prog *Progress) error {
+func readBack(ctx context.Context, r io.ReaderAt, offset int64, files []media.ManifestFile, saveSum hash.Hash, workers int, prog *Progress) error {
 	fsys, err := fat.OpenFS(r, offset)
 	if err != nil {
 		return fmt.Errorf("%w: reading the clone back: %w", ErrMismatch, err)
 	}
 	if saveSum != nil {
-		files = append(files, boot.ManifestFile{Path: overlays.DefaultSaveDat, SHA256: hex.EncodeToString(saveSum.Sum(nil))})
+		files = append(files, media.ManifestFile{Path: overlays.DefaultSaveDat, SHA256: hex.EncodeToString(saveSum.Sum(nil))})
 	}
 	// The biggest files first, so that no worker is left with one at the
 	// end; a stick is read by one worker, in the order written.
 	if workers > 1 {
 		files = slices.Clone(files)
-		slices.SortStableFunc(files, func(a, b boot.ManifestFile) int { return cmp.Compare(b.Size, a.Size) })
+		slices.SortStableFunc(files, func(a, b media.ManifestFile) int { return cmp.Compare(b.Size, a.Size) })
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	next := make(chan boot.ManifestFile)
+	next := make(chan media.ManifestFile)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -276,7 +278,7 @@ feed:
 	return nil
 }
 
-func checkFile(fsys fs.FS, want boot.ManifestFile, buf []byte, prog *Progress) error {
+func checkFile(fsys fs.FS, want media.ManifestFile, buf []byte, prog *Progress) error {
 	fl, err := fsys.Open(want.Path)
 	if err != nil {
 		return fmt.Errorf("%w: reading back %s: %w", ErrMismatch, want.Path, err)

@@ -20,6 +20,7 @@ import (
 
 	"byzantium/image/fat"
 	"byzantium/image/gpt"
+	"byzantium/internal/bytesize"
 	"byzantium/modules/entry"
 )
 
@@ -260,7 +261,7 @@ func WriteDisk(d Disk, r entry.Reader, opts Options) error {
 		}
 		if free := sp.Have - sp.Need; free < opts.Room {
 			return fmt.Errorf("%w: the files take %s of the %s FAT partition and leave %s free, less than the %s of room asked for (a save.dat's): make the image larger or ask for less room",
-				ErrNoRoom, human(sp.Need), human(l.FAT.Size()), human(free), human(opts.Room))
+				ErrNoRoom, bytesize.Format(sp.Need), bytesize.Format(l.FAT.Size()), bytesize.Format(free), bytesize.Format(opts.Room))
 		}
 	}
 	if err := d.Sync(); err != nil {
@@ -296,17 +297,3 @@ func (r *headerLog) Next() (*entry.Header, error) {
 }
 
 func (r *headerLog) Read(p []byte) (int, error) { return r.r.Read(p) }
-
-// human formats a byte count with a binary unit.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

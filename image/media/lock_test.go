@@ -1,4 +1,4 @@
-package boot
+package media
 
 import (
 	"os"
@@ -6,7 +6,18 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"byzantium/image/bootloader"
 )
+
+// goldenConfig is image/bootloader's golden menu (its testdata/README.md).
+func goldenConfig() bootloader.Config {
+	return bootloader.Config{
+		Cmdline: "console=tty0 console=ttyS0,115200",
+		MediaID: "0123456789abcdef",
+		Entries: bootloader.StandardMenu("Byzantium"),
+	}
+}
 
 // TestLockedMenu: a locked menu keeps its entries bootable but not
 // editable (isolinux ALLOWOPTIONS 0 and NOESCAPE 1, GRUB with no
@@ -19,9 +30,9 @@ func TestLockedMenu(t *testing.T) {
 	for _, locked := range []bool{false, true} {
 		c := goldenConfig()
 		c.Locked = locked
-		iso, err := Isolinux(c)
+		iso, err := bootloader.Isolinux(c)
 		must(t, err)
-		grub, err := Grub(c)
+		grub, err := bootloader.Grub(c)
 		must(t, err)
 		for _, want := range isoLock {
 			if strings.Contains(string(iso), want) != locked {
@@ -43,7 +54,7 @@ func TestLockedMenu(t *testing.T) {
 		}
 
 		// A clone writes the menu again from boot.json, or from grub.cfg.
-		m := testMedia(t, USB)
+		m := testMedia(t, bootloader.USB)
 		m.Menu.Locked = locked
 		tr, err := Plan(m)
 		must(t, err)
@@ -52,7 +63,7 @@ func TestLockedMenu(t *testing.T) {
 		if got := bi.Config(); !reflect.DeepEqual(got, m.Menu) {
 			t.Errorf("locked=%v: boot.json gives %+v, want %+v", locked, got, m.Menu)
 		}
-		bi, err = ReadBootInfo(fstest.MapFS{GrubCfgDisk: {Data: grub}})
+		bi, err = ReadBootInfo(fstest.MapFS{bootloader.GrubCfgDisk: {Data: grub}})
 		must(t, err)
 		if bi.Locked != locked || len(bi.Entries) != len(c.Entries) {
 			t.Errorf("locked=%v: from grub.cfg: %+v", locked, bi)

@@ -1,4 +1,4 @@
-package boot
+package bootloader
 
 import (
 	"bytes"
@@ -107,6 +107,16 @@ type Loader struct {
 	core  []byte // the BIOS core image, made once (grubPCCore)
 }
 
+// New returns a Loader holding files, by File.Name: bootloader files a
+// caller has at hand, such as test doubles; a build uses Extract.
+func New(files ...*File) *Loader {
+	l := &Loader{files: map[string]*File{}}
+	for _, f := range files {
+		l.files[f.Name] = f
+	}
+	return l
+}
+
 // File returns the file called name, or an ErrMissingFile error naming the
 // package that provides it.
 func (l *Loader) File(name string) (*File, error) {
@@ -155,12 +165,12 @@ func Extract(debs ...string) (*Loader, error) {
 func (l *Loader) extract(debPath string) error {
 	f, err := os.Open(debPath)
 	if err != nil {
-		return fmt.Errorf("boot: bootloader package: %w", err)
+		return fmt.Errorf("bootloader: bootloader package: %w", err)
 	}
 	defer f.Close()
 	pkg, err := deb.Open(f, debPath)
 	if err != nil {
-		return fmt.Errorf("boot: %w", err)
+		return fmt.Errorf("bootloader: %w", err)
 	}
 	defer pkg.Close()
 	name := pkg.Control.Package
@@ -180,7 +190,7 @@ func (l *Loader) extract(debPath string) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("boot: reading %s: %w", debPath, err)
+			return fmt.Errorf("bootloader: reading %s: %w", debPath, err)
 		}
 		n, ok := bySource[h.Path]
 		if rest, in := strings.CutPrefix(h.Path, dir.src); isDir && in && !strings.Contains(rest, "/") &&
@@ -192,10 +202,10 @@ func (l *Loader) extract(debPath string) error {
 		}
 		data, err := io.ReadAll(io.LimitReader(pkg, h.Size))
 		if err != nil {
-			return fmt.Errorf("boot: reading %s from %s: %w", h.Path, debPath, err)
+			return fmt.Errorf("bootloader: reading %s from %s: %w", h.Path, debPath, err)
 		}
 		if int64(len(data)) != h.Size {
-			return fmt.Errorf("boot: reading %s from %s: %d of %d bytes: %w", h.Path, debPath, len(data), h.Size, io.ErrUnexpectedEOF)
+			return fmt.Errorf("bootloader: reading %s from %s: %d of %d bytes: %w", h.Path, debPath, len(data), h.Size, io.ErrUnexpectedEOF)
 		}
 		sum := sha256.Sum256(data)
 		l.files[n] = &File{Name: n, Package: name, Version: pkg.Control.Version, Source: h.Path,
@@ -279,12 +289,31 @@ func (l *Loader) GrubPC(lba uint64) (mbr, core []byte, err error) {
 		return nil, nil, err
 	}
 	if core, err = grubpc.Embed(core, lba); err != nil {
-		return nil, nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
+		return nil, nil, fmt.Errorf("bootloader: BIOS GRUB: %w", err)
 	}
 	if mbr, err = grubpc.MBR(fsys, lba); err != nil {
-		return nil, nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
+		return nil, nil, fmt.Errorf("bootloader: BIOS GRUB: %w", err)
 	}
 	return mbr, core, nil
+}
+
+// grubPCFiles returns the names (in GrubPCDir) of the files GrubPC reads:
+// the images, moddep.lst and every module GrubPCModules pulls in. nil when
+// the Loader has no i386-pc files.
+func (l *Loader) grubPCFiles() ([]string, error) {
+	dep, ok := l.files[GrubPCDir+"/"+grubpc.ModDep]
+	if !ok {
+		return nil, nil
+	}
+	mods, err := grubpc.Resolve(dep.Data, GrubPCModules)
+	if err != nil {
+		return nil, fmt.Errorf("bootloader: BIOS GRUB: %w", err)
+	}
+	out := []string{grubpc.BootImg, grubpc.DiskbootImg, grubpc.DecompressImg, grubpc.KernelImg, grubpc.ModDep}
+	for _, m := range mods {
+		out = append(out, m+".mod")
+	}
+	return out, nil
 }
 
 // GrubPCCore is the name, in GrubPCDir, of the BIOS core image before
@@ -309,7 +338,7 @@ func (l *Loader) grubPCCore() ([]byte, error) {
 	}
 	core, err := grubpc.Core(l.FS(GrubPCDir), grubpc.CoreOptions{Modules: GrubPCModules, Prefix: grubPCPrefix})
 	if err != nil {
-		return nil, fmt.Errorf("boot: BIOS GRUB: %w", err)
+		return nil, fmt.Errorf("bootloader: BIOS GRUB: %w", err)
 	}
 	l.core = core
 	return core, nil

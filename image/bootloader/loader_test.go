@@ -1,4 +1,4 @@
-package boot
+package bootloader
 
 import (
 	"crypto/sha256"

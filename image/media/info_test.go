@@ -1,4 +1,4 @@
-package boot
+package media
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"byzantium/image/bootloader"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
 )
@@ -42,10 +43,10 @@ func manifestOf(t *testing.T, fsys fs.FS) map[string]ManifestFile {
 }
 
 // TestBootInfo: boot.json records the menu and epoch; read back, it gives
-// the same Config, and media made before it existed have theirs read
+// the same bootloader.Config, and media made before it existed have theirs read
 // back from grub.cfg.
 func TestBootInfo(t *testing.T) {
-	m := testMedia(t, USB)
+	m := testMedia(t, bootloader.USB)
 	m.Menu.Title = "Mesh node"
 	m.Menu.Timeout = 3 * time.Second
 	tr, err := Plan(m)
@@ -61,10 +62,10 @@ func TestBootInfo(t *testing.T) {
 	}
 
 	// An older media: grub.cfg only.
-	grub, err := Grub(Config{Cmdline: "console=ttyS0 quiet", MediaID: "0123456789abcdef", Timeout: 2 * time.Second,
-		Entries: []Entry{{Label: "A"}, {Label: "B (debug)", Append: "debug", Default: true}}})
+	grub, err := bootloader.Grub(bootloader.Config{Cmdline: "console=ttyS0 quiet", MediaID: "0123456789abcdef", Timeout: 2 * time.Second,
+		Entries: []bootloader.Entry{{Label: "A"}, {Label: "B (debug)", Append: "debug", Default: true}}})
 	must(t, err)
-	old := fstest.MapFS{GrubCfgDisk: {Data: grub}}
+	old := fstest.MapFS{bootloader.GrubCfgDisk: {Data: grub}}
 	bi, err = ReadBootInfo(old)
 	must(t, err)
 	want := []InfoEntry{{Label: "A", Append: "console=ttyS0 quiet"}, {Label: "B (debug)", Append: "console=ttyS0 quiet debug", Default: true}}
@@ -81,7 +82,7 @@ func TestBootInfo(t *testing.T) {
 // configs and the marker carry; a file that differs from the manifest
 // stops the stream with ErrChanged naming it.
 func TestReplanFromFS(t *testing.T) {
-	m := testMedia(t, USB)
+	m := testMedia(t, bootloader.USB)
 	orig, err := Plan(m)
 	must(t, err)
 	dir := extractTree(t, orig)
@@ -89,8 +90,8 @@ func TestReplanFromFS(t *testing.T) {
 	sums := manifestOf(t, fsys)
 	bi, err := ReadBootInfo(fsys)
 	must(t, err)
-	re := Media{Flavour: USB, Loader: m.Loader, FS: fsys, Digests: sums, IDSalt: []byte("clone 1"),
-		Kernel: KernelPath, Initramfs: InitramfsPath,
+	re := Media{Flavour: bootloader.USB, Loader: m.Loader, FS: fsys, Digests: sums, IDSalt: []byte("clone 1"),
+		Kernel: bootloader.KernelPath, Initramfs: bootloader.InitramfsPath,
 		Base:     []string{"byzantium/base/000-kernel.xzm", "byzantium/base/001-core.xzm"},
 		Modules:  []string{"byzantium/modules/010-byzd.xzm"},
 		Optional: []string{"byzantium/optional/100-extra.xzm"},
@@ -112,7 +113,7 @@ func TestReplanFromFS(t *testing.T) {
 			t.Errorf("%s is missing from the re-planned tree", p)
 		case p == ManifestPath:
 			// Checked through the files it lists.
-		case strings.HasPrefix(p, MarkerPath("")) || strings.HasSuffix(p, "grub.cfg"):
+		case strings.HasPrefix(p, bootloader.MarkerPath("")) || strings.HasSuffix(p, "grub.cfg"):
 			if !bytes.Equal(bytes.ReplaceAll(b, []byte(orig.ID), []byte(clone.ID)), nb) {
 				t.Errorf("%s differs by more than the media ID", p)
 			}
@@ -150,13 +151,13 @@ func TestReplanFromFS(t *testing.T) {
 	}
 }
 
-// TestLoaderFromMedia: USB media carry GRUB's BIOS files, and a Loader
+// TestLoaderFromMedia: bootloader.USB media carry GRUB's BIOS files, and a Loader
 // taken back from the media makes the same BIOS boot code and holds the
 // same EFI files as the one taken from the packages.
 func TestLoaderFromMedia(t *testing.T) {
-	debs, err := Extract(realDebs(t)...)
+	debs, err := bootloader.Extract(realDebs(t)...)
 	must(t, err)
-	m := testMedia(t, USB)
+	m := testMedia(t, bootloader.USB)
 	m.Loader = debs
 	tr, err := Plan(m)
 	must(t, err)
@@ -171,7 +172,7 @@ func TestLoaderFromMedia(t *testing.T) {
 	if !bytes.Equal(mbr1, mbr2) || !bytes.Equal(core1, core2) {
 		t.Error("the BIOS boot code made from the media differs from the packages'")
 	}
-	for _, name := range []string{Shim, GrubDisk, MokManager} {
+	for _, name := range []string{bootloader.Shim, bootloader.GrubDisk, bootloader.MokManager} {
 		a, _ := debs.File(name)
 		b, err := l.File(name)
 		if err != nil || a.SHA256 != b.SHA256 {
@@ -180,7 +181,7 @@ func TestLoaderFromMedia(t *testing.T) {
 	}
 	n := 0
 	for p := range sums {
-		if strings.HasPrefix(p, GrubPCMediaDir+"/") {
+		if strings.HasPrefix(p, bootloader.GrubPCMediaDir+"/") {
 			n++
 		}
 	}
@@ -188,7 +189,7 @@ func TestLoaderFromMedia(t *testing.T) {
 		t.Errorf("%d GRUB BIOS files on the media; want the images, moddep.lst and the embedded modules' closure", n)
 	}
 	// A changed file is refused, naming it.
-	sums[GrubPCMediaDir+"/kernel.img"] = ManifestFile{Path: GrubPCMediaDir + "/kernel.img", Size: 1, SHA256: "00"}
+	sums[bootloader.GrubPCMediaDir+"/kernel.img"] = ManifestFile{Path: bootloader.GrubPCMediaDir + "/kernel.img", Size: 1, SHA256: "00"}
 	if _, err := LoaderFromFS(fsys, sums); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "kernel.img") {
 		t.Errorf("LoaderFromFS with a wrong digest: %v", err)
 	}

@@ -1,9 +1,16 @@
-package boot
+// Package media plans a media tree: where the kernel, the initramfs, the
+// modules and the rootcopy folders go beside the bootloader files
+// (image/bootloader), the tree as a sorted entry stream that checks every
+// file against the digest it was planned with, its manifest
+// (byzantium/manifest.json), its media ID, and the boot menu record
+// (byzantium/boot.json) from which a clone plans a tree of its own.
+package media
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -12,22 +19,19 @@ import (
 	"strings"
 	"time"
 
+	"byzantium/image/bootloader"
 	"byzantium/modules/entry"
 )
 
-// Paths in the media tree that other packages rely on.
+// ErrBadMedia reports Media inputs that cannot make a media tree, or a
+// media tree whose boot menu cannot be read back.
+var ErrBadMedia = errors.New("media: bad media input")
+
+// Paths in the media tree that other packages rely on; the bootloaders'
+// are image/bootloader's.
 const (
 	ManifestPath  = "byzantium/manifest.json"
 	RootcopyDir   = "byzantium/rootcopy"
-	EFIImagePath  = "boot/efi.img" // ISO only: the El Torito EFI image
-	IsolinuxDir   = "boot/isolinux"
-	GrubCfgDisk   = "EFI/debian/grub.cfg" // grubx64's prefix is /EFI/debian
-	GrubCfgDir    = "boot/grub"
-	GrubCfgCD     = GrubCfgDir + "/grub.cfg" // gcdx64's prefix is /boot/grub, and the BIOS GRUB's
-	shimPath      = "EFI/BOOT/BOOTX64.EFI"
-	grubPath      = "EFI/BOOT/grubx64.efi" // the name shim loads
-	mokPath       = "EFI/BOOT/mmx64.efi"   // the name shim loads MokManager by
-	isolinuxCfg   = IsolinuxDir + "/isolinux.cfg"
 	moduleDirBase = "byzantium/"
 )
 
@@ -36,8 +40,8 @@ const (
 // and the media ID, and once by the stream, which checks they still hash
 // the same.
 type Media struct {
-	Flavour   Flavour
-	Loader    *Loader
+	Flavour   bootloader.Flavour
+	Loader    *bootloader.Loader
 	Kernel    string // becomes boot/vmlinuz
 	Initramfs string // becomes boot/initrd.zst
 	// Base, Modules and Optional are .xzm files for byzantium/base,
@@ -47,7 +51,7 @@ type Media struct {
 	// later folder's file replaces an earlier one's.
 	Rootcopy []string
 	// Menu configures both bootloaders; Plan fills in its MediaID.
-	Menu Config
+	Menu bootloader.Config
 	// ModTime is the time of generated entries and the latest time any
 	// entry keeps (SOURCE_DATE_EPOCH); the zero value is the Unix epoch.
 	ModTime time.Time
@@ -134,7 +138,7 @@ func Plan(m Media) (*Tree, error) {
 	if err := p.configs(&m, cfg); err != nil {
 		return nil, err
 	}
-	p.addData(MarkerPath(id), []byte(id+"\n"))
+	p.addData(bootloader.MarkerPath(id), []byte(id+"\n"))
 	t := &Tree{ID: id, modTime: p.mtime}
 	man := Manifest{ID: id, Files: []ManifestFile{}}
 	for _, n := range p.sorted() {
@@ -144,7 +148,7 @@ func Plan(m Media) (*Tree, error) {
 	}
 	t.Manifest, err = json.MarshalIndent(man, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("boot: manifest: %w", err)
+		return nil, fmt.Errorf("media: manifest: %w", err)
 	}
 	t.Manifest = append(t.Manifest, '\n')
 	p.addData(ManifestPath, t.Manifest)
@@ -222,11 +226,11 @@ func (p *planner) mediaID(m *Media) (string, error) {
 	in := struct {
 		Flavour string
 		Files   []ManifestFile
-		Menu    Config
+		Menu    bootloader.Config
 	}{m.Flavour.String(), files, m.Menu}
 	b, err := json.Marshal(in)
 	if err != nil {
-		return "", fmt.Errorf("boot: media ID: %w", err)
+		return "", fmt.Errorf("media: media ID: %w", err)
 	}
 	if m.IDSalt != nil {
 		b = append(append(b, 0), m.IDSalt...)
@@ -236,41 +240,15 @@ func (p *planner) mediaID(m *Media) (string, error) {
 }
 
 // configs adds the bootloader configs and, for an ISO, the EFI image.
-func (p *planner) configs(m *Media, cfg Config) error {
-	grub, err := Grub(cfg)
+func (p *planner) configs(m *Media, cfg bootloader.Config) error {
+	files, err := m.Loader.Configs(m.Flavour, cfg, p.mtime)
 	if err != nil {
 		return err
 	}
-	p.addData(GrubCfgDisk, grub)
-	p.addData(GrubCfgCD, grub)
-	if m.Flavour != ISO {
-		return nil
+	for _, f := range files {
+		p.addData(f.Path, f.Data)
 	}
-	iso, err := Isolinux(cfg)
-	if err != nil {
-		return err
-	}
-	p.addData(isolinuxCfg, iso)
-	files, err := m.Loader.EFIFiles(ISO, grub)
-	if err != nil {
-		return err
-	}
-	var img memImage
-	if _, err := EFIImage(&img, EFIOptions{ModTime: p.mtime, Seed: []byte(cfg.MediaID)}, files...); err != nil {
-		return err
-	}
-	p.addData(EFIImagePath, img.b)
 	return nil
-}
-
-// memImage is an io.WriterAt over a growing byte slice.
-type memImage struct{ b []byte }
-
-func (m *memImage) WriteAt(p []byte, off int64) (int, error) {
-	if end := off + int64(len(p)); end > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
-	}
-	return copy(m.b[off:], p), nil
 }
 
 // xzmPaths checks module file names and returns their media paths.

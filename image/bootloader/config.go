@@ -1,15 +1,9 @@
-package boot
+package bootloader
 
 import (
 	"fmt"
 	"strings"
 	"time"
-)
-
-// Where the kernel and initramfs sit on the media, as the configs name them.
-const (
-	KernelPath    = "boot/vmlinuz"
-	InitramfsPath = "boot/initrd.zst"
 )
 
 // DefaultTimeout is how long the menus wait before booting the default

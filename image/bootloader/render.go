@@ -1,7 +1,11 @@
-package boot
+package bootloader
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -66,6 +70,52 @@ func Grub(c Config) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// MarkerPath is the media ID marker's path in the tree: a file holding the ID
-// that GRUB searches for and byz-init matches against byz.media=ID.
-func MarkerPath(id string) string { return "byzantium/media-" + id }
+var (
+	grubEntry   = regexp.MustCompile(`^menuentry '([^']*)'(?: --unrestricted)? \{$`)
+	grubLinux   = regexp.MustCompile(`^\s*linux /` + regexp.QuoteMeta(KernelPath) + ` (.*)$`)
+	grubTimeout = regexp.MustCompile(`^set timeout=(\d+)$`)
+	grubDefault = regexp.MustCompile(`^set default=(\d+)$`)
+)
+
+// ParseGrub reads back the menu of a grub.cfg that Grub wrote: every
+// entry keeps its label and full command line but the media ID; the
+// title, which only isolinux shows, is lost, and so is Cmdline, which
+// each entry's Append now carries.
+func ParseGrub(cfg []byte) (Config, error) {
+	var c Config
+	def := 0
+	sc := bufio.NewScanner(bytes.NewReader(cfg))
+	for sc.Scan() {
+		l := sc.Text()
+		if m := grubTimeout.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			c.Timeout = time.Duration(n) * time.Second
+		}
+		if m := grubDefault.FindStringSubmatch(l); m != nil {
+			def, _ = strconv.Atoi(m[1])
+		}
+		if l == `set superusers=""` {
+			c.Locked = true
+		}
+		if m := grubEntry.FindStringSubmatch(l); m != nil {
+			c.Entries = append(c.Entries, Entry{Label: m[1]})
+		}
+		if m := grubLinux.FindStringSubmatch(l); m != nil && len(c.Entries) > 0 {
+			var keep []string
+			for _, p := range strings.Fields(m[1]) {
+				if !strings.HasPrefix(p, MediaParam+"=") {
+					keep = append(keep, p)
+				}
+			}
+			c.Entries[len(c.Entries)-1].Append = strings.Join(keep, " ")
+		}
+	}
+	if len(c.Entries) == 0 {
+		return Config{}, fmt.Errorf("%w: no menu entries byz wrote", ErrBadMenu)
+	}
+	if def >= len(c.Entries) {
+		def = 0
+	}
+	c.Entries[def].Default = true
+	return c, nil
+}

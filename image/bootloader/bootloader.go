@@ -1,9 +1,10 @@
-// Package boot assembles what makes the media tree bootable: the
-// bootloader binaries, taken from Debian packages (never from the build
-// host's own /usr/lib, so a build is a function of its locked inputs), the
-// isolinux and GRUB configurations generated from the boot menu, the media
-// tree itself as a sorted entry stream with its manifest and media ID, and
-// the FAT image behind the ISO's El Torito EFI entry.
+// Package bootloader owns what boots the media: the bootloader binaries,
+// taken from Debian packages (never from the build host's own /usr/lib,
+// so a build is a function of its locked inputs), the isolinux and GRUB
+// configurations generated from the boot menu, where each flavour puts
+// those files in the media tree, GRUB's BIOS boot code, and the FAT
+// image behind the ISO's El Torito EFI entry. image/media lays the tree
+// out around them.
 //
 // Two flavours exist because CDs and sticks boot differently. Both put
 // Debian's signed shim at EFI/BOOT/BOOTX64.EFI; shim then loads
@@ -11,7 +12,7 @@
 // signed CD GRUB (gcdx64, prefix /boot/grub) inside the El Torito image,
 // and BIOS boots isolinux. On the USB image it is the signed disk GRUB
 // (grubx64, prefix /EFI/debian) on the FAT partition.
-package boot
+package bootloader
 
 import (
 	"errors"
@@ -22,14 +23,17 @@ import (
 var (
 	// ErrMissingFile reports a bootloader file that a package given to
 	// Extract does not hold, or that a flavour needs but no package gave.
-	ErrMissingFile = errors.New("boot: missing bootloader file")
+	ErrMissingFile = errors.New("bootloader: missing bootloader file")
 	// ErrUnknownPackage reports a .deb that provides no bootloader file.
-	ErrUnknownPackage = errors.New("boot: not a bootloader package")
+	ErrUnknownPackage = errors.New("bootloader: not a bootloader package")
 	// ErrBadMenu reports a menu label or kernel parameter that could change
-	// the syntax of a generated config, or a menu that cannot be written.
-	ErrBadMenu = errors.New("boot: bad boot menu")
-	// ErrBadMedia reports Media inputs that cannot make a media tree.
-	ErrBadMedia = errors.New("boot: bad media input")
+	// the syntax of a generated config, or a menu that cannot be written
+	// or read back.
+	ErrBadMenu = errors.New("bootloader: bad boot menu")
+	// ErrBadInput reports files that cannot make an EFI image, a flavour
+	// that has none, or a bootloader file in a media tree too large to be
+	// one.
+	ErrBadInput = errors.New("bootloader: bad input")
 )
 
 // Flavour chooses the bootloader set that goes on the media.

@@ -1,4 +1,4 @@
-package boot
+package bootloader
 
 import (
 	"crypto/sha256"
@@ -23,6 +23,13 @@ type EFIOptions struct {
 	Seed []byte
 }
 
+// sortKey makes a bytewise sort a depth-first walk, as image/media
+// orders its tree: "/" sorts below every other byte, so "a/b" comes
+// before "a-b" and a directory's contents follow it directly.
+func sortKey(p string) string {
+	return strings.ReplaceAll(p, "/", "\x00")
+}
+
 // EFILabel is the volume label of the El Torito EFI image.
 const EFILabel = "BYZ_EFI"
 
@@ -39,10 +46,10 @@ func EFIImage(w io.WriterAt, opts EFIOptions, files ...Blob) (int64, error) {
 	var need int64
 	for i, f := range files {
 		if f.Path != entry.Clean(f.Path) || f.Path == "." {
-			return 0, fmt.Errorf("%w: EFI image file %q is not a clean relative path", ErrBadMedia, f.Path)
+			return 0, fmt.Errorf("%w: EFI image file %q is not a clean relative path", ErrBadInput, f.Path)
 		}
 		if i > 0 && files[i-1].Path == f.Path {
-			return 0, fmt.Errorf("%w: EFI image file %s given twice", ErrBadMedia, f.Path)
+			return 0, fmt.Errorf("%w: EFI image file %s given twice", ErrBadInput, f.Path)
 		}
 		need += (int64(len(f.Data)) + 511) &^ 511
 	}
@@ -62,28 +69,28 @@ func EFIImage(w io.WriterAt, opts EFIOptions, files ...Blob) (int64, error) {
 		// that is too large cannot happen here (hundreds of MiB of EFI
 		// files would be needed first).
 		if !errors.Is(err, fat.ErrBadSize) || size > 1<<30 {
-			return 0, fmt.Errorf("boot: EFI image of %d bytes: %w", size, err)
+			return 0, fmt.Errorf("bootloader: EFI image of %d bytes: %w", size, err)
 		}
 		size += mib
 	}
 	for _, f := range files {
 		h := &entry.Header{Path: f.Path, Type: entry.TypeRegular, Mode: 0o644, ModTime: opts.ModTime, Size: int64(len(f.Data))}
 		if err := fw.WriteHeader(h); err != nil {
-			return 0, fmt.Errorf("boot: EFI image: %w", err)
+			return 0, fmt.Errorf("bootloader: EFI image: %w", err)
 		}
 		if _, err := fw.Write(f.Data); err != nil {
-			return 0, fmt.Errorf("boot: EFI image: %s: %w", f.Path, err)
+			return 0, fmt.Errorf("bootloader: EFI image: %s: %w", f.Path, err)
 		}
 	}
 	if err := fw.Close(); err != nil {
-		return 0, fmt.Errorf("boot: EFI image: %w", err)
+		return 0, fmt.Errorf("bootloader: EFI image: %w", err)
 	}
 	// The FAT writer leaves free clusters as w held them, so a file or
 	// buffer that started empty may be short; writing the last byte fixes
 	// its length. That byte is free: clusters are handed out from the
 	// front, and the size keeps at least a MiB spare.
 	if _, err := w.WriteAt([]byte{0}, size-1); err != nil {
-		return 0, fmt.Errorf("boot: EFI image: sizing to %d bytes: %w", size, err)
+		return 0, fmt.Errorf("bootloader: EFI image: sizing to %d bytes: %w", size, err)
 	}
 	return size, nil
 }

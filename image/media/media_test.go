@@ -1,4 +1,4 @@
-package boot
+package media
 
 import (
 	"bytes"
@@ -8,30 +8,38 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"byzantium/ci/testenv"
+	"byzantium/image/bootloader"
 	"byzantium/modules/entry"
 )
 
 var epoch = time.Unix(1700000000, 0).UTC()
 
-// fakeLoader holds every bootloader file with made-up contents.
-func fakeLoader() *Loader {
-	l := &Loader{files: map[string]*File{}}
-	for _, files := range wanted {
-		for name := range files {
-			data := []byte("fake " + name)
-			sum := sha256.Sum256(data)
-			l.files[name] = &File{Name: name, Data: data, SHA256: hex.EncodeToString(sum[:])}
+// fakeLoader holds every named bootloader file with made-up contents,
+// but those in leave.
+func fakeLoader(leave ...string) *bootloader.Loader {
+	var files []*bootloader.File
+	for _, name := range []string{bootloader.IsolinuxBin, bootloader.IsohdpfxBin, bootloader.LdlinuxC32, bootloader.Libcom32C32,
+		bootloader.LibutilC32, bootloader.MenuC32, bootloader.Shim, bootloader.MokManager, bootloader.GrubDisk, bootloader.GrubCD} {
+		if slices.Contains(leave, name) {
+			continue
 		}
+		data := []byte("fake " + name)
+		sum := sha256.Sum256(data)
+		files = append(files, &bootloader.File{Name: name, Data: data, SHA256: hex.EncodeToString(sum[:])})
 	}
-	return l
+	return bootloader.New(files...)
 }
 
 // testMedia writes small inputs under a temp dir.
-func testMedia(t *testing.T, f Flavour) Media {
+func testMedia(t *testing.T, f bootloader.Flavour) Media {
 	t.Helper()
 	dir := t.TempDir()
 	write := func(rel, body string) string {
@@ -50,7 +58,7 @@ func testMedia(t *testing.T, f Flavour) Media {
 		Modules:  []string{write("m/010-byzd.xzm", "d")},
 		Optional: []string{write("m/100-extra.xzm", "e")},
 		Rootcopy: []string{filepath.Join(dir, "rc1"), filepath.Join(dir, "rc2")},
-		Menu:     Config{Cmdline: "console=ttyS0", Entries: StandardMenu("Byzantium")},
+		Menu:     bootloader.Config{Cmdline: "console=ttyS0", Entries: bootloader.StandardMenu("Byzantium")},
 		ModTime:  epoch,
 	}
 }
@@ -83,7 +91,7 @@ func drain(t *testing.T, r entry.Reader) ([]string, map[string][]byte) {
 }
 
 func TestMediaUSB(t *testing.T) {
-	tr, err := Plan(testMedia(t, USB))
+	tr, err := Plan(testMedia(t, bootloader.USB))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +110,7 @@ func TestMediaUSB(t *testing.T) {
 			t.Fatalf("entry %d is %s, want %s; all:\n%q", i, paths[i], want[i], paths)
 		}
 	}
-	if string(bodies["EFI/BOOT/grubx64.efi"]) != "fake "+GrubDisk || string(bodies["EFI/BOOT/BOOTX64.EFI"]) != "fake "+Shim {
+	if string(bodies["EFI/BOOT/grubx64.efi"]) != "fake "+bootloader.GrubDisk || string(bodies["EFI/BOOT/BOOTX64.EFI"]) != "fake "+bootloader.Shim {
 		t.Error("USB flavour: wrong GRUB or shim")
 	}
 	if got := string(bodies["byzantium/rootcopy/etc/motd"]); got != "two\n" {
@@ -120,7 +128,7 @@ func TestMediaUSB(t *testing.T) {
 			t.Errorf("manifest entry %s does not match the stream", f.Path)
 		}
 	}
-	if !bytes.Contains(bodies[GrubCfgDisk], []byte("byz.media="+tr.ID)) {
+	if !bytes.Contains(bodies[bootloader.GrubCfgDisk], []byte("byz.media="+tr.ID)) {
 		t.Errorf("grub.cfg lacks the media ID")
 	}
 }
@@ -129,14 +137,14 @@ func TestMediaUSB(t *testing.T) {
 // different places and expects the same ID and manifest; a change in one
 // input changes both.
 func TestMediaDeterministic(t *testing.T) {
-	a, err := Plan(testMedia(t, USB))
+	a, err := Plan(testMedia(t, bootloader.USB))
 	must(t, err)
-	b, err := Plan(testMedia(t, USB))
+	b, err := Plan(testMedia(t, bootloader.USB))
 	must(t, err)
 	if a.ID != b.ID || !bytes.Equal(a.Manifest, b.Manifest) {
 		t.Fatalf("two plans differ: %s vs %s", a.ID, b.ID)
 	}
-	m := testMedia(t, USB)
+	m := testMedia(t, bootloader.USB)
 	must(t, os.WriteFile(m.Kernel, []byte("kernel2"), 0o644))
 	c, err := Plan(m)
 	must(t, err)
@@ -152,7 +160,7 @@ func TestMediaDeterministic(t *testing.T) {
 }
 
 func TestMediaChangedInput(t *testing.T) {
-	m := testMedia(t, USB)
+	m := testMedia(t, bootloader.USB)
 	tr, err := Plan(m)
 	must(t, err)
 	must(t, os.WriteFile(m.Kernel, []byte("kernEL"), 0o644))
@@ -162,7 +170,7 @@ func TestMediaChangedInput(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Next: %v before reaching the kernel", err)
 		}
-		if h.Path == KernelPath {
+		if h.Path == bootloader.KernelPath {
 			_, err = io.ReadAll(io.LimitReader(r, h.Size))
 			if !errors.Is(err, ErrChanged) {
 				t.Fatalf("err = %v, want ErrChanged", err)
@@ -183,11 +191,11 @@ func TestMediaBadInput(t *testing.T) {
 		{"module name", func(m *Media) { m.Base = append(m.Base, m.Kernel) }, ErrBadMedia},
 		{"duplicate module", func(m *Media) { m.Modules = append(m.Modules, m.Modules[0]) }, ErrBadMedia},
 		{"missing kernel", func(m *Media) { m.Kernel += ".gone" }, os.ErrNotExist},
-		{"missing loader file", func(m *Media) { delete(m.Loader.files, MokManager) }, ErrMissingFile},
-		{"bad label", func(m *Media) { m.Menu.Entries[0].Label = "a'b" }, ErrBadMenu},
+		{"missing loader file", func(m *Media) { m.Loader = fakeLoader(bootloader.MokManager) }, bootloader.ErrMissingFile},
+		{"bad label", func(m *Media) { m.Menu.Entries[0].Label = "a'b" }, bootloader.ErrBadMenu},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := testMedia(t, USB)
+			m := testMedia(t, bootloader.USB)
 			tc.edit(&m)
 			if _, err := Plan(m); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
@@ -200,16 +208,16 @@ func TestMediaBadInput(t *testing.T) {
 // file, and a file changed behind the shared digest (same size and time)
 // is still caught when its tree is written.
 func TestMediaSharedSums(t *testing.T) {
-	m := testMedia(t, USB)
+	m := testMedia(t, bootloader.USB)
 	alone, err := Plan(m)
 	must(t, err)
 	m.Sums = &Sums{}
 	first, err := Plan(m)
 	must(t, err)
-	m.Flavour = ISO
+	m.Flavour = bootloader.ISO
 	_, err = Plan(m)
 	must(t, err)
-	m.Flavour = USB
+	m.Flavour = bootloader.USB
 	second, err := Plan(m)
 	must(t, err)
 	if first.ID != alone.ID || second.ID != alone.ID {
@@ -227,11 +235,59 @@ func TestMediaSharedSums(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Next: %v before reaching the kernel", err)
 		}
-		if h.Path == KernelPath {
+		if h.Path == bootloader.KernelPath {
 			if _, err = io.ReadAll(io.LimitReader(r, h.Size)); !errors.Is(err, ErrChanged) {
 				t.Fatalf("err = %v, want ErrChanged", err)
 			}
 			return
 		}
 	}
+}
+
+// TestMediaISO checks what the bootloader.ISO flavour adds: isolinux and its config,
+// and the EFI image, which fsck.fat must pass.
+func TestMediaISO(t *testing.T) {
+	tr, err := Plan(testMedia(t, bootloader.ISO))
+	must(t, err)
+	_, bodies := drain(t, tr.Reader())
+	for _, p := range []string{"boot/isolinux/isolinux.bin", "boot/isolinux/ldlinux.c32", "boot/isolinux/menu.c32",
+		"boot/isolinux/libutil.c32", "boot/isolinux/libcom32.c32", "boot/isolinux/isolinux.cfg", bootloader.EFIImagePath} {
+		if _, ok := bodies[p]; !ok {
+			t.Errorf("ISO tree lacks %s", p)
+		}
+	}
+	if string(bodies["EFI/BOOT/grubx64.efi"]) != "fake "+bootloader.GrubCD {
+		t.Errorf("ISO tree's grubx64.efi is %q, want gcdx64", bodies["EFI/BOOT/grubx64.efi"])
+	}
+	if !bytes.Contains(bodies["boot/isolinux/isolinux.cfg"], []byte("byz.media="+tr.ID)) {
+		t.Error("isolinux.cfg lacks the media ID")
+	}
+	fsck := testenv.RequireTool(t, "fsck.fat")
+	img := filepath.Join(t.TempDir(), "efi.img")
+	must(t, os.WriteFile(img, bodies[bootloader.EFIImagePath], 0o644))
+	if out, err := exec.Command(fsck, "-n", img).CombinedOutput(); err != nil {
+		t.Fatalf("fsck.fat -n: %v\n%s", err, out)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// realDebs returns the cached bootloader .debs, one per package.
+func realDebs(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, pkg := range bootloader.Packages() {
+		matches, _ := filepath.Glob(filepath.Join("..", "..", ".cache", "debs", pkg+"_*.deb"))
+		if len(matches) == 0 {
+			testenv.RequireFile(t, filepath.Join("..", "..", ".cache", "debs", pkg+"_VERSION.deb"),
+				"run ci/fetch-debs "+strings.Join(bootloader.Packages(), " ")+" from the repository root")
+		}
+		out = append(out, matches[len(matches)-1])
+	}
+	return out
 }

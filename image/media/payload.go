@@ -1,4 +1,4 @@
-package boot
+package media
 
 import (
 	"crypto/sha256"
@@ -11,54 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"byzantium/image/bootloader"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
 )
 
-// Blob is a small file held in memory and its path in an image.
-type Blob struct {
-	Path string
-	Data []byte
-}
-
-// placement maps media paths to Loader file names, per flavour. On the ISO
-// the CD GRUB goes by the name shim loads (grubx64.efi); the tree carries
-// the EFI files as well as the EFI image, so a copy of the ISO's files onto
-// a FAT stick also boots.
-var placement = map[Flavour]map[string]string{
-	ISO: {
-		shimPath: Shim, grubPath: GrubCD, mokPath: MokManager,
-		IsolinuxDir + "/isolinux.bin": IsolinuxBin,
-		IsolinuxDir + "/ldlinux.c32":  LdlinuxC32,
-		IsolinuxDir + "/libcom32.c32": Libcom32C32,
-		IsolinuxDir + "/libutil.c32":  LibutilC32,
-		IsolinuxDir + "/menu.c32":     MenuC32,
-	},
-	USB: {shimPath: Shim, grubPath: GrubDisk, mokPath: MokManager},
-}
-
-// EFIFiles returns the files of the El Torito EFI image for flavour f
-// (only ISO has one): shim, GRUB and MokManager under EFI/BOOT, and grub.cfg
-// at both places the signed GRUB images look, since GRUB's prefix there is
-// relative to the image it was loaded from.
-func (l *Loader) EFIFiles(f Flavour, grubCfg []byte) ([]Blob, error) {
-	if f != ISO {
-		return nil, fmt.Errorf("%w: only the iso flavour has an El Torito EFI image, not %s", ErrBadMedia, f)
-	}
-	out := []Blob{{GrubCfgDisk, grubCfg}, {GrubCfgCD, grubCfg}}
-	for _, mp := range []string{shimPath, grubPath, mokPath} {
-		file, err := l.File(placement[f][mp])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Blob{mp, file.Data})
-	}
-	return out, nil
-}
-
 // payload adds every file that does not embed the media ID.
 func (p *planner) payload(m *Media) error {
-	if _, ok := placement[m.Flavour]; !ok {
+	if m.Flavour != bootloader.ISO && m.Flavour != bootloader.USB {
 		return fmt.Errorf("%w: unknown flavour %s", ErrBadMedia, m.Flavour)
 	}
 	if m.Loader == nil {
@@ -67,27 +27,22 @@ func (p *planner) payload(m *Media) error {
 	if m.Kernel == "" || m.Initramfs == "" {
 		return fmt.Errorf("%w: a kernel and an initramfs are required", ErrBadMedia)
 	}
-	for mp, name := range placement[m.Flavour] {
-		f, err := m.Loader.File(name)
-		if err != nil {
-			return err
-		}
-		p.files[mp] = &node{hdr: entryHeader(mp, int64(len(f.Data)), p.mtime), data: f.Data, sum: f.SHA256}
+	placed, err := m.Loader.MediaFiles(m.Flavour)
+	if err != nil {
+		return err
 	}
-	if m.Flavour == USB {
-		if err := p.addGrubPC(m.Loader); err != nil {
-			return err
-		}
+	for _, f := range placed {
+		p.files[f.Path] = &node{hdr: entryHeader(f.Path, int64(len(f.Data)), p.mtime), data: f.Data, sum: f.SHA256}
 	}
 	info, err := bootInfo(m, p.mtime)
 	if err != nil {
 		return err
 	}
 	p.addData(BootInfoPath, info)
-	if err := p.addHost(KernelPath, m.Kernel); err != nil {
+	if err := p.addHost(bootloader.KernelPath, m.Kernel); err != nil {
 		return err
 	}
-	if err := p.addHost(InitramfsPath, m.Initramfs); err != nil {
+	if err := p.addHost(bootloader.InitramfsPath, m.Initramfs); err != nil {
 		return err
 	}
 	for dir, files := range map[string][]string{"base": m.Base, "modules": m.Modules, "optional": m.Optional} {
@@ -133,7 +88,7 @@ func (p *planner) addHost(mediaPath, src string) error {
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
-		return fmt.Errorf("boot: %s: %w", mediaPath, err)
+		return fmt.Errorf("media: %s: %w", mediaPath, err)
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%w: %s: %s is not a regular file", ErrBadMedia, mediaPath, src)
@@ -149,12 +104,12 @@ func (p *planner) addHost(mediaPath, src string) error {
 	if !ok {
 		f, err := os.Open(src)
 		if err != nil {
-			return fmt.Errorf("boot: %s: %w", mediaPath, err)
+			return fmt.Errorf("media: %s: %w", mediaPath, err)
 		}
 		defer f.Close()
 		h := sha256.New()
 		if n, err = io.Copy(h, f); err != nil {
-			return fmt.Errorf("boot: %s: reading %s: %w", mediaPath, src, err)
+			return fmt.Errorf("media: %s: reading %s: %w", mediaPath, src, err)
 		}
 		sum = hex.EncodeToString(h.Sum(nil))
 		if n == fi.Size() {
@@ -170,7 +125,7 @@ func (p *planner) addHost(mediaPath, src string) error {
 func (p *planner) addFS(mediaPath, src string) error {
 	fi, err := fs.Stat(p.fsys, src)
 	if err != nil {
-		return fmt.Errorf("boot: %s: %w", mediaPath, err)
+		return fmt.Errorf("media: %s: %w", mediaPath, err)
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%w: %s: %s is not a regular file", ErrBadMedia, mediaPath, src)
@@ -191,13 +146,13 @@ func (p *planner) addFS(mediaPath, src string) error {
 func (p *planner) hashFS(mediaPath, src string, size int64) (string, error) {
 	f, err := p.fsys.Open(src)
 	if err != nil {
-		return "", fmt.Errorf("boot: %s: %w", mediaPath, err)
+		return "", fmt.Errorf("media: %s: %w", mediaPath, err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return "", fmt.Errorf("boot: %s: reading %s: %w", mediaPath, src, err)
+		return "", fmt.Errorf("media: %s: reading %s: %w", mediaPath, src, err)
 	}
 	if n != size {
 		return "", fmt.Errorf("%w: %s (%s): %d bytes read of %d", ErrChanged, mediaPath, src, n, size)
@@ -211,7 +166,7 @@ func (p *planner) hashFS(mediaPath, src string, size int64) (string, error) {
 func (p *planner) rootcopyFS(dir string) error {
 	return fs.WalkDir(p.fsys, dir, func(src string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("boot: rootcopy: %w", err)
+			return fmt.Errorf("media: rootcopy: %w", err)
 		}
 		mp := RootcopyDir
 		if src != dir {
@@ -219,7 +174,7 @@ func (p *planner) rootcopyFS(dir string) error {
 		}
 		fi, err := d.Info()
 		if err != nil {
-			return fmt.Errorf("boot: rootcopy: %w", err)
+			return fmt.Errorf("media: rootcopy: %w", err)
 		}
 		switch {
 		case d.IsDir():
@@ -250,7 +205,7 @@ func clamp(t, limit time.Time) time.Time {
 func (p *planner) rootcopy(dir string) error {
 	r, err := hostfs.NewReader(dir)
 	if err != nil {
-		return fmt.Errorf("boot: rootcopy: %w", err)
+		return fmt.Errorf("media: rootcopy: %w", err)
 	}
 	defer r.Close()
 	for {
@@ -259,7 +214,7 @@ func (p *planner) rootcopy(dir string) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("boot: rootcopy: %w", err)
+			return fmt.Errorf("media: rootcopy: %w", err)
 		}
 		mp := RootcopyDir
 		if h.Path != "." {
@@ -272,7 +227,7 @@ func (p *planner) rootcopy(dir string) error {
 		case entry.TypeRegular:
 			s := sha256.New()
 			if _, err := io.Copy(s, io.LimitReader(r, h.Size)); err != nil {
-				return fmt.Errorf("boot: rootcopy: %s: %w", n.src, err)
+				return fmt.Errorf("media: rootcopy: %s: %w", n.src, err)
 			}
 			n.sum = hex.EncodeToString(s.Sum(nil))
 		case entry.TypeHardlink:

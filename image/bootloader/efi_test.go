@@ -1,4 +1,4 @@
-package boot
+package bootloader
 
 import (
 	"bytes"
@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"byzantium/ci/testenv"
 )
+
+var epoch = time.Unix(1700000000, 0).UTC()
 
 // TestEFIImageReal makes the CD's EFI image from the real packages and
 // checks it with fsck.fat -n and mdir, and that each file reads back.
@@ -57,31 +60,5 @@ func TestEFIImageReal(t *testing.T) {
 		if b.Path == grubPath && !bytes.Equal(b.Data, gcd.Data) {
 			t.Error("the CD image's grubx64.efi is not gcdx64")
 		}
-	}
-}
-
-// TestMediaISO checks what the ISO flavour adds: isolinux and its config,
-// and the EFI image, which fsck.fat must pass.
-func TestMediaISO(t *testing.T) {
-	tr, err := Plan(testMedia(t, ISO))
-	must(t, err)
-	_, bodies := drain(t, tr.Reader())
-	for _, p := range []string{"boot/isolinux/isolinux.bin", "boot/isolinux/ldlinux.c32", "boot/isolinux/menu.c32",
-		"boot/isolinux/libutil.c32", "boot/isolinux/libcom32.c32", "boot/isolinux/isolinux.cfg", EFIImagePath} {
-		if _, ok := bodies[p]; !ok {
-			t.Errorf("ISO tree lacks %s", p)
-		}
-	}
-	if string(bodies[grubPath]) != "fake "+GrubCD {
-		t.Errorf("ISO tree's grubx64.efi is %q, want gcdx64", bodies[grubPath])
-	}
-	if !bytes.Contains(bodies["boot/isolinux/isolinux.cfg"], []byte("byz.media="+tr.ID)) {
-		t.Error("isolinux.cfg lacks the media ID")
-	}
-	fsck := testenv.RequireTool(t, "fsck.fat")
-	img := filepath.Join(t.TempDir(), "efi.img")
-	must(t, os.WriteFile(img, bodies[EFIImagePath], 0o644))
-	if out, err := exec.Command(fsck, "-n", img).CombinedOutput(); err != nil {
-		t.Fatalf("fsck.fat -n: %v\n%s", err, out)
 	}
 }

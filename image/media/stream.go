@@ -1,4 +1,4 @@
-package boot
+package media
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 
 // ErrChanged reports a host file whose content changed between Plan and
 // the stream: the manifest would lie about it.
-var ErrChanged = errors.New("boot: input changed after it was hashed")
+var ErrChanged = errors.New("media: input changed after it was hashed")
 
 // stream is the entry.Reader of a Tree. Host files are opened on the first
 // Read of their body and closed at the next Next, so at most one is open.
@@ -59,14 +59,14 @@ func (s *stream) Read(p []byte) (int, error) {
 		case s.cur.fsys != nil:
 			f, err := s.cur.fsys.Open(s.cur.src)
 			if err != nil {
-				s.err = fmt.Errorf("boot: %s: %w", s.cur.hdr.Path, err)
+				s.err = fmt.Errorf("media: %s: %w", s.cur.hdr.Path, err)
 				return 0, s.err
 			}
 			s.file, s.body = f, f
 		default:
 			f, err := os.Open(s.cur.src)
 			if err != nil {
-				s.err = fmt.Errorf("boot: %s: %w", s.cur.hdr.Path, err)
+				s.err = fmt.Errorf("media: %s: %w", s.cur.hdr.Path, err)
 				return 0, s.err
 			}
 			s.file, s.body = f, f
@@ -91,7 +91,7 @@ func (s *stream) Read(p []byte) (int, error) {
 		s.err = fmt.Errorf("%w: %s (%s) is %d bytes short: %w", ErrChanged, s.cur.hdr.Path, s.cur.src, s.left, io.ErrUnexpectedEOF)
 		return n, s.err
 	case err != nil:
-		s.err = fmt.Errorf("boot: %s: reading %s: %w", s.cur.hdr.Path, s.cur.src, err)
+		s.err = fmt.Errorf("media: %s: reading %s: %w", s.cur.hdr.Path, s.cur.src, err)
 		return n, s.err
 	}
 	return n, nil
