@@ -3,6 +3,7 @@ package cloneapi
 import (
 	"encoding/json"
 	"errors"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -87,6 +88,20 @@ func TestEventLines(t *testing.T) {
 		var back Event
 		if err := json.Unmarshal(b, &back); err != nil || back.Phase != tc.e.Phase || back.Bytes != tc.e.Bytes || back.Error != tc.e.Error {
 			t.Errorf("%s read back as %+v (%v)", b, back, err)
+		}
+	}
+}
+
+// TestStandardLibraryOnly: byzd links this package, and must not link
+// the image writers through it.
+func TestStandardLibraryOnly(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep != "byzantium/image/clone/cloneapi" {
+			t.Errorf("cloneapi depends on %s", dep)
 		}
 	}
 }
