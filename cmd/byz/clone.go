@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,25 +16,25 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"byzantium/builder/spec"
 	"byzantium/image/clone"
+	"byzantium/image/clone/cloneapi"
 	"byzantium/internal/bytesize"
-	"byzantium/overlays"
 	"byzantium/runtime/luks2"
 )
 
-// nodeTmp is where a clone on a node keeps scratch files: a tmpfs outside
-// the overlay (under /tmp they would land in the changes being copied).
-const nodeTmp = "/" + overlays.RunDir
+// cloneFlags are byz clone's flags, before they become a clone.Request.
+type cloneFlags struct {
+	from, saveSize, passFile, kdfMemory, size, progress, stateDir, request string
+	modules                                                                []string
+	encrypt, withState, withSecrets, plan, yes, force                      bool
+	kdfTime                                                                int
+}
 
 func newCloneCmd() *cobra.Command {
-	var (
-		from, saveSize, passFile, kdfMemory, size, progress, stateDir string
-		modules                                                       []string
-		encrypt, withState, withSecrets, plan, yes, force             bool
-		kdfTime                                                       int
-	)
+	var cf cloneFlags
 	c := &cobra.Command{
 		Use:   "clone [--from MEDIA_DIR|IMAGE] TARGET",
 		Short: "Write a bootable copy of a node's media onto a stick or into a USB image",
@@ -71,6 +72,11 @@ for a save.dat, and writes nothing. --progress=json prints one JSON object
 a line (see docs/clone.md). Modules dropped onto the source by hand go
 along, marked unlisted in the clone's manifest.
 
+--request FILE (- for standard input) reads the whole clone as one JSON
+object instead of flags and TARGET, its passphrase included (see
+docs/clone.md): byzd runs clones that way, so no passphrase is ever on a
+command line.
+
 An image file TARGET gets the source image's (or stick's) size unless
 --size says otherwise, so its room for a save.dat carries over; from a
 folder, it is as small as the clone allows. The FAT partition spans the
@@ -80,247 +86,201 @@ target up to FAT32's limit of 2 TiB; a save.dat is at most 4095 MiB.`,
   byz clone /dev/sdb --modules ngircd --with-state   # one optional module, and the node's changes
   byz clone --from out/byzantium-usb.img /dev/sdc --plan
   byz clone --from out/byzantium-usb.img copy.img --save-size 512M`,
-		Args: argsUsage(cobra.ExactArgs(1)),
+		Args: argsUsage(func(cmd *cobra.Command, args []string) error {
+			if cf.request != "" {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		}),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := clone.Options{WithSecrets: withSecrets}
-			if cmd.Flags().Changed("modules") {
-				opts.Modules = []string{}
-				for _, m := range modules {
-					if m = strings.TrimSpace(m); m != "" {
-						opts.Modules = append(opts.Modules, m)
-					}
-				}
-			}
-			if saveSize != "" {
-				n, err := spec.ParseSize(saveSize)
-				if err != nil {
-					return usageError{fmt.Errorf("--save-size: %w", err)}
-				}
-				opts.SaveSize = n
-			}
-			if (encrypt || passFile != "") && opts.SaveSize == 0 {
-				return usageError{errors.New("clone: --encrypt and --passphrase-file need --save-size")}
-			}
-			if passFile != "" && !encrypt {
-				return usageError{errors.New("clone: --passphrase-file needs --encrypt")}
-			}
-			if withSecrets && !withState && stateDir == "" {
-				return usageError{errors.New("clone: --with-secrets needs --with-state")}
-			}
-			mode := progress
-			if mode == "auto" {
-				mode = "none"
-				if isTerminal(os.Stderr) {
-					mode = "bar"
-				}
-			}
-			if mode != "bar" && mode != "json" && mode != "none" {
-				return usageError{fmt.Errorf("--progress %q: want auto, bar, json or none", progress)}
-			}
-
-			var err error
-			onNode := from == ""
-			if encrypt {
-				// argon2id takes this much RAM here as the passphrase is
-				// set, and on the node that unlocks it: on a node, unless
-				// told, no more than half of its RAM.
-				var capBytes int64
-				var si syscall.Sysinfo_t
-				if onNode && !cmd.Flags().Changed("kdf-memory") && syscall.Sysinfo(&si) == nil {
-					capBytes = int64(si.Totalram) * int64(si.Unit) / 2 >> 20 << 20
-				}
-				// Checked here, before the plan, by the check every
-				// command that takes KDF costs makes.
-				if opts.KDF, err = kdfCosts(kdfMemory, kdfTime, capBytes); err != nil {
-					return err
-				}
-				// The plan needs to know there will be one; the real one is
-				// asked for only when something is to be written.
-				opts.Passphrase = []byte("-")
-			}
-			var src *clone.Source
-			if onNode {
-				src, err = clone.OpenNode("/")
-			} else {
-				src, err = clone.OpenSource(from)
-			}
+			req, err := cf.toRequest(cmd.Flags(), args)
 			if err != nil {
 				return err
 			}
-			defer src.Close()
-			if onNode {
-				if err := clone.Idle(); err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "byz: warning: %v\n", err)
-				}
-				if fi, err := os.Stat(nodeTmp); err == nil && fi.IsDir() {
-					opts.TempDir = nodeTmp
-				}
-			}
-			switch {
-			case stateDir != "":
-				opts.State = stateDir
-			case withState && onNode:
-				opts.State = "/" + overlays.UpperDir
-				syscall.Sync()
-			case withState:
-				return usageError{errors.New("clone: --with-state takes the running node's changes; with --from, name an upper folder with --state DIR")}
-			}
-			p, err := clone.NewPlan(src, opts)
+			mode, err := progressMode(cf.progress)
 			if err != nil {
 				return err
 			}
-
-			target := args[0]
-			sys := clone.System{}
-			// Before anything else, and whatever the options: a target
-			// that is the source (or holds it, or lives under it) would
-			// destroy what is being read.
-			if err := sys.SameAsSource(src, target); err != nil {
-				return err
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			res, err := clone.Run(ctx, req, cloneUI(cmd, cf, mode, cancel))
+			if errors.Is(err, cloneapi.ErrBadRequest) {
+				return usageError{err}
 			}
-			dev, err := sys.Inspect(target)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
+			if err == nil && res != nil && mode != "json" {
+				printCloned(cmd.OutOrStdout(), res)
 			}
-			if err != nil && strings.HasPrefix(filepath.Clean(target), "/dev/") {
-				return fmt.Errorf("clone: %s: no such device (is the stick plugged in?)", target)
-			}
-			out := cmd.OutOrStdout()
-			if dev != nil {
-				if size != "" {
-					return usageError{errors.New("clone: --size is for image files; a device is cloned onto whole")}
-				}
-				need := p.MinSize()
-				checkErr := sys.Check(dev, need, force)
-				if plan {
-					if err := p.Print(out, dev.Size); err != nil {
-						return err
-					}
-					fmt.Fprintf(out, "target device %s\n", dev)
-					if checkErr != nil {
-						return checkErr
-					}
-					fmt.Fprintln(out, "nothing written (--plan)")
-					return nil
-				}
-				if checkErr != nil {
-					return checkErr
-				}
-				if !yes {
-					if err := confirmDevice(cmd.ErrOrStderr(), dev); err != nil {
-						return err
-					}
-				}
-			} else {
-				// Without --size, an image of the source's size (with its
-				// room for a save.dat), or the smallest that holds the clone.
-				n, why := p.ImageSize(), "the source's size"
-				if n == p.MinSize() {
-					why = "the smallest that holds the clone"
-				}
-				if size != "" {
-					if n, err = spec.ParseSize(size); err != nil {
-						return usageError{fmt.Errorf("--size: %w", err)}
-					}
-					n = (n + 1<<20 - 1) &^ (1<<20 - 1)
-					why = "--size"
-				}
-				var tooSmall error
-				if sp, err := p.Space(n); err != nil || !sp.Fits() {
-					tooSmall = fmt.Errorf("%w: an image of %s cannot hold the clone; it needs at least %s (leave --size out for the smallest)",
-						clone.ErrTooSmall, bytesize.Format(n), bytesize.Format(p.MinSize()))
-				}
-				if plan {
-					if err := p.Print(out, n); err != nil {
-						return err
-					}
-					fmt.Fprintf(out, "target image %s of %s (%s)\n", target, bytesize.Format(n), why)
-					if tooSmall != nil {
-						return tooSmall
-					}
-					fmt.Fprintln(out, "nothing written (--plan)")
-					return nil
-				}
-				if _, err := os.Stat(target); err == nil && !force {
-					return fmt.Errorf("%w: %s exists: --force replaces it (once the clone is complete)", clone.ErrRefused, target)
-				}
-				if tooSmall != nil {
-					return tooSmall
-				}
-				size = fmt.Sprint(n)
-			}
-			if encrypt {
-				if opts.Passphrase, err = passphrase(passFile); err != nil {
-					return err
-				}
-				defer clear(opts.Passphrase)
-				if p, err = clone.NewPlan(src, opts); err != nil {
-					return err
-				}
-			}
-
-			var t *clone.Target
-			if dev != nil {
-				t, err = clone.OpenDevice(dev)
-			} else {
-				n, _ := spec.ParseSize(size)
-				t, err = clone.CreateImage(target, n, force)
-			}
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			prog := &clone.Progress{}
-			report := startCloneProgress(mode, out, cmd.ErrOrStderr(), prog)
-			res, err := p.Write(ctx, t, prog)
-			report(res, err)
-			if err != nil {
-				if dev != nil {
-					return fmt.Errorf("%w (%s has no partition table now: nothing will boot or mount from it)", err, dev.Path)
-				}
-				return err
-			}
-			if mode != "json" {
-				fmt.Fprintf(out, "byz: cloned media %s onto %s as media %s (disk %s, FAT volume %s): %s in %d files written in %.1fs, read back and verified in %.1fs\n",
-					res.SourceID, res.Target, res.MediaID, res.DiskGUID, res.VolumeID, bytesize.Format(res.Bytes), res.Files,
-					res.Write.Seconds(), res.Verify.Seconds())
-				if res.StateModule != "" {
-					fmt.Fprintf(out, "byz: the node's changes are in %s\n", res.StateModule)
-				}
-				if res.StateInSaveDat {
-					fmt.Fprintln(out, "byz: the node's changes are inside the encrypted save.dat (its upper layer), under the new passphrase")
-				}
-				if res.Unpartitioned > 0 {
-					fmt.Fprintf(out, "byz: the FAT partition stops at FAT32's 2 TiB limit: %s of %s are left unpartitioned\n", bytesize.Format(res.Unpartitioned), res.Target)
-				}
-				fmt.Fprintf(out, "byz: %s\n", res.RoomLine())
-				if len(res.Unlisted) > 0 {
-					fmt.Fprintf(out, "byz: added by hand and carried as found, marked unlisted in the clone's manifest: %s\n", strings.Join(res.Unlisted, ", "))
-				}
-			}
-			return nil
+			return err
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&from, "from", "", "clone this media folder, USB image or stick instead of the running node's media")
-	f.StringVar(&saveSize, "save-size", "", "make a fresh save.dat of this size (K, M, G) on the clone")
-	f.BoolVar(&encrypt, "encrypt", false, "make the save.dat LUKS2-encrypted, with a new passphrase")
-	f.StringVar(&passFile, "passphrase-file", "", "read the new passphrase from this file's first line (default: ask twice)")
-	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory of the save.dat's passphrase, 32K to 4G (the node that boots the clone needs that much RAM free; on a node, at most half its RAM unless given)")
-	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes, at least 1 (passes times memory at most 16G)")
-	f.StringSliceVar(&modules, "modules", nil, "optional modules to take, by name (default: all; '' for none)")
-	f.BoolVar(&withState, "with-state", false, "carry the node's current changes along (without identity and secrets): as a module, or with --encrypt inside the encrypted save.dat")
-	f.StringVar(&stateDir, "state", "", "carry this overlay upper folder along instead of the running node's changes")
-	f.BoolVar(&withSecrets, "with-secrets", false, "keep the identity and secrets in the --with-state module")
-	f.BoolVar(&plan, "plan", false, "print what would be written and the space needed; write nothing")
-	f.BoolVarP(&yes, "yes", "y", false, "do not ask before writing a device (scripts)")
-	f.BoolVar(&force, "force", false, "write a disk that is not removable; replace an existing image file")
-	f.StringVar(&size, "size", "", "size of an image file TARGET (default: the source image's or stick's size, or as small as the clone allows)")
-	f.StringVar(&progress, "progress", "auto", "progress display: bar, json (one object a line on stdout), none, or auto (a bar on a terminal)")
+	f.StringVar(&cf.from, "from", "", "clone this media folder, USB image or stick instead of the running node's media")
+	f.StringVar(&cf.saveSize, "save-size", "", "make a fresh save.dat of this size (K, M, G) on the clone")
+	f.BoolVar(&cf.encrypt, "encrypt", false, "make the save.dat LUKS2-encrypted, with a new passphrase")
+	f.StringVar(&cf.passFile, "passphrase-file", "", "read the new passphrase from this file's first line (default: ask twice)")
+	f.StringVar(&cf.kdfMemory, "kdf-memory", "1G", "argon2id memory of the save.dat's passphrase, 32K to 4G (the node that boots the clone needs that much RAM free; on a node, at most half its RAM unless given)")
+	f.IntVar(&cf.kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes, at least 1 (passes times memory at most 16G)")
+	f.StringSliceVar(&cf.modules, "modules", nil, "optional modules to take, by name (default: all; '' for none)")
+	f.BoolVar(&cf.withState, "with-state", false, "carry the node's current changes along (without identity and secrets): as a module, or with --encrypt inside the encrypted save.dat")
+	f.StringVar(&cf.stateDir, "state", "", "carry this overlay upper folder along instead of the running node's changes")
+	f.BoolVar(&cf.withSecrets, "with-secrets", false, "keep the identity and secrets in the --with-state module")
+	f.BoolVar(&cf.plan, "plan", false, "print what would be written and the space needed; write nothing")
+	f.BoolVarP(&cf.yes, "yes", "y", false, "do not ask before writing a device (scripts)")
+	f.BoolVar(&cf.force, "force", false, "write a disk that is not removable; replace an existing image file")
+	f.StringVar(&cf.size, "size", "", "size of an image file TARGET (default: the source image's or stick's size, or as small as the clone allows)")
+	f.StringVar(&cf.progress, "progress", "auto", "progress display: bar, json (one object a line on stdout), none, or auto (a bar on a terminal)")
+	f.StringVar(&cf.request, "request", "", "read the clone as a JSON request from this file (- for standard input) instead of flags and TARGET; --yes and --progress still apply")
 	return c
+}
+
+// requestFlags may go with --request: how to show and confirm, not what
+// to clone.
+var requestFlags = map[string]bool{"request": true, "yes": true, "progress": true}
+
+// toRequest turns the flags and TARGET into a clone request, or reads
+// the one --request names.
+func (cf cloneFlags) toRequest(fs *pflag.FlagSet, args []string) (clone.Request, error) {
+	if cf.request != "" {
+		var other string
+		fs.Visit(func(f *pflag.Flag) {
+			if !requestFlags[f.Name] && other == "" {
+				other = "--" + f.Name
+			}
+		})
+		if other != "" {
+			return clone.Request{}, usageError{fmt.Errorf("clone: %s does not go with --request: put it in the request", other)}
+		}
+		return readRequest(cf.request)
+	}
+	if cf.passFile != "" && !cf.encrypt {
+		return clone.Request{}, usageError{errors.New("clone: --passphrase-file needs --encrypt")}
+	}
+	req := clone.Request{Target: args[0], From: cf.from, Encrypt: cf.encrypt, WithState: cf.withState, State: cf.stateDir,
+		WithSecrets: cf.withSecrets, Force: cf.force, Plan: cf.plan}
+	if fs.Changed("modules") {
+		req.Modules = []string{}
+		for _, m := range cf.modules {
+			if m = strings.TrimSpace(m); m != "" {
+				req.Modules = append(req.Modules, m)
+			}
+		}
+	}
+	var err error
+	if cf.saveSize != "" {
+		if req.SaveSize, err = spec.ParseSize(cf.saveSize); err != nil {
+			return clone.Request{}, usageError{fmt.Errorf("--save-size: %w", err)}
+		}
+	}
+	if cf.size != "" {
+		if req.Size, err = spec.ParseSize(cf.size); err != nil {
+			return clone.Request{}, usageError{fmt.Errorf("--size: %w", err)}
+		}
+	}
+	if err := req.Check(); err != nil {
+		return clone.Request{}, usageError{err}
+	}
+	if cf.encrypt {
+		// argon2id takes this much RAM here as the passphrase is set,
+		// and on the node that unlocks it: on a node, unless told, no
+		// more than half of its RAM. Checked here, before the plan, by
+		// the check every command that takes KDF costs makes.
+		var capBytes int64
+		if cf.from == "" && !fs.Changed("kdf-memory") {
+			capBytes = clone.HalfRAM()
+		}
+		kdf, err := kdfCosts(cf.kdfMemory, cf.kdfTime, capBytes)
+		if err != nil {
+			return clone.Request{}, err
+		}
+		req.KDFMemoryKiB, req.KDFTime = kdf.Memory, kdf.Time
+	}
+	return req, nil
+}
+
+// readRequest reads a JSON clone request from file, "-" being standard
+// input.
+func readRequest(file string) (clone.Request, error) {
+	r := io.Reader(os.Stdin)
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return clone.Request{}, usageError{fmt.Errorf("--request: %w", err)}
+		}
+		defer f.Close()
+		r = f
+	}
+	req, err := cloneapi.Decode(r)
+	if err != nil {
+		return clone.Request{}, usageError{err}
+	}
+	return req, nil
+}
+
+// progressMode resolves --progress: auto is a bar on a terminal.
+func progressMode(progress string) (string, error) {
+	mode := progress
+	if mode == "auto" {
+		mode = "none"
+		if isTerminal(os.Stderr) {
+			mode = "bar"
+		}
+	}
+	if mode != "bar" && mode != "json" && mode != "none" {
+		return "", usageError{fmt.Errorf("--progress %q: want auto, bar, json or none", progress)}
+	}
+	return mode, nil
+}
+
+// cloneUI is byz clone's side of clone.Run: warnings on stderr, the plan
+// on stdout, a prompt for the device (unless --yes) and the passphrase,
+// and progress as a bar or JSON lines. Once the write has begun, Ctrl-C
+// and SIGTERM call cancel (before, they end byz as usual).
+func cloneUI(cmd *cobra.Command, cf cloneFlags, mode string, cancel func()) clone.UI {
+	ui := clone.UI{
+		Out:        cmd.OutOrStdout(),
+		Warn:       func(err error) { fmt.Fprintf(cmd.ErrOrStderr(), "byz: warning: %v\n", err) },
+		Confirm:    func(d *clone.Device) error { return confirmDevice(cmd.ErrOrStderr(), d) },
+		Passphrase: func() ([]byte, error) { return passphrase(cf.passFile) },
+	}
+	if cf.yes {
+		ui.Confirm = func(*clone.Device) error { return nil }
+	}
+	ui.Writing = func(prog *clone.Progress) func(*clone.Result, error) {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			if _, ok := <-sigs; ok {
+				cancel()
+			}
+		}()
+		report := startCloneProgress(mode, cmd.OutOrStdout(), cmd.ErrOrStderr(), prog)
+		return func(res *clone.Result, err error) {
+			report(res, err)
+			signal.Stop(sigs)
+			close(sigs)
+		}
+	}
+	return ui
+}
+
+// printCloned says what a clone wrote, for a person.
+func printCloned(out io.Writer, res *clone.Result) {
+	fmt.Fprintf(out, "byz: cloned media %s onto %s as media %s (disk %s, FAT volume %s): %s in %d files written in %.1fs, read back and verified in %.1fs\n",
+		res.SourceID, res.Target, res.MediaID, res.DiskGUID, res.VolumeID, bytesize.Format(res.Bytes), res.Files,
+		res.Write.Seconds(), res.Verify.Seconds())
+	if res.StateModule != "" {
+		fmt.Fprintf(out, "byz: the node's changes are in %s\n", res.StateModule)
+	}
+	if res.StateInSaveDat {
+		fmt.Fprintln(out, "byz: the node's changes are inside the encrypted save.dat (its upper layer), under the new passphrase")
+	}
+	if res.Unpartitioned > 0 {
+		fmt.Fprintf(out, "byz: the FAT partition stops at FAT32's 2 TiB limit: %s of %s are left unpartitioned\n", bytesize.Format(res.Unpartitioned), res.Target)
+	}
+	fmt.Fprintf(out, "byz: %s\n", clone.RoomLine(res))
+	if len(res.Unlisted) > 0 {
+		fmt.Fprintf(out, "byz: added by hand and carried as found, marked unlisted in the clone's manifest: %s\n", strings.Join(res.Unlisted, ", "))
+	}
 }
 
 // confirmDevice names the device and asks for "yes" on the terminal.
@@ -336,15 +296,6 @@ func confirmDevice(w io.Writer, d *clone.Device) error {
 	return nil
 }
 
-// doneEvent is the last line of --progress=json on success.
-type doneEvent struct {
-	Phase string `json:"phase"`
-	Total int64  `json:"total"`
-	*clone.Result
-	WriteS  float64 `json:"write_s"`
-	VerifyS float64 `json:"verify_s"`
-}
-
 // startCloneProgress shows prog until the returned function is called
 // with the outcome: a bar on stderr, or JSON lines on stdout (a line when
 // the phase changes and every second; the last one "done" or "error").
@@ -354,7 +305,7 @@ func startCloneProgress(mode string, stdout, stderr io.Writer, prog *clone.Progr
 	}
 	var mu sync.Mutex
 	enc := json.NewEncoder(stdout)
-	last := clone.Event{}
+	last := cloneapi.Event{}
 	lastAt := time.Time{}
 	show := func(final bool) {
 		mu.Lock()
@@ -397,20 +348,16 @@ func startCloneProgress(mode string, stdout, stderr io.Writer, prog *clone.Progr
 			show(true)
 			fmt.Fprintln(stderr)
 		case err != nil:
-			enc.Encode(struct {
-				Phase string `json:"phase"`
-				Error string `json:"error"`
-			}{"error", err.Error()})
+			enc.Encode(cloneapi.Failed(err))
 		default:
-			enc.Encode(doneEvent{Phase: "done", Total: res.Bytes, Result: res,
-				WriteS: res.Write.Seconds(), VerifyS: res.Verify.Seconds()})
+			enc.Encode(cloneapi.Done(res))
 		}
 	}
 }
 
 // bar draws one progress line: phase, a bar, bytes, rate, time left and
 // the file at hand.
-func bar(e clone.Event) string {
+func bar(e cloneapi.Event) string {
 	const width = 24
 	if e.Total <= 0 {
 		return e.Phase + "..."

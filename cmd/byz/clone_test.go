@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 
 	"byzantium/ci/testenv"
 	"byzantium/image/bootloader"
+	"byzantium/image/clone/cloneapi"
 	"byzantium/image/media"
 	"byzantium/image/usbimg"
 	"byzantium/modules/hostfs"
@@ -284,5 +287,61 @@ func TestCloneStateEncryptedCLI(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(out); bytes.Contains(b, []byte(marker)) {
 		t.Error("the node's changes are on the clone in the clear")
+	}
+}
+
+// TestCloneRequest: byz clone --request - reads the clone as JSON on
+// standard input (as byzd runs it) and prints JSON progress lines ending
+// in "done"; a request byz cannot read, or flags beside it, are usage
+// errors that write nothing.
+func TestCloneRequest(t *testing.T) {
+	_, src := cloneSource(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "clone.img")
+	run := func(stdin string, args ...string) result {
+		t.Helper()
+		cmd := exec.Command(byzBin, append([]string{"clone"}, args...)...)
+		var o, e strings.Builder
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &o, &e
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return result{o.String(), e.String(), cmd.ProcessState.ExitCode()}
+	}
+	good := `{"from":"` + src + `","target":"` + out + `","save_size":33554432}`
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+	}{
+		{"an unknown field", `{"from":"` + src + `","target":"` + out + `","yes":true}`, []string{"--request", "-"}},
+		{"no JSON", "", []string{"--request", "-"}},
+		{"a flag beside it", good, []string{"--request", "-", "--save-size", "64M"}},
+		{"a TARGET beside it", good, []string{"--request", "-", out}},
+		{"a request Check refuses", `{"from":"` + src + `","target":"` + out + `","encrypt":true}`, []string{"--request", "-"}},
+	} {
+		if r := run(tc.stdin, tc.args...); r.code != 2 {
+			t.Errorf("%s: exit %d\n%s", tc.name, r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a refused request wrote the clone")
+	}
+	r := run(good, "--request", "-", "--progress=json")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	phases := map[string]bool{}
+	var last cloneapi.Event
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		last = cloneapi.Event{}
+		if err := json.Unmarshal([]byte(line), &last); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		phases[last.Phase] = true
+	}
+	if last.Phase != "done" || last.Result == nil || last.Target != out || !last.SaveDat || !phases["write"] || !phases["verify"] {
+		t.Errorf("progress lines:\n%s", r.stdout)
 	}
 }

@@ -808,13 +808,13 @@ func TestCloneSizes(t *testing.T) {
 			t.Errorf("%d MiB: result room %d free %d, plan %+v %v", size>>20, res.SaveDatRoom, res.Free, f, err)
 		}
 		if size == p.MinSize() {
-			if res.SaveDatRoom != 0 || !strings.Contains(res.RoomLine(), "no room for a save.dat") {
-				t.Errorf("the smallest clone: room %d, %q", res.SaveDatRoom, res.RoomLine())
+			if res.SaveDatRoom != 0 || !strings.Contains(RoomLine(res), "no room for a save.dat") {
+				t.Errorf("the smallest clone: room %d, %q", res.SaveDatRoom, RoomLine(res))
 			}
 			continue
 		}
-		if res.SaveDatRoom < 32<<20 || !strings.Contains(res.RoomLine(), fmt.Sprintf("--size %dM", res.SaveDatRoom>>20)) {
-			t.Errorf("%d MiB: room %d, %q", size>>20, res.SaveDatRoom, res.RoomLine())
+		if res.SaveDatRoom < 32<<20 || !strings.Contains(RoomLine(res), fmt.Sprintf("--size %dM", res.SaveDatRoom>>20)) {
+			t.Errorf("%d MiB: room %d, %q", size>>20, res.SaveDatRoom, RoomLine(res))
 		}
 		// A save.dat of the size said fits.
 		fl, err := os.OpenFile(img, os.O_RDWR, 0)

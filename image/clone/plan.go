@@ -557,7 +557,7 @@ func (p *Plan) printRoom(w io.Writer, f Fit) {
 
 // RoomLine says, after a clone, how much room its FAT partition has for a
 // save.dat, for a person.
-func (r *Result) RoomLine() string {
+func RoomLine(r *Result) string {
 	switch {
 	case r.SaveDat:
 		return fmt.Sprintf("the save.dat is in place; %s free on the FAT partition", bytesize.Format(r.Free))

@@ -3,6 +3,8 @@ package clone
 import (
 	"sync"
 	"time"
+
+	"byzantium/image/clone/cloneapi"
 )
 
 // Progress is where a clone stands. The writer updates it; Snapshot may
@@ -19,22 +21,6 @@ type Progress struct {
 	total   int64
 	file    string
 	since   time.Time
-}
-
-// Event is a Snapshot: the phase ("prepare": the state module and the
-// save.dat's file system are made; "write": files are written; "verify":
-// they are read back from the target; "finish": the partition table is
-// written), the bytes done of the phase's total, the rate since the phase
-// began, the seconds left at that rate, and the file at hand. It is the
-// line `byz clone --progress=json` prints, with "done" and "error" phases
-// of its own.
-type Event struct {
-	Phase string  `json:"phase"`
-	Bytes int64   `json:"bytes"`
-	Total int64   `json:"total"`
-	Rate  float64 `json:"rate"`
-	ETA   float64 `json:"eta_s"`
-	File  string  `json:"file,omitempty"`
 }
 
 func (p *Progress) set(phase string, total int64) {
@@ -67,11 +53,12 @@ func (p *Progress) setFile(f string) {
 	p.mu.Unlock()
 }
 
-// Snapshot returns the current state.
-func (p *Progress) Snapshot() Event {
+// Snapshot returns the current state, as a line of --progress=json
+// shows it.
+func (p *Progress) Snapshot() cloneapi.Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e := Event{Phase: p.phase, Bytes: p.bytes, Total: p.total, File: p.file}
+	e := cloneapi.Event{Phase: p.phase, Bytes: p.bytes, Total: p.total, File: p.file}
 	if el := time.Since(p.since).Seconds(); el > 0 && p.bytes > 0 {
 		e.Rate = float64(p.bytes) / el
 		e.ETA = float64(max(p.total-p.bytes, 0)) / e.Rate

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"byzantium/image/bootloader"
+	"byzantium/image/clone/cloneapi"
 	"byzantium/image/fat"
 	"byzantium/image/media"
 	"byzantium/image/usbimg"
@@ -30,39 +31,9 @@ import (
 	"byzantium/runtime/savedat"
 )
 
-// Result describes a finished clone.
-type Result struct {
-	Target   string `json:"target"`
-	Size     int64  `json:"size"`      // of the target
-	SourceID string `json:"source_id"` // the source's media ID
-	MediaID  string `json:"media_id"`  // the clone's
-	DiskGUID string `json:"disk_guid"`
-	PartGUID string `json:"part_guid"`
-	VolumeID string `json:"volume_id"` // as blkid shows it, "XXXX-XXXX"
-	// Bytes is what was written as files; Files how many.
-	Bytes int64 `json:"bytes"`
-	Files int   `json:"files"`
-	// StateModule is the file the node's changes went to ("" none);
-	// StateInSaveDat says they went into the encrypted save.dat instead.
-	StateModule    string `json:"state_module,omitempty"`
-	StateInSaveDat bool   `json:"state_in_save_dat,omitempty"`
-	// Free is what the clone leaves free on its FAT partition, and
-	// SaveDatRoom the largest save.dat that fits there (0: none); SaveDat
-	// says the clone has one already. Unpartitioned is what is left of a
-	// disk larger than FAT32's 2 TiB.
-	Free          int64 `json:"free"`
-	SaveDatRoom   int64 `json:"save_dat_room"`
-	SaveDat       bool  `json:"save_dat"`
-	Unpartitioned int64 `json:"unpartitioned,omitempty"`
-	// Unlisted are the modules that went along without the source's
-	// manifest vouching for them (added by hand), marked so in the
-	// clone's.
-	Unlisted []string `json:"unlisted,omitempty"`
-	// Write and Verify are how long writing (sync included) and reading
-	// back took.
-	Write  time.Duration `json:"-"`
-	Verify time.Duration `json:"-"`
-}
+// Result describes a finished clone: the "done" line of
+// --progress=json, which byzd reads without linking this package.
+type Result = cloneapi.Result
 
 // Write writes the clone onto t. Files from the source are checked
 // against its manifest as they are written; the FAT partition is then

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,12 +18,15 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"byzantium/image/clone/cloneapi"
 )
 
 // Cloning is done by the byz command (/usr/bin/byz clone), which links
 // the image writers byzd must not: byzd runs it as a child, one clone at
-// a time, feeds it the new passphrase through a pipe, and follows its
-// JSON progress lines for the API and the panel. byz lowers its own I/O
+// a time, hands it the request as JSON on its standard input (the new
+// passphrase with it, never on a command line), and follows its JSON
+// progress lines (cloneapi.Event) for the API and the panel. byz lowers its own I/O
 // priority, so the node's services keep the disk.
 
 // CloneRequest is the body of POST /api/v1/clone.
@@ -96,42 +100,24 @@ func (c *Cloner) Start(req CloneRequest) (CloneJob, error) {
 	if byz == "" {
 		byz = "/usr/bin/byz"
 	}
-	args := []string{"clone", req.Target, "--yes", "--progress=json"}
-	if req.SaveSizeBytes > 0 {
-		args = append(args, "--save-size", strconv.FormatInt(req.SaveSizeBytes>>20, 10)+"M")
+	// The whole request, passphrase included, goes to byz on its standard
+	// input as JSON: nothing of it is on the command line.
+	// A save.dat is made in whole MiB.
+	creq := cloneapi.Request{Target: req.Target, SaveSize: max(req.SaveSizeBytes, 0) >> 20 << 20, WithState: req.WithState,
+		WithSecrets: req.WithSecrets, Modules: req.Modules, Force: req.Force}
+	if req.Passphrase != "" {
+		creq.Encrypt, creq.Passphrase = true, req.Passphrase
+		creq.KDFMemoryKiB, creq.KDFTime = kdfMemory(req.KDFMemoryKiB), max(req.KDFTime, 0)
 	}
-	if req.WithState {
-		args = append(args, "--with-state")
-	}
-	if req.WithSecrets {
-		args = append(args, "--with-secrets")
-	}
-	if req.Modules != nil {
-		args = append(args, "--modules", strings.Join(req.Modules, ","))
-	}
-	if req.Force {
-		args = append(args, "--force")
+	body, err := json.Marshal(creq)
+	if err != nil {
+		return CloneJob{}, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, byz, args...)
+	cmd := exec.CommandContext(ctx, byz, "clone", "--request", "-", "--yes", "--progress=json")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	var passW *os.File
-	if req.Passphrase != "" {
-		// The passphrase goes through a pipe, never the command line.
-		r, w, err := os.Pipe()
-		if err != nil {
-			cancel()
-			return CloneJob{}, err
-		}
-		cmd.ExtraFiles = []*os.File{r}
-		cmd.Args = append(cmd.Args, "--encrypt", "--passphrase-file", "/proc/self/fd/3", "--kdf-memory", strconv.Itoa(kdfMemory(req.KDFMemoryKiB))+"K")
-		if req.KDFTime > 0 {
-			cmd.Args = append(cmd.Args, "--kdf-time", strconv.Itoa(req.KDFTime))
-		}
-		passW = w
-		defer r.Close()
-	}
+	cmd.Stdin = bytes.NewReader(body)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		cancel()
@@ -141,16 +127,7 @@ func (c *Cloner) Start(req CloneRequest) (CloneJob, error) {
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 8 << 10}
 	if err := cmd.Start(); err != nil {
 		cancel()
-		if passW != nil {
-			passW.Close()
-		}
 		return CloneJob{}, fmt.Errorf("starting %s: %w", byz, err)
-	}
-	if passW != nil {
-		go func() {
-			fmt.Fprintln(passW, req.Passphrase)
-			passW.Close()
-		}()
 	}
 	now := time.Now().UTC()
 	c.job = CloneJob{State: "running", Target: req.Target, Phase: "starting", Started: &now}
@@ -166,15 +143,7 @@ func (c *Cloner) follow(cmd *exec.Cmd, out interface{ Read([]byte) (int, error) 
 	sc := bufio.NewScanner(out)
 	lastErr := ""
 	for sc.Scan() {
-		var p struct {
-			Phase string  `json:"phase"`
-			File  string  `json:"file"`
-			Bytes int64   `json:"bytes"`
-			Total int64   `json:"total"`
-			Rate  float64 `json:"rate"`
-			ETA   float64 `json:"eta_s"`
-			Error string  `json:"error"`
-		}
+		var p cloneapi.Event
 		if json.Unmarshal(sc.Bytes(), &p) != nil {
 			continue
 		}

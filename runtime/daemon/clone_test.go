@@ -5,21 +5,23 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"byzantium/image/clone/cloneapi"
 )
 
 // fakeByz writes a stand-in for byz clone: it records its arguments and
-// what it reads on fd 3 (the passphrase), prints progress lines, and
+// the request it reads on its standard input, prints progress lines, and
 // succeeds or fails as told.
-func fakeByz(t *testing.T, fail bool) (path, argsFile, passFile string) {
+func fakeByz(t *testing.T, fail bool) (path, argsFile, reqFile string) {
 	t.Helper()
 	dir := t.TempDir()
-	argsFile, passFile = filepath.Join(dir, "args"), filepath.Join(dir, "pass")
-	script := "#!/bin/sh\necho \"$@\" > " + argsFile + "\n" +
-		"case \"$*\" in *passphrase-file*) cat /proc/self/fd/3 > " + passFile + ";; esac\n" +
+	argsFile, reqFile = filepath.Join(dir, "args"), filepath.Join(dir, "request")
+	script := "#!/bin/sh\necho \"$@\" > " + argsFile + "\ncat > " + reqFile + "\n" +
 		`echo '{"phase":"write","file":"byzantium/base/000-busybox.xzm","bytes":1048576,"total":4194304,"rate":524288,"eta_s":6}'` + "\n" +
 		"sleep 0.3\n"
 	if fail {
@@ -31,7 +33,23 @@ func fakeByz(t *testing.T, fail bool) (path, argsFile, passFile string) {
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return path, argsFile, passFile
+	return path, argsFile, reqFile
+}
+
+// sentRequest decodes the request byzd handed byz, as byz clone
+// --request - does.
+func sentRequest(t *testing.T, reqFile string) cloneapi.Request {
+	t.Helper()
+	f, err := os.Open(reqFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	req, err := cloneapi.Decode(f)
+	if err != nil {
+		t.Fatalf("byz clone would refuse the request byzd sent: %v", err)
+	}
+	return req
 }
 
 func waitJob(t *testing.T, c *Cloner, state string) CloneJob {
@@ -46,7 +64,7 @@ func waitJob(t *testing.T, c *Cloner, state string) CloneJob {
 }
 
 func TestCloner(t *testing.T) {
-	byz, argsFile, passFile := fakeByz(t, false)
+	byz, argsFile, reqFile := fakeByz(t, false)
 	c := &Cloner{Byz: byz, Log: slog.New(slog.DiscardHandler)}
 	if j := c.Job(); j.State != "idle" {
 		t.Errorf("a new cloner: %+v", j)
@@ -67,14 +85,26 @@ func TestCloner(t *testing.T) {
 		t.Errorf("done: %+v", j)
 	}
 	args, _ := os.ReadFile(argsFile)
-	if got := strings.TrimSpace(string(args)); got != "clone /dev/sdb --yes --progress=json --save-size 256M --with-state --encrypt --passphrase-file /proc/self/fd/3 --kdf-memory 65536K --kdf-time 1" {
+	if got := strings.TrimSpace(string(args)); got != "clone --request - --yes --progress=json" {
 		t.Errorf("byz was run with %q", got)
 	}
-	if pass, _ := os.ReadFile(passFile); string(pass) != "new stick pass\n" {
-		t.Errorf("the passphrase reached byz as %q", pass)
+	want := cloneapi.Request{Target: "/dev/sdb", SaveSize: 256 << 20, Encrypt: true, Passphrase: "new stick pass",
+		KDFMemoryKiB: kdfMemory(65536), KDFTime: 1, WithState: true}
+	if got := sentRequest(t, reqFile); !reflect.DeepEqual(got, want) {
+		t.Errorf("byz was asked for\n%+v, want\n%+v", got, want)
 	}
 	if strings.Contains(string(args), "new stick pass") {
 		t.Error("the passphrase is on the command line")
+	}
+	// Modules: none ([]) is not all (null).
+	byz, _, reqFile = fakeByz(t, false)
+	c.Byz = byz
+	if _, err := c.Start(CloneRequest{Target: "/dev/sdc", Modules: []string{}, SaveSizeBytes: 100<<20 + 5}); err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, c, "done")
+	if got := sentRequest(t, reqFile); got.Modules == nil || len(got.Modules) != 0 || got.Encrypt || got.SaveSize != 100<<20 {
+		t.Errorf("no optional modules, a save.dat in whole MiB: %+v", got)
 	}
 
 	byz, _, _ = fakeByz(t, true)
@@ -132,7 +162,7 @@ func TestListDisks(t *testing.T) {
 // login, before it expires.
 func TestClonePanel(t *testing.T) {
 	tw := newTestWeb(t)
-	byz, argsFile, passFile := fakeByz(t, false)
+	byz, argsFile, reqFile := fakeByz(t, false)
 	tw.Cloner.Byz = byz
 	for f, v := range map[string]string{"size": "2097152", "removable": "1", "device/model": "Stick 3000", "device/vpd_pg80": "\x00\x80\x00\x05SER42"} {
 		p := filepath.Join(tw.Root, "sys/block/sdb", f)
@@ -195,11 +225,11 @@ func TestClonePanel(t *testing.T) {
 	if r := tw.do(t, c, "GET", "/clone", nil, nil); r.hdr.Get("Refresh") != "" || !strings.Contains(r.body, "the stick is ready") {
 		t.Errorf("once done: Refresh %q", r.hdr.Get("Refresh"))
 	}
-	if args, _ := os.ReadFile(argsFile); !strings.Contains(string(args), "clone /dev/sdb --yes --progress=json --save-size 128M --with-state --encrypt --passphrase-file") {
+	if args, _ := os.ReadFile(argsFile); string(args) != "clone --request - --yes --progress=json\n" {
 		t.Errorf("byz clone ran with %q", args)
 	}
-	if got, _ := os.ReadFile(passFile); string(got) != pass+"\n" {
-		t.Errorf("byz clone read the passphrase %q", got)
+	if got := sentRequest(t, reqFile); got.Target != "/dev/sdb" || got.SaveSize != 128<<20 || !got.WithState || !got.Encrypt || got.Passphrase != pass {
+		t.Errorf("byz clone was asked for %+v", got)
 	}
 	// Once used, the nonce is gone.
 	if r := confirm(c, csrf, nonce); r.code != http.StatusBadRequest {
