@@ -29,7 +29,6 @@ type pkg struct {
 // graph is every package of the module and everything it links, for one
 // build configuration.
 type graph struct {
-	cgo  bool
 	pkgs map[string]*pkg
 }
 
@@ -62,7 +61,7 @@ func loadGraph(t *testing.T, cgo bool) *graph {
 	if err != nil {
 		t.Fatalf("go list -deps (%s): %v\n%s", cgoEnv, err, stderr.Bytes())
 	}
-	g := &graph{cgo: cgo, pkgs: map[string]*pkg{}}
+	g := &graph{pkgs: map[string]*pkg{}}
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
 		p := new(pkg)
