@@ -195,3 +195,96 @@ func TestModuleFiles(t *testing.T) {
 		t.Errorf("load list %s = %q", files[2].Path, files[2].Data)
 	}
 }
+
+// TestCPIOOracle reads the archive, as shipped (zstd), with the reference
+// tools instead of the library that wrote it: zstd decompresses it, GNU
+// cpio lists it (`cpio -tv`) and unpacks it (`cpio -i`), as the kernel's
+// unpacker would.
+func TestCPIOOracle(t *testing.T) {
+	zstdTool, cpioTool := testenv.RequireTool(t, "zstd"), testenv.RequireTool(t, "cpio")
+	epoch := time.Unix(1700000000, 0)
+	var archive bytes.Buffer
+	if err := Write(&archive, sampleFiles(t), Options{ModTime: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	unzstd := exec.Command(zstdTool, "-d", "-c")
+	unzstd.Stdin = &archive
+	raw, err := unzstd.Output()
+	if err != nil {
+		t.Fatalf("zstd -d: %v", err)
+	}
+
+	// The listing: mode, owner, size and name of each entry, in order.
+	cmd := exec.Command(cpioTool, "-t", "-v", "--numeric-uid-gid", "--quiet")
+	cmd.Stdin = bytes.NewReader(raw)
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cpio -t: %v\n%s", err, out)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		// drwxr-xr-x   2 0        0               0 Nov 14  2023 bin
+		f := strings.Fields(l)
+		if len(f) < 9 {
+			t.Fatalf("cpio -t line %q", l)
+		}
+		got = append(got, strings.Join(append([]string{f[0], f[2], f[3], f[4]}, f[8:]...), " "))
+	}
+	want := []string{
+		"drwxr-xr-x 0 0 0 bin",
+		"lrwxrwxrwx 0 0 7 bin/sh -> busybox",
+		"drwxr-xr-x 0 0 0 dev",
+		"-rw-rw-rw- 0 0 0 dev/null",
+		"drwxr-xr-x 0 0 0 etc",
+		"drwx------ 0 0 0 etc/byz",
+		"-rwxr-xr-x 0 0 10 init",
+		"drwxr-xr-x 0 0 0 lib",
+		"drwxr-xr-x 0 0 0 lib/modules",
+		"drwxr-xr-x 0 0 0 lib/modules/6.1",
+		"drwxr-xr-x 0 0 0 lib/modules/6.1/kernel",
+		"drwxr-xr-x 0 0 0 lib/modules/6.1/kernel/fs",
+		"-rw-r--r-- 0 0 2 lib/modules/6.1/kernel/fs/isofs.ko",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("cpio -tv:\n got %q\nwant %q", got, want)
+	}
+
+	// Unpacked: the bodies, modes, link targets and file times.
+	dir := t.TempDir()
+	cmd = exec.Command(cpioTool, "-i", "-d", "--preserve-modification-time", "--no-absolute-filenames", "--quiet")
+	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(raw)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cpio -i: %v\n%s", err, out)
+	}
+	for _, f := range []struct {
+		path string
+		mode os.FileMode
+		body string
+	}{
+		{"init", 0o755, "#!/bin/sh\n"},
+		{"lib/modules/6.1/kernel/fs/isofs.ko", 0o644, "ko"},
+		{"dev/null", 0o666, ""},
+	} {
+		p := filepath.Join(dir, f.path)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Errorf("cpio -i: %v", err)
+			continue
+		}
+		if fi.Mode() != f.mode || !fi.ModTime().Equal(epoch) {
+			t.Errorf("cpio -i: %s is %v at %v, want %v at %v", f.path, fi.Mode(), fi.ModTime(), f.mode, epoch)
+		}
+		if b, err := os.ReadFile(p); err != nil || string(b) != f.body {
+			t.Errorf("cpio -i: %s holds %q (%v), want %q", f.path, b, err, f.body)
+		}
+	}
+	if target, err := os.Readlink(filepath.Join(dir, "bin/sh")); err != nil || target != "busybox" {
+		t.Errorf("cpio -i: bin/sh → %q (%v), want busybox", target, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "etc/byz")); err != nil {
+		t.Errorf("cpio -i: %v", err)
+	} else if fi.Mode() != os.ModeDir|0o700 {
+		t.Errorf("cpio -i: etc/byz is %v, want a folder 0700", fi.Mode())
+	}
+}

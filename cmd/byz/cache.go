@@ -16,6 +16,8 @@ func newCacheCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cache",
 		Short: "Look after the build cache",
+		Example: `  byz cache prune --dry-run
+  byz cache prune --unused-for 7d`,
 	}
 	c.AddCommand(newCachePruneCmd())
 	return c

@@ -36,6 +36,8 @@ an admin password yet opens no shell: set one on the panel's setup page.
 
 Serial ports are often reachable over IPMI or serial-over-LAN: see
 docs/security.md for what the console setting protects and what it does not.`,
+		Example: `  ttyS0::respawn:/usr/bin/byz console     # the line byz build writes into /etc/inittab
+  byz console --shell /bin/bash`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if socket == "" {

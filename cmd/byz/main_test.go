@@ -5,10 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"byzantium/ci/testenv"
 	"byzantium/image/usbimg"
@@ -57,12 +60,32 @@ func byz(t *testing.T, cred *syscall.Credential, args ...string) result {
 	return result{out.String(), errb.String(), code}
 }
 
+// TestHelpHasExamples: every command of the cobra tree, walked rather
+// than listed so that a new one cannot be forgotten, prints an Examples
+// section in its --help. cobra's own help and completion commands are
+// left out: their help is cobra's.
 func TestHelpHasExamples(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"module", "create", "--help"}, {"module", "ls", "--help"},
-		{"module", "info", "--help"}, {"module", "extract", "--help"}, {"module", "deps", "--help"},
-		{"persist", "create", "--help"}, {"persist", "passphrase", "--help"}, {"persist", "resize", "--help"},
-		{"persist", "save", "--help"}, {"persist", "snapshot", "--help"},
-		{"node", "--help"}, {"node", "status", "--help"}, {"node", "modules", "--help"}, {"node", "activate", "--help"}, {"node", "deactivate", "--help"}, {"node", "services", "--help"}, {"node", "enable", "--help"}, {"node", "disable", "--help"}, {"node", "restart", "--help"}, {"node", "logs", "--help"}, {"clone", "--help"}} {
+	var paths [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		if c.Hidden || len(path) == 1 && (c.Name() == "help" || c.Name() == "completion") {
+			return
+		}
+		paths = append(paths, path)
+		for _, sub := range c.Commands() {
+			walk(sub, append(slices.Clip(path), sub.Name()))
+		}
+	}
+	root := newRootCmd()
+	for _, c := range root.Commands() {
+		walk(c, []string{c.Name()})
+	}
+	paths = append(paths, nil) // byz itself
+	if len(paths) < 30 {
+		t.Fatalf("walked only %d commands: %v", len(paths), paths)
+	}
+	for _, path := range paths {
+		args := append(slices.Clip(path), "--help")
 		r := byz(t, nil, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
 			t.Errorf("byz %v: exit %d, no Examples section:\n%s", args, r.code, r.stdout)

@@ -21,6 +21,9 @@ func newModuleCmd() *cobra.Command {
 		Short: "Create and inspect modules (SquashFS .xzm files)",
 		Long: `A module is a SquashFS image (NNN-name.xzm) that Byzantium stacks with overlayfs.
 Each carries a manifest at /usr/share/byzantium/modules/<name>.json.`,
+		Example: `  byz module create rootfs/ -o 010-base.xzm
+  byz module info 010-base.xzm
+  byz module deps out/`,
 	}
 	c.AddCommand(newModuleCreateCmd(), newModuleLsCmd(), newModuleInfoCmd(), newModuleExtractCmd(), newModuleDepsCmd())
 	c.AddCommand(newModuleFetchCmd())

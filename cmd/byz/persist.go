@@ -30,6 +30,9 @@ func newPersistCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "persist",
 		Short: "Make and manage persistence stores (save.dat)",
+		Example: `  byz persist create --media /media/stick --size 1G --encrypt
+  byz persist resize /media/stick/byzantium/changes/save.dat --size 2G
+  byz persist save                # on a running node`,
 	}
 	c.AddCommand(newPersistCreateCmd(), newPersistPassphraseCmd(), newPersistSaveCmd(), newPersistSnapshotCmd(), newPersistResizeCmd())
 	return c

@@ -17,6 +17,8 @@ func newRunCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run built images",
+		Example: `  byz run qemu byzantium.iso
+  byz run qemu byzantium.img --as usb --uefi --forward 8443:443`,
 	}
 	c.AddCommand(newRunQemuCmd())
 	return c

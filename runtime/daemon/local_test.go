@@ -15,6 +15,8 @@ import (
 	"byzantium/overlays"
 
 	"golang.org/x/sys/unix"
+
+	"byzantium/ci/testenv"
 )
 
 // localClient talks HTTP to the unix socket at sock.
@@ -104,9 +106,7 @@ func TestLocalSave(t *testing.T) {
 // byz-init mounts the media, read-only as byz-init leaves it) and checks
 // every refusal.
 func TestLocalSaveDat(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount the media's stand-in")
-	}
+	testenv.RequireRoot(t) // to mount the media's stand-in
 	root := t.TempDir()
 	c, _ := serveLocal(t, root)
 	var e ErrorBody
