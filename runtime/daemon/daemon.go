@@ -1,7 +1,3 @@
-// Package daemon is byzd, the node's control daemon: it brings up wired
-// networking, keeps the node's TLS certificate and serves the panel and
-// the JSON API over HTTPS (and the API on a root-only unix socket), while
-// plain HTTP only redirects.
 package daemon
 
 import (
