@@ -22,7 +22,7 @@ import (
 
 	"byzantium/ci/qemu"
 	"byzantium/runtime/auth"
-	"byzantium/runtime/daemon"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/tlscert"
 )
 
@@ -63,10 +63,10 @@ func withCredential(opts qemu.Options) qemu.Options {
 
 // nodeStatus logs in to the node at base (pinned to the certificate fp)
 // with password and returns GET /api/v1/status.
-func nodeStatus(ctx context.Context, t testing.TB, base, fp, password string) daemon.Status {
+func nodeStatus(ctx context.Context, t testing.TB, base, fp, password string) nodeapi.Status {
 	t.Helper()
 	n := &liveNode{base: base, fp: fp, c: pinnedClient(ctx, t, base, fp)}
-	var st daemon.Status
+	var st nodeapi.Status
 	if code, body := call(t, n.c, "GET", base+"/api/v1/status", nil, n.login(t, password), &st); code != http.StatusOK {
 		t.Fatalf("GET /api/v1/status: %d %s", code, body)
 	}

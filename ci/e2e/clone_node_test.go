@@ -18,6 +18,7 @@ import (
 	"byzantium/ci/qemu"
 	"byzantium/ci/testenv"
 	"byzantium/runtime/daemon"
+	"byzantium/runtime/nodeapi"
 )
 
 // blankDisk makes a sparse file of size bytes.
@@ -65,7 +66,7 @@ func TestCloneNode(t *testing.T) {
 	// The node's identity, which a clone must not share: the console
 	// prints it, and the (authenticated) status says the same.
 	origID := consoleNodeID(t, vm)
-	var orig daemon.Status
+	var orig nodeapi.Status
 	if code, body := call(t, c, "GET", base+"/api/v1/status", nil, auth, &orig); code != http.StatusOK || orig.NodeID != origID {
 		t.Fatalf("status: %d %s; the console's node id %q", code, body, origID)
 	}

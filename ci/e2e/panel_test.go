@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"byzantium/ci/qemu"
-	"byzantium/runtime/daemon"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/tlscert"
 )
 
@@ -117,11 +117,11 @@ func TestPanelLogin(t *testing.T) {
 				t.Errorf("anonymous panel page: %d", code)
 			}
 			if provisioned {
-				var login daemon.LoginResult
+				var login nodeapi.LoginResult
 				if code, body := call(t, c, "POST", base+"/api/v1/login", strings.NewReader(`{"password":"`+password+`"}`), nil, &login); code != http.StatusOK {
 					t.Fatalf("API login: %d %s", code, body)
 				}
-				var st daemon.Status
+				var st nodeapi.Status
 				if code, body := call(t, c, "GET", base+"/api/v1/status", nil, map[string]string{"Authorization": "Bearer " + login.Token}, &st); code != http.StatusOK ||
 					st.Node == "" || st.Memory.TotalBytes == 0 || st.Persistence == nil || st.Persistence.Mode != "ram" || len(st.Interfaces) == 0 {
 					t.Errorf("API status: %d %s", code, body)
@@ -219,7 +219,7 @@ func bootNode(ctx context.Context, t testing.TB, opts qemu.Options, httpsPort in
 // token.
 func (n *liveNode) login(t testing.TB, password string) map[string]string {
 	t.Helper()
-	var login daemon.LoginResult
+	var login nodeapi.LoginResult
 	if code, body := call(t, n.c, "POST", n.base+"/api/v1/login", strings.NewReader(`{"password":"`+password+`"}`), nil, &login); code != http.StatusOK {
 		t.Fatalf("login: %d %s", code, body)
 	}
@@ -257,7 +257,7 @@ func TestServiceIRC(t *testing.T) {
 	auth := n.login(t, password)
 	ircAddr := fmt.Sprintf("127.0.0.1:%d", irc)
 
-	var mods []daemon.ModuleInfo
+	var mods []nodeapi.ModuleInfo
 	if code, body := call(t, c, "GET", base+"/api/v1/modules", nil, auth, &mods); code != http.StatusOK {
 		t.Fatalf("modules: %d %s", code, body)
 	}
@@ -270,11 +270,11 @@ func TestServiceIRC(t *testing.T) {
 	if !found {
 		t.Fatalf("no inactive optional ngircd module among %+v", mods)
 	}
-	var si daemon.ServiceInfo
+	var si nodeapi.ServiceInfo
 	if code, body := call(t, c, "POST", base+"/api/v1/services/ngircd/enable", nil, auth, nil); code != http.StatusConflict || !strings.Contains(body, "activate it first") {
 		t.Errorf("enable before activation: %d %s", code, body)
 	}
-	var ch daemon.ModuleChange
+	var ch nodeapi.ModuleChange
 	if code, body := call(t, c, "POST", base+"/api/v1/modules/ngircd/activate", nil, auth, &ch); code != http.StatusOK || strings.Join(ch.Activated, ",") != "ngircd" {
 		t.Fatalf("activate: %d %s", code, body)
 	}
@@ -339,7 +339,7 @@ func TestServiceIRC(t *testing.T) {
 	if _, err := ircRegister(ircAddr, "late"); err == nil {
 		t.Error("IRC still answers after the module was deactivated")
 	}
-	var svcs []daemon.ServiceInfo
+	var svcs []nodeapi.ServiceInfo
 	if code, _ := call(t, c, "GET", base+"/api/v1/services", nil, auth, &svcs); code != http.StatusOK || len(svcs) != 1 || svcs[0].State != "stopped" || svcs[0].Enabled {
 		t.Errorf("services after deactivation: %+v", svcs)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"byzantium/ci/qemu"
 	"byzantium/ci/testenv"
-	"byzantium/runtime/daemon"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/savedat"
 )
 
@@ -166,7 +166,7 @@ func TestPersistenceCorruptStore(t *testing.T) {
 // console, in order, and byzd's certificate, and returns the VM and the
 // node's status once /healthz answers. The console's "byzd: serving"
 // line is left for the caller (writeAndCrash waits for it).
-func bootWithoutPersistence(ctx context.Context, t *testing.T, opts qemu.Options, warn ...string) (*qemu.VM, daemon.Status) {
+func bootWithoutPersistence(ctx context.Context, t *testing.T, opts qemu.Options, warn ...string) (*qemu.VM, nodeapi.Status) {
 	t.Helper()
 	port := freePort(t)
 	opts.Forward = []string{fmt.Sprintf("%d:443", port)}

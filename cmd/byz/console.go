@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"byzantium/runtime/nodeapi"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,8 +15,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"byzantium/runtime/daemon"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -41,7 +40,7 @@ docs/security.md for what the console setting protects and what it does not.`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if socket == "" {
-				socket = daemon.DefaultSocket
+				socket = nodeapi.DefaultSocket
 			}
 			node, _ := os.Hostname()
 			l := &consoleLogin{in: bufio.NewReader(os.Stdin), out: os.Stdout, node: node, socket: socket,
@@ -56,7 +55,7 @@ docs/security.md for what the console setting protects and what it does not.`,
 			return fmt.Errorf("starting %s: %w", shell, syscall.Exec(shell, []string{argv0}, os.Environ()))
 		},
 	}
-	cmd.Flags().StringVar(&socket, "socket", "", "byzd's socket (default "+daemon.DefaultSocket+")")
+	cmd.Flags().StringVar(&socket, "socket", "", "byzd's socket (default "+nodeapi.DefaultSocket+")")
 	cmd.Flags().StringVar(&shell, "shell", "/bin/sh", "the shell to start once the password is right")
 	return cmd
 }
@@ -64,7 +63,7 @@ docs/security.md for what the console setting protects and what it does not.`,
 // consoleVerdict is byzd's answer to a console password.
 type consoleVerdict struct {
 	status int // 0: byzd did not answer
-	answer daemon.ConsoleLoginAnswer
+	answer nodeapi.ConsoleLoginAnswer
 }
 
 // consoleLogin asks for the admin password until byzd says it is right.
@@ -156,12 +155,12 @@ func socketCheck(socket string) func(ctx context.Context, password []byte) (cons
 			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "unix", socket)
 		}}}
 	return func(ctx context.Context, password []byte) (consoleVerdict, error) {
-		body, err := json.Marshal(daemon.ConsoleLoginRequest{Password: string(password)})
+		body, err := json.Marshal(nodeapi.ConsoleLoginRequest{Password: string(password)})
 		if err != nil {
 			return consoleVerdict{}, err
 		}
 		defer clear(body)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://byzd"+daemon.ConsoleLoginPath, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://byzd"+nodeapi.ConsoleLoginPath, bytes.NewReader(body))
 		if err != nil {
 			return consoleVerdict{}, err
 		}

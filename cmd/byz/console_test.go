@@ -16,6 +16,7 @@ import (
 
 	"byzantium/runtime/auth"
 	"byzantium/runtime/daemon"
+	"byzantium/runtime/nodeapi"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,7 +31,7 @@ func consoleNode(t *testing.T) (string, *auth.Store) {
 		t.Fatal(err)
 	}
 	st.SetHashParams(auth.HashParams{Time: 1, Memory: 64, Threads: 1})
-	settings := daemon.OpenSettings(state, daemon.SettingsValues{NodeName: "mesh-1", Language: "en"}, nil)
+	settings := daemon.OpenSettings(state, nodeapi.SettingsValues{NodeName: "mesh-1", Language: "en"}, nil)
 	log := slog.New(slog.DiscardHandler)
 	w := &daemon.Web{Auth: st, Log: log, Ring: daemon.NewLogRing(10), Root: t.TempDir(), Settings: settings}
 	h, err := w.LocalHandler()

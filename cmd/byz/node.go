@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"byzantium/internal/bytesize"
-	"byzantium/runtime/daemon"
+	"byzantium/runtime/nodeapi"
 )
 
 // nodeCLI is what the node subcommands share: the persistent flags, and
@@ -26,7 +26,7 @@ import (
 type nodeCLI struct {
 	conn   nodeConn
 	asJSON bool
-	client *nodeClient
+	client *nodeapi.Client
 }
 
 func newNodeCmd() *cobra.Command {
@@ -36,7 +36,7 @@ func newNodeCmd() *cobra.Command {
 		Short: "Manage a running node through byzd: status, modules, services, logs",
 		Long: `Ask byzd, the node daemon, about the node and tell it what to do.
 
-On the node itself, byz talks to byzd over its unix socket (` + daemon.DefaultSocket + `),
+On the node itself, byz talks to byzd over its unix socket (` + nodeapi.DefaultSocket + `),
 which only root can use; no login is needed. From another machine, give
 --url https://HOST[:PORT] with an API token (--token, or BYZ_TOKEN in the
 environment: make one on the panel's Tokens page) and the fingerprint of the
@@ -60,7 +60,7 @@ trusts exactly the one whose fingerprint you give, and nothing else.
 	}
 	pf := c.PersistentFlags()
 	pf.StringVar(&n.conn.URL, "url", "", "a remote node's API, https://HOST[:PORT] (default: this node's local socket)")
-	pf.StringVar(&n.conn.Socket, "socket", daemon.DefaultSocket, "byzd's local socket")
+	pf.StringVar(&n.conn.Socket, "socket", nodeapi.DefaultSocket, "byzd's local socket")
 	pf.StringVar(&n.conn.Token, "token", "", "an API token for --url (default $BYZ_TOKEN)")
 	pf.StringVar(&n.conn.Fingerprint, "fingerprint", "", "the SHA-256 fingerprint of the node's certificate, for --url")
 	pf.BoolVar(&n.asJSON, "json", false, "print byzd's JSON answer instead of text")
@@ -72,7 +72,7 @@ trusts exactly the one whose fingerprint you give, and nothing else.
 // call sends a request and decodes the answer into out, or with --json
 // prints it; printed reports whether it did.
 func (n *nodeCLI) call(cmd *cobra.Command, method, path string, out any) (printed bool, err error) {
-	body, err := n.client.callJSON(cmd.Context(), method, path, out)
+	body, err := n.client.Call(cmd.Context(), method, path, nil, out)
 	if err != nil {
 		return false, fmt.Errorf("node %s: %w", cmd.Name(), err)
 	}
@@ -90,7 +90,7 @@ func (n *nodeCLI) statusCmd() *cobra.Command {
   byz node status --json | jq .persistence`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st daemon.Status
+			var st nodeapi.Status
 			if done, err := n.call(cmd, http.MethodGet, "/api/v1/status", &st); done || err != nil {
 				return err
 			}
@@ -110,7 +110,7 @@ func (n *nodeCLI) modulesCmd() *cobra.Command {
   byz node modules --json | jq -r '.[] | select(.folder == "optional") | .name'`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var mods []daemon.ModuleInfo
+			var mods []nodeapi.ModuleInfo
 			if done, err := n.call(cmd, http.MethodGet, "/api/v1/modules", &mods); done || err != nil {
 				return err
 			}
@@ -125,7 +125,7 @@ func (n *nodeCLI) modulesCmd() *cobra.Command {
 	}
 }
 
-func moduleState(m daemon.ModuleInfo) string {
+func moduleState(m nodeapi.ModuleInfo) string {
 	switch {
 	case m.Loaded:
 		return "loaded"
@@ -146,7 +146,7 @@ stays active until deactivated or until the node reboots.`,
   byz node --url https://10.0.0.1 --fingerprint 4D:43:… activate ngircd`,
 		Args: argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var ch daemon.ModuleChange
+			var ch nodeapi.ModuleChange
 			if done, err := n.call(cmd, http.MethodPost, "/api/v1/modules/"+url.PathEscape(args[0])+"/activate", &ch); done || err != nil {
 				return err
 			}
@@ -176,12 +176,12 @@ scripts; without a terminal, --cascade needs it).`,
 			if cascaded {
 				path += "?cascade=true"
 			}
-			var ch daemon.ModuleChange
-			body, err := n.client.callJSON(cmd.Context(), http.MethodPost, path, &ch)
-			var ae *apiError
-			var conflict daemon.ModuleConflict
-			if !cascaded && errors.As(err, &ae) && ae.status == http.StatusConflict &&
-				json.Unmarshal(ae.body, &conflict) == nil && len(conflict.RequiredBy) > 0 {
+			var ch nodeapi.ModuleChange
+			body, err := n.client.Call(cmd.Context(), http.MethodPost, path, nil, &ch)
+			var ae *nodeapi.Error
+			var conflict nodeapi.ModuleConflict
+			if !cascaded && errors.As(err, &ae) && ae.Status == http.StatusConflict &&
+				json.Unmarshal(ae.Body, &conflict) == nil && len(conflict.RequiredBy) > 0 {
 				if !cascade {
 					return fmt.Errorf("node deactivate: %w\n%s is needed by: %s\nto deactivate those too: byz node deactivate %s --cascade",
 						err, name, strings.Join(conflict.RequiredBy, ", "), name)
@@ -194,7 +194,7 @@ scripts; without a terminal, --cascade needs it).`,
 					name, strings.Join(also, ", "))); err != nil {
 					return err
 				}
-				body, err = n.client.callJSON(cmd.Context(), http.MethodPost, path+"?cascade=true", &ch)
+				body, err = n.client.Call(cmd.Context(), http.MethodPost, path+"?cascade=true", nil, &ch)
 			}
 			if err != nil {
 				return fmt.Errorf("node deactivate: %w", err)
@@ -214,8 +214,8 @@ scripts; without a terminal, --cascade needs it).`,
 // dependents returns direct and the modules that, transitively, need
 // them: all that a cascade takes down with it.
 func (n *nodeCLI) dependents(ctx context.Context, direct []string) ([]string, error) {
-	var mods []daemon.ModuleInfo
-	if _, err := n.client.callJSON(ctx, http.MethodGet, "/api/v1/modules", &mods); err != nil {
+	var mods []nodeapi.ModuleInfo
+	if _, err := n.client.Call(ctx, http.MethodGet, "/api/v1/modules", nil, &mods); err != nil {
 		return nil, err
 	}
 	by := map[string][]string{}
@@ -257,7 +257,7 @@ func confirm(cmd *cobra.Command, what string) error {
 }
 
 // writeChange says what an activation or deactivation did.
-func writeChange(w io.Writer, name string, ch daemon.ModuleChange) {
+func writeChange(w io.Writer, name string, ch nodeapi.ModuleChange) {
 	if len(ch.Activated)+len(ch.Deactivated) == 0 {
 		fmt.Fprintf(w, "byz: %s: nothing to change\n", name)
 	}
@@ -284,7 +284,7 @@ failing service is shown below the table.`,
   byz node services --json | jq '.[] | {name, state, last_error}'`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var svcs []daemon.ServiceInfo
+			var svcs []nodeapi.ServiceInfo
 			if done, err := n.call(cmd, http.MethodGet, "/api/v1/services", &svcs); done || err != nil {
 				return err
 			}
@@ -308,7 +308,7 @@ failing service is shown below the table.`,
 	}
 }
 
-func serviceState(s daemon.ServiceInfo) string {
+func serviceState(s nodeapi.ServiceInfo) string {
 	if !s.Available {
 		return "unavailable"
 	}
@@ -337,7 +337,7 @@ loaded or active.`
 		Example: fmt.Sprintf("  byz node %s ngircd\n  byz node %s ngircd --json | jq .state", action, action),
 		Args:    argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var s daemon.ServiceInfo
+			var s nodeapi.ServiceInfo
 			path := "/api/v1/services/" + url.PathEscape(args[0]) + "/" + action
 			if printed, err := n.call(cmd, http.MethodPost, path, &s); printed || err != nil {
 				return err
@@ -377,7 +377,7 @@ lines each, and start again at each boot.`,
 			if last > 0 {
 				path += "?last=" + strconv.Itoa(last)
 			}
-			var lines []daemon.LogLine
+			var lines []nodeapi.LogLine
 			if done, err := n.call(cmd, http.MethodGet, path, &lines); done || err != nil {
 				return err
 			}
@@ -394,7 +394,7 @@ lines each, and start again at each boot.`,
 
 // writeStatus prints the status as "key  value" lines, the persistence
 // warning first.
-func writeStatus(w io.Writer, st daemon.Status) {
+func writeStatus(w io.Writer, st nodeapi.Status) {
 	if p := st.Persistence; p != nil && p.Warning != "" {
 		fmt.Fprintf(w, "WARNING: persistence is OFF: %s\nWARNING: changes made now are lost at shutdown\n\n", p.Warning)
 	}
@@ -435,7 +435,7 @@ func writeStatus(w io.Writer, st daemon.Status) {
 }
 
 // persistence describes where the node keeps its changes.
-func persistence(p *daemon.Persistence) string {
+func persistence(p *nodeapi.Persistence) string {
 	if p == nil {
 		return "unknown (not booted by byz-init)"
 	}

@@ -2,30 +2,23 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"syscall"
-	"time"
 
-	"byzantium/runtime/daemon"
-	"byzantium/runtime/tlscert"
+	"byzantium/runtime/nodeapi"
 )
 
 // nodeConn says how to reach byzd: the node command's persistent flags.
 // The zero value is the local socket.
 type nodeConn struct {
 	URL         string // https://HOST[:PORT]; "" means Socket
-	Socket      string // "" means daemon.DefaultSocket
+	Socket      string // "" means nodeapi.DefaultSocket
 	Token       string // "" means $BYZ_TOKEN; sent over HTTPS only
 	Fingerprint string // the certificate's SHA-256, as byzd prints it
 }
@@ -39,46 +32,11 @@ On the node, 'byz node logs | grep fingerprint' finds it too while byzd's
 log still holds that line. A browser shows the same value for the panel's
 certificate: compare it with the console's once.`
 
-// nodeClient sends requests to byzd's API.
-type nodeClient struct {
-	base  string // "http://byzd" over the socket, "https://HOST:PORT"
-	where string // for messages: the socket's path or the URL
-	token string
-	local bool
-	hc    *http.Client
-}
-
-// apiError is a non-2xx answer: the API's message, and its body for the
-// callers that read more than the message (a 409 ModuleConflict).
-type apiError struct {
-	status int
-	msg    string
-	body   []byte
-}
-
-func (e *apiError) Error() string { return e.msg }
-
-// fingerprintError is a node presenting another certificate than the one
-// pinned with --fingerprint.
-type fingerprintError struct{ got, want string }
-
-func (e *fingerprintError) Error() string {
-	return fmt.Sprintf("the node's certificate has the fingerprint\n  %s\nnot the one given with --fingerprint:\n  %s\n"+
-		"compare with the fingerprint on the node's console; if they differ, the connection may be intercepted", e.got, e.want)
-}
-
 // client checks c and returns a client for it. Mistakes in the flags
 // are usage errors.
-func (c nodeConn) client() (*nodeClient, error) {
+func (c nodeConn) client() (*nodeapi.Client, error) {
 	if c.URL == "" {
-		sock := c.Socket
-		if sock == "" {
-			sock = daemon.DefaultSocket
-		}
-		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "unix", sock)
-		}}
-		return &nodeClient{base: "http://byzd", where: sock, local: true, hc: &http.Client{Transport: tr}}, nil
+		return nodeapi.LocalClient(c.Socket), nil
 	}
 	base, err := parseNodeURL(c.URL)
 	if err != nil {
@@ -98,28 +56,7 @@ func (c nodeConn) client() (*nodeClient, error) {
 	if token == "" {
 		return nil, usageError{errors.New("--url needs an API token: --token TOKEN or BYZ_TOKEN in the environment (make one on the panel's Tokens page)")}
 	}
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		TLSHandshakeTimeout: 10 * time.Second,
-		TLSClientConfig: &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			// The certificate is self-signed and names the node, not
-			// the address used: instead of a chain and a host name,
-			// VerifyConnection (run on every handshake, resumed or
-			// not) accepts exactly the pinned certificate.
-			InsecureSkipVerify: true,
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) == 0 {
-					return errors.New("the node sent no certificate")
-				}
-				if got := tlscert.Fingerprint(cs.PeerCertificates[0].Raw); got != want {
-					return &fingerprintError{got: got, want: want}
-				}
-				return nil
-			},
-		},
-	}
-	return &nodeClient{base: base, where: base, token: token, hc: &http.Client{Transport: tr}}, nil
+	return nodeapi.RemoteClient(base, want, token), nil
 }
 
 // parseNodeURL accepts https://HOST[:PORT] or HOST[:PORT] and returns
@@ -160,94 +97,6 @@ func normalizeFingerprint(s string) (string, error) {
 		fmt.Fprintf(&out, "%02X", c)
 	}
 	return out.String(), nil
-}
-
-// call sends one request, with in as its JSON body unless nil, and
-// returns the answer's body. A non-2xx answer is an *apiError carrying
-// the API's message.
-func (c *nodeClient) call(ctx context.Context, method, path string, in any) ([]byte, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, c.transportError(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("byzd (%s): %w", c.where, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		msg := resp.Status
-		var e daemon.ErrorBody
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		if resp.StatusCode == http.StatusUnauthorized && !c.local {
-			msg += " (check --token or BYZ_TOKEN: API tokens are made on the panel's Tokens page)"
-		}
-		return nil, &apiError{status: resp.StatusCode, msg: "byzd: " + msg, body: b}
-	}
-	return b, nil
-}
-
-// transportError says why byzd could not be reached, without the URL
-// net/http repeats, and with a hint for the usual causes.
-func (c *nodeClient) transportError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var fe *fingerprintError
-	if errors.As(err, &fe) {
-		return fmt.Errorf("byzd (%s): %w", c.where, fe)
-	}
-	hint := ""
-	if c.local {
-		switch {
-		case errors.Is(err, os.ErrPermission):
-			hint = " (the socket is root's only: run as root, or use --url)"
-		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED):
-			hint = " (is byzd running? for another node, use --url)"
-		case os.Geteuid() != 0:
-			hint = " (byzd answers root only: run as root, or use --url)"
-		}
-	}
-	return fmt.Errorf("byzd (%s): %w%s", c.where, err, hint)
-}
-
-// callJSON calls and decodes the answer into out, returning the raw body
-// too (printed as is with --json).
-func (c *nodeClient) callJSON(ctx context.Context, method, path string, out any) ([]byte, error) {
-	return c.send(ctx, method, path, nil, out)
-}
-
-// send is callJSON with a JSON request body.
-func (c *nodeClient) send(ctx context.Context, method, path string, in, out any) ([]byte, error) {
-	b, err := c.call(ctx, method, path, in)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return nil, fmt.Errorf("byzd (%s): %s %s: %w", c.where, method, path, err)
-	}
-	return b, nil
 }
 
 // writeIndented prints a JSON body indented, ending with a newline.

@@ -23,42 +23,42 @@ import (
 
 	"byzantium/ci/testenv"
 	"byzantium/overlays"
-	"byzantium/runtime/daemon"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/tlscert"
 )
 
 // The fake node's canned answers.
 var (
-	fakeStatus = daemon.Status{
+	fakeStatus = nodeapi.Status{
 		Node: "mesh-1", Version: "0.3.0", UptimeSeconds: 3*86400 + 4*3600 + 5*60 + 6,
 		Load:   [3]float64{0.1, 0.25, 1},
-		Memory: daemon.Memory{TotalBytes: 2 << 30, AvailableBytes: 1536 << 20},
-		Storage: []daemon.Storage{
+		Memory: nodeapi.Memory{TotalBytes: 2 << 30, AvailableBytes: 1536 << 20},
+		Storage: []nodeapi.Storage{
 			{Name: "root", Path: "/", SizeBytes: 1 << 30, FreeBytes: 512 << 20},
 			{Name: "media", Path: "/run/byz/media", SizeBytes: 16 << 30, FreeBytes: 12 << 30},
 		},
-		Persistence: &daemon.Persistence{Persistence: overlays.Persistence{Mode: "ram", Store: "byzantium/changes/save.dat", Encrypted: true,
+		Persistence: &nodeapi.Persistence{Persistence: overlays.Persistence{Mode: "ram", Store: "byzantium/changes/save.dat", Encrypted: true,
 			Warning: "the passphrase prompt was skipped: booting without persistence, as asked"}, SizeBytes: 1 << 30, FreeBytes: 512 << 20},
-		Interfaces: []daemon.Interface{
+		Interfaces: []nodeapi.Interface{
 			{Name: "lo", Up: true, Addresses: []string{"127.0.0.1/8", "::1/128"}},
 			{Name: "eth0", Up: true, MAC: "52:54:00:12:34:56", Addresses: []string{"10.0.0.1/24"}},
 			{Name: "wlan0", MAC: "02:00:00:00:00:01", Addresses: []string{}},
 		},
 		Modules: []string{"base", "tls"},
 	}
-	fakeModules = []daemon.ModuleInfo{
+	fakeModules = []nodeapi.ModuleInfo{
 		{Name: "base", Version: "1.0", Folder: "base", File: "byzantium/base/000-base.xzm", Loaded: true, Depends: []string{}, Services: []string{}, RequiredBy: []string{"tls"}},
 		{Name: "tls", Version: "3.0.2", Folder: "optional", File: "byzantium/optional/020-tls.xzm", Active: true, Depends: []string{"base"}, RequiredBy: []string{"ngircd"}},
 		{Name: "ngircd", Version: "26.1", Folder: "optional", File: "byzantium/optional/050-ngircd.xzm", Active: true, Depends: []string{"tls"}, Services: []string{"ngircd"}, RequiredBy: []string{"webirc"}},
 		{Name: "webirc", Folder: "optional", File: "byzantium/optional/060-webirc.xzm", Active: true, Depends: []string{"ngircd"}, Services: []string{"webirc"}},
 		{Name: "olsrd", Folder: "optional", File: "byzantium/optional/030-olsrd.xzm", Depends: []string{"base"}, Services: []string{"olsrd", "olsrd-mon"}},
 	}
-	fakeServices = []daemon.ServiceInfo{
+	fakeServices = []nodeapi.ServiceInfo{
 		{Name: "ngircd", Module: "ngircd", Available: true, Enabled: true, State: "running", PID: 412, Health: "ok", Ports: []string{"6667/tcp", "6697/tcp"}},
 		{Name: "webirc", Module: "webirc", Available: true, Enabled: true, State: "failed", Restarts: 5, Health: "failing", Ports: []string{"8080/tcp"}, LastError: "exit status 1"},
 		{Name: "olsrd", Module: "olsrd", State: "stopped", Ports: []string{}},
 	}
-	fakeLog = []daemon.LogLine{
+	fakeLog = []nodeapi.LogLine{
 		{Time: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), Level: "INFO", Message: "byzd starting"},
 		{Time: time.Date(2025, 3, 1, 12, 0, 1, 0, time.UTC), Level: "WARN", Message: "no DHCP answer on eth0"},
 	}
@@ -92,7 +92,7 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.auth = append(f.auth, r.Header.Get("Authorization"))
 	f.mu.Unlock()
 	if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
-		reply(w, http.StatusUnauthorized, daemon.ErrorBody{Error: "log in first: POST /api/v1/login, or send an API token as Authorization: Bearer"})
+		reply(w, http.StatusUnauthorized, nodeapi.ErrorBody{Error: "log in first: POST /api/v1/login, or send an API token as Authorization: Bearer"})
 		return
 	}
 	mux := http.NewServeMux()
@@ -101,26 +101,26 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mux.HandleFunc("POST /api/v1/modules/{name}/activate", func(w http.ResponseWriter, r *http.Request) {
 		switch r.PathValue("name") {
 		case "olsrd":
-			reply(w, 200, daemon.ModuleChange{Activated: []string{"olsrd"}})
+			reply(w, 200, nodeapi.ModuleChange{Activated: []string{"olsrd"}})
 		case "tls":
-			reply(w, 200, daemon.ModuleChange{})
+			reply(w, 200, nodeapi.ModuleChange{})
 		case "broken":
-			reply(w, 409, daemon.ErrorBody{Error: "broken needs gone, which is not on the media"})
+			reply(w, 409, nodeapi.ErrorBody{Error: "broken needs gone, which is not on the media"})
 		default:
-			reply(w, 404, daemon.ErrorBody{Error: "no module " + r.PathValue("name")})
+			reply(w, 404, nodeapi.ErrorBody{Error: "no module " + r.PathValue("name")})
 		}
 	})
 	mux.HandleFunc("POST /api/v1/modules/{name}/deactivate", func(w http.ResponseWriter, r *http.Request) {
 		cascade := r.URL.Query().Get("cascade") == "true"
 		switch name := r.PathValue("name"); {
 		case name == "tls" && !cascade:
-			reply(w, 409, daemon.ModuleConflict{Error: "tls is needed by active modules", RequiredBy: []string{"ngircd"}})
+			reply(w, 409, nodeapi.ModuleConflict{Error: "tls is needed by active modules", RequiredBy: []string{"ngircd"}})
 		case name == "tls":
-			reply(w, 200, daemon.ModuleChange{Deactivated: []string{"webirc", "ngircd", "tls"}, Stopped: []string{"webirc", "ngircd"}})
+			reply(w, 200, nodeapi.ModuleChange{Deactivated: []string{"webirc", "ngircd", "tls"}, Stopped: []string{"webirc", "ngircd"}})
 		case name == "base":
-			reply(w, 409, daemon.ErrorBody{Error: "base is loaded at boot: it cannot be deactivated"})
+			reply(w, 409, nodeapi.ErrorBody{Error: "base is loaded at boot: it cannot be deactivated"})
 		default:
-			reply(w, 200, daemon.ModuleChange{Deactivated: []string{name}, Stopped: []string{name}})
+			reply(w, 200, nodeapi.ModuleChange{Deactivated: []string{name}, Stopped: []string{name}})
 		}
 	})
 	mux.HandleFunc("GET /api/v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, 200, fakeServices) })
@@ -135,10 +135,10 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		reply(w, 404, daemon.ErrorBody{Error: "no service " + r.PathValue("name")})
+		reply(w, 404, nodeapi.ErrorBody{Error: "no service " + r.PathValue("name")})
 	})
 	mux.HandleFunc("GET /api/v1/services/{name}/logs", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 200, []daemon.LogLine{{Time: time.Date(2025, 3, 1, 12, 0, 2, 0, time.UTC), Level: "INFO", Message: "ngircd: listening on 6667"}})
+		reply(w, 200, []nodeapi.LogLine{{Time: time.Date(2025, 3, 1, 12, 0, 2, 0, time.UTC), Level: "INFO", Message: "ngircd: listening on 6667"}})
 	})
 	mux.HandleFunc("GET /api/v1/logs", func(w http.ResponseWriter, _ *http.Request) { reply(w, 200, fakeLog) })
 	mux.ServeHTTP(w, r)
@@ -315,9 +315,9 @@ func TestNodeJSON(t *testing.T) {
 		{[]string{"modules"}, fakeModules},
 		{[]string{"services"}, fakeServices},
 		{[]string{"logs"}, fakeLog},
-		{[]string{"activate", "olsrd"}, daemon.ModuleChange{Activated: []string{"olsrd"}}},
-		{[]string{"deactivate", "olsrd"}, daemon.ModuleChange{Deactivated: []string{"olsrd"}, Stopped: []string{"olsrd"}}},
-		{[]string{"deactivate", "tls", "--cascade", "--yes"}, daemon.ModuleChange{Deactivated: []string{"webirc", "ngircd", "tls"}, Stopped: []string{"webirc", "ngircd"}}},
+		{[]string{"activate", "olsrd"}, nodeapi.ModuleChange{Activated: []string{"olsrd"}}},
+		{[]string{"deactivate", "olsrd"}, nodeapi.ModuleChange{Deactivated: []string{"olsrd"}, Stopped: []string{"olsrd"}}},
+		{[]string{"deactivate", "tls", "--cascade", "--yes"}, nodeapi.ModuleChange{Deactivated: []string{"webirc", "ngircd", "tls"}, Stopped: []string{"webirc", "ngircd"}}},
 		{[]string{"enable", "ngircd"}, fakeServices[0]},
 	}
 	for _, tt := range tests {

@@ -21,8 +21,8 @@ import (
 	"byzantium/image/usbimg"
 	"byzantium/internal/bytesize"
 	"byzantium/overlays"
-	"byzantium/runtime/daemon"
 	"byzantium/runtime/luks2"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/savedat"
 )
 
@@ -267,7 +267,7 @@ An existing save.dat is never replaced.`,
 				if _, err := os.Stat(socket); err != nil {
 					return usageError{fmt.Errorf("persist create: give --media DIR or --image FILE.img (there is no byzd socket %s: this is not a running node)", socket)}
 				}
-				req := daemon.SaveDatRequest{SizeBytes: n}
+				req := nodeapi.SaveDatRequest{SizeBytes: n}
 				if encrypt {
 					if cmd.Flags().Changed("kdf-memory") {
 						req.KDFMemoryKiB = kdf.Memory
@@ -335,7 +335,7 @@ An existing save.dat is never replaced.`,
 	f.StringVar(&passFile, "passphrase-file", "", "read the passphrase from this file's first line")
 	f.StringVar(&kdfMemory, "kdf-memory", "1G", "argon2id memory, 32K to 4G (cryptsetup's default is 1G; a node needs that much RAM free to unlock)")
 	f.IntVar(&kdfTime, "kdf-time", luks2.DefaultKDF.Time, "argon2id passes, at least 1 (passes times memory at most 16G)")
-	f.StringVar(&socket, "socket", daemon.DefaultSocket, "byzd's local socket (on a running node)")
+	f.StringVar(&socket, "socket", nodeapi.DefaultSocket, "byzd's local socket (on a running node)")
 	return c
 }
 

@@ -18,6 +18,7 @@ import (
 	"byzantium/modules/squashfs"
 	"byzantium/overlays"
 	"byzantium/runtime/daemon"
+	"byzantium/runtime/nodeapi"
 )
 
 // liveUpper is the running node's upper layer: what a snapshot takes.
@@ -30,12 +31,12 @@ func localCall(socket, method, path string, in, out any) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.send(context.Background(), method, path, in, out)
+	_, err = c.Call(context.Background(), method, path, in, out)
 	return err
 }
 
 // createOnNode has byzd make the save.dat on the node's media.
-func createOnNode(w io.Writer, socket string, req daemon.SaveDatRequest) error {
+func createOnNode(w io.Writer, socket string, req nodeapi.SaveDatRequest) error {
 	what := "a plain"
 	if req.Passphrase != "" {
 		what = "an encrypted"
@@ -43,7 +44,7 @@ func createOnNode(w io.Writer, socket string, req daemon.SaveDatRequest) error {
 	// byzd does the work; this says why nothing shows for a while.
 	fmt.Fprintf(os.Stderr, "byz: byzd is making %s %s save.dat on the boot media (writing it, and deriving the key, take a while)...\n",
 		what, spec.FormatSize(req.SizeBytes))
-	var res daemon.SaveDatResult
+	var res nodeapi.SaveDatResult
 	err := localCall(socket, "POST", "/api/v1/persistence/savedat", req, &res)
 	req.Passphrase = ""
 	if err != nil {
@@ -81,7 +82,7 @@ error: there is nothing to save.`,
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "byz: saving the changes to %s before shutdown...\n", p.Store)
 			}
-			var r daemon.SaveResult
+			var r nodeapi.SaveResult
 			err := localCall(socket, "POST", "/api/v1/persistence/save", nil, &r)
 			var opErr *net.OpError
 			if errors.As(err, &opErr) {
@@ -96,7 +97,7 @@ error: there is nothing to save.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&socket, "socket", daemon.DefaultSocket, "byzd's local socket")
+	c.Flags().StringVar(&socket, "socket", nodeapi.DefaultSocket, "byzd's local socket")
 	c.Flags().BoolVar(&atShutdown, "at-shutdown", false, "do nothing, successfully, unless the node runs with changes=EXIT:")
 	return c
 }

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"time"
 
 	"byzantium/runtime/auth"
+	"byzantium/runtime/nodeapi"
 )
 
 // routes is the panel and the API: every route but the public ones
@@ -81,19 +81,8 @@ func decode(rw http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// LoginRequest is the body of POST /api/v1/login.
-type LoginRequest struct {
-	Password string `json:"password"`
-}
-
-// LoginResult answers it: the token to send as Authorization: Bearer.
-type LoginResult struct {
-	Token          string `json:"token"`
-	ExpiresIdleSec int    `json:"expires_idle_seconds"`
-}
-
 func (w *Web) apiLogin(rw http.ResponseWriter, r *http.Request) {
-	var req LoginRequest
+	var req nodeapi.LoginRequest
 	if !decode(rw, r, &req) {
 		return
 	}
@@ -108,7 +97,7 @@ func (w *Web) apiLogin(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Log.Info("API login", "from", remote(r))
-	writeJSON(rw, http.StatusOK, LoginResult{Token: s.ID, ExpiresIdleSec: int(auth.SessionTTL.Seconds())})
+	writeJSON(rw, http.StatusOK, nodeapi.LoginResult{Token: s.ID, ExpiresIdleSec: int(auth.SessionTTL.Seconds())})
 }
 
 func (w *Web) apiLogout(rw http.ResponseWriter, r *http.Request) {
@@ -121,7 +110,7 @@ func (w *Web) apiLogout(rw http.ResponseWriter, r *http.Request) {
 func (w *Web) apiStatus(rw http.ResponseWriter, _ *http.Request) {
 	st := readStatus(w.Root)
 	st.Node, st.Version, st.TLSFingerprint, st.NodeID = w.Settings.Get().NodeName, w.Version, w.Fingerprint, w.NodeID
-	st.Modules, st.Services = w.moduleNames(), []ServiceInfo{}
+	st.Modules, st.Services = w.moduleNames(), []nodeapi.ServiceInfo{}
 	if w.Services != nil {
 		st.Services = w.Services.Services()
 	}
@@ -157,14 +146,8 @@ func (w *Web) apiSettingsPut(rw http.ResponseWriter, r *http.Request) {
 	writeJSON(rw, http.StatusOK, v)
 }
 
-// PasswordRequest is the body of POST /api/v1/settings/password.
-type PasswordRequest struct {
-	Current string `json:"current"`
-	New     string `json:"new"`
-}
-
 func (w *Web) apiPassword(rw http.ResponseWriter, r *http.Request) {
-	var req PasswordRequest
+	var req nodeapi.PasswordRequest
 	if !decode(rw, r, &req) {
 		return
 	}
@@ -180,39 +163,16 @@ func (w *Web) apiPassword(rw http.ResponseWriter, r *http.Request) {
 	rw.WriteHeader(http.StatusNoContent)
 }
 
-// TokenInfo is an API token as GET /api/v1/tokens lists it: never its
-// secret nor its hash.
-type TokenInfo struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
-	Created time.Time `json:"created"`
-}
-
 func (w *Web) apiTokens(rw http.ResponseWriter, _ *http.Request) {
-	out := []TokenInfo{}
+	out := []nodeapi.TokenInfo{}
 	for _, t := range w.Auth.Tokens() {
-		out = append(out, TokenInfo{ID: t.ID, Name: t.Name, Created: t.Created})
+		out = append(out, nodeapi.TokenInfo{ID: t.ID, Name: t.Name, Created: t.Created})
 	}
 	writeJSON(rw, http.StatusOK, out)
 }
 
-// NewTokenRequest is the body of POST /api/v1/tokens. The admin password
-// is required (a token outlives any session), except on the root-only
-// unix socket.
-type NewTokenRequest struct {
-	Name     string `json:"name"`
-	Password string `json:"password,omitempty"`
-}
-
-// NewTokenResult answers it; the secret is never shown again.
-type NewTokenResult struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Secret string `json:"secret"`
-}
-
 func (w *Web) apiTokenNew(rw http.ResponseWriter, r *http.Request) {
-	var req NewTokenRequest
+	var req nodeapi.NewTokenRequest
 	if !decode(rw, r, &req) {
 		return
 	}
@@ -235,7 +195,7 @@ func (w *Web) apiTokenNew(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Log.Info("API token made", "name", t.Name, "id", t.ID)
-	writeJSON(rw, http.StatusCreated, NewTokenResult{ID: t.ID, Name: t.Name, Secret: secret})
+	writeJSON(rw, http.StatusCreated, nodeapi.NewTokenResult{ID: t.ID, Name: t.Name, Secret: secret})
 }
 
 func (w *Web) apiTokenRevoke(rw http.ResponseWriter, r *http.Request) {

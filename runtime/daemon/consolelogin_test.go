@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"byzantium/runtime/nodeapi"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -24,15 +25,15 @@ func TestConsoleLogin(t *testing.T) {
 	}
 	local := httptest.NewServer(h)
 	defer local.Close()
-	try := func(password string) (int, ConsoleLoginAnswer, http.Header) {
+	try := func(password string) (int, nodeapi.ConsoleLoginAnswer, http.Header) {
 		t.Helper()
-		body, _ := json.Marshal(ConsoleLoginRequest{Password: password})
-		r, err := http.Post(local.URL+ConsoleLoginPath, "application/json", strings.NewReader(string(body)))
+		body, _ := json.Marshal(nodeapi.ConsoleLoginRequest{Password: password})
+		r, err := http.Post(local.URL+nodeapi.ConsoleLoginPath, "application/json", strings.NewReader(string(body)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer r.Body.Close()
-		var a ConsoleLoginAnswer
+		var a nodeapi.ConsoleLoginAnswer
 		b, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(b, &a); err != nil {
 			t.Fatalf("%d %s: %v", r.StatusCode, b, err)
@@ -59,8 +60,8 @@ func TestConsoleLogin(t *testing.T) {
 	}
 
 	// Over HTTPS, for a neighbour, the route does not exist.
-	if r := tw.do(t, tw.client(), "POST", ConsoleLoginPath, strings.NewReader(`{"password":"long enough pass"}`),
+	if r := tw.do(t, tw.client(), "POST", nodeapi.ConsoleLoginPath, strings.NewReader(`{"password":"long enough pass"}`),
 		map[string]string{"Content-Type": "application/json"}); r.code == http.StatusOK {
-		t.Errorf("POST %s over HTTPS: %d %s", ConsoleLoginPath, r.code, r.body)
+		t.Errorf("POST %s over HTTPS: %d %s", nodeapi.ConsoleLoginPath, r.code, r.body)
 	}
 }

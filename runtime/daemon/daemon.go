@@ -1,7 +1,3 @@
-// Package daemon is byzd, the node's control daemon: it brings up wired
-// networking, keeps the node's TLS certificate and serves the panel and
-// the JSON API over HTTPS (and the API on a root-only unix socket), while
-// plain HTTP only redirects.
 package daemon
 
 import (
@@ -23,6 +19,7 @@ import (
 	"byzantium/overlays"
 	"byzantium/runtime/auth"
 	"byzantium/runtime/netcfg"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/service"
 	"byzantium/runtime/tlscert"
 
@@ -68,7 +65,7 @@ type Config struct {
 	// zero means auth.DefaultHash.
 	HashParams auth.HashParams
 	// Socket is the root-only unix socket of the local API (byz on the
-	// node talks to it); "" means DefaultSocket, "-" none.
+	// node talks to it); "" means nodeapi.DefaultSocket, "-" none.
 	Socket string
 	// Limits caps connections and puts deadlines on requests (zero:
 	// the defaults, see Limits).
@@ -95,7 +92,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.HTTPSAddr, ":443")
 	def(&c.HTTPAddr, ":80")
 	def(&c.Version, "dev")
-	def(&c.Socket, DefaultSocket)
+	def(&c.Socket, nodeapi.DefaultSocket)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -120,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ring := NewLogRing(500)
 	log := ring.Tee(cfg.Logger)
 
-	settings := OpenSettings(cfg.StateDir, SettingsValues{NodeName: cfg.NodeName, Language: "en"}, log)
+	settings := OpenSettings(cfg.StateDir, nodeapi.SettingsValues{NodeName: cfg.NodeName, Language: "en"}, log)
 	// A name chosen in the panel outlives the image's host name.
 	cfg.NodeName = settings.Get().NodeName
 	authStore, err := openAuth(cfg, log)
@@ -287,14 +284,14 @@ func Hostname() string {
 // ReadPersistence reads byz-init's persistence report under root and the
 // store's size and free space; nil when there is no report (a host, or
 // an init that is not byz-init).
-func ReadPersistence(root string) *Persistence {
+func ReadPersistence(root string) *nodeapi.Persistence {
 	b, err := os.ReadFile(filepath.Join(root, overlays.PersistenceJSON))
 	if err != nil {
 		return nil
 	}
-	var p Persistence
+	var p nodeapi.Persistence
 	if err := json.Unmarshal(b, &p); err != nil {
-		return &Persistence{Persistence: overlays.Persistence{Mode: overlays.ModeUnknown, Warning: "unreadable " + overlays.PersistenceJSON + ": " + err.Error()}}
+		return &nodeapi.Persistence{Persistence: overlays.Persistence{Mode: overlays.ModeUnknown, Warning: "unreadable " + overlays.PersistenceJSON + ": " + err.Error()}}
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(filepath.Join(root, overlays.RWDir), &st); err == nil {

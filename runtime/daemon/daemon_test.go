@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"byzantium/runtime/auth"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/tlscert"
 )
 
@@ -212,7 +213,7 @@ func TestHealthz(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("anonymous /api/v1/status: %s", resp.Status)
 	}
-	var st Status
+	var st nodeapi.Status
 	sock := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(state, "byzd.sock"))
 	}}}

@@ -15,6 +15,7 @@ import (
 	"byzantium/modules/manifest"
 	"byzantium/overlays"
 	"byzantium/runtime/auth"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/service"
 )
 
@@ -41,7 +42,7 @@ func layoutNode(t *testing.T) (*testWeb, *httptest.Server) {
 		t.Fatal(err)
 	}
 	st.SetHashParams(auth.HashParams{Time: 1, Memory: 64, Threads: 1})
-	settings := OpenSettings(state, SettingsValues{NodeName: "byzantiumlibraryroofnorthtowerthirdfloor", Language: "en"}, nil)
+	settings := OpenSettings(state, nodeapi.SettingsValues{NodeName: "byzantiumlibraryroofnorthtowerthirdfloor", Language: "en"}, nil)
 	// A USB stick to clone to.
 	writeFile(t, root+"/sys/block/sdb/size", "61341696\n")
 	writeFile(t, root+"/sys/block/sdb/removable", "1\n")

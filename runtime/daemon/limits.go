@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"byzantium/runtime/nodeapi"
 	"errors"
 	"mime"
 	"net/http"
@@ -69,7 +70,7 @@ var (
 func refuseBody(rw http.ResponseWriter, r *http.Request, status int, err error) {
 	rw.Header().Set("Connection", "close")
 	if isAPI(r) {
-		writeJSON(rw, status, ErrorBody{Error: err.Error()})
+		writeJSON(rw, status, nodeapi.ErrorBody{Error: err.Error()})
 		return
 	}
 	rw.Header().Set("Cache-Control", "no-store")

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"byzantium/runtime/nodeapi"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// DefaultSocket is the root-only unix socket where byzd serves the API to
-// the node's own byz command.
-const DefaultSocket = "/run/byzd.sock"
 
 // Local is the API served on the unix socket. Whoever can connect is the
 // node's root (the socket is mode 0600 and each peer's uid is checked),
@@ -59,7 +56,7 @@ func (l *Local) save(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (l *Local) saveDat(w http.ResponseWriter, req *http.Request) {
-	var body SaveDatRequest
+	var body nodeapi.SaveDatRequest
 	if !decode(w, req, &body) {
 		return
 	}
@@ -74,18 +71,13 @@ func (l *Local) saveDat(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusCreated, res)
 }
 
-// ErrorBody is the body of every API error.
-type ErrorBody struct {
-	Error string `json:"error"`
-}
-
 func writeError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
 	var he *httpError
 	if errors.As(err, &he) {
 		status = he.status
 	}
-	writeJSON(w, status, ErrorBody{Error: err.Error()})
+	writeJSON(w, status, nodeapi.ErrorBody{Error: err.Error()})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

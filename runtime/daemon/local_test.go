@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"byzantium/overlays"
+	"byzantium/runtime/nodeapi"
 
 	"golang.org/x/sys/unix"
 
@@ -82,21 +83,21 @@ func TestLocalSave(t *testing.T) {
 		t.Errorf("socket mode %v (%v), want 0600", fi.Mode(), err)
 	}
 
-	var r SaveResult
+	var r nodeapi.SaveResult
 	if code := call(t, c, "POST", "/api/v1/persistence/save", "", &r); code != http.StatusOK || r.Error != "" || r.Copied != 2 {
 		t.Errorf("save: %d %+v", code, r)
 	}
 	if b, err := os.ReadFile(filepath.Join(root, overlays.StoreDir, "upper/root/notes.txt")); err != nil || string(b) != "meet at the library\n" {
 		t.Errorf("the store after a save: %q, %v", b, err)
 	}
-	var p Persistence
+	var p nodeapi.Persistence
 	if code := call(t, c, "GET", "/api/v1/persistence", "", &p); code != http.StatusOK || p.Mode != "exit" || p.Backing != "device" ||
 		p.LastSave == nil || p.LastSave.Copied != 2 || p.StoreSizeBytes == 0 {
 		t.Errorf("persistence after a save: %d %+v", code, p)
 	}
 
 	writeFile(t, filepath.Join(root, overlays.PersistenceJSON), `{"mode":"savedat","store":"byzantium/changes/save.dat"}`)
-	var e ErrorBody
+	var e nodeapi.ErrorBody
 	if code := call(t, c, "POST", "/api/v1/persistence/save", "", &e); code != http.StatusConflict || !strings.Contains(e.Error, "mode is savedat") {
 		t.Errorf("save in savedat mode: %d %q", code, e.Error)
 	}
@@ -109,7 +110,7 @@ func TestLocalSaveDat(t *testing.T) {
 	testenv.RequireRoot(t) // to mount the media's stand-in
 	root := t.TempDir()
 	c, _ := serveLocal(t, root)
-	var e ErrorBody
+	var e nodeapi.ErrorBody
 	if code := call(t, c, "POST", "/api/v1/persistence/savedat", `{"size_bytes":67108864}`, &e); code != http.StatusConflict || !strings.Contains(e.Error, "not mounted") {
 		t.Errorf("without media: %d %q", code, e.Error)
 	}
@@ -137,7 +138,7 @@ func TestLocalSaveDat(t *testing.T) {
 			t.Errorf("%s: %d %q, want %q", tc.body, code, e.Error, tc.want)
 		}
 	}
-	var res SaveDatResult
+	var res nodeapi.SaveDatResult
 	if code := call(t, c, "POST", "/api/v1/persistence/savedat", `{"size_bytes":67108864}`, &res); code != http.StatusCreated || res.Path != overlays.DefaultSaveDat {
 		t.Fatalf("create: %d %+v", code, res)
 	}

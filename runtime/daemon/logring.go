@@ -1,33 +1,27 @@
 package daemon
 
 import (
+	"byzantium/runtime/nodeapi"
 	"context"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
-
-	"byzantium/runtime/service"
 )
-
-// LogLine is one record kept for the panel: time, level, and the message
-// with its attributes as the console shows them (a service's output
-// lines have the same shape).
-type LogLine = service.LogLine
 
 // LogRing keeps the last records of the daemon's log for the panel and
 // the API: a fixed ring, so the memory it takes is bounded.
 type LogRing struct {
 	mu    sync.Mutex
-	lines []LogLine
+	lines []nodeapi.LogLine
 	next  int
 	full  bool
 }
 
 // NewLogRing keeps the last n records.
-func NewLogRing(n int) *LogRing { return &LogRing{lines: make([]LogLine, n)} }
+func NewLogRing(n int) *LogRing { return &LogRing{lines: make([]nodeapi.LogLine, n)} }
 
-func (r *LogRing) add(l LogLine) {
+func (r *LogRing) add(l nodeapi.LogLine) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lines[r.next] = l
@@ -38,13 +32,13 @@ func (r *LogRing) add(l LogLine) {
 }
 
 // Lines returns the records kept, oldest first.
-func (r *LogRing) Lines() []LogLine {
+func (r *LogRing) Lines() []nodeapi.LogLine {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.full {
-		return append([]LogLine(nil), r.lines[:r.next]...)
+		return append([]nodeapi.LogLine(nil), r.lines[:r.next]...)
 	}
-	return append(append([]LogLine(nil), r.lines[r.next:]...), r.lines[:r.next]...)
+	return append(append([]nodeapi.LogLine(nil), r.lines[r.next:]...), r.lines[:r.next]...)
 }
 
 // Tee returns a logger that writes to log's handler and keeps each
@@ -77,7 +71,7 @@ func (h *ringHandler) Handle(ctx context.Context, rec slog.Record) error {
 		if t.IsZero() {
 			t = time.Now()
 		}
-		h.ring.add(LogLine{Time: t.UTC(), Level: rec.Level.String(), Message: b.String()})
+		h.ring.add(nodeapi.LogLine{Time: t.UTC(), Level: rec.Level.String(), Message: b.String()})
 	}
 	if h.next.Enabled(ctx, rec.Level) {
 		return h.next.Handle(ctx, rec)

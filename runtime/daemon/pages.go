@@ -11,6 +11,7 @@ import (
 
 	"byzantium/runtime/auth"
 	"byzantium/runtime/i18n"
+	"byzantium/runtime/nodeapi"
 )
 
 // page is what every template gets: the language and its messages, the
@@ -250,7 +251,7 @@ func (w *Web) statusPage(rw http.ResponseWriter, r *http.Request) {
 	p := w.page(r, "status.title")
 	st := readStatus(w.Root)
 	st.Node, st.Version, st.TLSFingerprint, st.NodeID = w.Settings.Get().NodeName, w.Version, w.Fingerprint, w.NodeID
-	st.Modules, st.Services = w.moduleNames(), []ServiceInfo{}
+	st.Modules, st.Services = w.moduleNames(), []nodeapi.ServiceInfo{}
 	if w.Services != nil {
 		st.Services = w.Services.Services()
 	}

@@ -16,22 +16,11 @@ import (
 	"byzantium/overlays"
 	"byzantium/runtime/changes"
 	"byzantium/runtime/luks2"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/savedat"
 
 	"golang.org/x/sys/unix"
 )
-
-// SaveResult is the account of one save of changes=EXIT: changes, kept
-// in overlays.LastSaveJSON for the status (API and panel).
-type SaveResult struct {
-	Time    time.Time `json:"time"`
-	Entries int       `json:"entries"`
-	Copied  int       `json:"copied"`
-	Removed int       `json:"removed"`
-	Bytes   int64     `json:"bytes"`
-	Seconds float64   `json:"seconds"`
-	Error   string    `json:"error,omitempty"`
-}
 
 // ErrNotExitMode is returned by SaveChanges when the node's changes are
 // not kept in RAM: they already reach the store as they are made.
@@ -44,7 +33,7 @@ var saveMu sync.Mutex
 // SaveChanges copies the changes kept in RAM under changes=EXIT: to their
 // store, and records the result under root. byzd calls it for the API and
 // byz persist save calls it when byzd does not answer.
-func SaveChanges(root string) (SaveResult, error) {
+func SaveChanges(root string) (nodeapi.SaveResult, error) {
 	saveMu.Lock()
 	defer saveMu.Unlock()
 	p := ReadPersistence(root)
@@ -53,11 +42,11 @@ func SaveChanges(root string) (SaveResult, error) {
 		if p != nil {
 			mode = string(p.Mode)
 		}
-		return SaveResult{}, fmt.Errorf("%w (the persistence mode is %s)", ErrNotExitMode, mode)
+		return nodeapi.SaveResult{}, fmt.Errorf("%w (the persistence mode is %s)", ErrNotExitMode, mode)
 	}
 	start := time.Now()
 	st, err := changes.Save(filepath.Join(root, overlays.UpperDir), filepath.Join(root, overlays.StoreDir))
-	r := SaveResult{Time: start.UTC().Truncate(time.Second), Entries: st.Entries, Copied: st.Copied, Removed: st.Removed,
+	r := nodeapi.SaveResult{Time: start.UTC().Truncate(time.Second), Entries: st.Entries, Copied: st.Copied, Removed: st.Removed,
 		Bytes: st.Bytes, Seconds: time.Since(start).Seconds()}
 	if err != nil {
 		r.Error = err.Error()
@@ -69,36 +58,16 @@ func SaveChanges(root string) (SaveResult, error) {
 }
 
 // readLastSave returns the last save's account, or nil.
-func readLastSave(root string) *SaveResult {
+func readLastSave(root string) *nodeapi.SaveResult {
 	b, err := os.ReadFile(filepath.Join(root, overlays.LastSaveJSON))
 	if err != nil {
 		return nil
 	}
-	var r SaveResult
+	var r nodeapi.SaveResult
 	if json.Unmarshal(b, &r) != nil {
 		return nil
 	}
 	return &r
-}
-
-// SaveDatRequest is the body of POST /api/v1/persistence/savedat.
-type SaveDatRequest struct {
-	SizeBytes int64 `json:"size_bytes"`
-	// Passphrase, when set, makes the save.dat LUKS2-encrypted.
-	Passphrase string `json:"passphrase,omitempty"`
-	// KDFMemoryKiB and KDFTime override the argon2id cost (0: the
-	// default, its memory capped at half the node's RAM).
-	KDFMemoryKiB int `json:"kdf_memory_kib,omitempty"`
-	KDFTime      int `json:"kdf_time,omitempty"`
-}
-
-// SaveDatResult answers it.
-type SaveDatResult struct {
-	Path      string `json:"path"` // on the media
-	SizeBytes int64  `json:"size_bytes"`
-	Encrypted bool   `json:"encrypted"`
-	KDFMemKiB int    `json:"kdf_memory_kib,omitempty"`
-	Note      string `json:"note"`
 }
 
 // httpError is an error with the status an API answer carries.
@@ -112,34 +81,34 @@ func (e *httpError) Unwrap() error { return e.err }
 
 // CreateSaveDat makes byzantium/changes/save.dat on the boot media, for
 // the next boot: the media is made writable for the time it takes.
-func CreateSaveDat(root string, req SaveDatRequest) (SaveDatResult, error) {
-	bad := func(format string, a ...any) (SaveDatResult, error) {
-		return SaveDatResult{}, &httpError{http.StatusBadRequest, fmt.Errorf(format, a...)}
+func CreateSaveDat(root string, req nodeapi.SaveDatRequest) (nodeapi.SaveDatResult, error) {
+	bad := func(format string, a ...any) (nodeapi.SaveDatResult, error) {
+		return nodeapi.SaveDatResult{}, &httpError{http.StatusBadRequest, fmt.Errorf(format, a...)}
 	}
 	if req.SizeBytes <= 0 {
 		return bad("size_bytes: give the save.dat's size (e.g. 536870912 for 512 MiB)")
 	}
 	media := filepath.Join(root, overlays.MediaDir)
 	if !isMountPoint(media) {
-		return SaveDatResult{}, &httpError{http.StatusConflict, errors.New("the boot media is not mounted (booted with copy2ram?): make the save.dat on another machine with byz persist create --media")}
+		return nodeapi.SaveDatResult{}, &httpError{http.StatusConflict, errors.New("the boot media is not mounted (booted with copy2ram?): make the save.dat on another machine with byz persist create --media")}
 	}
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(media, &sfs); err != nil {
-		return SaveDatResult{}, err
+		return nodeapi.SaveDatResult{}, err
 	}
 	if sfs.Type == unix.ISOFS_SUPER_MAGIC {
-		return SaveDatResult{}, &httpError{http.StatusConflict, errors.New("the boot media is a CD image, which cannot be written: boot from a USB stick, or put the save.dat on a partition (changes=)")}
+		return nodeapi.SaveDatResult{}, &httpError{http.StatusConflict, errors.New("the boot media is a CD image, which cannot be written: boot from a USB stick, or put the save.dat on a partition (changes=)")}
 	}
 	path := filepath.Join(media, overlays.DefaultSaveDat)
 	if _, err := os.Lstat(path); err == nil {
-		return SaveDatResult{}, &httpError{http.StatusConflict, fmt.Errorf("%s exists on the media: a save.dat is never overwritten (use byz persist resize to grow it)", overlays.DefaultSaveDat)}
+		return nodeapi.SaveDatResult{}, &httpError{http.StatusConflict, fmt.Errorf("%s exists on the media: a save.dat is never overwritten (use byz persist resize to grow it)", overlays.DefaultSaveDat)}
 	}
 	// The free space of a FAT media: the save.dat is written in full.
 	if free := int64(sfs.Bavail) * sfs.Bsize; free < req.SizeBytes+(1<<20) {
-		return SaveDatResult{}, &httpError{http.StatusInsufficientStorage, fmt.Errorf("the media has %d MiB free, and a %d MiB save.dat needs %d MiB: choose a smaller size", free>>20, req.SizeBytes>>20, req.SizeBytes>>20+1)}
+		return nodeapi.SaveDatResult{}, &httpError{http.StatusInsufficientStorage, fmt.Errorf("the media has %d MiB free, and a %d MiB save.dat needs %d MiB: choose a smaller size", free>>20, req.SizeBytes>>20, req.SizeBytes>>20+1)}
 	}
 	opts := savedat.Options{Size: req.SizeBytes}
-	res := SaveDatResult{Path: overlays.DefaultSaveDat, SizeBytes: req.SizeBytes}
+	res := nodeapi.SaveDatResult{Path: overlays.DefaultSaveDat, SizeBytes: req.SizeBytes}
 	if req.Passphrase != "" {
 		opts.Passphrase = []byte(req.Passphrase)
 		defer clear(opts.Passphrase)
@@ -154,15 +123,15 @@ func CreateSaveDat(root string, req SaveDatRequest) (SaveDatResult, error) {
 	readOnly := sfs.Flags&unix.ST_RDONLY != 0
 	if readOnly {
 		if err := unix.Mount("", media, "", unix.MS_REMOUNT, ""); err != nil {
-			return SaveDatResult{}, &httpError{http.StatusConflict, fmt.Errorf("making the media writable: %w (is the stick write-protected?)", err)}
+			return nodeapi.SaveDatResult{}, &httpError{http.StatusConflict, fmt.Errorf("making the media writable: %w (is the stick write-protected?)", err)}
 		}
 		defer unix.Mount("", media, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	}
 	if err := savedat.Create(path, opts); err != nil {
 		if errors.Is(err, savedat.ErrBadOption) {
-			return SaveDatResult{}, &httpError{http.StatusBadRequest, err}
+			return nodeapi.SaveDatResult{}, &httpError{http.StatusBadRequest, err}
 		}
-		return SaveDatResult{}, err
+		return nodeapi.SaveDatResult{}, err
 	}
 	unix.Sync()
 	res.Note = "the save.dat is used from the next boot on"

@@ -1,28 +1,13 @@
 package daemon
 
 import (
+	"byzantium/runtime/nodeapi"
 	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
-
-	"byzantium/overlays"
 )
-
-// Persistence is byz-init's account of the overlay's upper layer with
-// the store's size and free space; on the wire its fields follow the
-// report's.
-type Persistence struct {
-	overlays.Persistence
-	SizeBytes uint64 `json:"size_bytes"`
-	FreeBytes uint64 `json:"free_bytes"`
-	// In mode "exit": the store's own size and free space, and the last
-	// save (nil before the first).
-	StoreSizeBytes uint64      `json:"store_size_bytes,omitempty"`
-	StoreFreeBytes uint64      `json:"store_free_bytes,omitempty"`
-	LastSave       *SaveResult `json:"last_save,omitempty"`
-}
 
 // securityHeaders sets headers for a panel that is only ever served by
 // itself over HTTPS: HSTS (two years) so a browser that has seen the node
@@ -44,19 +29,10 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
-// Health is the body of GET /healthz, which anyone on the mesh may ask:
-// it says that byzd answers and nothing that tells one node from another
-// (no name, id, version, modules or persistence: those are in the
-// authenticated GET /api/v1/status). A monitoring script needs no more
-// than the status and the answer's arrival.
-type Health struct {
-	Status string `json:"status"`
-}
-
 func healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(Health{Status: "ok"})
+	json.NewEncoder(w).Encode(nodeapi.Health{Status: "ok"})
 }
 
 // RedirectHandler answers plain-HTTP GET and HEAD with a permanent

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/service"
 )
 
@@ -75,7 +76,7 @@ func (w *Web) apiDeactivate(rw http.ResponseWriter, r *http.Request) {
 	ch, err := w.Services.Deactivate(r.PathValue("name"), cascade)
 	var c *service.ConflictError
 	if errors.As(err, &c) {
-		writeJSON(rw, http.StatusConflict, ModuleConflict{Error: err.Error(), RequiredBy: c.RequiredBy})
+		writeJSON(rw, http.StatusConflict, nodeapi.ModuleConflict{Error: err.Error(), RequiredBy: c.RequiredBy})
 		return
 	}
 	if err != nil {
@@ -85,17 +86,12 @@ func (w *Web) apiDeactivate(rw http.ResponseWriter, r *http.Request) {
 	writeJSON(rw, http.StatusOK, ch)
 }
 
-// NextBootRequest is the body of POST /api/v1/modules/{name}/next-boot.
-type NextBootRequest struct {
-	Load bool `json:"load"`
-}
-
 func (w *Web) apiNextBoot(rw http.ResponseWriter, r *http.Request) {
 	if w.Services == nil {
 		writeError(rw, errNoManager)
 		return
 	}
-	var req NextBootRequest
+	var req nodeapi.NextBootRequest
 	if !decode(rw, r, &req) {
 		return
 	}
@@ -114,7 +110,7 @@ func (w *Web) apiServices(rw http.ResponseWriter, _ *http.Request) {
 	writeJSON(rw, http.StatusOK, w.Services.Services())
 }
 
-func (w *Web) serviceAction(name, action string) (ServiceInfo, error) {
+func (w *Web) serviceAction(name, action string) (nodeapi.ServiceInfo, error) {
 	switch action {
 	case "enable":
 		return w.Services.Enable(name)
@@ -123,7 +119,7 @@ func (w *Web) serviceAction(name, action string) (ServiceInfo, error) {
 	case "restart":
 		return w.Services.Restart(name)
 	}
-	return ServiceInfo{}, &httpError{http.StatusNotFound, errors.New("unknown action " + strconv.Quote(action) + ": enable, disable or restart")}
+	return nodeapi.ServiceInfo{}, &httpError{http.StatusNotFound, errors.New("unknown action " + strconv.Quote(action) + ": enable, disable or restart")}
 }
 
 func (w *Web) apiServiceAction(rw http.ResponseWriter, r *http.Request) {
@@ -166,7 +162,7 @@ func (w *Web) modulesPage(rw http.ResponseWriter, r *http.Request) {
 }
 
 type modulesData struct {
-	Modules []ModuleInfo
+	Modules []nodeapi.ModuleInfo
 	// Confirm, when set, asks to cascade a deactivation.
 	Confirm    string
 	RequiredBy []string
@@ -264,5 +260,5 @@ func (w *Web) serviceLogsPage(rw http.ResponseWriter, r *http.Request) {
 
 type serviceLogs struct {
 	Name  string
-	Lines []service.LogLine
+	Lines []nodeapi.LogLine
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"byzantium/runtime/i18n"
+	"byzantium/runtime/nodeapi"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,13 +22,7 @@ import (
 type Settings struct {
 	path string
 	mu   sync.Mutex
-	v    SettingsValues
-}
-
-// SettingsValues is settings.json and the body of /api/v1/settings.
-type SettingsValues struct {
-	NodeName string `json:"node_name"`
-	Language string `json:"language"` // the panel's default language
+	v    nodeapi.SettingsValues
 }
 
 // maxSettingsFile bounds what OpenSettings reads: the file holds two
@@ -43,7 +38,7 @@ const maxSettingsFile = 64 << 10
 // type) is replaced by def's. Each reason is logged; the node starts
 // whatever the file holds, and the file is left as it is until the
 // settings are next saved.
-func OpenSettings(dir string, def SettingsValues, log *slog.Logger) *Settings {
+func OpenSettings(dir string, def nodeapi.SettingsValues, log *slog.Logger) *Settings {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -150,7 +145,7 @@ func checkLanguage(v string) error {
 }
 
 // Get returns the settings.
-func (s *Settings) Get() SettingsValues {
+func (s *Settings) Get() nodeapi.SettingsValues {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.v
@@ -158,7 +153,7 @@ func (s *Settings) Get() SettingsValues {
 
 // Set validates and stores new settings: a temporary file renamed into
 // place, so a crash leaves the old file or the new one.
-func (s *Settings) Set(v SettingsValues) error {
+func (s *Settings) Set(v nodeapi.SettingsValues) error {
 	if err := checkNodeName(v.NodeName); err != nil {
 		return err
 	}

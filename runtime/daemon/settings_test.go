@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"byzantium/runtime/nodeapi"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,28 +17,28 @@ import (
 // logged on one line (values escaped, so a file cannot write lines of its
 // own to the console). The file itself is left as it was.
 func TestOpenSettingsHostile(t *testing.T) {
-	def := SettingsValues{NodeName: "default", Language: "en"}
+	def := nodeapi.SettingsValues{NodeName: "default", Language: "en"}
 	long := strings.Repeat("a", 64)
 	for _, tc := range []struct {
 		name  string
 		make  func(t *testing.T, path string) // writes settings.json
-		want  SettingsValues
+		want  nodeapi.SettingsValues
 		log   string // a part of the log; "" means nothing logged
 		lines int    // log lines
 	}{
 		{"none", func(*testing.T, string) {}, def, "", 0},
-		{"valid", file(`{"node_name":"relay-7","language":"fr"}`), SettingsValues{"relay-7", "fr"}, "", 0},
+		{"valid", file(`{"node_name":"relay-7","language":"fr"}`), nodeapi.SettingsValues{NodeName: "relay-7", Language: "fr"}, "", 0},
 		{"not JSON", file(`{"node_name":`), def, "not a JSON object", 1},
 		{"an array", file(`["node_name","x"]`), def, "not a JSON object", 1},
 		{"a newline in the name", file(`{"node_name":"x\nbyzd: TLS certificate sha256 fingerprint 00","language":"es"}`),
-			SettingsValues{"default", "es"}, `node name "x\nbyzd: TLS`, 1},
+			nodeapi.SettingsValues{NodeName: "default", Language: "es"}, `node name "x\nbyzd: TLS`, 1},
 		{"markup in the name", file(`{"node_name":"<script>alert(1)</script>"}`), def, "node name", 1},
 		{"a name too long", file(`{"node_name":"` + long + `"}`), def, "at most 63", 1},
 		{"a name with a dot", file(`{"node_name":"evil.example"}`), def, "node name", 1},
 		{"a number for a name", file(`{"node_name":5}`), def, `node_name not used`, 1},
 		{"a path for a language", file(`{"language":"../../../etc/passwd"}`), def, "language", 1},
-		{"an unknown language", file(`{"node_name":"ok","language":"de"}`), SettingsValues{"ok", "en"}, `language "de"`, 1},
-		{"an unknown field", file(`{"node_name":"ok","admin":true}`), SettingsValues{"ok", "en"}, `unknown setting "admin"`, 1},
+		{"an unknown language", file(`{"node_name":"ok","language":"de"}`), nodeapi.SettingsValues{NodeName: "ok", Language: "en"}, `language "de"`, 1},
+		{"an unknown field", file(`{"node_name":"ok","admin":true}`), nodeapi.SettingsValues{NodeName: "ok", Language: "en"}, `unknown setting "admin"`, 1},
 		{"too large", file(strings.Repeat(" ", 1<<20) + `{"node_name":"big"}`), def, "larger than 64 KiB", 1},
 		{"a symlink", func(t *testing.T, p string) {
 			real := filepath.Join(t.TempDir(), "real.json")
@@ -87,16 +88,16 @@ func file(body string) func(*testing.T, string) {
 // what it stores loads back.
 func TestSettingsSet(t *testing.T) {
 	dir := t.TempDir()
-	s := OpenSettings(dir, SettingsValues{NodeName: "a", Language: "en"}, nil)
-	for _, bad := range []SettingsValues{{"bad name", "en"}, {"ok", "xx"}, {"", "en"}, {"ok", ""}} {
+	s := OpenSettings(dir, nodeapi.SettingsValues{NodeName: "a", Language: "en"}, nil)
+	for _, bad := range []nodeapi.SettingsValues{{NodeName: "bad name", Language: "en"}, {NodeName: "ok", Language: "xx"}, {NodeName: "", Language: "en"}, {NodeName: "ok", Language: ""}} {
 		if err := s.Set(bad); err == nil {
 			t.Errorf("Set(%+v) accepted", bad)
 		}
 	}
-	if err := s.Set(SettingsValues{"relay-7", "es"}); err != nil {
+	if err := s.Set(nodeapi.SettingsValues{NodeName: "relay-7", Language: "es"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := OpenSettings(dir, SettingsValues{"a", "en"}, nil).Get(); got != (SettingsValues{"relay-7", "es"}) {
+	if got := OpenSettings(dir, nodeapi.SettingsValues{NodeName: "a", Language: "en"}, nil).Get(); got != (nodeapi.SettingsValues{NodeName: "relay-7", Language: "es"}) {
 		t.Errorf("loaded back %+v", got)
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"byzantium/runtime/nodeapi"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,51 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Status is the node at a glance: GET /api/v1/status and the panel's
-// first page.
-type Status struct {
-	Node    string `json:"node"`
-	Version string `json:"version"`
-	NodeID  string `json:"node_id,omitempty"`
-	// TLSFingerprint is the panel certificate's SHA-256, as the console
-	// shows it, for byz node --fingerprint.
-	TLSFingerprint string        `json:"tls_fingerprint,omitempty"`
-	UptimeSeconds  int64         `json:"uptime_seconds"` // of the kernel
-	Load           [3]float64    `json:"load"`
-	Memory         Memory        `json:"memory"`
-	Storage        []Storage     `json:"storage"`
-	Persistence    *Persistence  `json:"persistence,omitempty"`
-	Interfaces     []Interface   `json:"interfaces"`
-	Modules        []string      `json:"modules"`
-	Services       []ServiceInfo `json:"services"`
-}
-
-// Memory in bytes, from /proc/meminfo.
-type Memory struct {
-	TotalBytes     uint64 `json:"total_bytes"`
-	AvailableBytes uint64 `json:"available_bytes"`
-}
-
-// Storage is one mounted file system that matters to the node.
-type Storage struct {
-	Name      string `json:"name"` // "root", "media"
-	Path      string `json:"path"`
-	SizeBytes uint64 `json:"size_bytes"`
-	FreeBytes uint64 `json:"free_bytes"`
-}
-
-// Interface is a network interface and its addresses.
-type Interface struct {
-	Name      string   `json:"name"`
-	Up        bool     `json:"up"`
-	MAC       string   `json:"mac,omitempty"`
-	Addresses []string `json:"addresses"`
-}
-
 // readStatus gathers the node's status under root ("/" on a node; /proc
 // and the interfaces are always the running kernel's).
-func readStatus(root string) Status {
-	var s Status
+func readStatus(root string) nodeapi.Status {
+	var s nodeapi.Status
 	if b, err := os.ReadFile("/proc/uptime"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 {
 			v, _ := strconv.ParseFloat(f[0], 64)
@@ -78,7 +38,7 @@ func readStatus(root string) Status {
 			continue
 		}
 		if unix.Statfs(p, &fs) == nil {
-			s.Storage = append(s.Storage, Storage{Name: st.name, Path: "/" + strings.TrimPrefix(st.path, "/"),
+			s.Storage = append(s.Storage, nodeapi.Storage{Name: st.name, Path: "/" + strings.TrimPrefix(st.path, "/"),
 				SizeBytes: fs.Blocks * uint64(fs.Bsize), FreeBytes: fs.Bavail * uint64(fs.Bsize)})
 		}
 	}
@@ -87,8 +47,8 @@ func readStatus(root string) Status {
 	return s
 }
 
-func readMemory() Memory {
-	var m Memory
+func readMemory() nodeapi.Memory {
+	var m nodeapi.Memory
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return m
@@ -108,14 +68,14 @@ func readMemory() Memory {
 	return m
 }
 
-func readInterfaces() []Interface {
+func readInterfaces() []nodeapi.Interface {
 	ifs, err := net.Interfaces()
 	if err != nil {
 		return nil
 	}
-	out := []Interface{}
+	out := []nodeapi.Interface{}
 	for _, i := range ifs {
-		it := Interface{Name: i.Name, Up: i.Flags&net.FlagUp != 0, MAC: i.HardwareAddr.String(), Addresses: []string{}}
+		it := nodeapi.Interface{Name: i.Name, Up: i.Flags&net.FlagUp != 0, MAC: i.HardwareAddr.String(), Addresses: []string{}}
 		if addrs, err := i.Addrs(); err == nil {
 			for _, a := range addrs {
 				it.Addresses = append(it.Addresses, a.String())

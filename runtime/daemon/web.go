@@ -19,6 +19,7 @@ import (
 
 	"byzantium/runtime/auth"
 	"byzantium/runtime/i18n"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/service"
 )
 
@@ -214,7 +215,7 @@ func (w *Web) requireLogin(next http.HandlerFunc) http.HandlerFunc {
 		if id == nil {
 			if isAPI(r) {
 				rw.Header().Set("WWW-Authenticate", `Bearer realm="byzantium"`)
-				writeJSON(rw, http.StatusUnauthorized, ErrorBody{Error: "log in first: POST /api/v1/login, or send an API token as Authorization: Bearer"})
+				writeJSON(rw, http.StatusUnauthorized, nodeapi.ErrorBody{Error: "log in first: POST /api/v1/login, or send an API token as Authorization: Bearer"})
 				return
 			}
 			http.Redirect(rw, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -293,7 +294,7 @@ func (w *Web) fail(rw http.ResponseWriter, r *http.Request, status int, err erro
 		status = http.StatusTooManyRequests
 	}
 	if isAPI(r) {
-		writeJSON(rw, status, ErrorBody{Error: err.Error()})
+		writeJSON(rw, status, nodeapi.ErrorBody{Error: err.Error()})
 		return
 	}
 	p := w.page(r, "error.title")
@@ -325,6 +326,6 @@ func (w *Web) LocalHandler() (http.Handler, error) {
 			h(rw, req.WithContext(context.WithValue(req.Context(), whoKey{}, &who{local: true})))
 		})
 	}
-	mux.HandleFunc("POST "+ConsoleLoginPath, w.consoleLogin) // the socket's alone
+	mux.HandleFunc("POST "+nodeapi.ConsoleLoginPath, w.consoleLogin) // the socket's alone
 	return limitBodies(mux), nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"byzantium/overlays"
 	"byzantium/runtime/auth"
+	"byzantium/runtime/nodeapi"
 )
 
 // testWeb is a panel on a TLS test server, with cheap password hashes.
@@ -35,7 +36,7 @@ func newTestWeb(t testing.TB) *testWeb {
 		t.Fatal(err)
 	}
 	st.SetHashParams(auth.HashParams{Time: 1, Memory: 64, Threads: 1})
-	settings := OpenSettings(state, SettingsValues{NodeName: "node1", Language: "en"}, nil)
+	settings := OpenSettings(state, nodeapi.SettingsValues{NodeName: "node1", Language: "en"}, nil)
 	log := slog.New(slog.DiscardHandler)
 	ring := NewLogRing(50)
 	root := t.TempDir()
@@ -327,13 +328,13 @@ func TestAPI(t *testing.T) {
 	tw := newTestWeb(t)
 	tw.claim(t, "long enough pass")
 	c := tw.client()
-	var login LoginResult
+	var login nodeapi.LoginResult
 	r := tw.do(t, c, "POST", "/api/v1/login", strings.NewReader(`{"password":"long enough pass"}`), nil)
 	if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil || login.Token == "" {
 		t.Fatalf("login: %d %s", r.code, r.body)
 	}
 	bearer := map[string]string{"Authorization": "Bearer " + login.Token}
-	var st Status
+	var st nodeapi.Status
 	if r := tw.do(t, c, "GET", "/api/v1/status", nil, bearer); r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &st) != nil || st.Node != "node1" || st.Memory.TotalBytes == 0 {
 		t.Errorf("status: %d %s", r.code, r.body)
 	}
@@ -356,7 +357,7 @@ func TestAPI(t *testing.T) {
 	if rec.Code != http.StatusCreated || len(tw.Auth.Tokens()) != 1 {
 		t.Fatalf("new token on the unix socket: %d %s", rec.Code, rec.Body)
 	}
-	var nt NewTokenResult
+	var nt nodeapi.NewTokenResult
 	r = tw.do(t, c, "POST", "/api/v1/tokens", strings.NewReader(`{"name":"ci","password":"long enough pass"}`), bearer)
 	if r.code != http.StatusCreated || json.Unmarshal([]byte(r.body), &nt) != nil || !strings.HasPrefix(nt.Secret, "byz_") {
 		t.Fatalf("new token: %d %s", r.code, r.body)
@@ -399,9 +400,9 @@ func TestAPI(t *testing.T) {
 	if r := tw.do(t, c, "GET", "/api/v1/status", nil, bearer); r.code != http.StatusUnauthorized {
 		t.Errorf("a logged-out token works: %d", r.code)
 	}
-	var logged []LogLine
+	var logged []nodeapi.LogLine
 	if r := tw.do(t, c, "GET", "/api/v1/logs?last=50", nil, map[string]string{"Authorization": "Bearer " + login2(t, tw)}); r.code != http.StatusOK ||
-		json.Unmarshal([]byte(r.body), &logged) != nil || !slices.ContainsFunc(logged, func(l LogLine) bool { return strings.Contains(l.Message, "API token revoked") }) {
+		json.Unmarshal([]byte(r.body), &logged) != nil || !slices.ContainsFunc(logged, func(l nodeapi.LogLine) bool { return strings.Contains(l.Message, "API token revoked") }) {
 		t.Errorf("the log does not show the revocation: %d %s", r.code, r.body)
 	}
 }
@@ -506,7 +507,7 @@ func TestPersistenceWarningOnPanel(t *testing.T) {
 // login2 logs in through the API and returns the token.
 func login2(t *testing.T, tw *testWeb) string {
 	t.Helper()
-	var login LoginResult
+	var login nodeapi.LoginResult
 	r := tw.do(t, tw.client(), "POST", "/api/v1/login", strings.NewReader(`{"password":"long enough pass"}`), nil)
 	if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil {
 		t.Fatalf("login: %d %s", r.code, r.body)
@@ -683,7 +684,7 @@ func TestLoginCSRF(t *testing.T) {
 	// The JSON API, as scripts call it: no Origin, no Sec-Fetch-Site,
 	// no Content-Type, or curl -d's form type (docs/api.md's example).
 	c := tw.client()
-	var login LoginResult
+	var login nodeapi.LoginResult
 	for _, hdr := range []map[string]string{nil, {"Content-Type": "application/x-www-form-urlencoded"}} {
 		r := tw.do(t, c, "POST", "/api/v1/login", strings.NewReader(`{"password":"long enough pass"}`), hdr)
 		if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil || login.Token == "" || r.hdr.Get("Set-Cookie") != "" {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"byzantium/runtime/nodeapi"
 	"context"
 	"encoding/json"
 	"errors"
@@ -203,13 +204,13 @@ func (m *Manager) killStrays() {
 }
 
 // Modules lists the modules, by media file.
-func (m *Manager) Modules() []ModuleInfo {
+func (m *Manager) Modules() []nodeapi.ModuleInfo {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	next := m.nextBoot()
-	out := []ModuleInfo{}
+	out := []nodeapi.ModuleInfo{}
 	for _, mod := range m.sorted() {
-		mi := ModuleInfo{Name: mod.name, Version: mod.man.Version, Folder: mod.folder, File: mod.file, Loaded: mod.loaded, Active: mod.active,
+		mi := nodeapi.ModuleInfo{Name: mod.name, Version: mod.man.Version, Folder: mod.folder, File: mod.file, Loaded: mod.loaded, Active: mod.active,
 			Depends: nonNil(mod.man.Depends), Provides: nonNil(mod.man.Provides), Services: []string{}, RequiredBy: nonNil(m.requiredBy(mod)),
 			NextBoot: mod.folder != overlays.FolderOptional || next[mod.name]}
 		for _, s := range mod.man.Services {
@@ -229,15 +230,15 @@ func nonNil(s []string) []string {
 
 // Activate makes an optional module and its dependencies available to
 // the services that run from them.
-func (m *Manager) Activate(name string) (ModuleChange, error) {
+func (m *Manager) Activate(name string) (nodeapi.ModuleChange, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mod := m.modules[name]
 	if mod == nil {
-		return ModuleChange{}, fmt.Errorf("%w module %q: see GET /api/v1/modules for the media's modules", ErrUnknown, name)
+		return nodeapi.ModuleChange{}, fmt.Errorf("%w module %q: see GET /api/v1/modules for the media's modules", ErrUnknown, name)
 	}
 	if len(mod.man.Services) == 0 && !mod.loaded {
-		return ModuleChange{}, fmt.Errorf("%w: %s has no services, and overlayfs cannot add a module to the running root: mark it to load at the next boot instead", ErrRefused, name)
+		return nodeapi.ModuleChange{}, fmt.Errorf("%w: %s has no services, and overlayfs cannot add a module to the running root: mark it to load at the next boot instead", ErrRefused, name)
 	}
 	ch, err := m.activate(mod)
 	if err == nil && len(ch.Activated) > 0 {
@@ -247,8 +248,8 @@ func (m *Manager) Activate(name string) (ModuleChange, error) {
 	return ch, err
 }
 
-func (m *Manager) activate(mod *module) (ModuleChange, error) {
-	var ch ModuleChange
+func (m *Manager) activate(mod *module) (nodeapi.ModuleChange, error) {
+	var ch nodeapi.ModuleChange
 	deps, err := m.closure(mod)
 	if err != nil {
 		return ch, err
@@ -270,10 +271,10 @@ func (m *Manager) activate(mod *module) (ModuleChange, error) {
 
 // Deactivate stops the services of an active module and unmounts it;
 // modules that need it are refused (a *ConflictError) unless cascade.
-func (m *Manager) Deactivate(name string, cascade bool) (ModuleChange, error) {
+func (m *Manager) Deactivate(name string, cascade bool) (nodeapi.ModuleChange, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var ch ModuleChange
+	var ch nodeapi.ModuleChange
 	mod := m.modules[name]
 	if mod == nil {
 		return ch, fmt.Errorf("%w module %q", ErrUnknown, name)
@@ -403,20 +404,20 @@ func (m *Manager) sortedServices() []*svc {
 func (m *Manager) available(s *svc) bool { return s.module.loaded || s.module.active }
 
 // Services lists the services.
-func (m *Manager) Services() []ServiceInfo {
+func (m *Manager) Services() []nodeapi.ServiceInfo {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := []ServiceInfo{}
+	out := []nodeapi.ServiceInfo{}
 	for _, s := range m.sortedServices() {
 		out = append(out, m.info(s))
 	}
 	return out
 }
 
-func (m *Manager) info(s *svc) ServiceInfo {
+func (m *Manager) info(s *svc) nodeapi.ServiceInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	si := ServiceInfo{Name: s.name, Module: s.module.name, Description: s.decl.Description, Available: m.available(s), Enabled: s.enabled,
+	si := nodeapi.ServiceInfo{Name: s.name, Module: s.module.name, Description: s.decl.Description, Available: m.available(s), Enabled: s.enabled,
 		State: s.state, PID: s.pid, Restarts: s.restarts, Health: s.health, Ports: nonNil(s.decl.Ports), LastError: s.lastErr,
 		Privileged: s.decl.Privileged, Capabilities: nonNil(s.decl.Capabilities)}
 	if id, ok := m.state.Users[s.user()]; ok {
@@ -430,20 +431,20 @@ func (m *Manager) info(s *svc) ServiceInfo {
 
 // Enable starts a service (and the services it depends on) and keeps it
 // running across reboots.
-func (m *Manager) Enable(name string) (ServiceInfo, error) {
+func (m *Manager) Enable(name string) (nodeapi.ServiceInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.services[name]
 	if s == nil {
-		return ServiceInfo{}, fmt.Errorf("%w service %q: see GET /api/v1/services", ErrUnknown, name)
+		return nodeapi.ServiceInfo{}, fmt.Errorf("%w service %q: see GET /api/v1/services", ErrUnknown, name)
 	}
 	order, err := m.serviceClosure(s)
 	if err != nil {
-		return ServiceInfo{}, err
+		return nodeapi.ServiceInfo{}, err
 	}
 	for _, x := range order {
 		if !m.available(x) {
-			return ServiceInfo{}, fmt.Errorf("%w: %s comes with module %s, which is not active: activate it first", ErrRefused, x.name, x.module.name)
+			return nodeapi.ServiceInfo{}, fmt.Errorf("%w: %s comes with module %s, which is not active: activate it first", ErrRefused, x.name, x.module.name)
 		}
 	}
 	for _, x := range order {
@@ -461,12 +462,12 @@ func (m *Manager) Enable(name string) (ServiceInfo, error) {
 
 // Disable stops a service and keeps it off; a service other enabled
 // services depend on is refused.
-func (m *Manager) Disable(name string) (ServiceInfo, error) {
+func (m *Manager) Disable(name string) (nodeapi.ServiceInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.services[name]
 	if s == nil {
-		return ServiceInfo{}, fmt.Errorf("%w service %q", ErrUnknown, name)
+		return nodeapi.ServiceInfo{}, fmt.Errorf("%w service %q", ErrUnknown, name)
 	}
 	var need []string
 	for _, x := range m.sortedServices() {
@@ -475,7 +476,7 @@ func (m *Manager) Disable(name string) (ServiceInfo, error) {
 		}
 	}
 	if len(need) > 0 {
-		return ServiceInfo{}, fmt.Errorf("%w: %s is needed by %s: disable those first", ErrRefused, name, strings.Join(need, ", "))
+		return nodeapi.ServiceInfo{}, fmt.Errorf("%w: %s is needed by %s: disable those first", ErrRefused, name, strings.Join(need, ", "))
 	}
 	s.enabled = false
 	m.stopService(s)
@@ -485,15 +486,15 @@ func (m *Manager) Disable(name string) (ServiceInfo, error) {
 }
 
 // Restart stops and starts an enabled service.
-func (m *Manager) Restart(name string) (ServiceInfo, error) {
+func (m *Manager) Restart(name string) (nodeapi.ServiceInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.services[name]
 	if s == nil {
-		return ServiceInfo{}, fmt.Errorf("%w service %q", ErrUnknown, name)
+		return nodeapi.ServiceInfo{}, fmt.Errorf("%w service %q", ErrUnknown, name)
 	}
 	if !s.enabled {
-		return ServiceInfo{}, fmt.Errorf("%w: %s is not enabled: enable it instead", ErrRefused, name)
+		return nodeapi.ServiceInfo{}, fmt.Errorf("%w: %s is not enabled: enable it instead", ErrRefused, name)
 	}
 	m.stopService(s)
 	m.startService(s)
@@ -502,7 +503,7 @@ func (m *Manager) Restart(name string) (ServiceInfo, error) {
 }
 
 // Logs returns a service's recent output.
-func (m *Manager) Logs(name string) ([]LogLine, error) {
+func (m *Manager) Logs(name string) ([]nodeapi.LogLine, error) {
 	m.mu.Lock()
 	s := m.services[name]
 	m.mu.Unlock()

@@ -21,6 +21,7 @@ import (
 	"byzantium/ci/testenv"
 	"byzantium/modules/manifest"
 	"byzantium/overlays"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/sandbox"
 
 	"golang.org/x/sys/unix"
@@ -189,7 +190,7 @@ func TestModulesAndServices(t *testing.T) {
 		}
 	}()
 
-	mods := map[string]ModuleInfo{}
+	mods := map[string]nodeapi.ModuleInfo{}
 	for _, mi := range m.Modules() {
 		mods[mi.Name] = mi
 	}

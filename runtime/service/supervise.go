@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"byzantium/modules/manifest"
+	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/sandbox"
 )
 
@@ -291,18 +292,10 @@ func healthAddr(d manifest.Service) (addr, expect string) {
 	return "", ""
 }
 
-// LogLine is one line of a service's output (the daemon's own log has
-// the same shape).
-type LogLine struct {
-	Time    time.Time `json:"time"`
-	Level   string    `json:"level"`
-	Message string    `json:"message"`
-}
-
 // ring keeps a service's last lines of output.
 type ring struct {
 	mu  sync.Mutex
-	buf []LogLine
+	buf []nodeapi.LogLine
 	max int
 }
 
@@ -314,11 +307,11 @@ func (r *ring) add(line string) {
 	if len(r.buf) == r.max {
 		r.buf = append(r.buf[:0], r.buf[1:]...)
 	}
-	r.buf = append(r.buf, LogLine{Time: time.Now().UTC(), Level: "INFO", Message: line})
+	r.buf = append(r.buf, nodeapi.LogLine{Time: time.Now().UTC(), Level: "INFO", Message: line})
 }
 
-func (r *ring) lines() []LogLine {
+func (r *ring) lines() []nodeapi.LogLine {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]LogLine{}, r.buf...)
+	return append([]nodeapi.LogLine{}, r.buf...)
 }
