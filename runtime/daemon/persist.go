@@ -18,6 +18,7 @@ import (
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 
 	"golang.org/x/sys/unix"
 )
@@ -107,7 +108,7 @@ func CreateSaveDat(root string, req nodeapi.SaveDatRequest) (nodeapi.SaveDatResu
 	if free := int64(sfs.Bavail) * sfs.Bsize; free < req.SizeBytes+(1<<20) {
 		return nodeapi.SaveDatResult{}, &httpError{http.StatusInsufficientStorage, fmt.Errorf("the media has %d MiB free, and a %d MiB save.dat needs %d MiB: choose a smaller size", free>>20, req.SizeBytes>>20, req.SizeBytes>>20+1)}
 	}
-	opts := savedat.Options{Size: req.SizeBytes}
+	opts := mkfs.Options{Size: req.SizeBytes}
 	res := nodeapi.SaveDatResult{Path: overlays.DefaultSaveDat, SizeBytes: req.SizeBytes}
 	if req.Passphrase != "" {
 		opts.Passphrase = []byte(req.Passphrase)
@@ -127,7 +128,7 @@ func CreateSaveDat(root string, req nodeapi.SaveDatRequest) (nodeapi.SaveDatResu
 		}
 		defer unix.Mount("", media, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	}
-	if err := savedat.Create(path, opts); err != nil {
+	if err := mkfs.Create(path, opts); err != nil {
 		if errors.Is(err, savedat.ErrBadOption) {
 			return nodeapi.SaveDatResult{}, &httpError{http.StatusBadRequest, err}
 		}
