@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"byzantium/image/clone/cloneapi"
+	"byzantium/runtime/luks2"
 )
 
 // Cloning is done by the byz command (/usr/bin/byz clone), which links
@@ -105,7 +106,7 @@ func (c *Cloner) Start(req CloneRequest) (CloneJob, error) {
 		WithSecrets: req.WithSecrets, Modules: req.Modules, Force: req.Force}
 	if req.Passphrase != "" {
 		creq.Encrypt, creq.Passphrase = true, req.Passphrase
-		creq.KDFMemoryKiB, creq.KDFTime = kdfMemory(req.KDFMemoryKiB), max(req.KDFTime, 0)
+		creq.KDFMemoryKiB, creq.KDFTime = luks2.LocalKDFMemory(req.KDFMemoryKiB), max(req.KDFTime, 0)
 	}
 	body, err := json.Marshal(creq)
 	if err != nil {
