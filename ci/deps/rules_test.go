@@ -51,6 +51,10 @@ var binaries = []struct {
 		module + "/image/...",
 		module + "/runtime/daemon/...",
 		module + "/runtime/webfront/...",
+		// Making save.dats (an ext4 writer, which brought in net) is
+		// byz's and byzd's: the init only opens and grows them.
+		module + "/runtime/savedat/mkfs/...",
+		"github.com/diskfs/...",
 	}), nil, "byz-init is PID 1 in the initramfs: it mounts and unlocks, and links no network, TLS, image writer or test code"},
 	{"byzd", concat(testOnly, writers, []string{module + "/image/..."}),
 		// The clone's wire types: the one part of image byzd links (see

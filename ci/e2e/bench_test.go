@@ -14,7 +14,7 @@ import (
 	"byzantium/ci/qemu"
 	"byzantium/modules/deb"
 	"byzantium/runtime/luks2"
-	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 )
 
 // BenchmarkBootBIOSDisk measures QEMU start to /healthz answering for the
@@ -111,7 +111,7 @@ func BenchmarkPersistWrite(b *testing.B) {
 	rates := map[bool]float64{}
 	for b.Loop() {
 		for _, encrypted := range []bool{false, true} {
-			opts := savedat.Options{Size: 128 << 20}
+			opts := mkfs.Options{Size: 128 << 20}
 			if encrypted {
 				opts.Passphrase = []byte("bench")
 				opts.KDF = luks2.KDFParams{Type: "argon2id", Time: 1, Memory: 32 << 10, Threads: 2}

@@ -12,7 +12,7 @@ import (
 
 	"byzantium/ci/qemu"
 	"byzantium/ci/testenv"
-	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 )
 
 // TestPersistenceExit: with changes=EXIT:/dev/vda the changes live in RAM
@@ -27,7 +27,7 @@ import (
 func TestPersistenceExit(t *testing.T) {
 	img := cloudImages(t)
 	store := filepath.Join(t.TempDir(), "store.img")
-	if err := savedat.Create(store, savedat.Options{Size: 64 << 20}); err != nil {
+	if err := mkfs.Create(store, mkfs.Options{Size: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	opts := qemu.Options{Kernel: img.vmlinuz, Initrd: img.initrd, ISO: img.iso, Disk: store,
@@ -145,7 +145,7 @@ func TestPersistenceOnNode(t *testing.T) {
 // the grown file system clean.
 func TestPersistenceGrow(t *testing.T) {
 	img := cloudImages(t)
-	disk := usbWithSaveDat(t, img.usb, savedat.Options{Size: 32 << 20})
+	disk := usbWithSaveDat(t, img.usb, mkfs.Options{Size: 32 << 20})
 	httpsPort := freePort(t)
 	opts := withCredential(qemu.Options{Disk: disk, Forward: []string{fmt.Sprintf("%d:443", httpsPort)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*bootTimeout)

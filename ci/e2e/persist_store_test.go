@@ -17,7 +17,7 @@ import (
 	"byzantium/ci/qemu"
 	"byzantium/ci/testenv"
 	"byzantium/runtime/nodeapi"
-	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 )
 
 // TestPersistenceFolder: with changes=/byzantium/changes and boot media
@@ -28,12 +28,12 @@ import (
 // byzantium/changes/upper, as e2fsprogs reads it.
 func TestPersistenceFolder(t *testing.T) {
 	img := cloudImages(t)
-	mkfs := testenv.RequireTool(t, "mkfs.ext4")
+	mkext4 := testenv.RequireTool(t, "mkfs.ext4")
 	debugfs := testenv.RequireTool(t, "debugfs")
 	fsck := testenv.RequireTool(t, "e2fsck")
 	tree := mediaTree(t, img)
 	media := filepath.Join(t.TempDir(), "media.img")
-	ext4Media(t, mkfs, tree, media)
+	ext4Media(t, mkext4, tree, media)
 	opts := qemu.Options{Kernel: img.vmlinuz, Initrd: img.initrd, Disk: media,
 		Append: "console=ttyS0 byz.media=" + mediaID(t, tree) + " changes=/byzantium/changes"}
 	var fp string // byzd's certificate, made on the first boot
@@ -133,7 +133,7 @@ func TestPersistenceCorruptStore(t *testing.T) {
 	img := cloudImages(t)
 	fsck := testenv.RequireTool(t, "e2fsck")
 	store := filepath.Join(t.TempDir(), "store.img")
-	if err := savedat.Create(store, savedat.Options{Size: 64 << 20}); err != nil {
+	if err := mkfs.Create(store, mkfs.Options{Size: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	corruptInodesCount(t, store)

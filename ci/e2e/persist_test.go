@@ -16,7 +16,7 @@ import (
 
 	"byzantium/ci/qemu"
 	"byzantium/ci/testenv"
-	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 )
 
 // writeAndCrash has the node's shell write a file and sync it, then kills
@@ -61,11 +61,11 @@ func readBack(ctx context.Context, t *testing.T, vm *qemu.VM, mode string) strin
 // usbWithSaveDat returns a scratch copy of the USB image usb with a
 // save.dat made with opts in byzantium/changes, put there with mtools
 // (a tool of its own, not the image/fat code under test elsewhere).
-func usbWithSaveDat(tb testing.TB, usb string, opts savedat.Options) string {
+func usbWithSaveDat(tb testing.TB, usb string, opts mkfs.Options) string {
 	tb.Helper()
 	mcopy, mmd := testenv.RequireTool(tb, "mcopy"), testenv.RequireTool(tb, "mmd")
 	sd := filepath.Join(tb.TempDir(), "save.dat")
-	if err := savedat.Create(sd, opts); err != nil {
+	if err := mkfs.Create(sd, opts); err != nil {
 		tb.Fatal(err)
 	}
 	disk := scratchCopy(tb, usb)
@@ -85,7 +85,7 @@ func usbWithSaveDat(tb testing.TB, usb string, opts savedat.Options) string {
 func TestPersistencePartition(t *testing.T) {
 	img := cloudImages(t)
 	store := filepath.Join(t.TempDir(), "store.img")
-	if err := savedat.Create(store, savedat.Options{Size: 64 << 20}); err != nil {
+	if err := mkfs.Create(store, mkfs.Options{Size: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	opts := qemu.Options{Kernel: img.vmlinuz, Initrd: img.initrd, ISO: img.iso, Disk: store,
@@ -247,7 +247,7 @@ func TestPersistenceSaveDat(t *testing.T) {
 func TestPersistenceKillLoop(t *testing.T) {
 	img := cloudImages(t)
 	store := filepath.Join(t.TempDir(), "store.img")
-	if err := savedat.Create(store, savedat.Options{Size: 64 << 20}); err != nil {
+	if err := mkfs.Create(store, mkfs.Options{Size: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	opts := qemu.Options{Kernel: img.vmlinuz, Initrd: img.initrd, ISO: img.iso, Disk: store,
@@ -332,7 +332,7 @@ func TestPersistenceKillLoop(t *testing.T) {
 func TestPersistenceFull(t *testing.T) {
 	img := cloudImages(t)
 	store := filepath.Join(t.TempDir(), "store.img")
-	if err := savedat.Create(store, savedat.Options{Size: 40 << 20}); err != nil {
+	if err := mkfs.Create(store, mkfs.Options{Size: 40 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	httpsPort := freePort(t)

@@ -24,6 +24,7 @@ import (
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 )
 
 func newPersistCmd() *cobra.Command {
@@ -282,7 +283,7 @@ An existing save.dat is never replaced.`,
 				}
 				return createOnNode(cmd.OutOrStdout(), socket, req)
 			}
-			opts := savedat.Options{Size: n, KDF: kdf}
+			opts := mkfs.Options{Size: n, KDF: kdf}
 			if encrypt {
 				// Only a size is needed for the checks before asking.
 				opts.Passphrase = []byte{0}
@@ -316,7 +317,7 @@ An existing save.dat is never replaced.`,
 			in := watchInterrupts(cmd.ErrOrStderr(), cancel)
 			defer in.stop()
 			opts.Progress = saveDatProgress(os.Stderr, func() { in.set(phaseCancel) })
-			if err := savedat.CreateContext(ctx, path, opts); err != nil {
+			if err := mkfs.CreateContext(ctx, path, opts); err != nil {
 				if s := in.signal(); s != nil {
 					return fmt.Errorf("persist create: %w (%v): the partial save.dat was removed", errInterrupted, s)
 				}
@@ -347,8 +348,8 @@ func kindOf(encrypt bool) string {
 }
 
 // checkSaveDatOptions checks the options as savedat will, before a
-// passphrase is asked for (savedat.NewStream checks them again).
-func checkSaveDatOptions(opts savedat.Options) error {
+// passphrase is asked for (mkfs.NewStream checks them again).
+func checkSaveDatOptions(opts mkfs.Options) error {
 	// An empty file system in an unlinked scratch file would be made to
 	// check them all; the size rules are what the user can get wrong.
 	fsSize := opts.Size
@@ -365,7 +366,7 @@ func checkSaveDatOptions(opts savedat.Options) error {
 // createInImage is byz persist create --image: the save.dat is made as a
 // stream (scratch files unlinked at once) and copied into the image's
 // FAT partition, which is checked first: Byzantium media, room for it.
-func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passFile string) error {
+func createInImage(cmd *cobra.Command, image string, opts mkfs.Options, passFile string) error {
 	if err := checkSaveDatOptions(opts); err != nil {
 		return err
 	}
@@ -396,7 +397,7 @@ func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passF
 	in := watchInterrupts(cmd.ErrOrStderr(), func() {})
 	defer in.stop()
 	opts.Progress = saveDatProgress(os.Stderr, nil)
-	s, err := savedat.NewStream("", opts)
+	s, err := mkfs.NewStream("", opts)
 	if err != nil {
 		return fmt.Errorf("persist create: %w", err)
 	}
@@ -405,7 +406,7 @@ func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passF
 	// finished, so the image never holds half a save.dat.
 	in.set(phaseFinish)
 	prog := &countingReader{r: s, total: s.Size, progress: opts.Progress}
-	opts.Progress(savedat.Event{Step: "writing", Total: s.Size})
+	opts.Progress(mkfs.Event{Step: "writing", Total: s.Size})
 	if err := iv.vol.AddFile(overlays.DefaultSaveDat, opts.Size, prog, time.Now()); err != nil {
 		return fmt.Errorf("persist create: %w", err)
 	}
@@ -420,14 +421,14 @@ func createInImage(cmd *cobra.Command, image string, opts savedat.Options, passF
 type countingReader struct {
 	r           io.Reader
 	done, total int64
-	progress    func(savedat.Event)
+	progress    func(mkfs.Event)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
 		c.done += int64(n)
-		c.progress(savedat.Event{Step: "writing", Done: c.done, Total: c.total})
+		c.progress(mkfs.Event{Step: "writing", Done: c.done, Total: c.total})
 	}
 	return n, err
 }

@@ -19,7 +19,7 @@ import (
 	"byzantium/builder/spec"
 	"byzantium/internal/bytesize"
 	"byzantium/runtime/luks2"
-	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 )
 
 // What byz persist and byz clone share for encrypted save.dats: reading
@@ -303,10 +303,10 @@ func (in *interrupts) stop() {
 // saveDatProgress prints the steps of making a save.dat on w, and while
 // it is written, a progress line (redrawn on a terminal, once elsewhere).
 // onWrite is called as the writing starts.
-func saveDatProgress(w *os.File, onWrite func()) func(savedat.Event) {
+func saveDatProgress(w *os.File, onWrite func()) func(mkfs.Event) {
 	tty := isTerminal(w)
 	last, lastAt := -1, time.Time{}
-	return func(e savedat.Event) {
+	return func(e mkfs.Event) {
 		if e.Step != "writing" {
 			fmt.Fprintf(w, "byz: %s...\n", e.Step)
 			return

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"byzantium/ci/testenv"
-	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 )
 
 // runResize runs the persist resize command in-process and returns its
@@ -33,7 +33,7 @@ func TestPersistResize(t *testing.T) {
 	fsck := testenv.RequireTool(t, "e2fsck")
 	dir := t.TempDir()
 	sd := filepath.Join(dir, "save.dat")
-	if err := savedat.Create(sd, savedat.Options{Size: 64 << 20}); err != nil {
+	if err := mkfs.Create(sd, mkfs.Options{Size: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := runResize("--help"); err != nil || !strings.Contains(out, "Examples:") || !strings.Contains(out, "next boot") {

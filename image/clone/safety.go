@@ -3,6 +3,7 @@ package clone
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"byzantium/blockdev"
 	"byzantium/image/bootloader"
 	"byzantium/image/usbimg"
 	"byzantium/internal/bytesize"
@@ -34,22 +36,9 @@ func (s System) root() string {
 	return s.Root
 }
 
-// Device describes a whole-disk block device.
-type Device struct {
-	Path   string // /dev/sdb
-	Name   string // sdb
-	Size   int64
-	Vendor string
-	Model  string
-	Serial string
-	// Removable is the kernel's removable flag, or true for a disk
-	// attached through USB (most USB sticks and card readers say
-	// removable=0 when they are disks behind a bridge).
-	Removable bool
-	USB       bool
-	ReadOnly  bool
-	sys       string // its folder under /sys/devices, resolved
-}
+// Device is a whole-disk block device, as blockdev reads it: the same
+// description the node's panel lists disks with.
+type Device struct{ blockdev.Disk }
 
 // String names the device for a person: path, model, serial, size.
 func (d *Device) String() string {
@@ -93,52 +82,14 @@ func (s System) Inspect(devPath string) (*Device, error) {
 // InspectDev describes the block device major:minor from sysfs. A
 // partition is refused: a clone takes the whole disk.
 func (s System) InspectDev(major, minor uint32) (*Device, error) {
-	link := s.path(fmt.Sprintf("sys/dev/block/%d:%d", major, minor))
-	dir, err := filepath.EvalSymlinks(link)
+	d, err := blockdev.Sys{Root: s.Root}.ByNumber(major, minor)
+	if errors.Is(err, blockdev.ErrPartition) {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("clone: block device %d:%d is not in sysfs: %w", major, minor, err)
+		return nil, fmt.Errorf("clone: %w", err)
 	}
-	name := filepath.Base(dir)
-	if exists(filepath.Join(dir, "partition")) {
-		return nil, fmt.Errorf("%w: /dev/%s is a partition: name the whole disk (/dev/%s)", ErrRefused, name, filepath.Base(filepath.Dir(dir)))
-	}
-	d := &Device{Path: "/dev/" + name, Name: name, sys: dir}
-	sectors, err := strconv.ParseInt(readAttr(dir, "size"), 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("clone: /dev/%s: no size in sysfs: %w", name, err)
-	}
-	d.Size = sectors * 512 // sysfs counts 512-byte sectors whatever the device's
-	d.ReadOnly = readAttr(dir, "ro") == "1"
-	d.USB = strings.Contains(dir, "/usb")
-	d.Removable = readAttr(dir, "removable") == "1" || d.USB
-	d.Vendor = readAttr(dir, "device/vendor")
-	d.Model = readAttr(dir, "device/model")
-	d.Serial = s.serial(dir)
-	return d, nil
-}
-
-// serial finds a disk's serial number: SCSI's unit serial number VPD page
-// (0x80, what USB mass storage and SATA disks behind libata report), the
-// device's serial attribute (NVMe, MMC), the disk's own (virtio), or the
-// USB device's it hangs off.
-func (s System) serial(dir string) string {
-	if b, err := os.ReadFile(filepath.Join(dir, "device/vpd_pg80")); err == nil && len(b) > 4 {
-		n := min(int(b[2])<<8|int(b[3]), len(b)-4)
-		if v := strings.TrimSpace(strings.Trim(string(b[4:4+n]), "\x00")); v != "" {
-			return v
-		}
-	}
-	for _, a := range []string{"device/serial", "serial"} {
-		if v := readAttr(dir, a); v != "" {
-			return v
-		}
-	}
-	for d := dir; len(d) > len(s.path("sys/devices")); d = filepath.Dir(d) {
-		if exists(filepath.Join(d, "idVendor")) {
-			return readAttr(d, "serial")
-		}
-	}
-	return ""
+	return &Device{*d}, nil
 }
 
 // Check refuses a target that must not be written: one that holds or
@@ -191,7 +142,7 @@ func (s System) Check(d *Device, need int64, force bool) error {
 	if d.Size < need {
 		return fmt.Errorf("%w: %s has %s, the clone needs %s", ErrTooSmall, d.Path, bytesize.Format(d.Size), bytesize.Format(need))
 	}
-	if !d.Removable && !force {
+	if !d.Detachable() && !force {
 		return fmt.Errorf("%w: %s is not a removable disk (sysfs says removable=0 and it is not on USB): it may be a computer's own disk; --force if you mean it", ErrRefused, d.Path)
 	}
 	return nil
@@ -301,11 +252,11 @@ func (s System) swaps() []string {
 // holders lists what holds the disk or one of its partitions open.
 func (s System) holders(d *Device) []string {
 	var out []string
-	dirs := []string{d.sys}
-	if ents, err := os.ReadDir(d.sys); err == nil {
+	dirs := []string{d.SysDir}
+	if ents, err := os.ReadDir(d.SysDir); err == nil {
 		for _, e := range ents {
-			if exists(filepath.Join(d.sys, e.Name(), "partition")) {
-				dirs = append(dirs, filepath.Join(d.sys, e.Name()))
+			if exists(filepath.Join(d.SysDir, e.Name(), "partition")) {
+				dirs = append(dirs, filepath.Join(d.SysDir, e.Name()))
 			}
 		}
 	}

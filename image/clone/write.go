@@ -28,7 +28,7 @@ import (
 	"byzantium/modules"
 	"byzantium/modules/entry"
 	"byzantium/overlays"
-	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 )
 
 // Result describes a finished clone: the "done" line of
@@ -120,12 +120,12 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 	var saveSum hash.Hash
 	if p.opts.SaveSize > 0 {
 		prog.set("prepare", 0)
-		so := savedat.Options{Size: p.opts.SaveSize, Passphrase: p.opts.Passphrase, KDF: p.opts.KDF}
+		so := mkfs.Options{Size: p.opts.SaveSize, Passphrase: p.opts.Passphrase, KDF: p.opts.KDF}
 		if p.StateInSaveDat {
 			so.Fill = p.fillState(scratch)
 			res.StateInSaveDat = true
 		}
-		sd, err := savedat.NewStream(scratch, so)
+		sd, err := mkfs.NewStream(scratch, so)
 		if err != nil {
 			return nil, fmt.Errorf("clone: %w", err)
 		}

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"byzantium/image/clone/cloneapi"
+	"byzantium/runtime/luks2"
 )
 
 // Cloning is done by the byz command (/usr/bin/byz clone), which links
@@ -107,7 +106,7 @@ func (c *Cloner) Start(req CloneRequest) (CloneJob, error) {
 		WithSecrets: req.WithSecrets, Modules: req.Modules, Force: req.Force}
 	if req.Passphrase != "" {
 		creq.Encrypt, creq.Passphrase = true, req.Passphrase
-		creq.KDFMemoryKiB, creq.KDFTime = kdfMemory(req.KDFMemoryKiB), max(req.KDFTime, 0)
+		creq.KDFMemoryKiB, creq.KDFTime = luks2.LocalKDFMemory(req.KDFMemoryKiB), max(req.KDFTime, 0)
 	}
 	body, err := json.Marshal(creq)
 	if err != nil {
@@ -232,54 +231,6 @@ type Disk struct {
 	// USB reports a disk on a USB bus (sticks often say they are not
 	// removable).
 	USB bool `json:"usb"`
-}
-
-// listDisks reads /sys/block: whole disks, not loop, ram or dm devices,
-// nor empty drives.
-func listDisks(root string) []Disk {
-	out := []Disk{}
-	entries, _ := os.ReadDir(filepath.Join(root, "sys/block"))
-	for _, e := range entries {
-		n := e.Name()
-		if strings.HasPrefix(n, "loop") || strings.HasPrefix(n, "ram") || strings.HasPrefix(n, "dm-") || strings.HasPrefix(n, "zram") || strings.HasPrefix(n, "sr") {
-			continue
-		}
-		dir := filepath.Join(root, "sys/block", n)
-		read := func(f string) string {
-			b, _ := os.ReadFile(filepath.Join(dir, f))
-			return strings.TrimSpace(string(b))
-		}
-		sectors, _ := strconv.ParseInt(read("size"), 10, 64)
-		if sectors == 0 {
-			continue
-		}
-		d := Disk{Name: n, Path: "/dev/" + n, SizeBytes: sectors * 512, Model: read("device/model"), Serial: read("device/serial"),
-			Removable: read("removable") == "1"}
-		if d.Serial == "" {
-			d.Serial = read("serial") // virtio
-		}
-		if d.Serial == "" {
-			// SCSI (USB sticks): the Unit Serial Number VPD page, a
-			// 4-byte header then the serial.
-			if b, err := os.ReadFile(filepath.Join(dir, "device/vpd_pg80")); err == nil && len(b) > 4 {
-				d.Serial = strings.TrimSpace(strings.Trim(string(b[4:]), "\x00"))
-			}
-		}
-		if link, err := filepath.EvalSymlinks(dir); err == nil {
-			d.USB = strings.Contains(link, "/usb")
-			// A USB stick's serial is its USB device's: the ancestor
-			// folder with idVendor.
-			for p := link; d.Serial == "" && d.USB && strings.Count(p, "/") > 3; p = filepath.Dir(p) {
-				if _, err := os.Stat(filepath.Join(p, "idVendor")); err == nil {
-					b, _ := os.ReadFile(filepath.Join(p, "serial"))
-					d.Serial = strings.TrimSpace(string(b))
-					break
-				}
-			}
-		}
-		out = append(out, d)
-	}
-	return out
 }
 
 func (w *Web) apiDisks(rw http.ResponseWriter, _ *http.Request) {

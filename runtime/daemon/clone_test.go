@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"byzantium/image/clone/cloneapi"
+	"byzantium/runtime/luks2"
 )
 
 // fakeByz writes a stand-in for byz clone: it records its arguments and
@@ -89,7 +90,7 @@ func TestCloner(t *testing.T) {
 		t.Errorf("byz was run with %q", got)
 	}
 	want := cloneapi.Request{Target: "/dev/sdb", SaveSize: 256 << 20, Encrypt: true, Passphrase: "new stick pass",
-		KDFMemoryKiB: kdfMemory(65536), KDFTime: 1, WithState: true}
+		KDFMemoryKiB: luks2.LocalKDFMemory(65536), KDFTime: 1, WithState: true}
 	if got := sentRequest(t, reqFile); !reflect.DeepEqual(got, want) {
 		t.Errorf("byz was asked for\n%+v, want\n%+v", got, want)
 	}

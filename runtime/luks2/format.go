@@ -38,6 +38,21 @@ type KDFParams struct {
 // same time everywhere.
 var DefaultKDF = KDFParams{Type: "argon2id", Time: 4, Memory: 1 << 20, Threads: 4}
 
+// LocalKDFMemory is the argon2id memory (KiB) of a new keyslot that this
+// machine makes and must unlock itself (a node making its own save.dat or
+// a clone it boots): asked, or DefaultKDF's when asked is not above 0,
+// capped at half the RAM as cryptsetup caps it.
+func LocalKDFMemory(asked int) int {
+	m := asked
+	if m <= 0 {
+		m = DefaultKDF.Memory
+	}
+	if total := physicalRAMKiB(); total > 0 && int64(m) > total/2 {
+		m = int(total / 2)
+	}
+	return m
+}
+
 // Bounds on the costs of a new keyslot (KDFParams.Check).
 const (
 	MinArgon2Memory     = 32 // KiB, cryptsetup's floor

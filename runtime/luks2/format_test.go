@@ -170,3 +170,22 @@ func TestChangePassphrase(t *testing.T) {
 		t.Errorf("keyslot 0's area is not wiped (%v)", err)
 	}
 }
+
+// TestLocalKDFMemory: what is asked, or the default, never above half of
+// this machine's RAM.
+func TestLocalKDFMemory(t *testing.T) {
+	ram := physicalRAMKiB()
+	if ram == 0 {
+		t.Fatal("no RAM size on this machine")
+	}
+	for _, asked := range []int{0, -1, 64, 512 << 10, 1 << 20, 4 << 20} {
+		want := int64(asked)
+		if asked <= 0 {
+			want = int64(DefaultKDF.Memory)
+		}
+		want = min(want, ram/2)
+		if got := LocalKDFMemory(asked); int64(got) != want {
+			t.Errorf("LocalKDFMemory(%d) = %d, want %d (RAM %d KiB)", asked, got, want, ram)
+		}
+	}
+}

@@ -29,7 +29,7 @@ const folderSlack = 1 << 20
 func CheckFATSize(size int64) error {
 	if size > MaxFATFile {
 		return fmt.Errorf("%w: FAT32 holds files of up to 4 GiB less a byte, so a %s save.dat cannot be on it: 4095 MiB is the most",
-			ErrTooLarge, sizeString(size))
+			ErrTooLarge, SizeString(size))
 	}
 	return nil
 }
@@ -67,17 +67,17 @@ func fits(fsType, free, size int64, where string) error {
 		}
 		hint := "there is no room for one"
 		if most >= MinSize {
-			hint = "at most " + sizeString(most) + " fits"
+			hint = "at most " + SizeString(most) + " fits"
 		}
 		return fmt.Errorf("%w: %s has %s free, and a %s save.dat needs %s: choose a smaller size (%s)",
-			ErrNoSpace, where, sizeString(max(free, 0)&^(1<<20-1)), sizeString(size), sizeString(size+folderSlack), hint)
+			ErrNoSpace, where, SizeString(max(free, 0)&^(1<<20-1)), SizeString(size), SizeString(size+folderSlack), hint)
 	}
 	return nil
 }
 
-// sizeString writes n in the largest binary unit that divides it (TiB,
+// SizeString writes n in the largest binary unit that divides it (TiB,
 // GiB, MiB), else in bytes.
-func sizeString(n int64) string {
+func SizeString(n int64) string {
 	switch {
 	case n != 0 && n%(1<<40) == 0:
 		return fmt.Sprintf("%d TiB", n>>40)

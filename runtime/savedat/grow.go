@@ -61,7 +61,7 @@ func Grow(path string, newSize int64) error {
 	}
 	if newSize <= cur {
 		return fmt.Errorf("%w: %s is %s; %s would not grow it (a save.dat never shrinks)",
-			ErrBadOption, path, sizeString(cur), sizeString(newSize))
+			ErrBadOption, path, SizeString(cur), SizeString(newSize))
 	}
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
@@ -74,14 +74,14 @@ func Grow(path string, newSize int64) error {
 	}
 	if free := int64(st.Bavail) * int64(st.Bsize); newSize-cur > free {
 		return fmt.Errorf("%w: growing %s from %s to %s needs %s, and its file system has %s free",
-			ErrNoSpace, path, sizeString(cur), sizeString(newSize), sizeString(newSize-cur), sizeString(free&^(1<<20-1)))
+			ErrNoSpace, path, SizeString(cur), SizeString(newSize), SizeString(newSize-cur), SizeString(free&^(1<<20-1)))
 	}
 	// FAT has no sparse files: the kernel zero-fills the new clusters,
 	// and may stop part way. Cutting back to the old length removes only
 	// what was appended.
 	if err := f.Truncate(newSize); err != nil {
 		f.Truncate(cur)
-		return fmt.Errorf("savedat: growing %s to %s: %w", path, sizeString(newSize), err)
+		return fmt.Errorf("savedat: growing %s to %s: %w", path, SizeString(newSize), err)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("savedat: %w", err)

@@ -1,4 +1,4 @@
-package savedat
+package savedat_test
 
 import (
 	"bytes"
@@ -7,56 +7,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"byzantium/ci/testenv"
 	"byzantium/runtime/luks2"
+	"byzantium/runtime/savedat"
+	"byzantium/runtime/savedat/mkfs"
 
 	"golang.org/x/sys/unix"
 )
-
-func TestIoctlNumber(t *testing.T) {
-	// _IOW('f', 16, __u64) in the generic encoding (x86, arm, riscv …).
-	switch runtime.GOARCH {
-	case "amd64", "386", "arm64", "arm", "riscv64", "loong64", "s390x":
-		if ext4IocResizeFS != 0x40086610 {
-			t.Errorf("EXT4_IOC_RESIZE_FS = %#x, want 0x40086610", ext4IocResizeFS)
-		}
-	}
-}
-
-// TestTarget: where GrowFS grows a file system of 16384 4 KiB blocks in
-// 32768-block groups with 512-block inode tables (what Create makes at
-// 64 MiB) on devices of various sizes.
-func TestTarget(t *testing.T) {
-	sb := superblock{blocks: 16384, blocksPerGroup: 32768, blockSize: 4096, itbPerGroup: 512}
-	for _, tt := range []struct {
-		dev  int64
-		want uint64
-	}{
-		{32 << 20, 16384},             // a device smaller than the file system
-		{64 << 20, 16384},             // nothing to add
-		{64<<20 + 4095, 16384},        // not a whole block more
-		{100 << 20, 25600},            // within the last group
-		{1 << 30, 262144},             // to a group boundary
-		{1<<30 + 1<<20, 262144},       // a new group too small for its inode table
-		{1<<30 + 3<<20, 262144 + 768}, // one just large enough
-		{1000 << 20, 256000},          // a partial last group
-	} {
-		if got := sb.target(tt.dev); got != tt.want {
-			t.Errorf("target(%d) = %d, want %d", tt.dev, got, tt.want)
-		}
-	}
-}
 
 // TestGrowRefused: Grow refuses what it cannot grow and leaves the file
 // byte for byte as it was.
 func TestGrowRefused(t *testing.T) {
 	dir := t.TempDir()
 	sd := filepath.Join(dir, "save.dat")
-	if err := Create(sd, Options{Size: 64 << 20}); err != nil {
+	if err := mkfs.Create(sd, mkfs.Options{Size: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	junk := filepath.Join(dir, "junk")
@@ -73,17 +40,17 @@ func TestGrowRefused(t *testing.T) {
 		err        error
 		names      []string
 	}{
-		{"shrink", sd, 32 << 20, ErrBadOption, []string{"64 MiB", "32 MiB", "never shrinks"}},
-		{"same size", sd, 64 << 20, ErrBadOption, []string{"64 MiB"}},
-		{"not whole MiB", sd, 128<<20 + 4096, ErrBadOption, []string{"134221824", "1 MiB"}},
-		{"not a save.dat", junk, 128 << 20, ErrNotSaveDat, []string{junk, "neither"}},
-		{"empty file", empty, 128 << 20, ErrNotSaveDat, []string{empty}},
+		{"shrink", sd, 32 << 20, savedat.ErrBadOption, []string{"64 MiB", "32 MiB", "never shrinks"}},
+		{"same size", sd, 64 << 20, savedat.ErrBadOption, []string{"64 MiB"}},
+		{"not whole MiB", sd, 128<<20 + 4096, savedat.ErrBadOption, []string{"134221824", "1 MiB"}},
+		{"not a save.dat", junk, 128 << 20, savedat.ErrNotSaveDat, []string{junk, "neither"}},
+		{"empty file", empty, 128 << 20, savedat.ErrNotSaveDat, []string{empty}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := readAll(t, tt.path)
-			err := Grow(tt.path, tt.size)
+			err := savedat.Grow(tt.path, tt.size)
 			if !errors.Is(err, tt.err) {
-				t.Fatalf("Grow(%s, %d) = %v, want %v", tt.path, tt.size, err, tt.err)
+				t.Fatalf("savedat.Grow(%s, %d) = %v, want %v", tt.path, tt.size, err, tt.err)
 			}
 			for _, s := range tt.names {
 				if !strings.Contains(err.Error(), s) {
@@ -95,7 +62,7 @@ func TestGrowRefused(t *testing.T) {
 			}
 		})
 	}
-	if err := Grow(filepath.Join(dir, "nope"), 128<<20); err == nil || !errors.Is(err, os.ErrNotExist) {
+	if err := savedat.Grow(filepath.Join(dir, "nope"), 128<<20); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Grow of a missing file = %v", err)
 	}
 }
@@ -105,11 +72,11 @@ func TestGrowRefused(t *testing.T) {
 func TestGrowEncrypted(t *testing.T) {
 	dir := t.TempDir()
 	sd := filepath.Join(dir, "save.dat")
-	if err := Create(sd, Options{Size: 64 << 20, Passphrase: []byte("mesh"), KDF: cheapKDF}); err != nil {
+	if err := mkfs.Create(sd, mkfs.Options{Size: 64 << 20, Passphrase: []byte("mesh"), KDF: cheapKDF}); err != nil {
 		t.Fatal(err)
 	}
 	before := readAll(t, sd)
-	if err := Grow(sd, 256<<20); err != nil {
+	if err := savedat.Grow(sd, 256<<20); err != nil {
 		t.Fatal(err)
 	}
 	after := readAll(t, sd)
@@ -169,10 +136,10 @@ func TestGrowFS(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sd := filepath.Join(t.TempDir(), "save.dat")
-			if err := Create(sd, Options{Size: 64 << 20}); err != nil {
+			if err := mkfs.Create(sd, mkfs.Options{Size: 64 << 20}); err != nil {
 				t.Fatal(err)
 			}
-			if err := Grow(sd, tt.to); err != nil {
+			if err := savedat.Grow(sd, tt.to); err != nil {
 				t.Fatal(err)
 			}
 			mnt, unmount := loopMount(t, losetup, sd)
@@ -182,7 +149,7 @@ func TestGrowFS(t *testing.T) {
 			var st unix.Statfs_t
 			unix.Statfs(mnt, &st)
 			statBefore := st.Blocks * uint64(st.Bsize)
-			oldB, newB, err := GrowFS(mnt)
+			oldB, newB, err := savedat.GrowFS(mnt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,7 +160,7 @@ func TestGrowFS(t *testing.T) {
 			if got := st.Blocks * uint64(st.Bsize); got <= statBefore || got < uint64(tt.to)*9/10 {
 				t.Errorf("statfs: %d bytes before, %d after growing to %d", statBefore, got, tt.to)
 			}
-			if o, n, err := GrowFS(mnt); err != nil || o != tt.to || n != tt.to {
+			if o, n, err := savedat.GrowFS(mnt); err != nil || o != tt.to || n != tt.to {
 				t.Errorf("GrowFS again = %d, %d, %v; want a no-op at %d", o, n, err, tt.to)
 			}
 			fill(t, mnt, tt.fill)
@@ -225,17 +192,17 @@ func TestGrowFSNothingToDo(t *testing.T) {
 	testenv.RequireRoot(t)
 	losetup := testenv.RequireTool(t, "losetup")
 	sd := filepath.Join(t.TempDir(), "save.dat")
-	if err := Create(sd, Options{Size: 1 << 30}); err != nil {
+	if err := mkfs.Create(sd, mkfs.Options{Size: 1 << 30}); err != nil {
 		t.Fatal(err)
 	}
 	for _, size := range []int64{1 << 30, 1<<30 + 1<<20} {
 		if size > 1<<30 {
-			if err := Grow(sd, size); err != nil {
+			if err := savedat.Grow(sd, size); err != nil {
 				t.Fatal(err)
 			}
 		}
 		mnt, unmount := loopMount(t, losetup, sd)
-		if o, n, err := GrowFS(mnt); err != nil || o != 1<<30 || n != 1<<30 {
+		if o, n, err := savedat.GrowFS(mnt); err != nil || o != 1<<30 || n != 1<<30 {
 			t.Errorf("GrowFS on a %d-byte device = %d, %d, %v; want a no-op", size, o, n, err)
 		}
 		unmount()
@@ -245,7 +212,7 @@ func TestGrowFSNothingToDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount(tmp, 0) })
-	if _, _, err := GrowFS(tmp); err == nil || !strings.Contains(err.Error(), "not on an ext4") {
+	if _, _, err := savedat.GrowFS(tmp); err == nil || !strings.Contains(err.Error(), "not on an ext4") {
 		t.Errorf("GrowFS on a tmpfs = %v", err)
 	}
 }
@@ -260,18 +227,18 @@ func TestGrowNoSpace(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(dir, 0) })
 	sd := filepath.Join(dir, "save.dat")
-	if err := Create(sd, Options{Size: 64 << 20}); err != nil {
+	if err := mkfs.Create(sd, mkfs.Options{Size: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	before := readAll(t, sd)
-	err := Grow(sd, 1<<30)
-	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "needs 960 MiB") {
-		t.Errorf("Grow beyond the free space = %v, want ErrNoSpace naming 960 MiB", err)
+	err := savedat.Grow(sd, 1<<30)
+	if !errors.Is(err, savedat.ErrNoSpace) || !strings.Contains(err.Error(), "needs 960 MiB") {
+		t.Errorf("Grow beyond the free space = %v, want savedat.ErrNoSpace naming 960 MiB", err)
 	}
 	if !bytes.Equal(before, readAll(t, sd)) {
 		t.Error("a refused Grow changed the file")
 	}
-	if err := Grow(sd, 80<<20); err != nil {
+	if err := savedat.Grow(sd, 80<<20); err != nil {
 		t.Errorf("Grow within the free space: %v", err)
 	}
 }
@@ -280,7 +247,7 @@ func TestGrowNoSpace(t *testing.T) {
 // and stays clean; past FAT's 4 GiB file limit it is refused.
 func TestGrowOnFAT(t *testing.T) {
 	testenv.RequireRoot(t)
-	losetup, mkfs := testenv.RequireTool(t, "losetup"), testenv.RequireTool(t, "mkfs.vfat")
+	losetup, mkvfat := testenv.RequireTool(t, "losetup"), testenv.RequireTool(t, "mkfs.vfat")
 	fsck := testenv.RequireTool(t, "e2fsck")
 	if fss, _ := os.ReadFile("/proc/filesystems"); !strings.Contains(string(fss), "\tvfat\n") {
 		t.Skip("the host kernel has no vfat; ci/e2e TestPersistenceGrow grows a save.dat on FAT in QEMU")
@@ -293,11 +260,11 @@ func TestGrowOnFAT(t *testing.T) {
 	if err := os.Truncate(img, 256<<20); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(mkfs, "-F", "32", img).CombinedOutput(); err != nil {
+	if out, err := exec.Command(mkvfat, "-F", "32", img).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.vfat: %v\n%s", err, out)
 	}
 	src := filepath.Join(dir, "save.dat")
-	if err := Create(src, Options{Size: 64 << 20}); err != nil {
+	if err := mkfs.Create(src, mkfs.Options{Size: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	before := readAll(t, src)
@@ -306,10 +273,10 @@ func TestGrowOnFAT(t *testing.T) {
 	if err := os.WriteFile(sd, before, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Grow(sd, 4<<30); !errors.Is(err, ErrBadOption) || !strings.Contains(err.Error(), "FAT") {
+	if err := savedat.Grow(sd, 4<<30); !errors.Is(err, savedat.ErrBadOption) || !strings.Contains(err.Error(), "FAT") {
 		t.Errorf("Grow past 4 GiB on FAT = %v", err)
 	}
-	if err := Grow(sd, 128<<20); err != nil {
+	if err := savedat.Grow(sd, 128<<20); err != nil {
 		t.Fatal(err)
 	}
 	after := readAll(t, sd)
@@ -328,6 +295,9 @@ func TestGrowOnFAT(t *testing.T) {
 
 // requireCap skips (or under CI fails) the test unless the process has
 // the effective capability c: a root in a container may lack some.
+// cheapKDF keeps the tests' key derivations quick.
+var cheapKDF = luks2.KDFParams{Type: "argon2id", Time: 1, Memory: 8 << 10, Threads: 1}
+
 func requireCap(t *testing.T, c int, what string) {
 	t.Helper()
 	var data [2]unix.CapUserData

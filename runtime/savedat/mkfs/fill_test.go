@@ -1,4 +1,4 @@
-package savedat
+package mkfs
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package savedat
+package mkfs
 
 import (
 	"crypto/aes"
@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"byzantium/runtime/luks2"
+	"byzantium/runtime/savedat"
 
 	"golang.org/x/crypto/xts"
 )
@@ -64,7 +65,7 @@ func (s *Stream) make(dir string, fsSize int64, label string, opts Options) erro
 	if err := plain.Truncate(fsSize); err != nil {
 		return fmt.Errorf("savedat: %w", err)
 	}
-	opts.progress(Event{Step: fmt.Sprintf("making the ext4 file system (%s)", sizeString(fsSize))})
+	opts.progress(Event{Step: fmt.Sprintf("making the ext4 file system (%s)", savedat.SizeString(fsSize))})
 	if err := makeExt4(plain, fsSize, label); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package savedat
+package mkfs
 
 import (
 	"crypto/aes"
@@ -11,6 +11,7 @@ import (
 
 	"byzantium/ci/testenv"
 	"byzantium/runtime/luks2"
+	"byzantium/runtime/savedat"
 
 	"golang.org/x/crypto/xts"
 )
@@ -80,7 +81,7 @@ func TestStream(t *testing.T) {
 	}
 	checkExt4(t, plain)
 
-	if _, err := NewStream(dir, Options{Size: 16 << 20}); !errors.Is(err, ErrBadOption) {
+	if _, err := NewStream(dir, Options{Size: 16 << 20}); !errors.Is(err, savedat.ErrBadOption) {
 		t.Errorf("too small: %v", err)
 	}
 	if ents, _ := os.ReadDir(scratch); len(ents) != 0 {

@@ -1,4 +1,4 @@
-package savedat
+package mkfs
 
 import (
 	"crypto/aes"
@@ -11,6 +11,7 @@ import (
 
 	"byzantium/ci/testenv"
 	"byzantium/runtime/luks2"
+	"byzantium/runtime/savedat"
 
 	"golang.org/x/crypto/xts"
 )
@@ -111,8 +112,8 @@ func TestBadOptions(t *testing.T) {
 		{Size: 64 << 20, Passphrase: []byte{}},
 		{Size: 64 << 20, Label: strings.Repeat("x", 17)},
 	} {
-		if err := Create(filepath.Join(dir, "save.dat"), o); !errors.Is(err, ErrBadOption) {
-			t.Errorf("Create(%+v) = %v, want ErrBadOption", o, err)
+		if err := Create(filepath.Join(dir, "save.dat"), o); !errors.Is(err, savedat.ErrBadOption) {
+			t.Errorf("Create(%+v) = %v, want savedat.ErrBadOption", o, err)
 		}
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
