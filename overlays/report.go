@@ -1,5 +1,12 @@
 package overlays
 
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
 // Layer is one module byz-init stacked: an entry of ModulesJSON.
 type Layer struct {
 	// Name is the module's name from its manifest, or from its file name.
@@ -49,4 +56,18 @@ type Persistence struct {
 	// Backing is, in ModeExit, the kind of store the changes are saved to
 	// (ModeSaveDat, ModeDevice or ModeDir).
 	Backing PersistenceMode `json:"backing,omitempty"`
+}
+
+// ReadPersistence reads the report byz-init left at PersistenceJSON under
+// root (the booted system's "/").
+func ReadPersistence(root string) (*Persistence, error) {
+	b, err := os.ReadFile(filepath.Join(root, PersistenceJSON))
+	if err != nil {
+		return nil, err
+	}
+	var p Persistence
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("%s: %w", PersistenceJSON, err)
+	}
+	return &p, nil
 }

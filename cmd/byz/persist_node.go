@@ -17,7 +17,7 @@ import (
 	"byzantium/modules"
 	"byzantium/modules/squashfs"
 	"byzantium/overlays"
-	"byzantium/runtime/daemon"
+	"byzantium/runtime/changes"
 	"byzantium/runtime/nodeapi"
 )
 
@@ -76,8 +76,8 @@ error: there is nothing to save.`,
 		Args:    argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if atShutdown {
-				p := daemon.ReadPersistence("/")
-				if p == nil || p.Mode != "exit" {
+				p, err := overlays.ReadPersistence("/")
+				if err != nil || p.Mode != overlays.ModeExit {
 					return nil
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "byz: saving the changes to %s before shutdown...\n", p.Store)
@@ -87,7 +87,9 @@ error: there is nothing to save.`,
 			var opErr *net.OpError
 			if errors.As(err, &opErr) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "byz: byzd does not answer (%v): saving without it\n", err)
-				r, err = daemon.SaveChanges("/")
+				var rep changes.SaveReport
+				rep, err = changes.SaveNode("/")
+				r = nodeapi.SaveResult(rep)
 			}
 			if err != nil {
 				return fmt.Errorf("persist save: %w", err)

@@ -2,9 +2,14 @@ package changes
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"byzantium/overlays"
 )
 
 // Under changes=EXIT: the node's changes live in RAM and reach the store
@@ -56,4 +61,24 @@ func ReadSaveReport(path string) *SaveReport {
 		return nil
 	}
 	return &r
+}
+
+// ErrNotExitMode is returned by SaveNode when the node's changes are not
+// kept in RAM: they already reach the store as they are made.
+var ErrNotExitMode = errors.New("nothing to save: the node was not booted with changes=EXIT")
+
+// SaveNode saves the changes of the node whose root is root, as byz-init
+// left them (overlays' paths), if it runs with changes=EXIT:. byzd calls
+// it for its API, and byz persist save when byzd does not answer.
+func SaveNode(root string) (SaveReport, error) {
+	p, err := overlays.ReadPersistence(root)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return SaveReport{}, fmt.Errorf("%w (the persistence mode is unknown: no report from byz-init)", ErrNotExitMode)
+	case err != nil:
+		return SaveReport{}, fmt.Errorf("%w (the persistence mode is unknown: %v)", ErrNotExitMode, err)
+	case p.Mode != overlays.ModeExit:
+		return SaveReport{}, fmt.Errorf("%w (the persistence mode is %s)", ErrNotExitMode, p.Mode)
+	}
+	return SaveLive(filepath.Join(root, overlays.UpperDir), filepath.Join(root, overlays.StoreDir), filepath.Join(root, overlays.LastSaveJSON))
 }

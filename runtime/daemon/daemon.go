@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -285,14 +285,14 @@ func Hostname() string {
 // store's size and free space; nil when there is no report (a host, or
 // an init that is not byz-init).
 func ReadPersistence(root string) *nodeapi.Persistence {
-	b, err := os.ReadFile(filepath.Join(root, overlays.PersistenceJSON))
-	if err != nil {
+	r, err := overlays.ReadPersistence(root)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	var p nodeapi.Persistence
-	if err := json.Unmarshal(b, &p); err != nil {
-		return &nodeapi.Persistence{Persistence: overlays.Persistence{Mode: overlays.ModeUnknown, Warning: "unreadable " + overlays.PersistenceJSON + ": " + err.Error()}}
+	if err != nil {
+		return &nodeapi.Persistence{Persistence: overlays.Persistence{Mode: overlays.ModeUnknown, Warning: "unreadable " + err.Error()}}
 	}
+	p := nodeapi.Persistence{Persistence: *r}
 	var st unix.Statfs_t
 	if err := unix.Statfs(filepath.Join(root, overlays.RWDir), &st); err == nil {
 		p.SizeBytes = st.Blocks * uint64(st.Bsize)

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"path/filepath"
 
@@ -16,21 +15,13 @@ import (
 
 // ErrNotExitMode is returned by SaveChanges when the node's changes are
 // not kept in RAM: they already reach the store as they are made.
-var ErrNotExitMode = errors.New("nothing to save: the node was not booted with changes=EXIT")
+var ErrNotExitMode = changes.ErrNotExitMode
 
 // SaveChanges copies the changes kept in RAM under changes=EXIT: to their
-// store, and records the result under root (changes.SaveLive). byzd calls
-// it for the API and byz persist save calls it when byzd does not answer.
+// store and records the result under root (changes.SaveNode), in the
+// API's terms.
 func SaveChanges(root string) (nodeapi.SaveResult, error) {
-	p := ReadPersistence(root)
-	if p == nil || p.Mode != overlays.ModeExit {
-		mode := "unknown (no report from byz-init)"
-		if p != nil {
-			mode = string(p.Mode)
-		}
-		return nodeapi.SaveResult{}, fmt.Errorf("%w (the persistence mode is %s)", ErrNotExitMode, mode)
-	}
-	r, err := changes.SaveLive(filepath.Join(root, overlays.UpperDir), filepath.Join(root, overlays.StoreDir), filepath.Join(root, overlays.LastSaveJSON))
+	r, err := changes.SaveNode(root)
 	return nodeapi.SaveResult(r), err
 }
 
