@@ -48,7 +48,7 @@ BOOT_DEBS := isolinux syslinux-common shim-signed shim-helpers-amd64-signed grub
 # needs: apt's Depends also pull in maintainer-script and init-system
 # packages (debconf, init-system-helpers, lsb-base, adduser) and libgcc-s1,
 # gcc-12-base and libaudit-common, which nothing in the module loads.
-# Check with builder/build's TestNgircdModule after changing it.
+# Check with builder's TestNgircdModule after changing it.
 SERVICE_DEBS := ngircd libc6 libpam0g libaudit1 libcap-ng0 libident zlib1g libgnutls30 libp11-kit0 libffi8 \
 	libidn2-0 libunistring2 libtasn1-6 libnettle8 libhogweed6 libgmp10
 fetch:

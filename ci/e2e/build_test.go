@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"byzantium/builder/build"
+	"byzantium/builder"
 	"byzantium/builder/cache"
 	"byzantium/builder/spec"
 	"byzantium/ci/testenv"
@@ -201,7 +201,7 @@ func doBuild(root, name string, s *spec.Spec, edit func(*spec.Spec)) (*images, e
 		return nil, err
 	}
 	out := filepath.Join(workDir, name)
-	_, err = build.Build(s, build.Options{
+	_, err = builder.Build(s, builder.Options{
 		Out: out, Cache: &cache.Cache{Dir: filepath.Join(workDir, "cache")}, Epoch: epoch,
 		InitBinary: filepath.Join(workDir, "bin/byz-init"), DebDir: filepath.Join(root, ".cache/debs"),
 	})

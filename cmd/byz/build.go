@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"byzantium/builder/build"
+	"byzantium/builder"
 	"byzantium/builder/cache"
 	"byzantium/builder/spec"
 )
@@ -81,7 +81,7 @@ folder or above it, else the working directory's; --debs names another.`,
 			}
 			ctx, stop := onInterrupt(cmd.Context())
 			defer stop()
-			res, err := build.BuildContext(ctx, s, build.Options{
+			res, err := builder.BuildContext(ctx, s, builder.Options{
 				Out: out, Cache: &cache.Cache{Dir: cacheDir, Refresh: noCache}, Epoch: *epoch,
 				InitBinary: initBin, DebDir: debDir, Logf: logf,
 			})

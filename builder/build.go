@@ -1,7 +1,7 @@
-// Package build turns a spec into boot media: it builds (or finds in the
+// Package builder turns a spec into boot media: it builds (or finds in the
 // cache) the kernel parts and every module, lays out the media tree and
 // writes the outputs the spec asks for (ISO, USB image, folder).
-package build
+package builder
 
 import (
 	"context"
