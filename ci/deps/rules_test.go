@@ -18,7 +18,6 @@ var writers = []string{
 	module + "/image/usbimg/...",
 	module + "/image/gpt/...",
 	module + "/image/grubpc/...",
-	module + "/image/boot/...",
 	module + "/image/media/...",
 	module + "/image/bootloader/...",
 	module + "/builder/...",

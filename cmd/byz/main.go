@@ -1,4 +1,8 @@
-// Command byz builds Byzantium live images and the modules they are made of.
+// Command byz is Byzantium's command line: it builds live images and the
+// modules they are made of (builder, modules), clones media (image/clone),
+// makes and manages persistence (runtime/savedat, runtime/changes) and
+// talks to a node's byzd (runtime/nodeapi). The commands parse flags, ask
+// and show progress; the workflows belong to those packages.
 package main
 
 import (

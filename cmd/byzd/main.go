@@ -3,7 +3,9 @@
 //
 //	CGO_ENABLED=0 go build ./cmd/byzd
 //
-// All of its logic is in runtime/daemon.
+// Its wiring, HTTP handlers and pages are in runtime/daemon, which hands
+// the work to the packages that own it (runtime/service, runtime/changes,
+// runtime/savedat, blockdev; clones run as a `byz clone` child).
 package main
 
 import (

@@ -1,6 +1,9 @@
 // Package entry defines the stream of filesystem entries that is the spine of
 // Byzantium: every source (a directory, a tarball, a .deb, an OCI image, a
-// module) produces one, and every writer (squashfs, cpio, ISO) consumes one.
+// module) produces one, and every writer (squashfs, cpio, ISO, FAT) consumes
+// one. The writers that need the whole tree before they can lay it out
+// build it with Tree, which owns path resolution, implied parents and
+// last-wins replacement for all of them.
 //
 // The shape follows archive/tar: a Reader hands out one Header at a time with
 // Next and streams the body of a regular file through Read; a writer takes a

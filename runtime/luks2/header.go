@@ -1,6 +1,12 @@
-// Package luks2 reads and writes LUKS2 volume headers: the format
-// cryptsetup uses, so a save.dat encrypted on a node opens with
-// cryptsetup anywhere, and one made by cryptsetup opens on a node.
+// Package luks2 is LUKS2 in pure Go, the format cryptsetup uses, so a
+// save.dat encrypted on a node opens with cryptsetup anywhere and one made
+// by cryptsetup opens on a node: it reads and validates headers (Read),
+// formats a volume (Format), derives keys from passphrases with argon2id
+// or PBKDF2 and unlocks a keyslot (Unlock), adds and removes keyslots
+// (AddKey, RemoveKey), and maps the volume through device-mapper (Open,
+// Close). A header's KDF costs come from the media, so they are bounded
+// (Limits) before any derivation runs, in byz and in byz-init alike;
+// LocalKDFMemory caps what a new keyslot asks for on this machine.
 //
 // A LUKS2 header is two copies of the same metadata, each a 4 KiB binary
 // header followed by a JSON area, checksummed together. The primary copy
