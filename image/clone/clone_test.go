@@ -169,7 +169,7 @@ func readIDs(t *testing.T, img string) ids {
 		t.Fatal(err)
 	}
 	out := ids{disk: tab.DiskGUID, part: tab.Partitions[0].GUID, volume: fsys.VolumeID()}
-	b, err := fs.ReadFile(fsys, media.ManifestPath)
+	b, err := fs.ReadFile(fsys, overlays.ManifestPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestCloneImage(t *testing.T) {
 			if !bytes.Equal(grub, want) {
 				t.Errorf("grub.cfg:\n%s\nwant\n%s", grub, want)
 			}
-			if marker, err := os.ReadFile(filepath.Join(tree, bootloader.MarkerPath(got.media))); err != nil || string(marker) != got.media+"\n" {
+			if marker, err := os.ReadFile(filepath.Join(tree, overlays.MarkerPath(got.media))); err != nil || string(marker) != got.media+"\n" {
 				t.Errorf("marker: %q, %v", marker, err)
 			}
 			if fi, err := os.Stat(filepath.Join(tree, "byzantium/changes/save.dat")); err != nil || fi.Size() != 40<<20 {
