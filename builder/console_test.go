@@ -18,6 +18,7 @@ import (
 	"byzantium/image/bootloader"
 	"byzantium/image/media"
 	"byzantium/modules/squashfs"
+	"byzantium/overlays"
 )
 
 // TestInittab: each console setting gets the whole table, with the line
@@ -127,7 +128,7 @@ func TestBuildConsole(t *testing.T) {
 				t.Errorf("grub.cfg locked: %v, want %v\n%s", locked, !open, grub)
 			}
 			var bi media.BootInfo
-			b, _ := os.ReadFile(filepath.Join(dir, media.BootInfoPath))
+			b, _ := os.ReadFile(filepath.Join(dir, overlays.BootInfoPath))
 			if err := json.Unmarshal(b, &bi); err != nil || bi.Locked == open {
 				t.Errorf("boot.json says locked %v (%v), want %v", bi.Locked, err, !open)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"byzantium/builder/spec"
 	"byzantium/image/media"
+	"byzantium/overlays"
 )
 
 // checkOutputs checks, before anything is made, that every output can
@@ -74,14 +75,14 @@ var ErrNotOurs = errors.New("holds files no build wrote")
 // which the manifest does not list). Anything else is somebody's, and
 // the build leaves the folder alone.
 func replaceable(dir string) error {
-	data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(media.ManifestPath)))
+	data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(overlays.ManifestPath)))
 	if err != nil {
 		return fmt.Errorf("%s %w: it has no %s, so no build wrote it; move it away, or name another folder",
-			dir, ErrNotOurs, media.ManifestPath)
+			dir, ErrNotOurs, overlays.ManifestPath)
 	}
 	var m media.Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return fmt.Errorf("%s %w: its %s does not read (%v); move it away, or name another folder", dir, ErrNotOurs, media.ManifestPath, err)
+		return fmt.Errorf("%s %w: its %s does not read (%v); move it away, or name another folder", dir, ErrNotOurs, overlays.ManifestPath, err)
 	}
 	listed := make(map[string]int64, len(m.Files))
 	for _, f := range m.Files {
@@ -98,7 +99,7 @@ func replaceable(dir string) error {
 		}
 		rel = filepath.ToSlash(rel)
 		switch {
-		case d.IsDir(), rel == media.ManifestPath:
+		case d.IsDir(), rel == overlays.ManifestPath:
 			return nil
 		case d.Type().IsRegular():
 			fi, err := d.Info()
@@ -108,7 +109,7 @@ func replaceable(dir string) error {
 			if size, ok := listed[rel]; ok && size == fi.Size() {
 				return nil
 			}
-		case strings.HasPrefix(rel, media.RootcopyDir+"/"):
+		case strings.HasPrefix(rel, overlays.RootcopyDir+"/"):
 			return nil
 		}
 		foreign = append(foreign, rel)

@@ -34,6 +34,18 @@ const (
 	// byz.media=<ID>, so the init can tell its own media from any other
 	// Byzantium stick or CD in the machine.
 	MediaMarkerPrefix = MediaRoot + "/media-"
+	// ManifestPath lists every file of the media with its size and
+	// sha256 (image/media writes it); a clone and `byz persist` take a
+	// tree holding it for Byzantium media, and byz-init names it when a
+	// module does not mount.
+	ManifestPath = MediaRoot + "/manifest.json"
+	// RootcopyDir is copied over the root after the overlay is mounted,
+	// unless norootcopy is given.
+	RootcopyDir = MediaRoot + "/rootcopy"
+	// BootInfoPath records the boot menu the media was made with, so a
+	// clone can write the same menu under its own media ID. It does not
+	// embed the ID.
+	BootInfoPath = MediaRoot + "/boot.json"
 )
 
 // The initramfs the builder writes and byz-init boots from, relative to
@@ -101,6 +113,12 @@ const (
 // the others.
 func Folders() []string {
 	return []string{FolderBase, FolderModules, FolderOptional}
+}
+
+// MarkerPath is the media-relative path of the marker file of the media
+// with ID id (MediaMarkerPrefix).
+func MarkerPath(id string) string {
+	return MediaMarkerPrefix + id
 }
 
 // FolderPath is the media-relative path of a module folder

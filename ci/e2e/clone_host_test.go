@@ -17,6 +17,7 @@ import (
 	"byzantium/image/fat"
 	"byzantium/image/gpt"
 	"byzantium/image/media"
+	"byzantium/overlays"
 )
 
 // imageIDs reads the media ID from the manifest in a USB image's FAT
@@ -37,7 +38,7 @@ func imageIDs(t *testing.T, img string) (string, gpt.GUID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := fsys.Open(media.ManifestPath)
+	b, err := fsys.Open(overlays.ManifestPath)
 	if err != nil {
 		t.Fatal(err)
 	}

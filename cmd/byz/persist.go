@@ -17,7 +17,6 @@ import (
 
 	"byzantium/builder/spec"
 	"byzantium/image/fat"
-	"byzantium/image/media"
 	"byzantium/image/usbimg"
 	"byzantium/internal/bytesize"
 	"byzantium/overlays"
@@ -458,7 +457,7 @@ func openImageVolume(image string) (*imageVolume, error) {
 	if !isMedia(img.FS) {
 		img.Close()
 		return nil, fmt.Errorf("persist create: %s has a FAT32 partition, but no Byzantium media on it (no %s, no %s* marker): nothing was written",
-			image, media.ManifestPath, overlays.MediaMarkerPrefix)
+			image, overlays.ManifestPath, overlays.MediaMarkerPrefix)
 	}
 	v, err := fat.OpenVolume(img.File, img.Offset)
 	if err != nil {
@@ -470,7 +469,7 @@ func openImageVolume(image string) (*imageVolume, error) {
 
 // isMedia reports whether a FAT file system holds Byzantium media.
 func isMedia(fsys fs.FS) bool {
-	if _, err := fs.Stat(fsys, media.ManifestPath); err == nil {
+	if _, err := fs.Stat(fsys, overlays.ManifestPath); err == nil {
 		return true
 	}
 	ents, err := fs.ReadDir(fsys, path.Dir(overlays.MediaMarkerPrefix))

@@ -32,10 +32,6 @@ const (
 	mokPath        = "EFI/BOOT/mmx64.efi"   // the name shim loads MokManager by
 )
 
-// MarkerPath is the media ID marker's path in the tree: a file holding the ID
-// that GRUB searches for and byz-init matches against byz.media=ID.
-func MarkerPath(id string) string { return "byzantium/media-" + id }
-
 // Blob is a small file held in memory and its path in an image.
 type Blob struct {
 	Path string

@@ -15,7 +15,6 @@ import (
 
 	"byzantium/image/bootloader"
 	"byzantium/image/fat"
-	"byzantium/image/media"
 	"byzantium/image/usbimg"
 	"byzantium/internal/bytesize"
 	"byzantium/modules"
@@ -86,7 +85,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 		opts.Now = time.Now()
 	}
 	p := &Plan{src: src, opts: opts, unlisted: map[string]bool{}}
-	if len(src.modules("base")) == 0 {
+	if len(src.modules(overlays.FolderBase)) == 0 {
 		return nil, fmt.Errorf("%w: %s: its manifest names no module in byzantium/base", ErrNotMedia, src.Name)
 	}
 	if _, ok := src.Sums[bootloader.GrubPCMediaDir+"/kernel.img"]; !ok {
@@ -148,8 +147,8 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	}
 	for f := range src.Sums {
 		switch {
-		case taken[f], p.rootcopy && strings.HasPrefix(f, media.RootcopyDir+"/"),
-			strings.HasPrefix(f, "EFI/BOOT/"), strings.HasPrefix(f, bootloader.GrubPCMediaDir+"/"), f == media.BootInfoPath:
+		case taken[f], p.rootcopy && strings.HasPrefix(f, overlays.RootcopyDir+"/"),
+			strings.HasPrefix(f, "EFI/BOOT/"), strings.HasPrefix(f, bootloader.GrubPCMediaDir+"/"), f == overlays.BootInfoPath:
 			p.Items = append(p.Items, Item{f, src.Sums[f].Size, "source"})
 		case strings.HasSuffix(f, "grub.cfg"):
 			p.Items = append(p.Items, Item{f, src.Sums[f].Size, "new"})
@@ -167,11 +166,11 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 	if err := p.checkSources(); err != nil {
 		return nil, err
 	}
-	if m, ok := src.Sums[bootloader.MarkerPath(src.ID)]; ok {
-		p.Items = append(p.Items, Item{bootloader.MarkerPath("<new ID>"), m.Size, "new"})
+	if m, ok := src.Sums[overlays.MarkerPath(src.ID)]; ok {
+		p.Items = append(p.Items, Item{overlays.MarkerPath("<new ID>"), m.Size, "new"})
 	}
-	if fi, err := fs.Stat(src.FS, media.ManifestPath); err == nil {
-		p.Items = append(p.Items, Item{media.ManifestPath, fi.Size() + 512, "new"})
+	if fi, err := fs.Stat(src.FS, overlays.ManifestPath); err == nil {
+		p.Items = append(p.Items, Item{overlays.ManifestPath, fi.Size() + 512, "new"})
 	}
 	if opts.SaveSize > 0 {
 		p.Items = append(p.Items, Item{overlays.DefaultSaveDat, opts.SaveSize, "save.dat"})
@@ -193,7 +192,7 @@ func NewPlan(src *Source, opts Options) (*Plan, error) {
 				return nil, err
 			}
 		} else {
-			p.Items = append(p.Items, Item{"byzantium/modules/" + p.stateFile(), sz.Module, "state"})
+			p.Items = append(p.Items, Item{overlays.FolderPath(overlays.FolderModules) + "/" + p.stateFile(), sz.Module, "state"})
 		}
 	}
 	slices.SortFunc(p.Items, func(a, b Item) int { return strings.Compare(a.Path, b.Path) })
@@ -222,9 +221,9 @@ func (p *Plan) layer(layer string) (found, gone []string, err error) {
 		if _, listed := p.src.Sums[f]; listed {
 			continue
 		}
-		if !strings.HasSuffix(name, ".xzm") {
-			return nil, nil, fmt.Errorf("%w: %s, added to %s by hand: byz-init loads it, but media keep module names ending in .xzm: rename it to %s",
-				ErrBadOption, f, p.src.Name, strings.TrimSuffix(name, path.Ext(name))+".xzm")
+		if !strings.HasSuffix(name, overlays.ModuleExt) {
+			return nil, nil, fmt.Errorf("%w: %s, added to %s by hand: byz-init loads it, but media keep module names ending in %s: rename it to %s",
+				ErrBadOption, f, p.src.Name, overlays.ModuleExt, strings.TrimSuffix(name, path.Ext(name))+overlays.ModuleExt)
 		}
 		found = append(found, f)
 		p.Added = append(p.Added, f)
@@ -256,7 +255,7 @@ func (p *Plan) missing(files []string) error {
 	hint := "put it back (from the build's output folder, or from another stick of media " + p.src.ID + "), or rebuild the media"
 	var optional []string
 	for _, f := range files {
-		if strings.HasPrefix(f, "byzantium/optional/") {
+		if strings.HasPrefix(f, overlays.FolderPath(overlays.FolderOptional)+"/") {
 			optional = append(optional, modules.NameFromFile(f))
 		}
 	}
@@ -307,7 +306,7 @@ func (p *Plan) exclude() []string {
 // stateFile names the state module: above every module of the source,
 // including an older clone's state module (999-state-...).
 func (p *Plan) stateFile() string {
-	return "999-" + p.stateName() + ".xzm"
+	return "999-" + p.stateName() + overlays.ModuleExt
 }
 
 func (p *Plan) stateName() string {

@@ -289,7 +289,7 @@ func (s System) carries(d *Device, id string) bool {
 		return false
 	}
 	defer img.Close()
-	_, err = fs.Stat(img.FS, bootloader.MarkerPath(id))
+	_, err = fs.Stat(img.FS, overlays.MarkerPath(id))
 	return err == nil
 }
 

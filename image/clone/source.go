@@ -88,11 +88,11 @@ func where(m *usbimg.Media) string {
 // whole tree but byzantium/changes).
 func OpenNode(root string) (*Source, error) {
 	mounted := filepath.Join(root, overlays.MediaDir)
-	if _, err := os.Stat(filepath.Join(mounted, media.ManifestPath)); err == nil {
+	if _, err := os.Stat(filepath.Join(mounted, overlays.ManifestPath)); err == nil {
 		return newSource(os.DirFS(mounted), "/"+overlays.MediaDir, nil, mounted, true)
 	}
 	ram := filepath.Join(root, overlays.RAMDir)
-	if _, err := os.Stat(filepath.Join(ram, media.ManifestPath)); err == nil {
+	if _, err := os.Stat(filepath.Join(ram, overlays.ManifestPath)); err == nil {
 		return newSource(os.DirFS(ram), "/"+overlays.RAMDir, nil, ram, true)
 	}
 	if _, err := os.Stat(filepath.Join(ram, "byzantium")); err == nil {
@@ -106,7 +106,7 @@ func OpenNode(root string) (*Source, error) {
 // p is where it is on the host, node says it is the running node's.
 func newSource(fsys fs.FS, name string, c io.Closer, p string, node bool) (*Source, error) {
 	s := &Source{FS: fsys, Name: name, closer: c, path: p, node: node}
-	b, err := fs.ReadFile(fsys, media.ManifestPath)
+	b, err := fs.ReadFile(fsys, overlays.ManifestPath)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%w: %s: %w", ErrNotMedia, name, err)
@@ -114,7 +114,7 @@ func newSource(fsys fs.FS, name string, c io.Closer, p string, node bool) (*Sour
 	var m media.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("%w: %s: %s: %w", ErrNotMedia, name, media.ManifestPath, err)
+		return nil, fmt.Errorf("%w: %s: %s: %w", ErrNotMedia, name, overlays.ManifestPath, err)
 	}
 	s.ID = m.ID
 	s.Sums = make(map[string]media.ManifestFile, len(m.Files))
@@ -138,7 +138,7 @@ func newSource(fsys fs.FS, name string, c io.Closer, p string, node bool) (*Sour
 func (s *Source) modules(layer string) []string {
 	var out []string
 	for p := range s.Sums {
-		if dir, file := path.Split(p); dir == "byzantium/"+layer+"/" && strings.HasSuffix(file, ".xzm") {
+		if dir, file := path.Split(p); dir == overlays.FolderPath(layer)+"/" && strings.HasSuffix(file, overlays.ModuleExt) {
 			out = append(out, p)
 		}
 	}
@@ -150,10 +150,10 @@ func (s *Source) modules(layer string) []string {
 // its manifest: a file added since cannot be checked, so it is refused
 // rather than copied unchecked.
 func (s *Source) checkRootcopy() (bool, error) {
-	if _, err := fs.Stat(s.FS, media.RootcopyDir); errors.Is(err, fs.ErrNotExist) {
+	if _, err := fs.Stat(s.FS, overlays.RootcopyDir); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	err := fs.WalkDir(s.FS, media.RootcopyDir, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(s.FS, overlays.RootcopyDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

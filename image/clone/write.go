@@ -64,7 +64,7 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 		Base: p.Base, Modules: p.Modules, Optional: p.Optional,
 		Menu: p.src.Info.Config(), ModTime: p.src.Info.ModTime(), Unlisted: p.unlisted}
 	if p.rootcopy {
-		m.Rootcopy = []string{media.RootcopyDir}
+		m.Rootcopy = []string{overlays.RootcopyDir}
 	}
 	res = &Result{Target: t.Path, Size: t.Size, SourceID: p.src.ID}
 	for _, l := range [][]string{p.Base, p.Modules, p.Optional} {
@@ -84,7 +84,7 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 		if err != nil {
 			return nil, fmt.Errorf("clone: the node's changes: %w", err)
 		}
-		res.StateModule = "byzantium/modules/" + p.stateFile()
+		res.StateModule = overlays.FolderPath(overlays.FolderModules) + "/" + p.stateFile()
 		m.FS = unionFS{FS: p.src.FS, extra: map[string]string{res.StateModule: out}}
 		m.Modules = append(append([]string(nil), p.Modules...), res.StateModule)
 	}
@@ -109,7 +109,7 @@ func (p *Plan) Write(ctx context.Context, t *Target, prog *Progress) (res *Resul
 		return nil, fmt.Errorf("clone: %w", err)
 	}
 	msum := sha256.Sum256(tree.Manifest)
-	man.Files = append(man.Files, media.ManifestFile{Path: media.ManifestPath, Size: int64(len(tree.Manifest)), SHA256: hex.EncodeToString(msum[:])})
+	man.Files = append(man.Files, media.ManifestFile{Path: overlays.ManifestPath, Size: int64(len(tree.Manifest)), SHA256: hex.EncodeToString(msum[:])})
 
 	var stream entry.Reader = tree.Reader()
 	hs := make([]entry.Header, 0, len(man.Files)+1)

@@ -8,15 +8,14 @@ import (
 	"time"
 
 	"byzantium/image/bootloader"
+	"byzantium/overlays"
 )
 
-// BootInfoPath is the machine-readable record of the boot menu in the
-// media tree: what a clone of the media needs to write the same menu
-// under its own media ID. It does not embed the ID, so it is part of the
-// payload (and of the manifest).
-const BootInfoPath = "byzantium/boot.json"
-
-// BootInfo is the content of byzantium/boot.json.
+// BootInfo is the content of byzantium/boot.json (overlays.BootInfoPath),
+// the machine-readable record of the boot menu in the media tree: what a
+// clone of the media needs to write the same menu under its own media ID.
+// It does not embed the ID, so it is part of the payload (and of the
+// manifest).
 type BootInfo struct {
 	Flavour   string      `json:"flavour"`
 	Title     string      `json:"title,omitempty"`
@@ -63,7 +62,7 @@ func newBootInfo(f bootloader.Flavour, c bootloader.Config, epoch int64) *BootIn
 func bootInfo(m *Media, mtime time.Time) ([]byte, error) {
 	out, err := json.MarshalIndent(newBootInfo(m.Flavour, m.Menu, mtime.Unix()), "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("media: %s: %w", BootInfoPath, err)
+		return nil, fmt.Errorf("media: %s: %w", overlays.BootInfoPath, err)
 	}
 	return append(out, '\n'), nil
 }
@@ -74,14 +73,14 @@ func bootInfo(m *Media, mtime time.Time) ([]byte, error) {
 // the manifest's time): every entry keeps its label and full command line
 // but the media ID, and the title, which only isolinux shows, is lost.
 func ReadBootInfo(fsys fs.FS) (*BootInfo, error) {
-	b, err := fs.ReadFile(fsys, BootInfoPath)
+	b, err := fs.ReadFile(fsys, overlays.BootInfoPath)
 	if err == nil {
 		var bi BootInfo
 		if err := json.Unmarshal(b, &bi); err != nil {
-			return nil, fmt.Errorf("media: %s: %w", BootInfoPath, err)
+			return nil, fmt.Errorf("media: %s: %w", overlays.BootInfoPath, err)
 		}
 		if len(bi.Entries) == 0 {
-			return nil, fmt.Errorf("%w: %s lists no menu entries", ErrBadMedia, BootInfoPath)
+			return nil, fmt.Errorf("%w: %s lists no menu entries", ErrBadMedia, overlays.BootInfoPath)
 		}
 		return &bi, nil
 	}
@@ -90,7 +89,7 @@ func ReadBootInfo(fsys fs.FS) (*BootInfo, error) {
 	}
 	cfg, err := fs.ReadFile(fsys, bootloader.GrubCfgDisk)
 	if err != nil {
-		return nil, fmt.Errorf("%w: no %s and no %s to read the boot menu from: %w", ErrBadMedia, BootInfoPath, bootloader.GrubCfgDisk, err)
+		return nil, fmt.Errorf("%w: no %s and no %s to read the boot menu from: %w", ErrBadMedia, overlays.BootInfoPath, bootloader.GrubCfgDisk, err)
 	}
 	menu, err := bootloader.ParseGrub(cfg)
 	if err != nil {
@@ -101,7 +100,7 @@ func ReadBootInfo(fsys fs.FS) (*BootInfo, error) {
 		f = bootloader.ISO
 	}
 	var epoch int64
-	if fi, err := fs.Stat(fsys, ManifestPath); err == nil {
+	if fi, err := fs.Stat(fsys, overlays.ManifestPath); err == nil {
 		epoch = fi.ModTime().Unix()
 	}
 	return newBootInfo(f, menu, epoch), nil

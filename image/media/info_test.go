@@ -17,6 +17,7 @@ import (
 	"byzantium/image/bootloader"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
+	"byzantium/overlays"
 )
 
 // extractTree writes a planned tree out as a folder, as the builder's
@@ -31,7 +32,7 @@ func extractTree(t *testing.T, tr *Tree) string {
 // manifestOf reads a tree's manifest, by path.
 func manifestOf(t *testing.T, fsys fs.FS) map[string]ManifestFile {
 	t.Helper()
-	b, err := fs.ReadFile(fsys, ManifestPath)
+	b, err := fs.ReadFile(fsys, overlays.ManifestPath)
 	must(t, err)
 	var m Manifest
 	must(t, json.Unmarshal(b, &m))
@@ -57,8 +58,8 @@ func TestBootInfo(t *testing.T) {
 	if got := bi.Config(); !reflect.DeepEqual(got, m.Menu) || bi.Flavour != "usb" || !bi.ModTime().Equal(epoch) {
 		t.Errorf("boot.json gives %+v (%s, %v), want %+v", got, bi.Flavour, bi.ModTime(), m.Menu)
 	}
-	if _, ok := manifestOf(t, fsys)[BootInfoPath]; !ok {
-		t.Errorf("%s is not in the manifest", BootInfoPath)
+	if _, ok := manifestOf(t, fsys)[overlays.BootInfoPath]; !ok {
+		t.Errorf("%s is not in the manifest", overlays.BootInfoPath)
 	}
 
 	// An older media: grub.cfg only.
@@ -95,7 +96,7 @@ func TestReplanFromFS(t *testing.T) {
 		Base:     []string{"byzantium/base/000-kernel.xzm", "byzantium/base/001-core.xzm"},
 		Modules:  []string{"byzantium/modules/010-byzd.xzm"},
 		Optional: []string{"byzantium/optional/100-extra.xzm"},
-		Rootcopy: []string{RootcopyDir}, Menu: bi.Config(), ModTime: bi.ModTime()}
+		Rootcopy: []string{overlays.RootcopyDir}, Menu: bi.Config(), ModTime: bi.ModTime()}
 	clone, err := Plan(re)
 	must(t, err)
 	if clone.ID == orig.ID {
@@ -111,9 +112,9 @@ func TestReplanFromFS(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("%s is missing from the re-planned tree", p)
-		case p == ManifestPath:
+		case p == overlays.ManifestPath:
 			// Checked through the files it lists.
-		case strings.HasPrefix(p, bootloader.MarkerPath("")) || strings.HasSuffix(p, "grub.cfg"):
+		case strings.HasPrefix(p, overlays.MarkerPath("")) || strings.HasSuffix(p, "grub.cfg"):
 			if !bytes.Equal(bytes.ReplaceAll(b, []byte(orig.ID), []byte(clone.ID)), nb) {
 				t.Errorf("%s differs by more than the media ID", p)
 			}

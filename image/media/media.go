@@ -21,19 +21,12 @@ import (
 
 	"byzantium/image/bootloader"
 	"byzantium/modules/entry"
+	"byzantium/overlays"
 )
 
 // ErrBadMedia reports Media inputs that cannot make a media tree, or a
 // media tree whose boot menu cannot be read back.
 var ErrBadMedia = errors.New("media: bad media input")
-
-// Paths in the media tree that other packages rely on; the bootloaders'
-// are image/bootloader's.
-const (
-	ManifestPath  = "byzantium/manifest.json"
-	RootcopyDir   = "byzantium/rootcopy"
-	moduleDirBase = "byzantium/"
-)
 
 // Media describes a media tree. Files come as host paths and are read
 // twice, never copied: once by Plan, which hashes them for the manifest
@@ -138,7 +131,7 @@ func Plan(m Media) (*Tree, error) {
 	if err := p.configs(&m, cfg); err != nil {
 		return nil, err
 	}
-	p.addData(bootloader.MarkerPath(id), []byte(id+"\n"))
+	p.addData(overlays.MarkerPath(id), []byte(id+"\n"))
 	t := &Tree{ID: id, modTime: p.mtime}
 	man := Manifest{ID: id, Files: []ManifestFile{}}
 	for _, n := range p.sorted() {
@@ -151,7 +144,7 @@ func Plan(m Media) (*Tree, error) {
 		return nil, fmt.Errorf("media: manifest: %w", err)
 	}
 	t.Manifest = append(t.Manifest, '\n')
-	p.addData(ManifestPath, t.Manifest)
+	p.addData(overlays.ManifestPath, t.Manifest)
 	p.addDirs()
 	t.nodes = p.sorted()
 	return t, nil
@@ -256,10 +249,10 @@ func xzmPaths(dir string, files []string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, f := range files {
 		name := filepath.Base(f)
-		if !strings.HasSuffix(name, ".xzm") || name == ".xzm" {
-			return nil, fmt.Errorf("%w: module %s: the name must end in .xzm", ErrBadMedia, f)
+		if !strings.HasSuffix(name, overlays.ModuleExt) || name == overlays.ModuleExt {
+			return nil, fmt.Errorf("%w: module %s: the name must end in %s", ErrBadMedia, f, overlays.ModuleExt)
 		}
-		mp := moduleDirBase + dir + "/" + name
+		mp := overlays.FolderPath(dir) + "/" + name
 		if prev, dup := out[mp]; dup {
 			return nil, fmt.Errorf("%w: modules %s and %s would both be %s", ErrBadMedia, prev, f, mp)
 		}

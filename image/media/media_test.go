@@ -18,6 +18,7 @@ import (
 	"byzantium/ci/testenv"
 	"byzantium/image/bootloader"
 	"byzantium/modules/entry"
+	"byzantium/overlays"
 )
 
 var epoch = time.Unix(1700000000, 0).UTC()
@@ -118,7 +119,7 @@ func TestMediaUSB(t *testing.T) {
 	}
 	// The manifest lists every other file with its true size and digest.
 	var man Manifest
-	must(t, json.Unmarshal(bodies[ManifestPath], &man))
+	must(t, json.Unmarshal(bodies[overlays.ManifestPath], &man))
 	if man.ID != tr.ID || len(man.Files) != len(bodies)-1 {
 		t.Errorf("manifest ID %s (want %s), %d files (want %d)", man.ID, tr.ID, len(man.Files), len(bodies)-1)
 	}

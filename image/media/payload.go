@@ -14,6 +14,7 @@ import (
 	"byzantium/image/bootloader"
 	"byzantium/modules/entry"
 	"byzantium/modules/hostfs"
+	"byzantium/overlays"
 )
 
 // payload adds every file that does not embed the media ID.
@@ -38,14 +39,14 @@ func (p *planner) payload(m *Media) error {
 	if err != nil {
 		return err
 	}
-	p.addData(BootInfoPath, info)
+	p.addData(overlays.BootInfoPath, info)
 	if err := p.addHost(bootloader.KernelPath, m.Kernel); err != nil {
 		return err
 	}
 	if err := p.addHost(bootloader.InitramfsPath, m.Initramfs); err != nil {
 		return err
 	}
-	for dir, files := range map[string][]string{"base": m.Base, "modules": m.Modules, "optional": m.Optional} {
+	for dir, files := range map[string][]string{overlays.FolderBase: m.Base, overlays.FolderModules: m.Modules, overlays.FolderOptional: m.Optional} {
 		paths, err := xzmPaths(dir, files)
 		if err != nil {
 			return err
@@ -160,7 +161,7 @@ func (p *planner) hashFS(mediaPath, src string, size int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// rootcopyFS adds the folder dir of Media.FS under RootcopyDir: folders
+// rootcopyFS adds the folder dir of Media.FS under overlays.RootcopyDir: folders
 // and regular files (a media tree holds nothing else that FAT can keep),
 // with their modes and the clamped times.
 func (p *planner) rootcopyFS(dir string) error {
@@ -168,7 +169,7 @@ func (p *planner) rootcopyFS(dir string) error {
 		if err != nil {
 			return fmt.Errorf("media: rootcopy: %w", err)
 		}
-		mp := RootcopyDir
+		mp := overlays.RootcopyDir
 		if src != dir {
 			mp += "/" + strings.TrimPrefix(src, dir+"/")
 		}
@@ -198,7 +199,7 @@ func clamp(t, limit time.Time) time.Time {
 	return t
 }
 
-// rootcopy walks dir and adds its entries under RootcopyDir, keeping their
+// rootcopy walks dir and adds its entries under overlays.RootcopyDir, keeping their
 // modes and owners (rootcopy is copied over / at boot, where they matter)
 // with times clamped. A hardlink becomes a second copy of its target, since
 // the FAT side of the media cannot share data between names.
@@ -216,7 +217,7 @@ func (p *planner) rootcopy(dir string) error {
 		if err != nil {
 			return fmt.Errorf("media: rootcopy: %w", err)
 		}
-		mp := RootcopyDir
+		mp := overlays.RootcopyDir
 		if h.Path != "." {
 			mp += "/" + h.Path
 		}
@@ -231,7 +232,7 @@ func (p *planner) rootcopy(dir string) error {
 			}
 			n.sum = hex.EncodeToString(s.Sum(nil))
 		case entry.TypeHardlink:
-			target, ok := p.files[RootcopyDir+"/"+h.Linkname]
+			target, ok := p.files[overlays.RootcopyDir+"/"+h.Linkname]
 			if !ok || target.hdr.Type != entry.TypeRegular {
 				return fmt.Errorf("%w: rootcopy: %s is a hardlink to %s, which is not a file seen before it", ErrBadMedia, n.src, h.Linkname)
 			}

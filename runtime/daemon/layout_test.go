@@ -50,7 +50,7 @@ func layoutNode(t *testing.T) (*testWeb, *httptest.Server) {
 	writeFile(t, root+"/sys/block/sdb/device/serial", "4C530001231109115093\n")
 	writeFile(t, root+"/"+overlays.PersistenceJSON, `{"mode":"savedat","store":"/run/byz/media/byzantium/changes/save.dat","encrypted":true}`)
 	// Modules stacked at boot, as byz-init leaves them.
-	var boot []bootLayerJSON
+	var boot []overlays.Layer
 	for i, m := range []manifest.Manifest{
 		{Name: "busybox", Version: "1:1.35.0-4+deb12u1+b1"},
 		{Name: "runtime", Version: "0.1", Depends: []string{"busybox"}},
@@ -71,7 +71,7 @@ func layoutNode(t *testing.T) (*testWeb, *httptest.Server) {
 			t.Fatal(err)
 		}
 		writeFile(t, filepath.Join(root, layer, manifest.Path(m.Name)), string(b))
-		boot = append(boot, bootLayerJSON{Name: m.Name, File: fmt.Sprintf("byzantium/%s/%03d-%s.xzm", folder, i+1, m.Name), Layer: "/" + layer})
+		boot = append(boot, overlays.Layer{Name: m.Name, File: fmt.Sprintf("byzantium/%s/%03d-%s.xzm", folder, i+1, m.Name), Layer: "/" + layer})
 	}
 	mj, _ := json.Marshal(boot)
 	writeFile(t, root+"/run/byzantium/modules.json", string(mj))
@@ -104,13 +104,6 @@ func layoutNode(t *testing.T) (*testWeb, *httptest.Server) {
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
 	return &testWeb{Web: w, srv: srv}, srv
-}
-
-// bootLayerJSON is an entry of byz-init's modules.json.
-type bootLayerJSON struct {
-	Name  string `json:"name"`
-	File  string `json:"file"`
-	Layer string `json:"layer"`
 }
 
 // TestPanelLayout renders every page of the panel in Chromium at phone

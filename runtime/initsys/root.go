@@ -101,12 +101,12 @@ func Stack(cfg Config, st *State) (*NewRoot, error) {
 		return nil, err
 	}
 	if !s.cmd.NoRootCopy {
-		rc := filepath.Join(src, "byzantium/rootcopy")
+		rc := filepath.Join(src, overlays.RootcopyDir)
 		if _, err := os.Stat(rc); err == nil {
 			if err := copyTree(rc, nr.Dir); err != nil {
 				s.logf("warning: rootcopy: %v (carrying on with what was copied)", err)
 			} else {
-				s.debugf("rootcopy: copied byzantium/rootcopy")
+				s.debugf("rootcopy: copied %s", overlays.RootcopyDir)
 			}
 		}
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"byzantium/ci/testenv"
 	"byzantium/overlays"
 
 	"golang.org/x/sys/unix"
@@ -268,17 +270,66 @@ func TestCheckInit(t *testing.T) {
 }
 
 func TestDeleteRootfsRefusesADisk(t *testing.T) {
-	// t.TempDir is on a disk here, or on a tmpfs; only the latter may be
-	// wiped, and that check is all this can test outside a VM.
-	var sfs unix.Statfs_t
+	// deleteRootfs may only wipe a tmpfs or ramfs; a disk is all this can
+	// offer it outside a VM. t.TempDir is one, unless it is a tmpfs: then
+	// an ext4 image of our own is loop-mounted (as root) and offered.
 	dir := t.TempDir()
-	if err := unix.Statfs(dir, &sfs); err != nil {
-		t.Fatal(err)
+	if onRAM(t, dir) {
+		dir = ext4Dir(t)
 	}
-	if sfs.Type == unix.TMPFS_MAGIC || sfs.Type == unix.RAMFS_MAGIC {
-		t.Skip("the temp dir is a tmpfs: deleteRootfs would be allowed")
+	if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := deleteRootfs(dir); err == nil {
 		t.Error("deleteRootfs agreed to delete a disk")
 	}
+	if _, err := os.Stat(filepath.Join(dir, "keep")); err != nil {
+		t.Errorf("deleteRootfs refused but deleted a file: %v", err)
+	}
+}
+
+// onRAM reports whether dir is on a tmpfs or a ramfs.
+func onRAM(t *testing.T, dir string) bool {
+	t.Helper()
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	return sfs.Type == unix.TMPFS_MAGIC || sfs.Type == unix.RAMFS_MAGIC
+}
+
+// ext4Dir makes a small ext4 image, loop-mounts it for the test and
+// returns the mount point.
+func ext4Dir(t *testing.T) string {
+	t.Helper()
+	testenv.RequireRoot(t)
+	mkfs := testenv.RequireTool(t, "mkfs.ext4")
+	mount := testenv.RequireTool(t, "mount")
+	umount := testenv.RequireTool(t, "umount")
+	tmp := t.TempDir()
+	img, mnt := filepath.Join(tmp, "disk.img"), filepath.Join(tmp, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mkfs, "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(mount, "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount -o loop: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(umount, "-d", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v\n%s", err, out)
+		}
+	})
+	if onRAM(t, mnt) {
+		t.Fatalf("%s is still on a tmpfs after mounting ext4 on it", mnt)
+	}
+	return mnt
 }
