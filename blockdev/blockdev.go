@@ -141,16 +141,3 @@ func (s Sys) serial(dir string) string {
 	}
 	return ""
 }
-
-func readAttr(dir, name string) string {
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}

@@ -128,3 +128,41 @@ func TestListNoSysfs(t *testing.T) {
 		t.Error("List without sysfs: no error")
 	}
 }
+
+// TestSysfsFolders: the attributes the clone's checks follow from a file
+// system down to its disks, on the same fake sysfs.
+func TestSysfsFolders(t *testing.T) {
+	sys := fakeSys(t)
+	sda, err := filepath.EvalSymlinks(sys.path("sys/block/sda"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if IsPartition(sda) || !IsPartition(filepath.Join(sda, "sda1")) {
+		t.Errorf("IsPartition: sda %v, sda1 %v", IsPartition(sda), IsPartition(filepath.Join(sda, "sda1")))
+	}
+	if got := Partitions(sda); len(got) != 1 || filepath.Base(got[0]) != "sda1" {
+		t.Errorf("Partitions(sda) = %v, want sda1 alone", got)
+	}
+	if got := Partitions(filepath.Join(sda, "nothing")); got != nil {
+		t.Errorf("Partitions of a missing folder = %v", got)
+	}
+	if ma, mi, ok := Number(filepath.Join(sda, "sda1")); ok {
+		t.Errorf("sda1 has no dev attribute in the fake, got %d:%d", ma, mi)
+	}
+	os.WriteFile(filepath.Join(sda, "dev"), []byte("8:0\n"), 0o644)
+	if ma, mi, ok := Number(sda); !ok || ma != 8 || mi != 0 {
+		t.Errorf("Number(sda) = %d:%d %v, want 8:0", ma, mi, ok)
+	}
+	loop, _ := filepath.EvalSymlinks(sys.path("sys/block/loop0"))
+	if LoopBacking(loop) != "" {
+		t.Errorf("an unbound loop device has a backing file")
+	}
+	os.MkdirAll(filepath.Join(loop, "loop"), 0o755)
+	os.WriteFile(filepath.Join(loop, "loop/backing_file"), []byte("/srv/byzantium-usb.img (deleted)\n"), 0o644)
+	if got := LoopBacking(loop); got != "/srv/byzantium-usb.img (deleted)" {
+		t.Errorf("LoopBacking = %q", got)
+	}
+	if Attr(sda, "device/model") != "Samsung SSD" || Attr(sda, "nothing") != "" {
+		t.Errorf("Attr: %q, %q", Attr(sda, "device/model"), Attr(sda, "nothing"))
+	}
+}

@@ -209,7 +209,7 @@ func (s System) lower(dev string, mounts []mount, seen map[string]bool) []string
 			out = append(out, s.lower(sl.Name(), mounts, seen)...)
 		}
 	}
-	if file := readAttr(dir, "loop/backing_file"); file != "" {
+	if file := blockdev.LoopBacking(dir); file != "" {
 		best := mount{}
 		for _, m := range mounts {
 			if within(file, m.point) && len(m.point) >= len(best.point) {
@@ -228,7 +228,7 @@ func within(p, dir string) bool {
 // diskOf returns the disk a partition belongs to, or dev itself.
 func (s System) diskOf(dev string) string {
 	dir, err := filepath.EvalSymlinks(s.path("sys/class/block/" + dev))
-	if err != nil || !exists(filepath.Join(dir, "partition")) {
+	if err != nil || !blockdev.IsPartition(dir) {
 		return dev
 	}
 	return filepath.Base(filepath.Dir(dir))
@@ -252,14 +252,7 @@ func (s System) swaps() []string {
 // holders lists what holds the disk or one of its partitions open.
 func (s System) holders(d *Device) []string {
 	var out []string
-	dirs := []string{d.SysDir}
-	if ents, err := os.ReadDir(d.SysDir); err == nil {
-		for _, e := range ents {
-			if exists(filepath.Join(d.SysDir, e.Name(), "partition")) {
-				dirs = append(dirs, filepath.Join(d.SysDir, e.Name()))
-			}
-		}
-	}
+	dirs := append([]string{d.SysDir}, blockdev.Partitions(d.SysDir)...)
 	for _, dir := range dirs {
 		hs, _ := os.ReadDir(filepath.Join(dir, "holders"))
 		for _, h := range hs {
@@ -290,18 +283,5 @@ func (s System) carries(d *Device, id string) bool {
 	}
 	defer img.Close()
 	_, err = fs.Stat(img.FS, overlays.MarkerPath(id))
-	return err == nil
-}
-
-func readAttr(dir, name string) string {
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
 	return err == nil
 }

@@ -1,6 +1,7 @@
 package clone
 
 import (
+	"byzantium/blockdev"
 	"fmt"
 	"io/fs"
 	"os"
@@ -127,18 +128,15 @@ func (s System) blockIDsDepth(dev uint64, how string, lives bool, ids *identitie
 	name := filepath.Base(dir)
 	ids.add(id, fmt.Sprintf("/dev/%s (%s)", name, how))
 	disk := dir
-	if exists(filepath.Join(dir, "partition")) {
+	if blockdev.IsPartition(dir) {
 		disk = filepath.Dir(dir)
 		if d, ok := devNumber(disk); ok {
 			s.blockIDsDepth(d, fmt.Sprintf("the disk of /dev/%s, %s", name, how), lives, ids, depth+1)
 		}
-	} else if ents, err := os.ReadDir(dir); err == nil {
-		for _, e := range ents {
-			part := filepath.Join(dir, e.Name())
-			if exists(filepath.Join(part, "partition")) {
-				if d, ok := devNumber(part); ok {
-					ids.add(ident{block: true, dev: d}, fmt.Sprintf("/dev/%s, a partition of /dev/%s (%s)", e.Name(), name, how))
-				}
+	} else {
+		for _, part := range blockdev.Partitions(dir) {
+			if d, ok := devNumber(part); ok {
+				ids.add(ident{block: true, dev: d}, fmt.Sprintf("/dev/%s, a partition of /dev/%s (%s)", filepath.Base(part), name, how))
 			}
 		}
 	}
@@ -159,8 +157,8 @@ func (s System) blockIDsDepth(dev uint64, how string, lives bool, ids *identitie
 
 // devNumber reads a sysfs block folder's dev attribute ("8:16").
 func devNumber(dir string) (uint64, bool) {
-	var major, minor uint32
-	if _, err := fmt.Sscanf(readAttr(dir, "dev"), "%d:%d", &major, &minor); err != nil {
+	major, minor, ok := blockdev.Number(dir)
+	if !ok {
 		return 0, false
 	}
 	return unix.Mkdev(major, minor), true
@@ -177,7 +175,7 @@ type loopFile struct {
 // may since have been renamed or be in another mount namespace) and
 // LOOP_GET_STATUS64's device and inode (which cannot).
 func (s System) loopFiles(dir string) []loopFile {
-	backing := readAttr(dir, "loop/backing_file")
+	backing := blockdev.LoopBacking(dir)
 	if backing == "" {
 		return nil
 	}
