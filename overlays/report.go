@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Layer is one module byz-init stacked: an entry of ModulesJSON.
@@ -56,6 +57,19 @@ type Persistence struct {
 	// Backing is, in ModeExit, the kind of store the changes are saved to
 	// (ModeSaveDat, ModeDevice or ModeDir).
 	Backing PersistenceMode `json:"backing,omitempty"`
+}
+
+// SaveReport is the account of one save of the changes kept in RAM under
+// changes=EXIT: (runtime/changes), which byzd keeps at LastSaveJSON and
+// shows in its status.
+type SaveReport struct {
+	Time    time.Time `json:"time"`
+	Entries int       `json:"entries"`
+	Copied  int       `json:"copied"`
+	Removed int       `json:"removed"`
+	Bytes   int64     `json:"bytes"`
+	Seconds float64   `json:"seconds"`
+	Error   string    `json:"error,omitempty"`
 }
 
 // ReadPersistence reads the report byz-init left at PersistenceJSON under

@@ -3,6 +3,7 @@ package overlays
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // TestReportJSON pins the reports byte for byte: byz-init of one release
@@ -26,6 +27,10 @@ func TestReportJSON(t *testing.T) {
 		{"warning", Persistence{Mode: ModeRAM, Store: "byzantium/changes/save.dat", Encrypted: true, Warning: "wrong passphrase"},
 			`{"mode":"ram","store":"byzantium/changes/save.dat","encrypted":true,"warning":"wrong passphrase"}`},
 		{"unknown", Persistence{Mode: ModeUnknown}, `{"mode":"unknown","encrypted":false}`},
+		{"save", SaveReport{Time: time.Date(2026, 12, 3, 6, 0, 0, 0, time.UTC), Entries: 12, Copied: 3, Removed: 1, Bytes: 4096, Seconds: 0.5},
+			`{"time":"2026-12-03T06:00:00Z","entries":12,"copied":3,"removed":1,"bytes":4096,"seconds":0.5}`},
+		{"failed save", SaveReport{Time: time.Date(2026, 12, 3, 6, 0, 0, 0, time.UTC), Error: "store full"},
+			`{"time":"2026-12-03T06:00:00Z","entries":0,"copied":0,"removed":0,"bytes":0,"seconds":0,"error":"store full"}`},
 	} {
 		b, err := json.Marshal(tc.v)
 		if err != nil {

@@ -87,9 +87,7 @@ error: there is nothing to save.`,
 			var opErr *net.OpError
 			if errors.As(err, &opErr) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "byz: byzd does not answer (%v): saving without it\n", err)
-				var rep changes.SaveReport
-				rep, err = changes.SaveNode("/")
-				r = nodeapi.SaveResult(rep)
+				r, err = changes.SaveNode("/")
 			}
 			if err != nil {
 				return fmt.Errorf("persist save: %w", err)

@@ -17,15 +17,7 @@ import (
 // its account, which the node's status shows.
 
 // SaveReport is the account of one save of the live changes.
-type SaveReport struct {
-	Time    time.Time `json:"time"`
-	Entries int       `json:"entries"`
-	Copied  int       `json:"copied"`
-	Removed int       `json:"removed"`
-	Bytes   int64     `json:"bytes"`
-	Seconds float64   `json:"seconds"`
-	Error   string    `json:"error,omitempty"`
-}
+type SaveReport = overlays.SaveReport
 
 // liveMu serializes saves within a process (Save also locks the store
 // against other processes) and the writing of their reports.

@@ -21,18 +21,12 @@ var ErrNotExitMode = changes.ErrNotExitMode
 // store and records the result under root (changes.SaveNode), in the
 // API's terms.
 func SaveChanges(root string) (nodeapi.SaveResult, error) {
-	r, err := changes.SaveNode(root)
-	return nodeapi.SaveResult(r), err
+	return changes.SaveNode(root)
 }
 
 // readLastSave returns the last save's account, or nil.
 func readLastSave(root string) *nodeapi.SaveResult {
-	r := changes.ReadSaveReport(filepath.Join(root, overlays.LastSaveJSON))
-	if r == nil {
-		return nil
-	}
-	res := nodeapi.SaveResult(*r)
-	return &res
+	return changes.ReadSaveReport(filepath.Join(root, overlays.LastSaveJSON))
 }
 
 // httpError is an error with the status an API answer carries.

@@ -78,15 +78,7 @@ type Persistence struct {
 // SaveResult is the account of one save of changes=EXIT: changes: the
 // answer of POST /api/v1/persistence/save, and the status's last save
 // (byzd keeps it in overlays.LastSaveJSON).
-type SaveResult struct {
-	Time    time.Time `json:"time"`
-	Entries int       `json:"entries"`
-	Copied  int       `json:"copied"`
-	Removed int       `json:"removed"`
-	Bytes   int64     `json:"bytes"`
-	Seconds float64   `json:"seconds"`
-	Error   string    `json:"error,omitempty"`
-}
+type SaveResult = overlays.SaveReport
 
 // SaveDatRequest is the body of POST /api/v1/persistence/savedat.
 type SaveDatRequest struct {
