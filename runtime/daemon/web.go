@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"byzantium/internal/bytesize"
 	"byzantium/runtime/auth"
 	"byzantium/runtime/i18n"
 	"byzantium/runtime/nodeapi"
@@ -100,18 +102,7 @@ func (w *Web) init() error {
 }
 
 var templateFuncs = template.FuncMap{
-	"bytes": func(n uint64) string {
-		const unit = 1024
-		if n < unit {
-			return fmt.Sprintf("%d B", n)
-		}
-		div, exp := uint64(unit), 0
-		for m := n / unit; m >= unit; m /= unit {
-			div *= unit
-			exp++
-		}
-		return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-	},
+	"bytes": func(n uint64) string { return bytesize.Format(int64(min(n, math.MaxInt64))) },
 	"duration": func(sec int64) string {
 		d := time.Duration(sec) * time.Second
 		h := int(d.Hours())
