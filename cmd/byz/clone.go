@@ -186,7 +186,7 @@ func (cf cloneFlags) toRequest(fs *pflag.FlagSet, args []string) (clone.Request,
 		// the check every command that takes KDF costs makes.
 		var capBytes int64
 		if cf.from == "" && !fs.Changed("kdf-memory") {
-			capBytes = clone.HalfRAM()
+			capBytes = int64(luks2.LocalKDFMemory(0)) << 10
 		}
 		kdf, err := kdfCosts(cf.kdfMemory, cf.kdfTime, capBytes)
 		if err != nil {

@@ -201,8 +201,8 @@ func kdfOf(req Request, onNode bool) (luks2.KDFParams, error) {
 	}
 	if k.Memory == 0 {
 		k.Memory = luks2.DefaultKDF.Memory
-		if half := HalfRAM(); onNode && half > 0 {
-			k.Memory = min(k.Memory, int(half>>10))
+		if onNode {
+			k.Memory = luks2.LocalKDFMemory(0)
 		}
 	}
 	if err := k.Check(); err != nil {
@@ -264,14 +264,4 @@ func imageTarget(p *Plan, req Request, out io.Writer) (int64, error) {
 		return 0, fmt.Errorf("%w: %s exists: --force replaces it (once the clone is complete)", ErrRefused, req.Target)
 	}
 	return n, tooSmall
-}
-
-// HalfRAM is half this machine's RAM in whole MiB (0: unknown): the most
-// argon2id may take by default on a node that clones itself.
-func HalfRAM() int64 {
-	var si syscall.Sysinfo_t
-	if syscall.Sysinfo(&si) != nil {
-		return 0
-	}
-	return int64(si.Totalram) * int64(si.Unit) / 2 >> 20 << 20
 }
