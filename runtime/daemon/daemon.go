@@ -18,6 +18,7 @@ import (
 
 	"byzantium/overlays"
 	"byzantium/runtime/auth"
+	"byzantium/runtime/changes"
 	"byzantium/runtime/netcfg"
 	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/service"
@@ -305,7 +306,7 @@ func ReadPersistence(root string) *nodeapi.Persistence {
 			p.StoreSizeBytes = st.Blocks * uint64(st.Bsize)
 			p.StoreFreeBytes = st.Bavail * uint64(st.Bsize)
 		}
-		p.LastSave = readLastSave(root)
+		p.LastSave = changes.ReadSaveReport(filepath.Join(root, overlays.LastSaveJSON))
 	}
 	return &p
 }

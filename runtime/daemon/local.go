@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"byzantium/runtime/changes"
 	"byzantium/runtime/nodeapi"
 	"encoding/json"
 	"errors"
@@ -41,8 +42,8 @@ func (l *Local) persistence(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (l *Local) save(w http.ResponseWriter, _ *http.Request) {
-	r, err := SaveChanges(l.Root)
-	if errors.Is(err, ErrNotExitMode) {
+	r, err := changes.SaveNode(l.Root)
+	if errors.Is(err, changes.ErrNotExitMode) {
 		writeError(w, &httpError{http.StatusConflict, fmt.Errorf("%w: changes reach the store as they are made", err)})
 		return
 	}

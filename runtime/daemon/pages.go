@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"byzantium/runtime/auth"
+	"byzantium/runtime/changes"
 	"byzantium/runtime/i18n"
 	"byzantium/runtime/nodeapi"
 )
@@ -377,7 +378,7 @@ func (w *Web) logsPage(rw http.ResponseWriter, r *http.Request) {
 }
 
 func (w *Web) persistPost(rw http.ResponseWriter, r *http.Request) {
-	if _, err := SaveChanges(w.Root); err != nil {
+	if _, err := changes.SaveNode(w.Root); err != nil {
 		w.fail(rw, r, http.StatusConflict, err)
 		return
 	}

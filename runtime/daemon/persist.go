@@ -6,28 +6,11 @@ import (
 	"path/filepath"
 
 	"byzantium/overlays"
-	"byzantium/runtime/changes"
 	"byzantium/runtime/luks2"
 	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/savedat"
 	"byzantium/runtime/savedat/mkfs"
 )
-
-// ErrNotExitMode is returned by SaveChanges when the node's changes are
-// not kept in RAM: they already reach the store as they are made.
-var ErrNotExitMode = changes.ErrNotExitMode
-
-// SaveChanges copies the changes kept in RAM under changes=EXIT: to their
-// store and records the result under root (changes.SaveNode), in the
-// API's terms.
-func SaveChanges(root string) (nodeapi.SaveResult, error) {
-	return changes.SaveNode(root)
-}
-
-// readLastSave returns the last save's account, or nil.
-func readLastSave(root string) *nodeapi.SaveResult {
-	return changes.ReadSaveReport(filepath.Join(root, overlays.LastSaveJSON))
-}
 
 // httpError is an error with the status an API answer carries.
 type httpError struct {
