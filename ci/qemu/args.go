@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +60,16 @@ type Options struct {
 	// Extra are more disks, attached after Disk and never booted from: a
 	// blank stick to clone onto, a store.
 	Extra []Drive
+	// UserNet tunes the user-mode NIC that Forward makes (eth0 in the
+	// guest): its subnet and whether it reaches past the host.
+	UserNet UserNet
+	// Links are point-to-point Ethernet links to other guests over UDP
+	// on 127.0.0.1 (eth1, eth2, … in the guest, in this order): how tests
+	// wire several nodes into a mesh without root or a bridge.
+	Links []Link
+	// Monitor opens QEMU's human monitor on a unix socket in the VM's
+	// temporary folder (VM.Monitor sends it commands, such as set_link).
+	Monitor bool
 	// Credentials are handed to the guest as SMBIOS type 11 strings
 	// "io.systemd.credential:NAME=VALUE", in the manner of systemd: byzd
 	// reads byz.admin-password from there (runtime/auth).
@@ -70,6 +82,31 @@ type Drive struct {
 	As   Media // virtio (default), ide or usb
 	// Serial is the serial number the guest sees (usb and virtio).
 	Serial string
+}
+
+// UserNet are the user-mode network's options.
+type UserNet struct {
+	// Net is the guest's subnet (QEMU's net=, "10.0.2.0/24" when ""):
+	// nodes linked into one mesh each get their own, so that one node's
+	// user network does not shadow another's through the mesh.
+	Net string
+	// Restrict cuts the guest off from the host and beyond (QEMU's
+	// restrict=on): forwards still reach the guest, but it has no way
+	// out, as a node without an uplink.
+	Restrict bool
+}
+
+// Link is one end of a point-to-point link: frames go to 127.0.0.1:Peer
+// and come from 127.0.0.1:Local, where the other guest's Link has them
+// the other way round.
+type Link struct {
+	// ID names the link for the monitor (set_link ID off); it must be
+	// unique in the VM, letters, digits, '-' and '_'.
+	ID          string
+	Local, Peer int
+	// MAC is the guest's address on the link; "" lets QEMU choose (then
+	// two guests may pick the same one: give one per node).
+	MAC string
 }
 
 // Args returns QEMU's arguments. varsCopy is the writable copy of the
@@ -165,14 +202,57 @@ func (o Options) Args(varsCopy string) ([]string, error) {
 		v := strings.ReplaceAll("io.systemd.credential:"+k+"="+o.Credentials[k], ",", ",,")
 		args = append(args, "-smbios", "type=11,value="+v)
 	}
-	nic, err := nicArg(o.Forward)
+	nic, err := nicArgs(o.Forward, o.UserNet)
 	if err != nil {
 		return nil, err
+	}
+	args = append(args, nic...)
+	links, err := linkArgs(o.Links)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, links...)
+	if o.Monitor {
+		// varsCopy is always a file in the VM's own temporary folder
+		// (VM.start), where VM.Monitor looks for the socket.
+		args = append(args, "-monitor", "unix:"+filepath.Join(filepath.Dir(varsCopy), monitorSocket)+",server=on,wait=off")
 	}
 	// A hardware RNG, as real PCs have (RDRAND, TPM): without one the TCG
 	// guest waits seconds for its entropy pool before anything can use
 	// crypto/rand, which is not what a node on real hardware does.
-	return append(args, "-nic", nic, "-device", "virtio-rng-pci"), nil
+	return append(args, "-device", "virtio-rng-pci"), nil
+}
+
+// monitorSocket is the monitor's socket in the VM's temporary folder.
+const monitorSocket = "monitor.sock"
+
+var (
+	linkID     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,30}$`)
+	macPattern = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
+)
+
+// linkArgs gives a socket netdev and a virtio NIC for each link.
+func linkArgs(links []Link) ([]string, error) {
+	var args []string
+	seen := map[string]bool{"up": true}
+	for _, l := range links {
+		switch {
+		case !linkID.MatchString(l.ID) || seen[l.ID]:
+			return nil, fmt.Errorf("%w: link id %q: want a unique name of letters, digits, - and _ (not \"up\", the user network's)", ErrBadOptions, l.ID)
+		case l.Local < 1 || l.Local > 65535 || l.Peer < 1 || l.Peer > 65535 || l.Local == l.Peer:
+			return nil, fmt.Errorf("%w: link %s: ports %d and %d: two different ports from 1 to 65535", ErrBadOptions, l.ID, l.Local, l.Peer)
+		case l.MAC != "" && !macPattern.MatchString(l.MAC):
+			return nil, fmt.Errorf("%w: link %s: MAC %q: want six lower-case hex bytes with colons", ErrBadOptions, l.ID, l.MAC)
+		}
+		seen[l.ID] = true
+		dev := "virtio-net-pci,netdev=" + l.ID
+		if l.MAC != "" {
+			dev += ",mac=" + l.MAC
+		}
+		args = append(args, "-netdev", fmt.Sprintf("socket,id=%s,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d", l.ID, l.Peer, l.Local),
+			"-device", dev)
+	}
+	return args, nil
 }
 
 func (o Options) firmwareArgs(varsCopy string) []string {
@@ -227,20 +307,34 @@ func (o Options) hasXHCI(args []string) bool {
 	return false
 }
 
-// nicArg gives user networking with the forwards, or no NIC at all.
-func nicArg(forwards []string) (string, error) {
+// nicArgs gives user networking with the forwards (netdev "up", for the
+// monitor's set_link), or no NIC at all.
+func nicArgs(forwards []string, u UserNet) ([]string, error) {
 	if len(forwards) == 0 {
-		return "none", nil
+		if u != (UserNet{}) {
+			return nil, fmt.Errorf("%w: user network options without a forward: there is no user network", ErrBadOptions)
+		}
+		return []string{"-nic", "none"}, nil
 	}
-	nic := "user,model=virtio-net-pci"
+	netdev := "user,id=up"
+	if u.Net != "" {
+		p, err := netip.ParsePrefix(u.Net)
+		if err != nil || !p.Addr().Is4() || p.Bits() > 24 || p.Masked() != p {
+			return nil, fmt.Errorf("%w: user network %q: want an IPv4 subnet of at least /24, like 10.0.7.0/24", ErrBadOptions, u.Net)
+		}
+		netdev += ",net=" + u.Net
+	}
+	if u.Restrict {
+		netdev += ",restrict=on"
+	}
 	for _, f := range forwards {
 		host, guest, err := parseForward(f)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, guest)
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, guest)
 	}
-	return nic, nil
+	return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=up"}, nil
 }
 
 // parseForward reads "HOST:GUEST" or "127.0.0.1:HOST-:GUEST".

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrExited reports that QEMU ended before the console showed what
@@ -312,4 +314,54 @@ func copyFile(dst, src string) error {
 		return err
 	}
 	return os.WriteFile(dst, b, 0o600)
+}
+
+// Monitor sends one command to QEMU's human monitor (Options.Monitor)
+// and returns what it answered, as "set_link ab off" or "info network".
+func (vm *VM) Monitor(command string) (string, error) {
+	if strings.ContainsAny(command, "\r\n") {
+		return "", fmt.Errorf("qemu: monitor command %q: one line", command)
+	}
+	c, err := net.DialTimeout("unix", filepath.Join(vm.tmp, monitorSocket), 5*time.Second)
+	if err != nil {
+		return "", fmt.Errorf("qemu: the monitor (was the VM started with Monitor?): %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	// The monitor greets with a banner and a prompt; the answer to the
+	// command ends at the next prompt.
+	const prompt = "(qemu) "
+	if _, err := readUntil(c, prompt); err != nil {
+		return "", fmt.Errorf("qemu: the monitor's greeting: %w", err)
+	}
+	if _, err := io.WriteString(c, command+"\n"); err != nil {
+		return "", fmt.Errorf("qemu: monitor: %w", err)
+	}
+	out, err := readUntil(c, prompt)
+	if err != nil {
+		return "", fmt.Errorf("qemu: monitor: %s: %w", command, err)
+	}
+	// The monitor echoes the command with terminal escapes; keep what
+	// follows the echoed line.
+	if _, rest, ok := strings.Cut(out, "\n"); ok {
+		out = rest
+	}
+	return strings.TrimSpace(strings.TrimSuffix(out, prompt)), nil
+}
+
+// readUntil reads r until what it read ends with end, at most 1 MiB.
+func readUntil(r io.Reader, end string) (string, error) {
+	var b []byte
+	buf := make([]byte, 4096)
+	for len(b) < 1<<20 {
+		n, err := r.Read(buf)
+		b = append(b, buf[:n]...)
+		if strings.HasSuffix(string(b), end) {
+			return string(b), nil
+		}
+		if err != nil {
+			return string(b), err
+		}
+	}
+	return string(b), errors.New("no prompt in 1 MiB")
 }
