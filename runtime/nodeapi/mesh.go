@@ -126,6 +126,10 @@ type MeshSettings struct {
 	Interfaces []string `json:"interfaces,omitempty"`
 	Share      string   `json:"share"`            // auto, on, off
 	Uplink     string   `json:"uplink,omitempty"` // "" finds it (a DHCP default route)
+	// Check lists the Internet check's targets ("tcp:HOST:PORT" or an
+	// http:// URL), tried through the uplink; empty means the defaults.
+	// A mesh whose "Net" is a local server names that server here.
+	Check []string `json:"check,omitempty"`
 	// Key is the mesh key (babel HMAC, SAE on 802.11s): "" means an open
 	// mesh. It is write-only: GET returns it empty and Keyed true.
 	Key     string `json:"key,omitempty"`
