@@ -10,6 +10,7 @@ import (
 	"text/template"
 
 	"byzantium/overlays"
+	"byzantium/runtime/sandbox"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,14 +33,14 @@ func (m *Manager) hostData(s *svc) string {
 // is in it: not their modules, not their data.
 func (m *Manager) prepareRoot(s *svc, uid uint32, lower []string) (string, func(), error) {
 	dir := filepath.Join(m.Root, overlays.ServicesDir, s.name)
-	unmountAll(dir) // a root left by a byzd that died
+	sandbox.UnmountUnder(dir) // a root left by a byzd that died
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700,size=64m"); err != nil {
 		return "", nil, fmt.Errorf("mount tmpfs on %s: %w", dir, err)
 	}
-	cleanup := func() { unmountAll(dir) }
+	cleanup := func() { sandbox.UnmountUnder(dir) }
 	root := filepath.Join(dir, "root")
 	for _, d := range []string{"upper", "work", "root"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
@@ -178,22 +179,4 @@ func (m *Manager) renderConfig(root string, s *svc, path, mode, text string) err
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil
-}
-
-// unmountAll unmounts everything at or under dir, deepest first.
-func unmountAll(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		unix.Unmount(mounts[i], unix.MNT_DETACH)
-	}
 }

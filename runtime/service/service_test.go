@@ -93,7 +93,7 @@ func newNode(t *testing.T) *node {
 	if err := unix.Mount("tmpfs", media, "tmpfs", 0, "size=64m"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unmountAll(n.root) })
+	t.Cleanup(func() { sandbox.UnmountUnder(n.root) })
 	// The base: busybox, extracted and "stacked at boot".
 	debs, _ := filepath.Glob(filepath.Join(repoRoot(t), ".cache/debs/busybox-static_*.deb"))
 	if len(debs) == 0 {
