@@ -223,3 +223,53 @@ func DriverName(sysRoot, phy string) string {
 	}
 	return filepath.Base(target)
 }
+
+// Configure readies a radio's interface for mode: down, the interface type
+// changed, up, then joined (an open mesh point or an IBSS cell). For a
+// keyed mesh point it stops once the interface is an up mesh point and
+// returns joined false: wpa_supplicant, given WPASupplicantMeshConfig,
+// does SAE and joins. Settings are checked before anything is touched.
+func (c *Client) Configure(ifname string, mode Mode, s Settings) (joined bool, err error) {
+	if err := ValidateSSID(s.SSID); err != nil {
+		return false, err
+	}
+	mhz, err := ChannelFreq(s.Channel)
+	if err != nil {
+		return false, err
+	}
+	var iftype int
+	switch mode {
+	case ModeMeshPoint:
+		iftype = IftypeMeshPoint
+	case ModeIBSS:
+		iftype = IftypeAdhoc
+	default:
+		return false, fmt.Errorf("radio %s: mode %q does not mesh", ifname, mode)
+	}
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return false, fmt.Errorf("radio %s: %w", ifname, err)
+	}
+	idx := l.Attrs().Index
+	if err := netlink.LinkSetDown(l); err != nil {
+		return false, fmt.Errorf("radio %s: down: %w", ifname, err)
+	}
+	if err := c.SetInterfaceType(idx, iftype); err != nil {
+		return false, fmt.Errorf("radio %s: %w", ifname, err)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return false, fmt.Errorf("radio %s: up: %w", ifname, err)
+	}
+	switch {
+	case mode == ModeMeshPoint && s.Keyed:
+		return false, nil
+	case mode == ModeMeshPoint:
+		err = c.JoinMesh(idx, s.SSID, mhz)
+	default:
+		err = c.JoinIBSS(idx, s.SSID, mhz, IBSSBSSID(s.SSID, s.Channel))
+	}
+	if err != nil {
+		return false, fmt.Errorf("radio %s: %w", ifname, err)
+	}
+	return true, nil
+}

@@ -94,3 +94,24 @@ network={
 		}
 	}
 }
+
+// Configure refuses bad settings and a mode that does not mesh before it
+// touches any interface (the zero Client has no nl80211 family: reaching
+// the kernel would fail differently).
+func TestConfigureRefusesFirst(t *testing.T) {
+	var c Client
+	tests := []struct {
+		mode Mode
+		s    Settings
+		want string
+	}{
+		{ModeIBSS, Settings{SSID: "", Channel: 6}, "invalid SSID"},
+		{ModeMeshPoint, Settings{SSID: "Byzantium", Channel: 0}, "invalid wifi channel"},
+		{ModeNone, Settings{SSID: "Byzantium", Channel: 6}, `mode "none" does not mesh`},
+	}
+	for _, tt := range tests {
+		if _, err := c.Configure("wlan-none0", tt.mode, tt.s); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Configure(%q, %+v) = %v, want an error with %q", tt.mode, tt.s, err, tt.want)
+		}
+	}
+}
