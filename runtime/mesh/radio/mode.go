@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"byzantium/runtime/nodeapi"
 )
 
 // Mode is how a radio meshes; the strings are nodeapi.MeshInterface.Mode's.
@@ -106,4 +108,17 @@ func IBSSBSSID(ssid string, channel int) net.HardwareAddr {
 	mac := net.HardwareAddr(sum[:6:6])
 	mac[0] = mac[0]&^0x01 | 0x02
 	return mac
+}
+
+// Interface is the panel's and the API's view of a radio: its mode and
+// the reason ChooseMode gave.
+func Interface(name string, c Capabilities, s Settings) nodeapi.MeshInterface {
+	mode, reason := ChooseMode(c, s)
+	return nodeapi.MeshInterface{
+		Name:    name,
+		Kind:    "wifi",
+		Mode:    string(mode),
+		Meshing: mode != ModeNone,
+		Reason:  reason,
+	}
 }

@@ -329,3 +329,21 @@ func unhex(t testing.TB, s string) []byte {
 	}
 	return b
 }
+
+func TestInterface(t *testing.T) {
+	caps, err := fixMt7921.capabilities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Interface("wlan0", caps, Settings{SSID: "Byzantium", Channel: 6})
+	if got.Name != "wlan0" || got.Kind != "wifi" || got.Mode != "none" || got.Meshing || !strings.Contains(got.Reason, "neither mesh point nor ad-hoc") {
+		t.Errorf("mt7921: %+v", got)
+	}
+	caps, err = fixAth9k.capabilities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Interface("wlan1", caps, Settings{SSID: "Byzantium", Channel: 6}); got.Mode != "mesh-point" || !got.Meshing {
+		t.Errorf("ath9k: %+v", got)
+	}
+}
