@@ -19,6 +19,8 @@ const (
 	attrVersion         = 1  // BATADV_ATTR_VERSION, string
 	attrAlgoName        = 2  // BATADV_ATTR_ALGO_NAME, string
 	attrMeshIfindex     = 3  // BATADV_ATTR_MESH_IFINDEX, u32
+	attrMeshIfname      = 4  // BATADV_ATTR_MESH_IFNAME, string
+	attrMeshAddress     = 5  // BATADV_ATTR_MESH_ADDRESS, 6 bytes
 	attrHardIfindex     = 6  // BATADV_ATTR_HARD_IFINDEX, u32
 	attrHardIfname      = 7  // BATADV_ATTR_HARD_IFNAME, string
 	attrOrigAddress     = 9  // BATADV_ATTR_ORIG_ADDRESS, 6 bytes

@@ -3,6 +3,7 @@ package batadv
 import (
 	"errors"
 	"fmt"
+	"net"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -160,4 +161,79 @@ func (c *Client) Gateways(meshIfindex int) ([]Gateway, error) {
 		return nil, err
 	}
 	return ParseGateways(msgs)
+}
+
+// Mesh is the batman-adv interface's state (BATADV_CMD_GET_MESH).
+type Mesh struct {
+	Version string // batman-adv's version
+	Algo    string // routing algorithm, "BATMAN_IV"
+	Ifname  string
+	Address net.HardwareAddr // this node's originator address
+	Gateway GatewayMode
+	// DownKbit and UpKbit are the bandwidth this node announces when it
+	// is a gateway server.
+	DownKbit, UpKbit uint32
+}
+
+// ParseMesh reads a BATADV_CMD_GET_MESH reply.
+func ParseMesh(msg []byte) (Mesh, error) {
+	var m Mesh
+	err := eachRow("mesh", cmdGetMesh, [][]byte{msg}, func(attrs []attr) error {
+		var err error
+		for _, a := range attrs {
+			switch a.Type {
+			case attrVersion:
+				m.Version = boundedString(a, 64)
+			case attrAlgoName:
+				m.Algo = boundedString(a, 32)
+			case attrMeshIfname:
+				m.Ifname = boundedString(a, maxIfname)
+			case attrMeshAddress:
+				m.Address, err = attrMAC(a)
+			case attrGWMode:
+				var v uint8
+				v, err = attrU8(a)
+				m.Gateway = GatewayMode(v)
+			case attrGWBandwidthDown:
+				var v uint32
+				v, err = attrU32(a)
+				m.DownKbit = sat100(v)
+			case attrGWBandwidthUp:
+				var v uint32
+				v, err = attrU32(a)
+				m.UpKbit = sat100(v)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if m.Algo == "" {
+			return fmt.Errorf("%w: no routing algorithm", errMalformed)
+		}
+		return nil
+	})
+	return m, err
+}
+
+// boundedString reads a string attribute cut to at most n bytes.
+func boundedString(a attr, n int) string {
+	s := attrString(a)
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}
+
+// Mesh reads the batman-adv interface's state.
+func (c *Client) Mesh(meshIfindex int) (Mesh, error) {
+	var e encoder
+	e.u32(attrMeshIfindex, uint32(meshIfindex))
+	msgs, err := c.request(cmdGetMesh, 0, e.bytes()).Execute(unix.NETLINK_GENERIC, c.family)
+	if err != nil {
+		return Mesh{}, fmt.Errorf("batadv: get mesh %d: %w", meshIfindex, err)
+	}
+	if len(msgs) != 1 {
+		return Mesh{}, fmt.Errorf("batadv: get mesh %d: %d replies, want 1", meshIfindex, len(msgs))
+	}
+	return ParseMesh(msgs[0])
 }

@@ -214,6 +214,7 @@ func FuzzParseTables(f *testing.F) {
 		if os, err := ParseOriginators(msgs); err == nil {
 			MeshRoutes(os, func(int) string { return "" })
 		}
+		ParseMesh(m)
 		if gs, err := ParseGateways(msgs); err == nil {
 			for _, x := range gs {
 				if len(x.HardIfname) > maxIfname {
@@ -222,4 +223,38 @@ func FuzzParseTables(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseMesh(t *testing.T) {
+	msg := row(cmdGetMesh, func(e *encoder) {
+		e.put(attrVersion, []byte("2022.3\x00"))
+		e.put(attrAlgoName, []byte("BATMAN_IV\x00"))
+		e.u32(attrMeshIfindex, 9)
+		e.put(attrMeshIfname, []byte("bat0\x00"))
+		e.put(attrMeshAddress, macB)
+		e.u8(attrGWMode, uint8(GatewayServer))
+		e.u32(attrGWBandwidthDown, 100)
+		e.u32(attrGWBandwidthUp, 20)
+	})
+	got, err := ParseMesh(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Mesh{Version: "2022.3", Algo: "BATMAN_IV", Ifname: "bat0", Address: macB, Gateway: GatewayServer, DownKbit: 10000, UpKbit: 2000}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	if got.Gateway.String() != "server" || GatewayMode(7).String() != "gw_mode(7)" {
+		t.Errorf("GatewayMode strings: %s, %s", got.Gateway, GatewayMode(7))
+	}
+	if _, err := ParseMesh(row(cmdGetMesh, func(e *encoder) { e.u8(attrGWMode, 1) })); err == nil || !strings.Contains(err.Error(), "no routing algorithm") {
+		t.Errorf("no algorithm: %v", err)
+	}
+	long := row(cmdGetMesh, func(e *encoder) {
+		e.put(attrAlgoName, []byte(strings.Repeat("A", 100)))
+		e.put(attrMeshIfname, []byte(strings.Repeat("b", 100)))
+	})
+	if got, err := ParseMesh(long); err != nil || len(got.Algo) != 32 || len(got.Ifname) != maxIfname {
+		t.Errorf("long strings: %+v, %v", got, err)
+	}
 }

@@ -319,7 +319,7 @@ func parseFreq(b []byte) (Freq, error) {
 				return Freq{}, fmt.Errorf("frequency: %w: %d bytes for a u32", errMalformed, len(a.Data))
 			}
 			f.MHz = int(binary.NativeEndian.Uint32(a.Data))
-		case freqAttrDisabl:
+		case freqAttrDisabled:
 			f.Disabled = true
 		case freqAttrNoIR:
 			f.NoIR = true

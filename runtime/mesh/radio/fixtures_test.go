@@ -233,7 +233,7 @@ func (f wiphyFixture) messages(wiphy uint32) [][]byte {
 								fe.nested(uint16(start+i), func(x *encoder) {
 									x.u32(freqAttrFreq, uint32(fr.MHz))
 									if fr.Disabled {
-										x.flag(freqAttrDisabl)
+										x.flag(freqAttrDisabled)
 									}
 									if fr.NoIR {
 										x.flag(freqAttrNoIR)

@@ -73,11 +73,11 @@ const (
 
 // Bands and frequencies (enum nl80211_band_attr, nl80211_frequency_attr).
 const (
-	bandAttrFreqs  = 1 // NL80211_BAND_ATTR_FREQS, nested array
-	freqAttrFreq   = 1 // NL80211_FREQUENCY_ATTR_FREQ, u32 MHz
-	freqAttrDisabl = 2 // NL80211_FREQUENCY_ATTR_DISABLED, flag
-	freqAttrNoIR   = 3 // NL80211_FREQUENCY_ATTR_NO_IR (was PASSIVE_SCAN, and NO_IBSS shares 3)
-	freqAttrRadar  = 5 // NL80211_FREQUENCY_ATTR_RADAR, flag
+	bandAttrFreqs    = 1 // NL80211_BAND_ATTR_FREQS, nested array
+	freqAttrFreq     = 1 // NL80211_FREQUENCY_ATTR_FREQ, u32 MHz
+	freqAttrDisabled = 2 // NL80211_FREQUENCY_ATTR_DISABLED, flag
+	freqAttrNoIR     = 3 // NL80211_FREQUENCY_ATTR_NO_IR (was PASSIVE_SCAN, and NO_IBSS shares 3)
+	freqAttrRadar    = 5 // NL80211_FREQUENCY_ATTR_RADAR, flag
 )
 
 // Feature flags (enum nl80211_feature_flags, a u32) and extended features
@@ -91,10 +91,9 @@ const (
 // Mesh config (enum nl80211_meshconf_params) and mesh setup
 // (enum nl80211_mesh_setup_params).
 const (
-	meshconfForwarding   = 19 // NL80211_MESHCONF_FORWARDING, u8
-	meshSetupUserspAuth  = 4  // NL80211_MESH_SETUP_USERSPACE_AUTH, flag
-	meshSetupUserspAMPE  = 5  // NL80211_MESH_SETUP_USERSPACE_AMPE, flag
-	meshSetupUserspMPM   = 7  // NL80211_MESH_SETUP_USERSPACE_MPM, flag
-	chanWidth20NoHT      = 0  // NL80211_CHAN_WIDTH_20_NOHT
-	nl80211BandMaxParsed = 8  // bands we keep (2.4, 5, 60, 6, S1G, LC: the kernel has 6)
+	meshconfForwarding  = 19 // NL80211_MESHCONF_FORWARDING, u8
+	meshSetupUserspAuth = 4  // NL80211_MESH_SETUP_USERSPACE_AUTH, flag
+	meshSetupUserspAMPE = 5  // NL80211_MESH_SETUP_USERSPACE_AMPE, flag
+	meshSetupUserspMPM  = 7  // NL80211_MESH_SETUP_USERSPACE_MPM, flag
+	chanWidth20NoHT     = 0  // NL80211_CHAN_WIDTH_20_NOHT
 )
