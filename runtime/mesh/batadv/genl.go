@@ -110,30 +110,38 @@ func (c *Client) SetMesh(meshIfindex int, s MeshSettings) error {
 // past anything a field mesh runs.
 const maxDumpMessages = 8192
 
+// dumpTries bounds the retries of a dump the kernel marks interrupted
+// (NLM_F_DUMP_INTR: the table changed under it).
+const dumpTries = 3
+
 func (c *Client) dump(what string, cmd uint8, meshIfindex int) ([][]byte, error) {
 	var e encoder
 	e.u32(attrMeshIfindex, uint32(meshIfindex))
-	var msgs [][]byte
-	tooMany := false
-	err := c.request(cmd, unix.NLM_F_DUMP, e.bytes()).ExecuteIter(unix.NETLINK_GENERIC, c.family, func(m []byte) bool {
-		if len(msgs) == maxDumpMessages {
-			tooMany = true
-			return false
+	for try := 1; ; try++ {
+		var msgs [][]byte
+		tooMany := false
+		err := c.request(cmd, unix.NLM_F_DUMP, e.bytes()).ExecuteIter(unix.NETLINK_GENERIC, c.family, func(m []byte) bool {
+			if len(msgs) == maxDumpMessages {
+				tooMany = true
+				return false
+			}
+			msgs = append(msgs, m)
+			return true
+		})
+		switch {
+		case errors.Is(err, nl.ErrDumpInterrupted) && try < dumpTries:
+			continue
+		case errors.Is(err, syscall.ENOENT):
+			// batadv answers ENOENT while the mesh has no active hard
+			// interface.
+			return nil, fmt.Errorf("batadv: %s of %d: no active hard interface yet: %w", what, meshIfindex, err)
+		case err != nil:
+			return nil, fmt.Errorf("batadv: %s of %d: %w", what, meshIfindex, err)
+		case tooMany:
+			return nil, fmt.Errorf("batadv: %s of %d: more than %d entries", what, meshIfindex, maxDumpMessages)
 		}
-		msgs = append(msgs, m)
-		return true
-	})
-	switch {
-	case errors.Is(err, syscall.ENOENT):
-		// batadv answers ENOENT while the mesh has no active hard
-		// interface: an empty table, said plainly.
-		return nil, fmt.Errorf("batadv: %s of %d: no active hard interface yet: %w", what, meshIfindex, err)
-	case err != nil:
-		return nil, fmt.Errorf("batadv: %s of %d: %w", what, meshIfindex, err)
-	case tooMany:
-		return nil, fmt.Errorf("batadv: %s of %d: more than %d entries", what, meshIfindex, maxDumpMessages)
+		return msgs, nil
 	}
-	return msgs, nil
 }
 
 // Neighbours dumps the single-hop neighbours (BATADV_CMD_GET_NEIGHBORS).
