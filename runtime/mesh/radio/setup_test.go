@@ -84,6 +84,7 @@ network={
 	}{
 		{"/run/w", "Byzantium", 6, "", "empty"},
 		{"/run/w", "Byzantium", 6, strings.Repeat("k", 129), "at most 128"},
+		{"/run/w", "Byzantium", 6, "short\x00cut", "NUL"},
 		{"/run/w", "", 6, "k", "invalid SSID"},
 		{"/run/w", "Byzantium", 14, "k", "invalid wifi channel"},
 		{"/run/w\nupdate_config=1", "Byzantium", 6, "k", "line break"},

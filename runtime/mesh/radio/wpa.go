@@ -39,6 +39,10 @@ func WPASupplicantMeshConfig(ctrlDir, meshID string, channel int, key string) ([
 		return nil, fmt.Errorf("%w: empty (an open mesh needs no wpa_supplicant)", ErrKey)
 	case len(key) > maxKeyLen:
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrKey, len(key), maxKeyLen)
+	case strings.IndexByte(key, 0) >= 0:
+		// wpa_supplicant takes the password as a C string: a NUL would
+		// silently cut the key short.
+		return nil, fmt.Errorf("%w: contains a NUL byte", ErrKey)
 	}
 	if strings.ContainsAny(ctrlDir, "\n\r\x00") || ctrlDir == "" {
 		return nil, fmt.Errorf("wpa_supplicant control directory %q: empty or has a line break", ctrlDir)
