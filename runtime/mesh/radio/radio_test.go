@@ -91,8 +91,8 @@ func TestParseWiphyDumpRoundTrip(t *testing.T) {
 					t.Errorf("ext feature %d missing", i)
 				}
 			}
-			if c.HasExtFeature(ExtFeatureSAEOffl) != slices.Contains(f.ext, ExtFeatureSAEOffl) {
-				t.Errorf("SAE offload %v, want %v", c.HasExtFeature(ExtFeatureSAEOffl), !c.HasExtFeature(ExtFeatureSAEOffl))
+			if got, want := c.HasExtFeature(ExtFeatureSAEOffl), slices.Contains(f.ext, ExtFeatureSAEOffl); got != want {
+				t.Errorf("SAE offload %v, want %v", got, want)
 			}
 			var wantFreqs []Freq
 			for _, b := range f.bands {
