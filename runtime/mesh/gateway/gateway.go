@@ -1,0 +1,369 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"byzantium/runtime/nodeapi"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Default intervals of the Run loop.
+const (
+	// DefaultInterval is the check's period while all is well.
+	DefaultInterval = 10 * time.Second
+	// DefaultRetryInterval is the next check's delay after a failed one,
+	// so that a real outage is withdrawn within two quick checks rather
+	// than two full periods, and a recovery is seen soon.
+	DefaultRetryInterval = 2 * time.Second
+)
+
+// Config is what the mesh manager gives a Gateway. The zero value works:
+// share auto, uplink found, DefaultTargets, 10/8 masqueraded, table 200,
+// protocol 201, in the process's own network namespace.
+type Config struct {
+	Share  string // nodeapi.ShareAuto (also ""), ShareOn or ShareOff
+	Uplink string // "" finds it; else the operator's interface name
+
+	// Targets, Timeout and Fails configure the Internet check (see
+	// NewChecker).
+	Targets []string
+	Timeout time.Duration
+	Fails   int
+
+	// Prefixes are the sources masqueraded out of the uplink: the mesh's
+	// and clients' prefixes. nil means DefaultPrefixes (10.0.0.0/8).
+	Prefixes []netip.Prefix
+	NATTable string // "" means DefaultNATTable
+
+	// AnnounceTable and AnnounceProtocol are where the default route
+	// goes for babeld to announce; 0 means 200 and 201.
+	AnnounceTable    int
+	AnnounceProtocol int
+
+	Interval, RetryInterval time.Duration // 0: the defaults above
+
+	// NetNS is the path of the network namespace to work in ("" for the
+	// process's own): the mesh simulator runs many nodes in one process.
+	NetNS string
+
+	Logf func(format string, args ...any) // nil discards
+}
+
+// Gateway shares the uplink: Run finds it, checks it, keeps the NAT and
+// the announced route in step, and undoes both when it returns.
+type Gateway struct {
+	cfg     Config
+	checker *Checker
+	ns      *netNS
+	wake    chan struct{}
+
+	mu      sync.Mutex
+	share   string
+	uplink  string   // the setting
+	exclude []string // the mesh interfaces
+	status  nodeapi.MeshGateway
+}
+
+// New checks cfg and makes a Gateway; nothing happens until Run.
+func New(cfg Config) (*Gateway, error) {
+	share, err := checkShare(cfg.Share)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Uplink != "" {
+		if err := ValidInterfaceName(cfg.Uplink); err != nil {
+			return nil, fmt.Errorf("gateway: uplink: %w", err)
+		}
+	}
+	if cfg.AnnounceTable == 0 {
+		cfg.AnnounceTable = DefaultAnnounceTable
+	}
+	if cfg.AnnounceProtocol == 0 {
+		cfg.AnnounceProtocol = DefaultAnnounceProtocol
+	}
+	if cfg.AnnounceTable < 1 || cfg.AnnounceTable > 0xfffffffe || cfg.AnnounceProtocol < 1 || cfg.AnnounceProtocol > 255 {
+		return nil, fmt.Errorf("gateway: announce table %d or protocol %d out of range", cfg.AnnounceTable, cfg.AnnounceProtocol)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if err := (NAT{Uplink: "probe", Prefixes: cfg.Prefixes, Table: cfg.NATTable}).validate(); err != nil {
+		return nil, err
+	}
+	ns, err := openNetNS(cfg.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	checker, err := newChecker(cfg.Targets, cfg.Timeout, cfg.Fails, ns)
+	if err != nil {
+		ns.close()
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, checker: checker, ns: ns, wake: make(chan struct{}, 1), share: share, uplink: cfg.Uplink}
+	g.status = nodeapi.MeshGateway{Share: share, Check: "not checked yet"}
+	return g, nil
+}
+
+func checkShare(s string) (string, error) {
+	switch s {
+	case "", nodeapi.ShareAuto:
+		return nodeapi.ShareAuto, nil
+	case nodeapi.ShareOn, nodeapi.ShareOff:
+		return s, nil
+	}
+	return "", fmt.Errorf("gateway: share %.40q: want %s, %s or %s", s, nodeapi.ShareAuto, nodeapi.ShareOn, nodeapi.ShareOff)
+}
+
+// Set changes the setting (from nodeapi.MeshSettings.Share and .Uplink)
+// and makes Run act on it at once. A bad value changes nothing.
+func (g *Gateway) Set(share, uplink string) error {
+	s, err := checkShare(share)
+	if err != nil {
+		return err
+	}
+	if uplink != "" {
+		if err := ValidInterfaceName(uplink); err != nil {
+			return fmt.Errorf("gateway: uplink: %w", err)
+		}
+	}
+	g.mu.Lock()
+	g.share, g.uplink = s, uplink
+	g.status.Share = s
+	g.mu.Unlock()
+	g.Wake()
+	return nil
+}
+
+// SetMeshInterfaces tells the Gateway which interfaces mesh: a default
+// route on one of them is never taken for an uplink.
+func (g *Gateway) SetMeshInterfaces(names []string) {
+	g.mu.Lock()
+	g.exclude = slices.Clone(names)
+	g.mu.Unlock()
+	g.Wake()
+}
+
+// Wake makes Run check now (the manager calls it when links change).
+func (g *Gateway) Wake() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status is the gateway's part of nodeapi.Mesh; InUse is the manager's
+// to fill.
+func (g *Gateway) Status() nodeapi.MeshGateway {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.status
+}
+
+// state is what Run has put in the kernel.
+type state struct {
+	nat       string // the uplink the NAT is applied for, "" for none
+	announced string // the uplink the route is announced via, "" for none
+	via       Uplink
+}
+
+// Run keeps the kernel in step with the setting, the uplink and the
+// check until ctx ends, then withdraws the route and removes the NAT (a
+// stopped byzd must not leave the mesh a way out it no longer checks). It
+// returns the first error of that cleanup; errors along the way are
+// logged, shown in Check, and retried.
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.ns.close()
+	var st state
+	g.clean(&st) // whatever a previous run left
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return g.clean(&st)
+		case <-timer.C:
+		case <-g.wake:
+		}
+		next := g.step(ctx, &st)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// step does one round and returns when the next is due.
+func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
+	g.mu.Lock()
+	share, named, exclude := g.share, g.uplink, g.exclude
+	g.mu.Unlock()
+
+	report := func(uplink string, sharing bool, check string) {
+		g.mu.Lock()
+		g.status.Uplink, g.status.Sharing, g.status.Check = uplink, sharing, check
+		g.mu.Unlock()
+	}
+	if share == nodeapi.ShareOff {
+		g.checker.Reset()
+		err := g.clean(st)
+		report("", false, errText("sharing is off", err))
+		return g.cfg.Interval
+	}
+
+	h, err := g.ns.handle()
+	if err != nil {
+		report("", false, "netlink: "+err.Error())
+		return g.cfg.RetryInterval
+	}
+	defer h.Close()
+	up, err := FindUplink(h, named, exclude)
+	if err != nil {
+		// No uplink is certain, not a flaky answer: withdraw at once.
+		g.checker.Reset()
+		cerr := g.clean(st)
+		msg := "no uplink"
+		if named != "" {
+			msg = err.Error()
+		}
+		report("", false, errText(msg, cerr))
+		return g.cfg.Interval
+	}
+	if st.announced != "" && st.announced != up.Name {
+		g.checker.Reset() // a new uplink earns its announcement afresh
+	}
+
+	// The NAT follows the uplink, not the check: this node's own clients
+	// route through its uplink whatever the check says (it may only be
+	// the targets that are blocked), and a node still routing here while
+	// the withdrawal spreads must not send 10/8 sources out unmasked.
+	if err := g.ensureNAT(st, up.Name); err != nil {
+		g.cfg.Logf("gateway: %v", err)
+		report(up.Name, st.announced != "", "NAT: "+err.Error())
+		return g.cfg.RetryInterval
+	}
+
+	ok, verdict := g.checker.Check(ctx, up.Name)
+	if ctx.Err() != nil {
+		return 0
+	}
+	if ok {
+		err = g.announce(h, st, up)
+	} else {
+		err = g.withdraw(h, st)
+	}
+	if err != nil {
+		g.cfg.Logf("gateway: %v", err)
+		verdict = errText(verdict, err)
+	}
+	report(up.Name, st.announced != "", verdict)
+	if verdict != "ok" {
+		return g.cfg.RetryInterval
+	}
+	return g.cfg.Interval
+}
+
+func errText(msg string, err error) string {
+	if err == nil {
+		return msg
+	}
+	return msg + "; " + err.Error()
+}
+
+// ensureNAT applies the NAT for uplink unless it is there already (the
+// table is re-read: an `nft flush ruleset` would have removed it).
+func (g *Gateway) ensureNAT(st *state, uplink string) error {
+	c, err := g.ns.nft()
+	if err != nil {
+		return err
+	}
+	if st.nat == uplink {
+		if ok, err := NATPresent(c, g.cfg.NATTable); err != nil || ok {
+			return err
+		}
+		g.cfg.Logf("gateway: NAT table %s vanished, applying it again", g.natTable())
+	}
+	if err := (NAT{Table: g.cfg.NATTable, Uplink: uplink, Prefixes: g.cfg.Prefixes}).Apply(c); err != nil {
+		return err
+	}
+	if st.nat != uplink {
+		g.cfg.Logf("gateway: masquerading %v out of %s", g.natPrefixes(), uplink)
+	}
+	st.nat = uplink
+	return nil
+}
+
+func (g *Gateway) natTable() string { return NAT{Table: g.cfg.NATTable}.table().Name }
+
+func (g *Gateway) natPrefixes() []netip.Prefix { return NAT{Prefixes: g.cfg.Prefixes}.prefixes() }
+
+func (g *Gateway) announce(h *netlink.Handle, st *state, up Uplink) error {
+	if err := enableForwarding(g.ns); err != nil {
+		return err
+	}
+	if st.announced == up.Name && st.via == up {
+		// Re-put it anyway if someone removed it; cheap.
+		if ok, err := announced(h, g.cfg.AnnounceTable, g.cfg.AnnounceProtocol); err != nil || ok {
+			return err
+		}
+	}
+	if err := announce(h, up, g.cfg.AnnounceTable, g.cfg.AnnounceProtocol); err != nil {
+		return err
+	}
+	if st.announced != up.Name {
+		g.cfg.Logf("gateway: announcing a default route into the mesh via %s (%s)", up.Name, up.Gateway)
+	}
+	st.announced, st.via = up.Name, up
+	return nil
+}
+
+func (g *Gateway) withdraw(h *netlink.Handle, st *state) error {
+	if err := withdraw(h, g.cfg.AnnounceTable, g.cfg.AnnounceProtocol); err != nil {
+		return err
+	}
+	if st.announced != "" {
+		g.cfg.Logf("gateway: withdrew the default route via %s", st.announced)
+	}
+	st.announced, st.via = "", Uplink{}
+	return nil
+}
+
+// clean withdraws the route and removes the NAT, whatever st says: after
+// a crash the kernel may hold both from the previous run.
+func (g *Gateway) clean(st *state) error {
+	var errs []error
+	h, err := g.ns.handle()
+	if err == nil {
+		errs = append(errs, g.withdraw(h, st))
+		h.Close()
+	} else {
+		errs = append(errs, err)
+	}
+	c, err := g.ns.nft()
+	if err == nil {
+		err = RemoveNAT(c, g.cfg.NATTable)
+	}
+	if err == nil {
+		if st.nat != "" {
+			g.cfg.Logf("gateway: NAT out of %s removed", st.nat)
+		}
+		st.nat = ""
+	}
+	errs = append(errs, err)
+	return errors.Join(errs...)
+}
