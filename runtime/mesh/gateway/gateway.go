@@ -186,26 +186,50 @@ type state struct {
 // logged, shown in Check, and retried.
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.ns.close()
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		g.watch(wctx)
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
+
+	// Wakes come in bursts (a link going down brings several updates);
+	// steps are at least minGap apart so that a flapping link does not
+	// turn into a stream of checks against the targets.
+	minGap := min(time.Second, g.cfg.RetryInterval)
 	var st state
 	g.clean(&st) // whatever a previous run left
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return g.clean(&st)
 		case <-timer.C:
 		case <-g.wake:
-		}
-		next := g.step(ctx, &st)
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
+			if wait := time.Until(last.Add(minGap)); wait > 0 {
+				resetTimer(timer, wait)
+				continue
 			}
 		}
-		timer.Reset(next)
+		last = time.Now()
+		resetTimer(timer, g.step(ctx, &st))
 	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	t.Reset(d)
 }
 
 // step does one round and returns when the next is due.
