@@ -193,6 +193,8 @@ func (c *Checker) try(ctx context.Context, iface string, t target) error {
 			},
 			DisableKeepAlives: true,
 			Proxy:             nil, // the check is about this uplink, not a proxy
+			// What answers is the Net or a portal in the way: bounded.
+			MaxResponseHeaderBytes: 16 << 10,
 		},
 		// A captive portal answers with a redirect to its login page:
 		// that is not the Net answering, so redirects are not followed

@@ -243,13 +243,6 @@ func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
 		g.status.Uplink, g.status.Sharing, g.status.Check = uplink, sharing, check
 		g.mu.Unlock()
 	}
-	if share == nodeapi.ShareOff {
-		g.checker.Reset()
-		err := g.clean(st)
-		report("", false, errText("sharing is off", err))
-		return g.cfg.Interval
-	}
-
 	h, err := g.ns.handle()
 	if err != nil {
 		report("", false, "netlink: "+err.Error())
@@ -257,6 +250,13 @@ func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
 	}
 	defer h.Close()
 	up, err := FindUplink(h, named, exclude)
+	if share == nodeapi.ShareOff {
+		// The uplink is still named on the panel: "eth0, not shared".
+		g.checker.Reset()
+		cerr := g.clean(st)
+		report(up.Name, false, errText("sharing is off", cerr))
+		return g.cfg.Interval
+	}
 	if err != nil {
 		// No uplink is certain, not a flaky answer: withdraw at once.
 		g.checker.Reset()

@@ -158,6 +158,9 @@ func TestGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("sharing off", false, "", false, "sharing is off")
+	if s := g.Status(); s.Uplink != w.uplink {
+		t.Errorf("sharing off: status names uplink %q, want %s (found, not shared)", s.Uplink, w.uplink)
+	}
 	if err := g.Set(nodeapi.ShareOn, "nosuch0"); err != nil {
 		t.Fatal(err)
 	}

@@ -119,10 +119,23 @@ func (n NAT) Apply(c *nftables.Conn) error {
 	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: concat(ifMatch(unix.NFT_META_OIFNAME, n.Uplink), []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})})
 	if err := c.Flush(); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
+			// The kernel knows no "masq", "ct" or nat chain type: it
+			// found no module for it (a node without modprobe loads
+			// them itself).
+			return fmt.Errorf("gateway: applying nftables table %s: %w (are the kernel modules %v loaded?)", t.Name, err, KernelModules)
+		}
 		return fmt.Errorf("gateway: applying nftables table %s: %w", t.Name, err)
 	}
 	return nil
 }
+
+// KernelModules are the modules the NAT needs where nftables is built as
+// modules (Debian 12's kernel has them all), each to be loaded with its
+// dependencies from modules.dep (nfnetlink, nf_defrag_ipv4/6, libcrc32c).
+// The kernel loads them on demand through modprobe; a node without one
+// must load them before the gateway runs.
+var KernelModules = []string{"nf_tables", "nf_conntrack", "nf_nat", "nft_chain_nat", "nft_ct", "nft_masq"}
 
 // RemoveNAT deletes the table named table ("" for DefaultNATTable), and
 // nothing else; removing a table that is not there is not an error.
