@@ -16,8 +16,13 @@ import (
 
 // Default intervals of the Run loop.
 const (
-	// DefaultInterval is the check's period while all is well.
-	DefaultInterval = 10 * time.Second
+	// DefaultInterval is the check's period while all is well. An
+	// upstream that dies with the carrier up is withdrawn at worst
+	// Interval + Timeout + RetryInterval + Timeout after (13 s, measured
+	// by BenchmarkWithdraw), which leaves more than half of the issue's
+	// 30 s budget to babeld's retraction and the far node; two TCP
+	// handshakes every 5 s are no load on any uplink.
+	DefaultInterval = 5 * time.Second
 	// DefaultRetryInterval is the next check's delay after a failed one,
 	// so that a real outage is withdrawn within two quick checks rather
 	// than two full periods, and a recovery is seen soon.
@@ -117,6 +122,21 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
+// ValidSetting refuses a share value other than auto, on, off (or "",
+// auto) and an uplink name the kernel would refuse, with the error Set
+// would return: for the API to check a PUT before applying it.
+func ValidSetting(share, uplink string) error {
+	if _, err := checkShare(share); err != nil {
+		return err
+	}
+	if uplink != "" {
+		if err := ValidInterfaceName(uplink); err != nil {
+			return fmt.Errorf("gateway: uplink: %w", err)
+		}
+	}
+	return nil
+}
+
 func checkShare(s string) (string, error) {
 	switch s {
 	case "", nodeapi.ShareAuto:
@@ -130,15 +150,10 @@ func checkShare(s string) (string, error) {
 // Set changes the setting (from nodeapi.MeshSettings.Share and .Uplink)
 // and makes Run act on it at once. A bad value changes nothing.
 func (g *Gateway) Set(share, uplink string) error {
-	s, err := checkShare(share)
-	if err != nil {
+	if err := ValidSetting(share, uplink); err != nil {
 		return err
 	}
-	if uplink != "" {
-		if err := ValidInterfaceName(uplink); err != nil {
-			return fmt.Errorf("gateway: uplink: %w", err)
-		}
-	}
+	s, _ := checkShare(share)
 	g.mu.Lock()
 	g.share, g.uplink = s, uplink
 	g.status.Share = s
@@ -182,8 +197,8 @@ type state struct {
 // Run keeps the kernel in step with the setting, the uplink and the
 // check until ctx ends, then withdraws the route and removes the NAT (a
 // stopped byzd must not leave the mesh a way out it no longer checks). It
-// returns the first error of that cleanup; errors along the way are
-// logged, shown in Check, and retried.
+// returns the error of that cleanup; errors along the way are logged,
+// shown in Check, and retried. Run is called once per Gateway.
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.ns.close()
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -277,7 +292,10 @@ func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
 	// the targets that are blocked), and a node still routing here while
 	// the withdrawal spreads must not send 10/8 sources out unmasked.
 	if err := g.ensureNAT(st, up.Name); err != nil {
+		// No announcement without NAT: the mesh's sources would leave
+		// unmasked and their answers never come back.
 		g.cfg.Logf("gateway: %v", err)
+		err = errors.Join(err, g.withdraw(h, st))
 		report(up.Name, st.announced != "", "NAT: "+err.Error())
 		return g.cfg.RetryInterval
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // nftIn is an nftables connection into the namespace at path.
-func nftIn(t *testing.T, path string) *nftables.Conn {
+func nftIn(t testing.TB, path string) *nftables.Conn {
 	t.Helper()
 	ns, err := openNetNS(path)
 	if err != nil {

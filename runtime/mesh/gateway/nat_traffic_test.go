@@ -18,7 +18,7 @@ type world struct {
 	uplink, gwMesh, inetIf, cIf string // interface names
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{}
 	var cPath, iPath string
@@ -49,7 +49,7 @@ func newWorld(t *testing.T) *world {
 
 // listen opens a TCP listener inside ns and returns it with the remote
 // addresses of the connections it accepts.
-func listen(t *testing.T, ns *netNS, addr string) (net.Listener, <-chan string) {
+func listen(t testing.TB, ns *netNS, addr string) (net.Listener, <-chan string) {
 	t.Helper()
 	var l net.Listener
 	if err := ns.do(func() (err error) {

@@ -19,7 +19,7 @@ var nsSeq atomic.Int32
 
 // testNS makes a fresh network namespace (deleted, with its interfaces,
 // when the test ends) and returns its name and its /run/netns path.
-func testNS(t *testing.T, tag string) (name, path string) {
+func testNS(t testing.TB, tag string) (name, path string) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	name = fmt.Sprintf("byzt-gw%s-%d-%d", tag, os.Getpid(), nsSeq.Add(1))
@@ -35,7 +35,7 @@ func ifName(tag string) string {
 }
 
 // ip runs the ip tool and fails the test on error.
-func ip(t *testing.T, args ...string) string {
+func ip(t testing.TB, args ...string) string {
 	t.Helper()
 	tool := testenv.RequireTool(t, "ip")
 	out, err := exec.Command(tool, args...).CombinedOutput()
@@ -46,7 +46,7 @@ func ip(t *testing.T, args ...string) string {
 }
 
 // nsExec runs a command inside ns and returns its output.
-func nsExec(t *testing.T, ns string, args ...string) string {
+func nsExec(t testing.TB, ns string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
 	if err != nil {
@@ -56,7 +56,7 @@ func nsExec(t *testing.T, ns string, args ...string) string {
 }
 
 // handleIn is a netlink handle in the namespace at path.
-func handleIn(t *testing.T, path string) *netlink.Handle {
+func handleIn(t testing.TB, path string) *netlink.Handle {
 	t.Helper()
 	ns, err := openNetNS(path)
 	if err != nil {
@@ -72,7 +72,7 @@ func handleIn(t *testing.T, path string) *netlink.Handle {
 }
 
 // veth links a (in nsA) to b (in nsB), both up.
-func veth(t *testing.T, nsA, a, nsB, b string) {
+func veth(t testing.TB, nsA, a, nsB, b string) {
 	t.Helper()
 	ip(t, "link", "add", a, "netns", nsA, "type", "veth", "peer", "name", b, "netns", nsB)
 	ip(t, "-n", nsA, "link", "set", a, "up")
