@@ -127,3 +127,48 @@ func TestProbe(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeHost runs the check as byzd does, in the process's own
+// namespace, bound to loopback: no root needed.
+func TestProbeHost(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	c, err := NewChecker([]string{"tcp:" + l.Addr().String()}, time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		iface   string
+		ok      bool
+		verdict string
+	}{
+		{"lo", true, "ok"},
+		{"nosuch0", false, "no answer from " + l.Addr().String() + " (no such interface)"},
+	} {
+		if ok, v := c.Probe(context.Background(), tc.iface); ok != tc.ok || v != tc.verdict {
+			t.Errorf("Probe(%s) = %v, %q; want %v, %q", tc.iface, ok, v, tc.ok, tc.verdict)
+		}
+	}
+	// Check's hysteresis over real probes: up at once, down after two.
+	for i, want := range []bool{true, true, false} {
+		iface := "lo"
+		if i > 0 {
+			iface = "nosuch0"
+		}
+		if up, _ := c.Check(context.Background(), iface); up != want {
+			t.Errorf("Check %d on %s: up=%v, want %v", i, iface, up, want)
+		}
+	}
+}

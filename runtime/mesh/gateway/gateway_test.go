@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"byzantium/ci/testenv"
 	"byzantium/runtime/nodeapi"
 
 	"github.com/vishvananda/netlink"
@@ -130,7 +131,7 @@ func TestGateway(t *testing.T) {
 	expect("the Net answers again", true, wantRoute, true, "ok")
 
 	// Someone flushes the ruleset and deletes the route: both come back.
-	nsExec(t, w.gw, "nft", "flush", "ruleset")
+	nsExec(t, w.gw, testenv.RequireTool(t, "nft"), "flush", "ruleset")
 	ip(t, "-n", w.gw, "route", "del", "default", "table", "200", "proto", "201")
 	waitFor(t, "the NAT and the route restored", func() bool { r, n := kernelState(t, w); return r == wantRoute && n })
 

@@ -35,7 +35,8 @@ type Uplink struct {
 	Metric  int
 }
 
-// FindUplink finds the uplink in the main routing table of h's namespace.
+// FindUplink finds the uplink in the main routing table of h's namespace
+// (netlink.NewHandle() for the process's own).
 //
 // With named "", it is the interface that holds an IPv4 default route put
 // there by DHCP (runtime/netcfg's metric 100+ifindex, or protocol dhcp from
@@ -47,31 +48,46 @@ type Uplink struct {
 // default route of any origin in the main table (the operator may have set
 // it by hand); exclude does not apply, the operator's word wins.
 func FindUplink(h *netlink.Handle, named string, exclude []string) (Uplink, error) {
+	all, err := Uplinks(h, named, exclude)
+	if err != nil {
+		return Uplink{}, err
+	}
+	if len(all) == 0 {
+		if named != "" {
+			return Uplink{}, fmt.Errorf("%w: %s is down or has no IPv4 default route", ErrNoUplink, named)
+		}
+		return Uplink{}, fmt.Errorf("%w: no interface outside the mesh has a default route from DHCP", ErrNoUplink)
+	}
+	return all[0], nil
+}
+
+// Uplinks lists every interface FindUplink would accept, best first: the
+// mesh manager leaves them all out of the mesh (a wired port that got a
+// DHCP lease is a way to the Net, not a mesh link). It fails only when the
+// routes cannot be read or named is not a valid, existing interface.
+func Uplinks(h *netlink.Handle, named string, exclude []string) ([]Uplink, error) {
+	namedIndex := 0
 	if named != "" {
 		if err := ValidInterfaceName(named); err != nil {
-			return Uplink{}, err
+			return nil, err
 		}
+		l, err := h.LinkByName(named)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrNoUplink, named, err)
+		}
+		namedIndex = l.Attrs().Index
 	}
 	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return Uplink{}, fmt.Errorf("gateway: listing routes: %w", err)
+		return nil, fmt.Errorf("gateway: listing routes: %w", err)
 	}
-	var named0 *netlink.Link
-	if named != "" {
-		l, err := h.LinkByName(named)
-		if err != nil {
-			return Uplink{}, fmt.Errorf("%w: %s: %v", ErrNoUplink, named, err)
-		}
-		named0 = &l
-	}
-	var best Uplink
-	found := false
+	var out []Uplink
 	for _, r := range routes {
 		if !isDefault4(r) || r.Protocol == protoBabel || r.LinkIndex == 0 || r.Flags&unix.RTNH_F_LINKDOWN != 0 {
 			continue
 		}
-		if named0 != nil {
-			if r.LinkIndex != (*named0).Attrs().Index {
+		if namedIndex != 0 {
+			if r.LinkIndex != namedIndex {
 				continue
 			}
 		} else if r.Priority != dhcpMetricBase+r.LinkIndex && r.Protocol != unix.RTPROT_DHCP {
@@ -82,7 +98,7 @@ func FindUplink(h *netlink.Handle, named string, exclude []string) (Uplink, erro
 			continue // gone since the route list was read
 		}
 		a := link.Attrs()
-		if named0 == nil && slices.Contains(exclude, a.Name) {
+		if namedIndex == 0 && slices.Contains(exclude, a.Name) {
 			continue
 		}
 		if a.Flags&net.FlagUp == 0 || a.OperState == netlink.OperDown || a.OperState == netlink.OperLowerLayerDown {
@@ -92,17 +108,16 @@ func FindUplink(h *netlink.Handle, named string, exclude []string) (Uplink, erro
 		if gw, ok := netip.AddrFromSlice(r.Gw); ok {
 			u.Gateway = gw.Unmap()
 		}
-		if !found || u.Metric < best.Metric || (u.Metric == best.Metric && u.Index < best.Index) {
-			best, found = u, true
-		}
+		out = append(out, u)
 	}
-	if !found {
-		if named != "" {
-			return Uplink{}, fmt.Errorf("%w: %s is down or has no IPv4 default route", ErrNoUplink, named)
+	slices.SortFunc(out, func(a, b Uplink) int {
+		if a.Metric != b.Metric {
+			return a.Metric - b.Metric
 		}
-		return Uplink{}, fmt.Errorf("%w: no interface outside the mesh has a default route from DHCP", ErrNoUplink)
-	}
-	return best, nil
+		return a.Index - b.Index
+	})
+	// An interface with two default routes is listed once, by its best.
+	return slices.CompactFunc(out, func(a, b Uplink) bool { return a.Index == b.Index }), nil
 }
 
 func isDefault4(r netlink.Route) bool {

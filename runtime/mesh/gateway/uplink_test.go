@@ -70,6 +70,10 @@ func TestFindUplink(t *testing.T) {
 	if u, err := FindUplink(h, "", []string{mesh}); err != nil || u.Name != other || u.Metric != 50 {
 		t.Errorf("with a protocol dhcp route: %+v, %v; want %s", u, err, other)
 	}
+	all, err := Uplinks(h, "", []string{mesh})
+	if err != nil || len(all) != 2 || all[0].Name != other || all[1].Name != dhcp {
+		t.Errorf("Uplinks = %+v, %v; want %s then %s", all, err, other, dhcp)
+	}
 	ip(t, "-n", ns, "link", "set", other, "down")
 	if u, err := FindUplink(h, "", []string{mesh}); err != nil || u.Name != dhcp {
 		t.Errorf("with %s down: %+v, %v; want %s", other, u, err, dhcp)
