@@ -159,6 +159,9 @@ func (c *Checker) Probe(ctx context.Context, iface string) (ok bool, verdict str
 func (c *Checker) Check(ctx context.Context, iface string) (up bool, verdict string) {
 	ok, verdict := c.Probe(ctx, iface)
 	c.record(ok)
+	if !ok && c.up {
+		verdict += fmt.Sprintf("; still up until %d more check(s) fail", c.fails-c.failRun)
+	}
 	return c.up, verdict
 }
 

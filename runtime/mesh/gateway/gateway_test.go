@@ -208,8 +208,8 @@ func TestGatewayHysteresis(t *testing.T) {
 	l.Close()
 	g.Wake()
 	waitFor(t, "first failure seen", func() bool { return g.Status().Check != "ok" })
-	if s := g.Status(); !s.Sharing {
-		t.Fatalf("withdrawn after one failed check: %+v", s)
+	if s := g.Status(); !s.Sharing || s.Check != "no answer from "+target+" (refused); still up until 1 more check(s) fail" {
+		t.Fatalf("after one failed check: %+v", s)
 	}
 	if r, _ := kernelState(t, w); r == "" {
 		t.Fatal("route gone after one failed check")
