@@ -280,4 +280,19 @@ func TestGatewayWatch(t *testing.T) {
 
 	ip(t, "-n", w.inet, "link", "set", w.inetIf, "up")
 	waitFor(t, "sharing again when the carrier is back", func() bool { return g.Status().Sharing })
+
+	// The uplink comes back under another name (a USB modem replugged):
+	// the NAT follows it.
+	renamed := ifName("wwan")
+	ip(t, "-n", w.gw, "link", "set", w.uplink, "down")
+	ip(t, "-n", w.gw, "link", "set", w.uplink, "name", renamed)
+	ip(t, "-n", w.gw, "link", "set", renamed, "up")
+	ip(t, "-n", w.gw, "route", "add", "default", "via", "198.51.100.1", "dev", renamed, "proto", "dhcp")
+	waitFor(t, "sharing through "+renamed, func() bool { s := g.Status(); return s.Sharing && s.Uplink == renamed })
+	if got, want := readNAT(t, nftIn(t, w.gwPath), DefaultNATTable), wantNAT(renamed, "10.0.0.0/8"); !equalNAT(got, want) {
+		t.Errorf("NAT after the rename:\n%q\nwant\n%q", got, want)
+	}
+	if r, _ := kernelState(t, w); r != "via 198.51.100.1 dev "+renamed+" proto 201" {
+		t.Errorf("route after the rename: %q", r)
+	}
 }
