@@ -142,10 +142,17 @@ func (c *Checker) Probe(ctx context.Context, iface string) (ok bool, verdict str
 			done <- i
 		}()
 	}
+	// The first answer ends the others (cancel), but Probe still waits
+	// for them: none may outlive it and touch a closed namespace handle.
+	ok = false
 	for range c.targets {
-		if i := <-done; errs[i] == nil {
-			return true, "ok" // the others end with ctx
+		if i := <-done; errs[i] == nil && !ok {
+			ok = true
+			cancel()
 		}
+	}
+	if ok {
+		return true, "ok"
 	}
 	parts := make([]string, len(c.targets))
 	for i, t := range c.targets {
@@ -225,6 +232,10 @@ func (c *Checker) try(ctx context.Context, iface string, t target) error {
 // node announces is IPv4's default. FallbackDelay -1 keeps the dial on
 // this goroutine (no Happy Eyeballs goroutines), which netNS.do needs.
 func (c *Checker) dial(ctx context.Context, iface, network, addr string) (net.Conn, error) {
+	// An HTTP transport may dial on with a context of its own after the
+	// request ended: the timeout bounds every dial whatever it is given.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	bind := func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		if err := rc.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), iface) }); err != nil {

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -15,7 +17,14 @@ import (
 type netNS struct {
 	path string
 	h    netns.NsHandle // -1 for the process's own
+
+	// mu keeps close from pulling the handle from under a do in flight
+	// (an HTTP transport may still be dialling after its request ended).
+	mu     sync.RWMutex
+	closed bool
 }
+
+var errNSClosed = errors.New("gateway: network namespace handle closed")
 
 func openNetNS(path string) (*netNS, error) {
 	if path == "" {
@@ -29,24 +38,43 @@ func openNetNS(path string) (*netNS, error) {
 }
 
 func (n *netNS) close() {
-	if n.h.IsOpen() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.closed && n.h.IsOpen() {
 		n.h.Close()
 	}
+	n.closed = true
 }
+
+// own tells whether this is the process's own namespace.
+func (n *netNS) own() bool { return n.path == "" }
 
 // handle is a netlink handle in the namespace.
 func (n *netNS) handle() (*netlink.Handle, error) {
-	if !n.h.IsOpen() {
+	if n.own() {
 		return netlink.NewHandle()
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.closed {
+		return nil, errNSClosed
 	}
 	return netlink.NewHandleAt(n.h)
 }
 
 // nft is an nftables connection in the namespace.
 func (n *netNS) nft() (*nftables.Conn, error) {
-	if !n.h.IsOpen() {
+	if n.own() {
 		return nftables.New()
 	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.closed {
+		return nil, errNSClosed
+	}
+	// The connection dials netlink afresh for each operation with this
+	// descriptor: it is used only from Run's goroutine, before Run closes
+	// the namespace.
 	return nftables.New(nftables.WithNetNSFd(int(n.h)))
 }
 
@@ -56,8 +84,13 @@ func (n *netNS) nft() (*nftables.Conn, error) {
 // switched back, it is left locked so that the runtime discards it rather
 // than reuse a thread in the wrong namespace.
 func (n *netNS) do(f func() error) error {
-	if !n.h.IsOpen() {
+	if n.own() {
 		return f()
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.closed {
+		return errNSClosed
 	}
 	runtime.LockOSThread()
 	orig, err := netns.Get()
