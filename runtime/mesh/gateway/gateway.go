@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,7 +85,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Uplink != "" {
 		if err := ValidInterfaceName(cfg.Uplink); err != nil {
-			return nil, fmt.Errorf("gateway: uplink: %w", err)
+			return nil, err
 		}
 	}
 	if cfg.AnnounceTable == 0 {
@@ -131,7 +132,7 @@ func ValidSetting(share, uplink string) error {
 	}
 	if uplink != "" {
 		if err := ValidInterfaceName(uplink); err != nil {
-			return fmt.Errorf("gateway: uplink: %w", err)
+			return err
 		}
 	}
 	return nil
@@ -277,8 +278,8 @@ func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
 		g.checker.Reset()
 		cerr := g.clean(st)
 		msg := "no uplink"
-		if named != "" {
-			msg = err.Error()
+		if named != "" { // why the operator's choice is not used
+			msg = strings.TrimPrefix(err.Error(), "gateway: ")
 		}
 		report("", false, errText(msg, cerr))
 		return g.cfg.Interval

@@ -227,7 +227,7 @@ func TestNewRefuses(t *testing.T) {
 		want string
 	}{
 		{Config{Share: "yes"}, `share "yes": want auto, on or off`},
-		{Config{Uplink: "eth0:1"}, "gateway: uplink: gateway: interface name \"eth0:1\" contains"},
+		{Config{Uplink: "eth0:1"}, "gateway: interface name \"eth0:1\" contains"},
 		{Config{Targets: []string{"ping:1.1.1.1"}}, "want tcp:HOST:PORT or an http"},
 		{Config{AnnounceProtocol: 300}, "protocol 300 out of range"},
 		{Config{NetNS: "/nonexistent/netns"}, "network namespace /nonexistent/netns"},

@@ -63,7 +63,7 @@ func (n NAT) prefixes() []netip.Prefix {
 // validate refuses what would make a wrong or oversized rule set.
 func (n NAT) validate() error {
 	if err := ValidInterfaceName(n.Uplink); err != nil {
-		return fmt.Errorf("gateway: NAT uplink: %w", err)
+		return err
 	}
 	ps := n.prefixes()
 	if len(ps) == 0 || len(ps) > maxPrefixes {

@@ -249,7 +249,7 @@ func TestNATRefuses(t *testing.T) {
 		nat  NAT
 		want string
 	}{
-		{"no uplink", NAT{}, "empty interface name"},
+		{"no uplink", NAT{}, "gateway: interface name \"\" is empty"},
 		{"bad uplink", NAT{Uplink: "eth0/1"}, "contains '/'"},
 		{"long uplink", NAT{Uplink: "abcdefghijklmnop"}, "longer than 15 bytes"},
 		{"host bits", NAT{Uplink: "eth0", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8")}}, "not a network prefix"},

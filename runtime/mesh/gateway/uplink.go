@@ -23,7 +23,7 @@ const dhcpMetricBase = 100
 const protoBabel = 42
 
 // ErrNoUplink is returned by FindUplink when no interface qualifies.
-var ErrNoUplink = errors.New("no uplink")
+var ErrNoUplink = errors.New("gateway: no uplink")
 
 // Uplink is the interface this node reaches the Net by.
 type Uplink struct {
@@ -129,22 +129,30 @@ func isDefault4(r netlink.Route) bool {
 }
 
 // ValidInterfaceName refuses what the kernel would (dev_valid_name): empty,
-// 16 bytes or more, "." and "..", and names with '/', ':' or white space.
+// 16 bytes or more, "." and "..", and names with '/', ':' or white space;
+// and control characters, which no panel should have to show.
 func ValidInterfaceName(name string) error {
+	if why := badName(name); why != "" {
+		return fmt.Errorf("gateway: interface name %.40q %s", name, why)
+	}
+	return nil
+}
+
+func badName(name string) string {
 	switch {
 	case name == "":
-		return errors.New("gateway: empty interface name")
+		return "is empty"
 	case len(name) >= unix.IFNAMSIZ:
-		return fmt.Errorf("gateway: interface name %.40q is longer than %d bytes", name, unix.IFNAMSIZ-1)
+		return fmt.Sprintf("is longer than %d bytes", unix.IFNAMSIZ-1)
 	case name == "." || name == "..":
-		return fmt.Errorf("gateway: %q is not an interface name", name)
+		return "is not an interface name"
 	case strings.ContainsAny(name, "/: \t\n\v\f\r"):
-		return fmt.Errorf("gateway: interface name %q contains '/', ':' or white space", name)
+		return "contains '/', ':' or white space"
 	}
 	for _, c := range []byte(name) {
 		if c < 0x20 || c == 0x7f {
-			return fmt.Errorf("gateway: interface name %q contains a control character", name)
+			return "contains a control character"
 		}
 	}
-	return nil
+	return ""
 }

@@ -39,11 +39,11 @@ func TestFindUplink(t *testing.T) {
 		gw      string
 	}{
 		{"DHCP route outside the mesh", "", []string{mesh}, dhcp, "192.0.2.1"},
-		{"mesh excluded, babel ignored", "", []string{mesh, dhcp}, "error: no uplink: no interface outside the mesh", ""},
+		{"mesh excluded, babel ignored", "", []string{mesh, dhcp}, "error: gateway: no uplink: no interface outside the mesh", ""},
 		{"lowest metric of two", "", nil, map[bool]string{true: dhcp, false: mesh}[index(dhcp) < index(mesh)], ""},
 		{"named static uplink", static, []string{static}, static, "192.0.2.49"},
-		{"named without default route", other, nil, "error: no uplink: " + other + " is down or has no IPv4 default route", ""},
-		{"named missing", "nosuch0", nil, "error: no uplink: nosuch0: ", ""},
+		{"named without default route", other, nil, "error: gateway: no uplink: " + other + " is down or has no IPv4 default route", ""},
+		{"named missing", "nosuch0", nil, "error: gateway: no uplink: nosuch0: ", ""},
 		{"named bad", "eth 0", nil, "error: gateway: interface name \"eth 0\" contains", ""},
 		{"named too long", "abcdefghijklmnopq", nil, "error: gateway: interface name \"abcdefghijklmnopq\" is longer than 15 bytes", ""},
 	}
@@ -59,7 +59,7 @@ func TestFindUplink(t *testing.T) {
 		if c.gw != "" && u.Gateway.String() != c.gw {
 			t.Errorf("%s: gateway %s, want %s", c.name, u.Gateway, c.gw)
 		}
-		if strings.HasPrefix(c.want, "error: no uplink") && !errors.Is(err, ErrNoUplink) {
+		if strings.HasPrefix(c.want, "error: gateway: no uplink") && !errors.Is(err, ErrNoUplink) {
 			t.Errorf("%s: %v is not ErrNoUplink", c.name, err)
 		}
 	}
