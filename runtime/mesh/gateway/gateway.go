@@ -13,6 +13,7 @@ import (
 	"byzantium/runtime/nodeapi"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Default intervals of the Run loop.
@@ -77,7 +78,8 @@ type Gateway struct {
 	status  nodeapi.MeshGateway
 }
 
-// New checks cfg and makes a Gateway; nothing happens until Run.
+// New checks cfg and makes a Gateway; nothing happens until Run. It opens
+// Config.NetNS, which Run closes when it returns.
 func New(cfg Config) (*Gateway, error) {
 	share, err := checkShare(cfg.Share)
 	if err != nil {
@@ -94,8 +96,13 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.AnnounceProtocol == 0 {
 		cfg.AnnounceProtocol = DefaultAnnounceProtocol
 	}
-	if cfg.AnnounceTable < 1 || cfg.AnnounceTable > 0xfffffffe || cfg.AnnounceProtocol < 1 || cfg.AnnounceProtocol > 255 {
-		return nil, fmt.Errorf("gateway: announce table %d or protocol %d out of range", cfg.AnnounceTable, cfg.AnnounceProtocol)
+	// Not main, local or default: the route must reach babeld, not
+	// this node's own forwarding.
+	if t := int64(cfg.AnnounceTable); t < 1 || t > 0xfffffffe || (t >= unix.RT_TABLE_DEFAULT && t <= unix.RT_TABLE_LOCAL) {
+		return nil, fmt.Errorf("gateway: announce table %d: want 1–252 or 256–4294967294", cfg.AnnounceTable)
+	}
+	if cfg.AnnounceProtocol < 1 || cfg.AnnounceProtocol > 255 {
+		return nil, fmt.Errorf("gateway: announce protocol %d: want 1–255", cfg.AnnounceProtocol)
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval
@@ -172,7 +179,8 @@ func (g *Gateway) SetMeshInterfaces(names []string) {
 	g.Wake()
 }
 
-// Wake makes Run check now (the manager calls it when links change).
+// Wake makes Run check now. Run watches links and default routes itself;
+// Wake is for what it cannot see (the manager learned something).
 func (g *Gateway) Wake() {
 	select {
 	case g.wake <- struct{}{}:

@@ -229,7 +229,8 @@ func TestNewRefuses(t *testing.T) {
 		{Config{Share: "yes"}, `share "yes": want auto, on or off`},
 		{Config{Uplink: "eth0:1"}, "gateway: interface name \"eth0:1\" contains"},
 		{Config{Targets: []string{"ping:1.1.1.1"}}, "want tcp:HOST:PORT or an http"},
-		{Config{AnnounceProtocol: 300}, "protocol 300 out of range"},
+		{Config{AnnounceProtocol: 300}, "announce protocol 300: want 1–255"},
+		{Config{AnnounceTable: 254}, "announce table 254: want 1–252 or 256–4294967294"},
 		{Config{NetNS: "/nonexistent/netns"}, "network namespace /nonexistent/netns"},
 	} {
 		if _, err := New(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
