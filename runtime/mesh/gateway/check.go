@@ -72,7 +72,7 @@ func parseTarget(s string) (target, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return target{}, fmt.Errorf("gateway: check target %q: want tcp:HOST:PORT or an http:// or https:// URL", s)
 	}
-	return target{raw: s, http: s}, nil
+	return target{raw: s, http: u.String()}, nil
 }
 
 // Checker tells whether the Internet answers through an uplink. Each

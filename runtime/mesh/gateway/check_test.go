@@ -172,3 +172,30 @@ func TestProbeHost(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseTarget: no input panics, and what is accepted is a tcp:
+// address with a port or an http(s) URL with a host, within bounds.
+func FuzzParseTarget(f *testing.F) {
+	for _, s := range []string{"tcp:1.1.1.1:53", "tcp:[::1]:53", "http://192.0.2.1/x", "https://h/", "tcp::", "http://", "tcp:a:99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tg, err := parseTarget(s)
+		if err != nil {
+			return
+		}
+		if len(s) > maxTargetLen {
+			t.Fatalf("accepted %d bytes", len(s))
+		}
+		if tg.tcp != "" {
+			host, port, err := net.SplitHostPort(tg.tcp)
+			if err != nil || host == "" || port == "" || port == "0" {
+				t.Fatalf("accepted %q as tcp %q", s, tg.tcp)
+			}
+			return
+		}
+		if !strings.HasPrefix(tg.http, "http://") && !strings.HasPrefix(tg.http, "https://") {
+			t.Fatalf("accepted %q as %q", s, tg.http)
+		}
+	})
+}
