@@ -225,8 +225,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// steps are at least minGap apart so that a flapping link does not
 	// turn into a stream of checks against the targets.
 	minGap := min(time.Second, g.cfg.RetryInterval)
+	// What a previous run left (byzd restarted) is not cleaned first:
+	// the first step replaces the NAT table and the route in place, or
+	// removes them, so a restart does not make the mesh re-route twice.
 	var st state
-	g.clean(&st) // whatever a previous run left
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var last time.Time

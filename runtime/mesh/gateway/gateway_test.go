@@ -297,3 +297,34 @@ func TestGatewayWatch(t *testing.T) {
 		t.Errorf("route after the rename: %q", r)
 	}
 }
+
+// TestGatewayStale: a Gateway started over what a killed run left (a
+// NAT table for an uplink that is gone, a route through the mesh) puts
+// its own in their place in its first step.
+func TestGatewayStale(t *testing.T) {
+	w := newWorld(t)
+	ip(t, "-n", w.gw, "route", "add", "default", "via", "198.51.100.1", "dev", w.uplink, "proto", "dhcp")
+	if err := (NAT{Uplink: "gone0"}).Apply(nftIn(t, w.gwPath)); err != nil {
+		t.Fatal(err)
+	}
+	ip(t, "-n", w.gw, "route", "add", "default", "via", "10.1.2.2", "dev", w.gwMesh, "table", "200", "proto", "201")
+
+	// Nothing listens on port 9: the check fails, the stale route must go.
+	g, err := New(Config{NetNS: w.gwPath, Targets: []string{"tcp:198.51.100.1:9"}, Timeout: 300 * time.Millisecond,
+		Interval: time.Hour, RetryInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.SetMeshInterfaces([]string{w.gwMesh})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the first step", func() bool { return strings.HasPrefix(g.Status().Check, "no answer") })
+	if r, _ := kernelState(t, w); r != "" {
+		t.Errorf("the stale route is still there: %q", r)
+	}
+	if got, want := readNAT(t, nftIn(t, w.gwPath), DefaultNATTable), wantNAT(w.uplink, "10.0.0.0/8"); !equalNAT(got, want) {
+		t.Errorf("NAT after the first step:\n%q\nwant\n%q", got, want)
+	}
+}
