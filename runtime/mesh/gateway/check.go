@@ -81,12 +81,16 @@ func parseTarget(s string) (target, error) {
 // through another gateway, cannot make this node's check pass. The verdict
 // is ok when at least one target answers.
 //
-// Check adds hysteresis to the raw verdict: Fails consecutive failures
-// withdraw, one success announces. Withdrawing makes every node in the
+// Check adds hysteresis to the raw verdict: fails consecutive failures
+// (2 by default) withdraw, one success announces. Withdrawing makes every node in the
 // mesh re-route and drops their connections through this gateway, so one
 // lost SYN on a busy uplink must not do it; announcing again after one
 // success is safe because an answer through the uplink is strong evidence,
 // and the mesh should get its way out back as soon as it exists.
+//
+// An http(s) target counts only when it answers 2xx: redirects are not
+// followed. Check and Reset are for one goroutine (Run's); Probe may run
+// concurrently.
 type Checker struct {
 	targets []target
 	timeout time.Duration
