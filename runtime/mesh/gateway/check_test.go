@@ -112,7 +112,7 @@ func TestProbe(t *testing.T) {
 		{"no such interface", []string{"tcp:198.51.100.1:8053"}, "nosuch0", false, "no answer from 198.51.100.1:8053 (no such interface)"},
 	}
 	for _, c := range cases {
-		ch, err := newChecker(c.targets, 700*time.Millisecond, 2, w.gwNS)
+		ch, err := newChecker(c.targets, time.Second, 2, w.gwNS)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,8 +122,8 @@ func TestProbe(t *testing.T) {
 		if ok != c.ok || !strings.HasPrefix(verdict, c.verdict) {
 			t.Errorf("%s: Probe = %v, %q; want %v, %q", c.name, ok, verdict, c.ok, c.verdict)
 		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("%s: Probe took %v with a 700ms timeout", c.name, d)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: Probe took %v with a 1s timeout", c.name, d)
 		}
 	}
 }
