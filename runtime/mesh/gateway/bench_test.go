@@ -57,3 +57,16 @@ func BenchmarkWithdraw(b *testing.B) {
 	b.ReportMetric(carrier.Seconds()/float64(b.N), "s-carrier-lost-to-withdrawn")
 	b.ReportMetric(up.Seconds()/float64(b.N), "s-back-to-announced")
 }
+
+// BenchmarkNATApply: one atomic replacement of the gateway's table, as
+// Run does when the uplink changes or the table vanished.
+func BenchmarkNATApply(b *testing.B) {
+	_, path := testNS(b, "nb")
+	c := nftIn(b, path)
+	n := NAT{Uplink: "eth0"}
+	for range b.N {
+		if err := n.Apply(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
