@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -57,7 +58,7 @@ func withdraw(h *netlink.Handle, table, proto int) error {
 		if !isDefault4(r) {
 			continue
 		}
-		if err := h.RouteDel(&r); err != nil && err != unix.ESRCH {
+		if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
 			return fmt.Errorf("gateway: removing default route from table %d: %w", table, err)
 		}
 	}
