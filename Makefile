@@ -103,6 +103,7 @@ bench: image deps
 	$(GO) test -run XXX -bench . -benchtime 3x ./ci/e2e ./ci/qemu
 	$(GO) test -run XXX -bench Front -benchtime 1x ./runtime/webfront
 	$(GO) test -run XXX -bench SessionUnderAttack -benchtime 300x ./runtime/auth
+	$(GO) test -run XXX -bench Withdraw -benchtime 3x ./runtime/mesh/gateway
 
 # A man page per byz command, made from its --help text.
 man: byz

@@ -1,0 +1,296 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultTargets are the Internet check's targets when the spec names none:
+// two public anycast DNS resolvers of different operators, by address (a
+// check must not depend on DNS working) on TCP 53 (a connection that
+// completes is an answer from the Net; UDP would need a query).
+var DefaultTargets = []string{"tcp:1.1.1.1:53", "tcp:9.9.9.9:53"}
+
+// Bounds on what a spec or the API may configure.
+const (
+	maxTargets   = 8
+	maxTargetLen = 256
+)
+
+// DefaultCheckTimeout bounds each target's try.
+const DefaultCheckTimeout = 3 * time.Second
+
+// target is one parsed check target.
+type target struct {
+	raw  string
+	tcp  string // "host:port" for tcp: targets
+	http string // the URL for http(s) targets
+}
+
+// String is the target as a verdict names it: the address of a tcp:
+// target, the URL of an HTTP one.
+func (t target) String() string {
+	if t.tcp != "" {
+		return t.tcp
+	}
+	return t.http
+}
+
+func parseTarget(s string) (target, error) {
+	if len(s) > maxTargetLen {
+		return target{}, fmt.Errorf("gateway: check target %.40q… is longer than %d bytes", s, maxTargetLen)
+	}
+	if rest, ok := strings.CutPrefix(s, "tcp:"); ok {
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return target{}, fmt.Errorf("gateway: check target %q: want tcp:HOST:PORT: %w", s, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return target{}, fmt.Errorf("gateway: check target %q: port %q is not 1–65535", s, port)
+		}
+		if host == "" {
+			return target{}, fmt.Errorf("gateway: check target %q: no host", s)
+		}
+		return target{raw: s, tcp: net.JoinHostPort(host, port)}, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return target{}, fmt.Errorf("gateway: check target %q: %w", s, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return target{}, fmt.Errorf("gateway: check target %q: want tcp:HOST:PORT or an http:// or https:// URL", s)
+	}
+	return target{raw: s, http: u.String()}, nil
+}
+
+// Checker tells whether the Internet answers through an uplink. Each
+// target is tried at once, each within Timeout, from a socket bound to the
+// uplink (SO_BINDTODEVICE): a default route learned from the mesh, perhaps
+// through another gateway, cannot make this node's check pass. The verdict
+// is ok when at least one target answers.
+//
+// Check adds hysteresis to the raw verdict: fails consecutive failures
+// (2 by default) withdraw, one success announces. Withdrawing makes every node in the
+// mesh re-route and drops their connections through this gateway, so one
+// lost SYN on a busy uplink must not do it; announcing again after one
+// success is safe because an answer through the uplink is strong evidence,
+// and the mesh should get its way out back as soon as it exists.
+//
+// An http(s) target counts only when it answers 2xx: redirects are not
+// followed. Check and Reset are for one goroutine (Run's); Probe may run
+// concurrently.
+type Checker struct {
+	targets []target
+	timeout time.Duration
+	fails   int
+	ns      *netNS
+
+	up      bool // the verdict after hysteresis
+	failRun int  // consecutive raw failures
+}
+
+// NewChecker parses targets ("tcp:HOST:PORT", "http://…", "https://…";
+// none means DefaultTargets). timeout 0 means DefaultCheckTimeout, fails
+// below 1 means 2.
+func NewChecker(targets []string, timeout time.Duration, fails int) (*Checker, error) {
+	return newChecker(targets, timeout, fails, &netNS{h: -1})
+}
+
+func newChecker(targets []string, timeout time.Duration, fails int, ns *netNS) (*Checker, error) {
+	if len(targets) == 0 {
+		targets = DefaultTargets
+	}
+	if len(targets) > maxTargets {
+		return nil, fmt.Errorf("gateway: %d check targets, at most %d", len(targets), maxTargets)
+	}
+	c := &Checker{timeout: timeout, fails: fails, ns: ns}
+	if c.timeout <= 0 {
+		c.timeout = DefaultCheckTimeout
+	}
+	if c.fails < 1 {
+		c.fails = 2
+	}
+	for _, s := range targets {
+		t, err := parseTarget(s)
+		if err != nil {
+			return nil, err
+		}
+		c.targets = append(c.targets, t)
+	}
+	return c, nil
+}
+
+// Probe tries every target once through iface and returns "ok" or why not
+// ("no answer from 1.1.1.1:53 (timeout), 9.9.9.9:53 (refused)"). It takes
+// at most the Checker's timeout.
+func (c *Checker) Probe(ctx context.Context, iface string) (ok bool, verdict string) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	errs := make([]error, len(c.targets))
+	done := make(chan int, len(c.targets))
+	for i, t := range c.targets {
+		go func() {
+			errs[i] = c.try(ctx, iface, t)
+			done <- i
+		}()
+	}
+	// The first answer ends the others (cancel), but Probe still waits
+	// for them: none may outlive it and touch a closed namespace handle.
+	ok = false
+	for range c.targets {
+		if i := <-done; errs[i] == nil && !ok {
+			ok = true
+			cancel()
+		}
+	}
+	if ok {
+		return true, "ok"
+	}
+	parts := make([]string, len(c.targets))
+	for i, t := range c.targets {
+		parts[i] = t.String() + " (" + short(errs[i]) + ")"
+	}
+	return false, "no answer from " + strings.Join(parts, ", ")
+}
+
+// Check probes and applies the hysteresis: up is whether the uplink
+// counts as working, verdict the probe's own.
+func (c *Checker) Check(ctx context.Context, iface string) (up bool, verdict string) {
+	ok, verdict := c.Probe(ctx, iface)
+	c.record(ok)
+	if !ok && c.up {
+		verdict += fmt.Sprintf("; still up until %d more check(s) fail", c.fails-c.failRun)
+	}
+	return c.up, verdict
+}
+
+// record feeds one raw result into the hysteresis.
+func (c *Checker) record(ok bool) {
+	if ok {
+		c.up, c.failRun = true, 0
+		return
+	}
+	c.failRun++
+	if c.failRun >= c.fails {
+		c.up = false
+	}
+}
+
+// Reset forgets the history: after the uplink changed or went away, the
+// next success announces and failures start counting from zero.
+func (c *Checker) Reset() { c.up, c.failRun = false, 0 }
+
+func (c *Checker) try(ctx context.Context, iface string, t target) error {
+	if t.tcp != "" {
+		conn, err := c.dial(ctx, iface, "tcp4", t.tcp)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	}
+	client := &http.Client{
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return c.dial(ctx, iface, "tcp4", addr)
+			},
+			DisableKeepAlives: true,
+			Proxy:             nil, // the check is about this uplink, not a proxy
+			// What answers is the Net or a portal in the way: bounded.
+			MaxResponseHeaderBytes: 16 << 10,
+		},
+		// A captive portal answers with a redirect to its login page:
+		// that is not the Net answering, so redirects are not followed
+		// and only a 2xx counts.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.http, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// dial connects from a socket bound to iface, in the gateway's namespace.
+// Names are resolved through iface too. Only IPv4 is tried: the route this
+// node announces is IPv4's default. FallbackDelay -1 keeps the dial on
+// this goroutine (no Happy Eyeballs goroutines), which netNS.do needs.
+func (c *Checker) dial(ctx context.Context, iface, network, addr string) (net.Conn, error) {
+	// An HTTP transport may dial on with a context of its own after the
+	// request ended: the timeout bounds every dial whatever it is given.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	bind := func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), iface) }); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("binding to %s: %w", iface, serr)
+		}
+		return nil
+	}
+	d := &net.Dialer{Control: bind, FallbackDelay: -1}
+	d.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var conn net.Conn
+		err := c.ns.do(func() (err error) {
+			conn, err = (&net.Dialer{Control: bind}).DialContext(ctx, network, addr)
+			return err
+		})
+		return conn, err
+	}}
+	var conn net.Conn
+	err := c.ns.do(func() (err error) {
+		conn, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return conn, err
+}
+
+// short names a failure in a few words for the panel.
+func short(err error) string {
+	var dnsErr *net.DNSError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "host unreachable"
+	case errors.Is(err, syscall.ENODEV):
+		return "no such interface"
+	case errors.As(err, &dnsErr):
+		return "name not resolved"
+	}
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}

@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// dhcpMetricBase is runtime/netcfg's mark on the default routes its DHCP
+// client installs: metric 100 + the interface index (netcfg's
+// routeMetricBase, unexported there).
+const dhcpMetricBase = 100
+
+// Route protocols that are never an uplink's: babeld installs the routes
+// it learned from the mesh with protocol 42, and a default route another
+// gateway announces is one of those.
+const protoBabel = 42
+
+// ErrNoUplink is returned by FindUplink when no interface qualifies.
+var ErrNoUplink = errors.New("gateway: no uplink")
+
+// Uplink is the interface this node reaches the Net by.
+type Uplink struct {
+	Name  string
+	Index int
+	// Gateway is the next hop of its IPv4 default route; invalid for a
+	// point-to-point link whose route has none.
+	Gateway netip.Addr
+	Metric  int
+}
+
+// FindUplink finds the uplink in the main routing table of h's namespace
+// (netlink.NewHandle() for the process's own).
+//
+// With named "", it is the interface that holds an IPv4 default route put
+// there by DHCP (runtime/netcfg's metric 100+ifindex, or protocol dhcp from
+// another client), is up, and is not one of exclude (the mesh interfaces:
+// a default route learned from the mesh is not an uplink). Of several, the
+// one the kernel prefers (lowest metric, then lowest index) wins.
+//
+// With named set, it is that interface, which must be up and hold an IPv4
+// default route of any origin in the main table (the operator may have set
+// it by hand); exclude does not apply, the operator's word wins.
+func FindUplink(h *netlink.Handle, named string, exclude []string) (Uplink, error) {
+	all, err := Uplinks(h, named, exclude)
+	if err != nil {
+		return Uplink{}, err
+	}
+	if len(all) == 0 {
+		if named != "" {
+			return Uplink{}, fmt.Errorf("%w: %s is down or has no IPv4 default route", ErrNoUplink, named)
+		}
+		return Uplink{}, fmt.Errorf("%w: no interface outside the mesh has a default route from DHCP", ErrNoUplink)
+	}
+	return all[0], nil
+}
+
+// Uplinks lists every interface FindUplink would accept, best first: the
+// mesh manager leaves them all out of the mesh (a wired port that got a
+// DHCP lease is a way to the Net, not a mesh link). It fails only when the
+// routes cannot be read or named is not a valid, existing interface.
+func Uplinks(h *netlink.Handle, named string, exclude []string) ([]Uplink, error) {
+	namedIndex := 0
+	if named != "" {
+		if err := ValidInterfaceName(named); err != nil {
+			return nil, err
+		}
+		l, err := h.LinkByName(named)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrNoUplink, named, err)
+		}
+		namedIndex = l.Attrs().Index
+	}
+	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: listing routes: %w", err)
+	}
+	var out []Uplink
+	for _, r := range routes {
+		if !isDefault4(r) || r.Protocol == protoBabel || r.LinkIndex == 0 || r.Flags&unix.RTNH_F_LINKDOWN != 0 {
+			continue
+		}
+		if namedIndex != 0 {
+			if r.LinkIndex != namedIndex {
+				continue
+			}
+		} else if r.Priority != dhcpMetricBase+r.LinkIndex && r.Protocol != unix.RTPROT_DHCP {
+			continue
+		}
+		link, err := h.LinkByIndex(r.LinkIndex)
+		if err != nil {
+			continue // gone since the route list was read
+		}
+		a := link.Attrs()
+		if namedIndex == 0 && slices.Contains(exclude, a.Name) {
+			continue
+		}
+		if a.Flags&net.FlagUp == 0 || a.OperState == netlink.OperDown || a.OperState == netlink.OperLowerLayerDown {
+			continue
+		}
+		u := Uplink{Name: a.Name, Index: a.Index, Metric: r.Priority}
+		if gw, ok := netip.AddrFromSlice(r.Gw); ok {
+			u.Gateway = gw.Unmap()
+		}
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b Uplink) int {
+		if a.Metric != b.Metric {
+			return a.Metric - b.Metric
+		}
+		return a.Index - b.Index
+	})
+	// An interface with two default routes is listed once, by its best.
+	return slices.CompactFunc(out, func(a, b Uplink) bool { return a.Index == b.Index }), nil
+}
+
+func isDefault4(r netlink.Route) bool {
+	if r.Dst == nil {
+		return true
+	}
+	ones, _ := r.Dst.Mask.Size()
+	return ones == 0 && r.Dst.IP.To4() != nil
+}
+
+// ValidInterfaceName refuses what the kernel would (dev_valid_name): empty,
+// 16 bytes or more, "." and "..", and names with '/', ':' or white space;
+// and control characters, which no panel should have to show.
+func ValidInterfaceName(name string) error {
+	if why := badName(name); why != "" {
+		return fmt.Errorf("gateway: interface name %.40q %s", name, why)
+	}
+	return nil
+}
+
+func badName(name string) string {
+	switch {
+	case name == "":
+		return "is empty"
+	case len(name) >= unix.IFNAMSIZ:
+		return fmt.Sprintf("is longer than %d bytes", unix.IFNAMSIZ-1)
+	case name == "." || name == "..":
+		return "is not an interface name"
+	case strings.ContainsAny(name, "/: \t\n\v\f\r"):
+		return "contains '/', ':' or white space"
+	}
+	for _, c := range []byte(name) {
+		if c < 0x20 || c == 0x7f {
+			return "contains a control character"
+		}
+	}
+	return ""
+}
