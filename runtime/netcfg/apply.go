@@ -10,10 +10,11 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// routeMetricBase plus the interface index is the default route's metric:
+// RouteMetricBase plus the interface index is the default route's metric
+// (runtime/mesh/gateway knows a DHCP uplink by it):
 // two wired interfaces each keep their own default route instead of
 // replacing each other's, and the kernel prefers the lower index.
-const routeMetricBase = 100
+const RouteMetricBase = 100
 
 // apply puts l on its interface: address, default route, resolv.conf.
 // prev is the lease it replaces on the same interface, if any.
@@ -35,7 +36,7 @@ func apply(l Lease, prev *Lease, rootDir string) error {
 		r := &netlink.Route{
 			LinkIndex: link.Attrs().Index,
 			Gw:        net.IP(l.Router.AsSlice()),
-			Priority:  routeMetricBase + link.Attrs().Index,
+			Priority:  RouteMetricBase + link.Attrs().Index,
 		}
 		if !l.Address.Contains(l.Router) {
 			// Some servers (cloud, point-to-point) hand out a router

@@ -10,12 +10,13 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"byzantium/runtime/netcfg"
 )
 
 // dhcpMetricBase is runtime/netcfg's mark on the default routes its DHCP
-// client installs: metric 100 + the interface index (netcfg's
-// routeMetricBase, unexported there).
-const dhcpMetricBase = 100
+// client installs: metric RouteMetricBase + the interface index.
+const dhcpMetricBase = netcfg.RouteMetricBase
 
 // Route protocols that are never an uplink's: babeld installs the routes
 // it learned from the mesh with protocol 42, and a default route another
