@@ -76,6 +76,9 @@ type Gateway struct {
 	uplink  string   // the setting
 	exclude []string // the mesh interfaces
 	status  nodeapi.MeshGateway
+	// next is a checker with new targets (SetTargets), which Run's next
+	// step takes: the checker itself is Run's alone.
+	next *Checker
 }
 
 // New checks cfg and makes a Gateway; nothing happens until Run. It opens
@@ -165,6 +168,21 @@ func (g *Gateway) Set(share, uplink string) error {
 	g.mu.Lock()
 	g.share, g.uplink = s, uplink
 	g.status.Share = s
+	g.mu.Unlock()
+	g.Wake()
+	return nil
+}
+
+// SetTargets replaces the Internet check's targets (nil: the defaults),
+// from nodeapi.MeshSettings.Check, and makes Run check with them at once;
+// the verdict starts afresh. Bad targets change nothing.
+func (g *Gateway) SetTargets(targets []string) error {
+	c, err := newChecker(targets, g.cfg.Timeout, g.cfg.Fails, g.ns)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.next = c
 	g.mu.Unlock()
 	g.Wake()
 	return nil
@@ -262,6 +280,9 @@ func resetTimer(t *time.Timer, d time.Duration) {
 func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
 	g.mu.Lock()
 	share, named, exclude := g.share, g.uplink, g.exclude
+	if g.next != nil {
+		g.checker, g.next = g.next, nil
+	}
 	g.mu.Unlock()
 
 	report := func(uplink string, sharing bool, check string) {

@@ -145,6 +145,23 @@ func TestGateway(t *testing.T) {
 	uplinkDefault()
 	expect("uplink back", true, wantRoute, true, "ok")
 
+	// New check targets take effect at once: one that does not answer
+	// withdraws (a fresh verdict, no hysteresis credit), the old one
+	// given back announces again; bad ones change nothing.
+	if err := g.SetTargets([]string{"tcp:198.51.100.1:8054"}); err != nil {
+		t.Fatal(err)
+	}
+	expect("a silent new target", false, "", true, "no answer from 198.51.100.1:8054")
+	for _, bad := range [][]string{{"udp:1.2.3.4:53"}, {"tcp:host"}} {
+		if err := g.SetTargets(bad); err == nil {
+			t.Errorf("SetTargets(%q) accepted", bad)
+		}
+	}
+	if err := g.SetTargets([]string{"tcp:" + target}); err != nil {
+		t.Fatal(err)
+	}
+	expect("the answering target again", true, wantRoute, true, "ok")
+
 	// Bad settings change nothing.
 	for _, bad := range [][2]string{{"maybe", ""}, {"on", "eth0/1"}, {"on", "abcdefghijklmnopq"}} {
 		if err := g.Set(bad[0], bad[1]); err == nil {
