@@ -2,6 +2,9 @@ package meshcfg
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -134,5 +137,50 @@ func TestCheckTargets(t *testing.T) {
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("CheckTargets(%q) = %v, want %q", tt.in, err, tt.wantErr)
 		}
+	}
+}
+
+func TestImageRoundTrip(t *testing.T) {
+	root := t.TempDir()
+	if im, err := ReadImage(root); err != nil || im.Settings.SSID != DefaultSSID {
+		t.Fatalf("ReadImage(no file) = %+v, %v; want the defaults", im, err)
+	}
+	want := Image{Settings: nodeapi.MeshSettings{Protocol: nodeapi.MeshBoth, SSID: "town", Channel: 11, Share: nodeapi.ShareOff,
+		Interfaces: []string{"eth1"}, Uplink: "eth0"}, Check: []string{"9.9.9.9:53"}}
+	b, err := want.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(b []byte) {
+		os.MkdirAll(filepath.Join(root, "etc/byzantium"), 0o755)
+		if err := os.WriteFile(filepath.Join(root, ImageFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(b)
+	got, err := ReadImage(root)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ReadImage = %+v, %v; want %+v", got, err, want)
+	}
+	for name, body := range map[string]string{
+		"bad channel":   `{"settings":{"protocol":"babel","ssid":"x","channel":14,"share":"auto"}}`,
+		"unknown field": `{"settings":{"protocol":"babel","ssid":"x","channel":1,"share":"auto"},"extra":1}`,
+		"key":           `{"settings":{"protocol":"babel","ssid":"x","channel":1,"share":"auto","key":"12345678"}}`,
+		"not json":      `channel: 6`,
+		"too large":     strings.Repeat(" ", maxImageFile+1),
+	} {
+		write([]byte(body))
+		got, err := ReadImage(root)
+		if err == nil || !reflect.DeepEqual(got, DefaultImage()) {
+			t.Errorf("%s: ReadImage = %+v, %v; want the defaults and an error", name, got, err)
+		}
+	}
+	os.Remove(filepath.Join(root, ImageFile))
+	os.Symlink("/etc/passwd", filepath.Join(root, ImageFile))
+	if _, err := ReadImage(root); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("ReadImage(symlink) = %v, want not a regular file", err)
+	}
+	if _, err := (Image{Settings: Defaults(), Check: []string{"10.0.0.1:80"}}).Marshal(); err == nil {
+		t.Error("Marshal of a private check target: no error")
 	}
 }
