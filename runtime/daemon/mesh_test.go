@@ -353,3 +353,44 @@ func TestMeshPage(t *testing.T) {
 		t.Error("without a manager the page does not say it is not running")
 	}
 }
+
+// TestRunMeshDefaults: Run takes the mesh's defaults from the image's
+// file (meshcfg.ImageFile, which the build writes from the spec), hands
+// them to the manager at the start, and later a PUT's settings, which a
+// restart keeps over the image's.
+func TestRunMeshDefaults(t *testing.T) {
+	state, root := t.TempDir(), t.TempDir()
+	im := meshcfg.Image{Settings: nodeapi.MeshSettings{Protocol: nodeapi.MeshBatman, SSID: "from-the-spec", Channel: 1, Share: nodeapi.ShareOff}}
+	b, err := im.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "etc/byzantium"), 0o755)
+	os.WriteFile(filepath.Join(root, meshcfg.ImageFile), b, 0o644)
+	fm := &fakeMesh{status: joinedMesh}
+	d := startDaemon(t, state, root, func(c *Config) { c.Mesh = fm })
+	if got := fm.last(); !reflect.DeepEqual(got, im.Settings) {
+		t.Errorf("applied at the start %+v, want the image's %+v", got, im.Settings)
+	}
+	c := nodeapi.LocalClient(filepath.Join(state, "byzd.sock"))
+	ctx := t.Context()
+	if got, err := c.MeshSettings(ctx); err != nil || !reflect.DeepEqual(got, im.Settings) {
+		t.Errorf("MeshSettings = %+v, %v; want the image's", got, err)
+	}
+	if m, err := c.Mesh(ctx); err != nil || !m.Joined {
+		t.Errorf("Mesh = %+v, %v", m, err)
+	}
+	next := im.Settings
+	next.SSID, next.Key = "changed", "a long mesh key"
+	if got, err := c.SetMeshSettings(ctx, next); err != nil || got.SSID != "changed" || !got.Keyed || got.Key != "" {
+		t.Fatalf("SetMeshSettings = %+v, %v", got, err)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	fm2 := &fakeMesh{}
+	startDaemon(t, state, root, func(c *Config) { c.Mesh = fm2 })
+	if got := fm2.last(); got.SSID != "changed" || got.Key != "a long mesh key" {
+		t.Errorf("after a restart, applied %+v: want the saved settings with their key", got)
+	}
+}
