@@ -25,7 +25,10 @@ type Mesh interface {
 	Status() nodeapi.Mesh
 	// Apply makes s the mesh's settings without a reboot. s is valid
 	// (meshcfg.ValidateSettings) and holds the key itself: "" is an open
-	// mesh; KeepKey and Keyed are false.
+	// mesh; KeepKey and Keyed are false. Run calls it once before it
+	// serves, and the API and the panel wait for it: it should hand the
+	// settings over and return, not wait for the engine to converge (an
+	// error is for what the manager refuses outright).
 	Apply(s nodeapi.MeshSettings) error
 }
 
