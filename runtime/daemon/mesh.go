@@ -294,7 +294,7 @@ func (w *Web) meshPage(rw http.ResponseWriter, r *http.Request) {
 
 // meshPost is the Mesh page's settings form. The key field is empty
 // unless one is typed: key_action keep (the default) keeps the current
-// key, set uses the one typed, open removes it.
+// key unless one is typed, set uses the one typed, open removes it.
 func (w *Web) meshPost(rw http.ResponseWriter, r *http.Request) {
 	p := w.page(r, "mesh.title")
 	channel, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue("channel")))
@@ -309,17 +309,30 @@ func (w *Web) meshPost(rw http.ResponseWriter, r *http.Request) {
 		Share:      r.PostFormValue("share"),
 		Uplink:     strings.TrimSpace(r.PostFormValue("uplink")),
 	}
+	// A key typed is a new key whatever the choice left at its default
+	// says: ignoring it would leave the mesh open while the user thinks
+	// it is closed.
+	key := r.PostFormValue("key")
+	bad := ""
 	switch r.PostFormValue("key_action") {
-	case "", "keep":
-		v.KeepKey = true
-	case "set":
-		v.Key = r.PostFormValue("key")
-		if v.Key == "" {
-			v.Key = " " // refused: "set" with nothing typed is not an open mesh
+	case "", "keep", "set":
+		switch {
+		case key != "":
+			v.Key = key
+		case r.PostFormValue("key_action") == "set":
+			bad = "key: type the new key"
+		default:
+			v.KeepKey = true
 		}
 	case "open":
+		if key != "" {
+			bad = "key: a key was typed, and the choice was an open mesh: choose one"
+		}
 	default:
-		p.Error = p.T("mesh.settings.bad", "key_action")
+		bad = "key_action: keep, set or open"
+	}
+	if bad != "" {
+		p.Error = p.T("mesh.settings.bad", bad)
 		p.Data = w.meshData()
 		w.render(rw, http.StatusBadRequest, "mesh", p)
 		return

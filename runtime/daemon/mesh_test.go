@@ -307,6 +307,14 @@ func TestMeshPage(t *testing.T) {
 	if r := tw.do(t, c, "GET", "/mesh", nil, nil); strings.Contains(r.body, "a long mesh key") || !strings.Contains(r.body, "Keep the current key") {
 		t.Error("the page shows the key, or does not offer to keep it")
 	}
+	// A key typed with the choice left at keep is the new key.
+	body, hdr = form("csrf", csrf, "protocol", "babel", "ssid", "river", "channel", "1", "share", "on", "key_action", "keep", "key", "typed but not chosen")
+	tw.do(t, c, "POST", "/mesh", body, hdr)
+	if a := fm.last(); a.Key != "typed but not chosen" {
+		t.Errorf("a typed key with keep: applied key %q", a.Key)
+	}
+	body, hdr = form("csrf", csrf, "protocol", "babel", "ssid", "river", "channel", "1", "share", "on", "key_action", "set", "key", "a long mesh key")
+	tw.do(t, c, "POST", "/mesh", body, hdr)
 	// keep (the default) keeps the key.
 	body, hdr = form("csrf", csrf, "protocol", "babel", "ssid", "river", "channel", "6", "share", "on", "key_action", "keep")
 	tw.do(t, c, "POST", "/mesh", body, hdr)
@@ -319,6 +327,8 @@ func TestMeshPage(t *testing.T) {
 		{[]string{"ssid", strings.Repeat("s", 33)}},
 		{[]string{"key_action", "set", "key", ""}},
 		{[]string{"key_action", "reveal"}},
+		{[]string{"key_action", "open", "key", "a long mesh key"}},
+		{[]string{"key", "short"}},
 	} {
 		kv := map[string]string{"csrf": csrf, "protocol": "babel", "ssid": "river", "channel": "6", "share": "on"}
 		for i := 0; i < len(tc.kv); i += 2 {
