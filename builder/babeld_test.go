@@ -72,7 +72,7 @@ func TestBabeldModule(t *testing.T) {
 	}
 
 	tree := readTree(t, xzm)
-	t.Run("libraries", func(t *testing.T) { checkLibraries(t, tree, "usr/sbin/babeld", 4) })
+	t.Run("libraries", func(t *testing.T) { checkLibraries(t, tree, "usr/sbin/babeld", 4, 2) })
 	t.Run("runs", func(t *testing.T) { runBabeldVersion(t, xzm) })
 }
 
