@@ -266,7 +266,7 @@ func writeMesh(w io.Writer, m nodeapi.Mesh) {
 		if !a.Claimed.IsZero() {
 			taken := a.Claimed.UTC().Format("2006-01-02 15:04 UTC")
 			if a.Rolls > 0 {
-				taken += fmt.Sprintf(" (changed %d times after a clash)", a.Rolls)
+				taken += fmt.Sprintf(" (changed %d %s after a clash)", a.Rolls, plural(a.Rolls, "time", "times"))
 			}
 			rows = append(rows, []string{"  taken:", taken})
 		}
@@ -296,6 +296,11 @@ func writeMesh(w io.Writer, m nodeapi.Mesh) {
 	}
 
 	fmt.Fprintln(w, "\nInternet:")
+	if m.Engine == "off" && !m.Gateway.Sharing {
+		// Without a manager nothing is known of the uplink.
+		fmt.Fprintln(w, "  Not shared: the mesh manager is not running.")
+		return
+	}
 	for _, l := range gatewayLines(m.Gateway) {
 		fmt.Fprintln(w, "  "+l)
 	}

@@ -106,7 +106,7 @@ func TestNodeMesh(t *testing.T) {
 		"  NAME   KIND   MODE   MESHING  WHY\n  eth1   wired  wired  yes      -\n  wlan0  wifi   none   no       the card offers neither mesh point nor ad-hoc\n",
 		"  mesh IPv4:     10.23.45.1\n",
 		"  clients IPv6:  fd12:3456:789a:172d::/64\n",
-		"  taken:         2026-12-01 08:00 UTC (changed 1 times after a clash)\n",
+		"  taken:         2026-12-01 08:00 UTC (changed 1 time after a clash)\n",
 		"  ADDRESS  INTERFACE  COST  REACH\n  fe80::1  eth1       96    ffff\n",
 		"  10.1.3.0/24  fe80::1  eth1       192     no\n",
 		"This node does not share an Internet connection with the mesh: it has an uplink (eth0), but the Internet check fails: no answer from 9.9.9.9:53.",
@@ -137,6 +137,12 @@ func TestMeshLine(t *testing.T) {
 		if got := meshLine(tt.m); got != tt.want {
 			t.Errorf("meshLine(%+v) = %q, want %q", tt.m, got, tt.want)
 		}
+	}
+	var off strings.Builder
+	writeMesh(&off, nodeapi.Mesh{Summary: "alone: the mesh manager is not running", Protocol: "babel", Engine: "off", Gateway: nodeapi.MeshGateway{Share: "auto"}})
+	if !strings.HasPrefix(off.String(), "This node has not joined a mesh: the mesh manager is not running.\n") ||
+		!strings.Contains(off.String(), "Internet:\n  Not shared: the mesh manager is not running.\n") || strings.Contains(off.String(), "no uplink") {
+		t.Errorf("without a manager:\n%s", off.String())
 	}
 	for _, tt := range []struct {
 		g    nodeapi.MeshGateway

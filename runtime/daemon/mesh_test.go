@@ -359,7 +359,8 @@ func TestMeshPage(t *testing.T) {
 		}
 	}
 	tw.Mesh = nil
-	if r := tw.do(t, c, "GET", "/mesh", nil, nil); !strings.Contains(r.body, "the mesh manager is not running") {
+	if r := tw.do(t, c, "GET", "/mesh", nil, nil); !strings.Contains(r.body, "This node has not joined a mesh: the mesh manager is not running.") ||
+		!strings.Contains(r.body, "Not shared: the mesh manager is not running.") || strings.Contains(r.body, "no uplink found") {
 		t.Error("without a manager the page does not say it is not running")
 	}
 }
