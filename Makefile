@@ -51,11 +51,15 @@ BOOT_DEBS := isolinux syslinux-common shim-signed shim-helpers-amd64-signed grub
 # Check with builder's TestNgircdModule after changing it.
 SERVICE_DEBS := ngircd libc6 libpam0g libaudit1 libcap-ng0 libident zlib1g libgnutls30 libp11-kit0 libffi8 \
 	libidn2-0 libunistring2 libtasn1-6 libnettle8 libhogweed6 libgmp10
+# The babeld module (loaded at boot): the mesh's routing engine and the
+# libraries it loads; libc6 is in SERVICE_DEBS already. libb2-1 needs
+# libgomp1 (its BLAKE2 uses OpenMP). Check with builder's TestBabeldModule.
+MESH_DEBS := babeld libb2-1 libgomp1
 fetch:
 	ci/fetch-debs --lock examples/debs.lock
 
 relock:
-	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS)
+	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS) $(MESH_DEBS)
 
 # npm applications (examples/apps/*/, each a package.json and its
 # package-lock.json): their package tarballs into .cache/npm (gitignored),

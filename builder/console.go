@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"byzantium/modules"
 	"byzantium/modules/squashfs"
 	"byzantium/overlays"
+	"byzantium/runtime/mesh/meshcfg"
 )
 
 // InittabPath is where busybox init reads its table, in the root and in
@@ -66,18 +69,24 @@ ttyS0::respawn:-/bin/sh
 `), nil
 }
 
-// consoleModule builds the module that carries /etc/inittab for the
-// spec's console setting. It stacks last in base, so it is loaded
-// whatever load=, noload= or base_only say about the other folders; no
-// module above it may carry an inittab of its own (checkInittab).
+// consoleModule builds the module that carries the node's settings from
+// the spec: /etc/inittab for the console setting, and byzd's mesh
+// defaults (meshcfg.ImageFile, from the spec's mesh section). It stacks
+// last in base, so it is loaded whatever load=, noload= or base_only say
+// about the other folders; no module above it may carry an inittab of
+// its own (checkInittab).
 func (b *builder) consoleModule() (built, error) {
 	shell := b.spec.Console.ShellOrDefault()
 	inittab, err := Inittab(shell)
 	if err != nil {
 		return built{}, fmt.Errorf("%s: %w", b.spec.Position("console.shell"), err)
 	}
+	mesh, err := b.spec.Mesh.Image().Marshal()
+	if err != nil {
+		return built{}, fmt.Errorf("%s: %w", b.spec.Position("mesh"), err)
+	}
 	file := fmt.Sprintf("%03d-%s.xzm", len(b.spec.Base)+1, spec.ConsoleModule)
-	p, hit, err := b.cache.Build(cache.Key("console-module", b.tool, b.epochKey(), string(inittab)), ".xzm", func(out string) error {
+	p, hit, err := b.cache.Build(cache.Key("console-module", b.tool, b.epochKey(), string(inittab), string(mesh)), ".xzm", func(out string) error {
 		b.logf("building base/%s (console shell: %s)", spec.ConsoleModule, shell)
 		// A tarball rather than a folder: the file is root's and dated
 		// SOURCE_DATE_EPOCH wherever and by whomever the build runs.
@@ -86,7 +95,7 @@ func (b *builder) consoleModule() (built, error) {
 			return err
 		}
 		defer os.Remove(src.Name())
-		if _, err := src.Write(inittabTar(inittab, b.opts.Epoch)); err != nil {
+		if _, err := src.Write(settingsTar(inittab, mesh, b.opts.Epoch)); err != nil {
 			src.Close()
 			return err
 		}
@@ -109,16 +118,33 @@ func (b *builder) consoleModule() (built, error) {
 
 // inittabTar is a tarball holding etc/ and etc/inittab, owned by root.
 func inittabTar(inittab []byte, mtime time.Time) []byte {
+	return rootTar(mtime, []string{"etc/"}, map[string][]byte{InittabPath: inittab})
+}
+
+// settingsTar is the console module's tarball: /etc/inittab and byzd's
+// mesh defaults (no secret in it: world-readable), owned by root.
+func settingsTar(inittab, mesh []byte, mtime time.Time) []byte {
+	return rootTar(mtime, []string{"etc/", path.Dir(meshcfg.ImageFile) + "/"},
+		map[string][]byte{InittabPath: inittab, meshcfg.ImageFile: mesh})
+}
+
+// rootTar is a tarball of dirs (0755) then files (0644, in name order),
+// owned by root and dated mtime.
+func rootTar(mtime time.Time, dirs []string, files map[string][]byte) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, h := range []*tar.Header{
-		{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime},
-		{Name: InittabPath, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(inittab)), ModTime: mtime},
-	} {
-		tw.WriteHeader(h) // a bytes.Buffer does not fail
-		if h.Typeflag == tar.TypeReg {
-			tw.Write(inittab)
-		}
+	// A bytes.Buffer does not fail.
+	for _, d := range dirs {
+		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime})
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[n])), ModTime: mtime})
+		tw.Write(files[n])
 	}
 	tw.Close()
 	return buf.Bytes()

@@ -19,6 +19,7 @@ import (
 	"byzantium/image/media"
 	"byzantium/modules/squashfs"
 	"byzantium/overlays"
+	"byzantium/runtime/mesh/meshcfg"
 )
 
 // TestInittab: each console setting gets the whole table, with the line
@@ -115,6 +116,12 @@ func TestBuildConsole(t *testing.T) {
 			}
 			if h := statModuleFile(t, filepath.Join(dir, "byzantium/base/002-console.xzm"), InittabPath); h.UID != 0 || h.GID != 0 || h.Mode.Perm() != 0o644 {
 				t.Errorf("/etc/inittab is %v %d:%d, want -rw-r--r-- root:root", h.Mode, h.UID, h.GID)
+			}
+			// byzd's mesh defaults, from the spec's mesh section.
+			mesh := readModuleFile(t, filepath.Join(dir, "byzantium/base/002-console.xzm"), meshcfg.ImageFile)
+			wantMesh, _ := sc.Mesh.Image().Marshal()
+			if !bytes.Equal(mesh, wantMesh) || !bytes.Contains(mesh, []byte(`"ssid": "`+meshcfg.DefaultSSID+`"`)) {
+				t.Errorf("the console module's %s:\n%s\nwant\n%s", meshcfg.ImageFile, mesh, wantMesh)
 			}
 			open := shell == spec.ShellRoot
 			if got := initramfsHas(t, filepath.Join(dir, bootloader.InitramfsPath), "bin/sh"); got != open {

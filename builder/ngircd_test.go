@@ -99,7 +99,7 @@ func TestNgircdModule(t *testing.T) {
 	}
 
 	tree := readTree(t, ircXZM)
-	t.Run("libraries", func(t *testing.T) { checkLibraries(t, tree) })
+	t.Run("libraries", func(t *testing.T) { checkLibraries(t, tree, "usr/sbin/ngircd", 10, 5) })
 	t.Run("serves IRC", func(t *testing.T) { serveIRC(t, busyboxXZM, ircXZM, svc) })
 }
 
@@ -189,9 +189,11 @@ var libDirs = []string{"lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib"
 // checkLibraries: every ELF file's interpreter and every library it names
 // (DT_NEEDED) is a file inside the module, as readelf -l and -d list them
 // and where the dynamic linker would find them (RUNPATH, RPATH, then the
-// built-in folders).
-func checkLibraries(t *testing.T, tr *modTree) {
-	if len(tr.elfs) < 10 {
+// built-in folders). server is the module's program, which must be
+// there and need at least minNeeded libraries (the dynamic binary, not a
+// static one); minELF is how many ELF files the module has at least.
+func checkLibraries(t *testing.T, tr *modTree, server string, minELF, minNeeded int) {
+	if len(tr.elfs) < minELF {
 		t.Fatalf("only %d ELF files in the module", len(tr.elfs))
 	}
 	sawServer := false
@@ -215,9 +217,9 @@ func checkLibraries(t *testing.T, tr *modTree) {
 				t.Errorf("%s: interpreter %s is not in the module", p, ip)
 			}
 		}
-		if p == "usr/sbin/ngircd" {
+		if p == server {
 			sawServer = true
-			if len(needed) < 5 {
+			if len(needed) < minNeeded {
 				t.Errorf("%s needs only %v: is it the dynamic binary?", p, needed)
 			}
 		}
@@ -248,7 +250,7 @@ func checkLibraries(t *testing.T, tr *modTree) {
 		f.Close()
 	}
 	if !sawServer {
-		t.Error("no usr/sbin/ngircd in the module")
+		t.Errorf("no %s in the module", server)
 	}
 	t.Logf("%d ELF files, every library they need inside the module (%d bytes unpacked)", len(tr.elfs), tr.size)
 }

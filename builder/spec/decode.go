@@ -88,6 +88,7 @@ func (d *decoder) decode(data []byte) *Spec {
 		{"rootcopy", false, func(v *yaml.Node, p string) { s.Rootcopy = d.paths(v, p) }},
 		{"menu", false, func(v *yaml.Node, p string) { s.Menu = d.menu(v, p) }},
 		{"console", false, func(v *yaml.Node, p string) { s.Console = d.console(v, p) }},
+		{"mesh", false, func(v *yaml.Node, p string) { s.Mesh = d.mesh(v, p) }},
 		{"outputs", true, func(v *yaml.Node, p string) { s.Outputs = d.outputs(v, p) }},
 	})
 	return s

@@ -32,6 +32,14 @@
 //	  shell: login                   # login (default): the admin password opens a root shell;
 //	                                 # root: a root shell without a password (test images);
 //	                                 # none: no shell (see Console)
+//	mesh:                            # optional; the mesh's settings on the node (see Mesh)
+//	  protocol: babel                # babel (default), batman-adv or both
+//	  ssid: byzantium-mesh           # 1 to 32 bytes
+//	  channel: 6                     # 1 to 13, or 36 to 165 (5 GHz)
+//	  interfaces: []                 # empty: every port and radio that can mesh
+//	  share: auto                    # auto (default), on or off: share an uplink
+//	  uplink: ""                     # empty: the interface with a DHCP default route
+//	  check: []                      # Internet check targets, IP:port
 //	menu:                            # optional; default: one entry labelled with the name
 //	  - label: Byzantium
 //	    append: ""                   # more kernel parameters for this entry
@@ -125,6 +133,8 @@ type Spec struct {
 	// Console is what the serial console offers: a password prompt
 	// (the default), a root shell, or nothing (see Console).
 	Console Console
+	// Mesh is the mesh's settings, defaults filled in (see Mesh).
+	Mesh Mesh
 
 	// pos maps a key path ("base[0].block-size") to where its value is in
 	// File, so that Validate (and later the builder) can point at it.
@@ -255,6 +265,7 @@ func (d *decoder) applyDefaults(s *Spec) {
 			}
 		}
 	}
+	d.meshDefaults(&s.Mesh)
 	if d.isoDefault {
 		s.Outputs.ISO = s.Name + ".iso"
 	}

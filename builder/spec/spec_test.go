@@ -63,6 +63,8 @@ func TestGolden(t *testing.T) {
 			Dir: "golden",
 		},
 		Console: Console{Shell: ShellRoot},
+		Mesh: Mesh{Protocol: "both", SSID: "golden mesh", Channel: 36, Interfaces: []string{"eth1", "wlan0"}, Share: "off",
+			Uplink: "eth0", Check: []string{"9.9.9.9:53", "[2620:fe::fe]:443"}},
 	}
 	got, err := Load(want.File, Options{})
 	if err != nil {
@@ -105,6 +107,7 @@ func TestPosition(t *testing.T) {
 		"base[1].block-size":     "testdata/golden.yaml:18:17",
 		"optional[1].sources[1]": "testdata/golden.yaml:30:9",
 		"outputs.usb.spare":      "testdata/golden.yaml:61:12",
+		"mesh.interfaces[1]":     "testdata/golden.yaml:69:22",
 		"no.such.path":           "testdata/golden.yaml",
 	} {
 		if got := s.Position(path).String(); got != want {

@@ -73,6 +73,7 @@ func (s *Spec) Validate(opts Options) error {
 	}
 	v.menu()
 	v.console()
+	v.mesh()
 	v.outputs()
 	if len(v.errs) > 0 {
 		return joinSorted(v.errs)

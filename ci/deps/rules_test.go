@@ -129,8 +129,15 @@ var layers = []layer{
 			module + "/runtime/savedat",
 			module + "/runtime/savedat/mkfs",
 			module + "/runtime/loopdev",
+			// The mesh settings' rules, so that a spec is refused
+			// for a value the node would refuse, and the settings'
+			// wire type they check (nodeapi: the API's types and
+			// client, which byz links anyway).
+			module + "/runtime/mesh/meshcfg",
+			module + "/runtime/nodeapi",
+			module + "/runtime/tlscert", // nodeapi's client pins certificates with it
 		},
-		why: "builder and image run on the build host and never import runtime internals (only its leaf libraries luks2, savedat, savedat/mkfs and loopdev)",
+		why: "builder and image run on the build host and never import runtime internals (only its leaf libraries luks2, savedat, savedat/mkfs, loopdev, and mesh/meshcfg with the API types it checks)",
 	},
 	{
 		from:   []string{module + "/runtime/..."},

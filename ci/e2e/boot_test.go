@@ -33,11 +33,13 @@ const bootTimeout = 180 * time.Second
 
 var fingerprintLine = regexp.MustCompile(`byzd: TLS certificate sha256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})`)
 
-// health is byzd's GET /healthz body: public, it is the status alone.
-// What it used to tell (name, version, modules, node id, persistence) is
-// behind a login, in GET /api/v1/status (nodeStatus).
+// health is byzd's GET /healthz body: public, it is the status and
+// whether the node joined a mesh ("joined" or "alone"). What it used to
+// tell (name, version, modules, node id, persistence) is behind a login,
+// in GET /api/v1/status (nodeStatus).
 type health struct {
 	Status string `json:"status"`
+	Mesh   string `json:"mesh"`
 }
 
 // e2ePassword is the admin password the tests give a node from the VM

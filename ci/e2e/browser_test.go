@@ -127,6 +127,7 @@ func TestPanelBrowser(t *testing.T) {
 	for i, p := range []struct{ path, name, h1 string }{
 		{"/services/ngircd/logs", "service-output", "Service output"},
 		{"/clone", "clone", "Clone this node"},
+		{"/mesh", "mesh", "Mesh"},
 		{"/settings", "settings", "Settings"},
 		{"/tokens", "tokens", "API tokens"},
 		{"/logs", "log", "Log"},

@@ -33,7 +33,7 @@ func newNodeCmd() *cobra.Command {
 	n := &nodeCLI{}
 	c := &cobra.Command{
 		Use:   "node",
-		Short: "Manage a running node through byzd: status, modules, services, logs",
+		Short: "Manage a running node through byzd: status, mesh, modules, services, logs",
 		Long: `Ask byzd, the node daemon, about the node and tell it what to do.
 
 On the node itself, byz talks to byzd over its unix socket (` + nodeapi.DefaultSocket + `),
@@ -65,7 +65,7 @@ trusts exactly the one whose fingerprint you give, and nothing else.
 	pf.StringVar(&n.conn.Fingerprint, "fingerprint", "", "the SHA-256 fingerprint of the node's certificate, for --url")
 	pf.BoolVar(&n.asJSON, "json", false, "print byzd's JSON answer instead of text")
 	c.AddCommand(n.statusCmd(), n.modulesCmd(), n.activateCmd(), n.deactivateCmd(),
-		n.servicesCmd(), n.serviceCmd("enable"), n.serviceCmd("disable"), n.serviceCmd("restart"), n.logsCmd())
+		n.servicesCmd(), n.serviceCmd("enable"), n.serviceCmd("disable"), n.serviceCmd("restart"), n.logsCmd(), n.meshCmd())
 	return c
 }
 

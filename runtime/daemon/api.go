@@ -19,7 +19,7 @@ func (w *Web) routes() []route {
 	return append([]route{
 		// Public: the health check, the login and setup pages, the
 		// language switch, the static files.
-		{"GET /healthz", true, healthz},
+		{"GET /healthz", true, w.healthz},
 		{"GET /login", true, w.loginPage},
 		{"POST /login", true, w.loginPost},
 		{"GET /setup", true, w.setupPage},
@@ -59,7 +59,15 @@ func (w *Web) routes() []route {
 		{"GET /clone", false, w.clonePage},
 		{"POST /clone", false, w.clonePost},
 		{"POST /clone/cancel", false, w.cloneCancel},
-	}, w.serviceRoutes()...)
+	}, append(w.serviceRoutes(),
+		// The mesh: last, so that the fuzz seeds' route numbers for
+		// the routes above stay what they were.
+		route{"GET /mesh", false, w.meshPage},
+		route{"POST /mesh", false, w.meshPost},
+		route{"GET " + nodeapi.MeshPath, false, w.apiMesh},
+		route{"GET " + nodeapi.MeshSettingsPath, false, w.apiMeshSettings},
+		route{"PUT " + nodeapi.MeshSettingsPath, false, w.apiMeshSettingsPut},
+	)...)
 }
 
 // decode reads a JSON body strictly (unknown fields are errors, so a typo

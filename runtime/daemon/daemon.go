@@ -19,6 +19,7 @@ import (
 	"byzantium/overlays"
 	"byzantium/runtime/auth"
 	"byzantium/runtime/changes"
+	"byzantium/runtime/mesh/meshcfg"
 	"byzantium/runtime/netcfg"
 	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/service"
@@ -75,6 +76,11 @@ type Config struct {
 	// on a node it loads the drivers for the devices byz-init left alone
 	// (it loaded only the network's). nil: tests and hosts with udev.
 	Coldplug func(log *slog.Logger)
+	// Mesh, when set, is the mesh manager: Run applies the mesh
+	// settings to it once at the start (the image's, meshcfg.ImageFile
+	// under RootDir, or those saved in StateDir) and again whenever the
+	// panel or the API changes them. nil: no mesh (tests, hosts).
+	Mesh Mesh
 }
 
 // nodeNamePattern is a DNS label: the name goes into the certificate and
@@ -121,6 +127,16 @@ func Run(ctx context.Context, cfg Config) error {
 	settings := OpenSettings(cfg.StateDir, nodeapi.SettingsValues{NodeName: cfg.NodeName, Language: "en"}, log)
 	// A name chosen in the panel outlives the image's host name.
 	cfg.NodeName = settings.Get().NodeName
+	image, err := meshcfg.ReadImage(cfg.RootDir)
+	if err != nil {
+		log.Error("the image's mesh settings are not usable: the defaults apply", "err", err)
+	}
+	meshSettings := OpenMeshSettings(cfg.StateDir, image.Settings, log)
+	if cfg.Mesh != nil {
+		if err := cfg.Mesh.Apply(meshSettings.Get()); err != nil {
+			log.Error("mesh", "err", err)
+		}
+	}
 	authStore, err := openAuth(cfg, log)
 	if err != nil {
 		return err
@@ -176,7 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("node id " + nodeID)
 	localAPI := &Local{Root: cfg.RootDir, Log: log}
 	web := &Web{Auth: authStore, Log: log, Ring: ring, Root: cfg.RootDir, Version: cfg.Version, Settings: settings, Local: localAPI, Fingerprint: cert.Fingerprint, NodeID: nodeID,
-		Cloner: &Cloner{Byz: cfg.Byz, Log: log}}
+		Cloner: &Cloner{Byz: cfg.Byz, Log: log}, Mesh: cfg.Mesh, MeshSettings: meshSettings}
 	if cfg.Services {
 		self := cfg.SandboxSelf
 		if self == "" {

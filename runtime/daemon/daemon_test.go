@@ -192,8 +192,8 @@ func TestHealthz(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Public: nothing that tells this node from another.
-			if string(body) != `{"status":"ok"}`+"\n" {
-				t.Errorf("healthz = %s, want the status alone", body)
+			if string(body) != `{"status":"ok","mesh":"alone"}`+"\n" {
+				t.Errorf("healthz = %s, want the status and the mesh word alone", body)
 			}
 			for _, secret := range []string{"node1", "1.2.3", "ngircd", nodeID(t, state), fp} {
 				if strings.Contains(string(body), secret) {

@@ -10,6 +10,8 @@
 // runtime/nodeapi: a handler here decodes and encodes those types and
 // calls the package that owns the work: runtime/service for modules and
 // services, runtime/auth for logins and tokens, runtime/changes and
-// runtime/savedat for persistence, image/clone for clones. Code that does
+// runtime/savedat for persistence, image/clone for clones, the mesh
+// manager (runtime/mesh, behind the Mesh interface) for the mesh, whose
+// settings' rules are runtime/mesh/meshcfg's. Code that does
 // the work itself belongs with its owner, not here.
 package daemon

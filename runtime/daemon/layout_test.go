@@ -15,6 +15,7 @@ import (
 	"byzantium/modules/manifest"
 	"byzantium/overlays"
 	"byzantium/runtime/auth"
+	"byzantium/runtime/mesh/meshcfg"
 	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/service"
 )
@@ -87,6 +88,7 @@ func layoutNode(t *testing.T) (*testWeb, *httptest.Server) {
 	byz, _, _ := fakeByz(t, true)
 	w := &Web{Auth: st, Log: ring.Tee(log), Ring: ring, Root: root, Version: "0.1-42-g8d9a30a", Settings: settings,
 		Local: &Local{Root: root, Log: log}, Services: mgr, Cloner: &Cloner{Byz: byz, Log: log},
+		Mesh: &fakeMesh{status: layoutMesh}, MeshSettings: OpenMeshSettings(state, meshcfg.Defaults(), nil),
 		NodeID:      "9f86d081884c7d65",
 		Fingerprint: "4D:43:9A:1F:0C:77:E2:5B:A8:31:6F:D0:42:9E:BB:13:C5:08:7A:E4:61:2D:F9:30:5C:8B:17:A2:EE:46:D3:90"}
 	w.Log.Warn("failed panel login", "from", "fe80::5054:ff:fe12:3456%eth0")
@@ -161,6 +163,8 @@ func TestPanelLayout(t *testing.T) {
 		t.Fatalf("clone: %d", code)
 	}
 	check("clone-confirm")
+	nav("/mesh")
+	check("mesh")
 	nav("/settings")
 	check("settings")
 	nav("/tokens")
@@ -180,7 +184,7 @@ func TestPanelLayout(t *testing.T) {
 	// Spanish and French words are longer than English ones.
 	for _, lang := range []string{"es", "fr"} {
 		b.SetLanguage(lang)
-		for _, p := range []string{"/", "/login", "/modules", "/services", "/services/ngircd/logs", "/clone", "/settings", "/tokens", "/logs"} {
+		for _, p := range []string{"/", "/login", "/modules", "/services", "/services/ngircd/logs", "/clone", "/mesh", "/settings", "/tokens", "/logs"} {
 			nav(p)
 			name := strings.ReplaceAll(strings.Trim(p, "/"), "/", "-")
 			if name == "" {
@@ -190,3 +194,15 @@ func TestPanelLayout(t *testing.T) {
 		}
 	}
 }
+
+// layoutMesh is a mesh with the longest values a node shows: IPv6
+// addresses and prefixes, an engine error, a radio's long reason.
+var layoutMesh = nodeapi.Mesh{Joined: false, Summary: "alone: no neighbour heard on eth1, enx00e04c680001, wlx00c0ca9a8b7c for 40 s",
+	Protocol: nodeapi.MeshBoth, Engine: "restarting", EngineError: "babeld exited with status 1: interface enx00e04c680001: Cannot assign requested address (retrying in 8 s)",
+	Interfaces: []nodeapi.MeshInterface{{Name: "enx00e04c680001", Kind: "wired", Mode: "wired", Meshing: true},
+		{Name: "wlx00c0ca9a8b7c", Kind: "wifi", Mode: "none", Reason: "the card (mt7921u) offers neither an 802.11s mesh point nor ad-hoc (IBSS): access point and client only"},
+		{Name: "eth0", Kind: "wired", Mode: "uplink", Reason: "DHCP gave it a default route"}},
+	Addresses:  nodeapi.MeshAddresses{IPv4: "10.254.255.1", IPv6: "fd8e:1a2b:3c4d:feff::1", ClientIPv4: "10.254.255.0/24", ClientIPv6: "fd8e:1a2b:3c4d:feff::/64", Rolls: 2},
+	Neighbours: []nodeapi.MeshNeighbour{{Address: "fe80::5054:ff:fe12:3456", Interface: "enx00e04c680001", Cost: 65535, Reach: "fff0"}},
+	Routes:     []nodeapi.MeshRoute{{Prefix: "fd8e:1a2b:3c4d:1234::/64", Via: "fe80::5054:ff:fe12:3456", Interface: "enx00e04c680001", Metric: 65535}},
+	Gateway:    nodeapi.MeshGateway{Share: nodeapi.ShareOn, Uplink: "eth0", Check: "no answer from [2620:fe::fe]:443 nor 9.9.9.9:53 within 5 s", InUse: "fe80::5054:ff:fe12:3456", InUseMetric: 65535}}

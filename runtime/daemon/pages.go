@@ -78,6 +78,7 @@ var notices = map[string]bool{
 	"setup.done": true, "settings.done": true, "settings.password.done": true, "tokens.revoked": true,
 	"status.saved": true, "clone.started": true, "clone.cancelled": true,
 	"modules.activated": true, "modules.deactivated": true, "modules.nextboot.done": true,
+	"mesh.settings.done":   true,
 	"services.enable.done": true, "services.disable.done": true, "services.restart.done": true,
 }
 
@@ -256,8 +257,16 @@ func (w *Web) statusPage(rw http.ResponseWriter, r *http.Request) {
 	if w.Services != nil {
 		st.Services = w.Services.Services()
 	}
-	p.Data = st
+	mesh, running := w.meshStatus()
+	p.Data = statusData{Status: st, Mesh: mesh, MeshRunning: running}
 	w.render(rw, http.StatusOK, "status", p)
+}
+
+// statusData is the status page's: the API's status and the mesh's line.
+type statusData struct {
+	nodeapi.Status
+	Mesh        nodeapi.Mesh
+	MeshRunning bool
 }
 
 func (w *Web) settingsPage(rw http.ResponseWriter, r *http.Request) {

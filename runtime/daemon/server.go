@@ -29,10 +29,10 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
-func healthz(w http.ResponseWriter, _ *http.Request) {
+func (web *Web) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(nodeapi.Health{Status: "ok"})
+	json.NewEncoder(w).Encode(nodeapi.Health{Status: "ok", Mesh: web.meshWord()})
 }
 
 // RedirectHandler answers plain-HTTP GET and HEAD with a permanent

@@ -61,8 +61,8 @@ func TestHealthzRoutes(t *testing.T) {
 		if w.Header().Get("Strict-Transport-Security") == "" {
 			t.Errorf("%s /healthz: no HSTS header", tt.method)
 		}
-		if tt.method == "GET" && w.Body.String() != `{"status":"ok"}`+"\n" {
-			t.Errorf("GET /healthz: %q, want the status alone", w.Body)
+		if tt.method == "GET" && w.Body.String() != `{"status":"ok","mesh":"alone"}`+"\n" {
+			t.Errorf("GET /healthz: %q, want the status and the mesh word alone", w.Body)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"byzantium/internal/bytesize"
 	"byzantium/runtime/auth"
 	"byzantium/runtime/i18n"
+	"byzantium/runtime/mesh/meshcfg"
 	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/service"
 )
@@ -56,6 +57,10 @@ type Web struct {
 	Services *service.Manager
 	// Cloner runs byz clone for the API and the panel.
 	Cloner *Cloner
+	// Mesh is the mesh manager; nil: none runs (the Mesh page says so).
+	// MeshSettings are the mesh's settings, which must be set.
+	Mesh         Mesh
+	MeshSettings *MeshSettings
 
 	clones pendingClones // the panel's clone requests awaiting confirmation
 
@@ -78,6 +83,10 @@ type route struct {
 // init loads the catalogs and templates; a broken embedded file is a
 // programming error that the tests catch.
 func (w *Web) init() error {
+	if w.MeshSettings == nil {
+		// Kept in memory alone: Set refuses, having no folder.
+		w.MeshSettings = &MeshSettings{v: meshcfg.Defaults()}
+	}
 	var err error
 	if w.cat, err = i18n.Load(webFS, "web/i18n", "en"); err != nil {
 		return err
@@ -120,6 +129,8 @@ var templateFuncs = template.FuncMap{
 		}
 		return 0
 	},
+	// list is a template's literal list of choices (the form's options).
+	"list": func(s ...string) []string { return s },
 	"secs": func(s float64) string { return (time.Duration(s) * time.Second).String() },
 	"percent": func(part, whole uint64) int {
 		if whole == 0 {

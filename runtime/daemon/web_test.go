@@ -18,6 +18,7 @@ import (
 
 	"byzantium/overlays"
 	"byzantium/runtime/auth"
+	"byzantium/runtime/mesh/meshcfg"
 	"byzantium/runtime/nodeapi"
 )
 
@@ -41,7 +42,7 @@ func newTestWeb(t testing.TB) *testWeb {
 	ring := NewLogRing(50)
 	root := t.TempDir()
 	w := &Web{Auth: st, Log: ring.Tee(log), Ring: ring, Root: root, Version: "test", Settings: settings, Local: &Local{Root: root, Log: log},
-		Cloner: &Cloner{Byz: "/nonexistent/byz", Log: log}}
+		Cloner: &Cloner{Byz: "/nonexistent/byz", Log: log}, MeshSettings: OpenMeshSettings(state, meshcfg.Defaults(), nil)}
 	h, err := w.Handler()
 	if err != nil {
 		t.Fatal(err)

@@ -171,3 +171,27 @@ func (c *Client) transportError(err error) error {
 	}
 	return fmt.Errorf("byzd (%s): %w%s", c.where, err, hint)
 }
+
+// Mesh returns the mesh as the node sees it (GET MeshPath).
+func (c *Client) Mesh(ctx context.Context) (Mesh, error) {
+	var m Mesh
+	_, err := c.Call(ctx, http.MethodGet, MeshPath, nil, &m)
+	return m, err
+}
+
+// MeshSettings returns the mesh's settings, the key blanked and Keyed
+// set (GET MeshSettingsPath).
+func (c *Client) MeshSettings(ctx context.Context) (MeshSettings, error) {
+	var s MeshSettings
+	_, err := c.Call(ctx, http.MethodGet, MeshSettingsPath, nil, &s)
+	return s, err
+}
+
+// SetMeshSettings sends the whole of s (PUT MeshSettingsPath): byzd
+// checks, saves and applies it, and returns the settings as GET would.
+// Key "" with KeepKey keeps the node's key; without, the mesh is open.
+func (c *Client) SetMeshSettings(ctx context.Context, s MeshSettings) (MeshSettings, error) {
+	var out MeshSettings
+	_, err := c.Call(ctx, http.MethodPut, MeshSettingsPath, s, &out)
+	return out, err
+}

@@ -93,3 +93,48 @@ func TestLocalClient(t *testing.T) {
 		t.Errorf("no daemon: %v", err)
 	}
 }
+
+// TestMeshClient: Mesh, MeshSettings and SetMeshSettings use the mesh
+// routes with the right methods and bodies, and a refusal keeps byzd's
+// message.
+func TestMeshClient(t *testing.T) {
+	var got MeshSettings
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method + " " + r.URL.Path {
+		case "GET " + MeshPath:
+			json.NewEncoder(w).Encode(Mesh{Joined: true, Summary: "joined", Neighbours: []MeshNeighbour{{Address: "fe80::1", Cost: 96}}})
+		case "GET " + MeshSettingsPath:
+			json.NewEncoder(w).Encode(MeshSettings{Protocol: MeshBabel, SSID: "s", Channel: 6, Share: ShareAuto, Keyed: true})
+		case "PUT " + MeshSettingsPath:
+			json.NewDecoder(r.Body).Decode(&got)
+			if got.Channel == 14 {
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(ErrorBody{Error: "mesh settings: channel: 14: want 1 to 13"})
+				return
+			}
+			out := got
+			out.Key, out.Keyed = "", true
+			json.NewEncoder(w).Encode(out)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	c := &Client{base: srv.URL, where: srv.URL, hc: srv.Client()}
+	ctx := context.Background()
+	if m, err := c.Mesh(ctx); err != nil || !m.Joined || m.Neighbours[0].Cost != 96 {
+		t.Errorf("Mesh = %+v, %v", m, err)
+	}
+	if s, err := c.MeshSettings(ctx); err != nil || !s.Keyed || s.SSID != "s" {
+		t.Errorf("MeshSettings = %+v, %v", s, err)
+	}
+	s, err := c.SetMeshSettings(ctx, MeshSettings{Protocol: MeshBoth, SSID: "t", Channel: 11, Share: ShareOff, Key: "a long mesh key"})
+	if err != nil || got.Key != "a long mesh key" || got.Protocol != MeshBoth || !s.Keyed || s.Key != "" {
+		t.Errorf("SetMeshSettings = %+v, %v (sent %+v)", s, err, got)
+	}
+	_, err = c.SetMeshSettings(ctx, MeshSettings{Channel: 14})
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || !strings.Contains(err.Error(), "channel: 14") {
+		t.Errorf("a refused PUT: %v", err)
+	}
+}

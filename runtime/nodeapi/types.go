@@ -12,12 +12,17 @@ type ErrorBody struct {
 }
 
 // Health is the body of GET /healthz, which anyone on the mesh may ask:
-// it says that byzd answers and nothing that tells one node from another
-// (no name, id, version, modules or persistence: those are in the
-// authenticated GET /api/v1/status). A monitoring script needs no more
-// than the status and the answer's arrival.
+// it says that byzd answers and whether the node has joined a mesh, and
+// nothing that tells one node from another (no name, id, version,
+// modules, persistence, addresses or neighbours: those are in the
+// authenticated GET /api/v1/status and /api/v1/mesh). A monitoring
+// script needs no more than the status, the mesh's one word and the
+// answer's arrival.
 type Health struct {
 	Status string `json:"status"`
+	// Mesh is "joined" (Mesh.Joined: a neighbour heard and another node
+	// reachable) or "alone" (not, or no mesh manager runs).
+	Mesh string `json:"mesh"`
 }
 
 // Status is the node at a glance: GET /api/v1/status and the panel's
