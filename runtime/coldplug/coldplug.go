@@ -536,3 +536,49 @@ func matchClass(p string, c byte) (ok bool, n int, valid bool) {
 	}
 	return ok != negate, i + 1, true
 }
+
+// Load loads the named modules (names or aliases, "batman-adv",
+// "nft_masq") with their dependencies and softdeps, as modprobe would,
+// for a feature byzd turns on (the mesh's NAT, batman-adv) rather than
+// for a device. A module already in the kernel is skipped; one that is
+// not in o.ModDir is reported in Missing.
+func Load(o Options, names ...string) Result {
+	root := o.Root
+	if root == "" {
+		root = "/"
+	}
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	load := o.Load
+	if load == nil {
+		load = FinitModule
+	}
+	var res Result
+	ix, err := loadModIndex(o.ModDir)
+	if err != nil {
+		logf("warning: coldplug: %v", err)
+		res.Missing = append(res.Missing, names...)
+		return res
+	}
+	l := &loader{root: root, modDir: o.ModDir, ix: ix, load: load, logf: logf, res: &res, tried: map[string]bool{},
+		down: map[string]downKind{}}
+	for _, n := range names {
+		mods := []string{canonicalModule(n)}
+		if _, ok := ix.deps[mods[0]]; !ok {
+			mods = ix.match(n)
+		}
+		if len(mods) == 0 && !builtinOrLoaded(root, canonicalModule(n)) {
+			res.Missing = append(res.Missing, n)
+		}
+		for _, m := range mods {
+			if l.tried[m] || builtinOrLoaded(root, m) {
+				continue
+			}
+			l.tried[m] = true
+			l.loadPaths(ix.deps[m], n)
+		}
+	}
+	return res
+}

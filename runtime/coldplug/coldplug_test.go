@@ -308,3 +308,29 @@ func TestColdplugSoftdeps(t *testing.T) {
 		t.Errorf("NoDevice %q, Failed %q", res.NoDevice, res.Failed)
 	}
 }
+
+// TestLoad: modules asked for by name or alias load after their
+// dependencies, each once; one in the kernel already is skipped, and a
+// name nothing provides is reported.
+func TestLoad(t *testing.T) {
+	root, newRoot := fakeSysfs(t)
+	mods := filepath.Join(newRoot, "lib/modules", testRelease)
+	f, err := os.OpenFile(filepath.Join(mods, "modules.dep"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, "kernel/net/batman-adv/batman-adv.ko: kernel/lib/libcrc32c.ko")
+	fmt.Fprintln(f, "kernel/lib/libcrc32c.ko:")
+	f.Close()
+	var tried []string
+	res := Load(Options{Root: root, ModDir: mods, Load: func(p string) error { tried = append(tried, koName(p)); return nil }},
+		"batman-adv", "virtio_pci", "platform:floppy", "batman_adv", "no-such-feature")
+	// platform:floppy matches the fixture's "pl*" too (ipmi_si): an alias
+	// brings every module it matches, as modprobe does.
+	if want := []string{"libcrc32c", "batman_adv", "floppy", "ipmi_si"}; !reflect.DeepEqual(tried, want) {
+		t.Errorf("modules tried %q, want %q", tried, want)
+	}
+	if !reflect.DeepEqual(res.Loaded, []string{"libcrc32c", "batman_adv", "floppy", "ipmi_si"}) || !reflect.DeepEqual(res.Missing, []string{"no-such-feature"}) {
+		t.Errorf("Load = %+v", res)
+	}
+}
