@@ -103,3 +103,36 @@ func (id Identity) Reroll(now time.Time) Identity {
 	id.Claimed = now.UTC().Truncate(time.Second)
 	return id
 }
+
+// BeaconNet is the /64 of claim beacons, ULA:ffff::/64 (H is never 255,
+// so no client prefix is there).
+var BeaconNet = func() netip.Prefix {
+	b := ULA.Addr().As16()
+	b[6], b[7] = 0xff, 0xff
+	return netip.PrefixFrom(netip.AddrFrom16(b), 64)
+}()
+
+// Beacon is a host address every node announces besides its own:
+// ULA:ffff:HHLL:xxxx:xxxx:xxxx, the slot followed by 48 bits of a hash of
+// the secret. A router between two nodes claiming one slot passes on only
+// the best of their routes to the slot's prefixes, so each claimant may
+// never see the other's; their beacons differ, so every node sees both and
+// the younger one learns of the collision. A beacon in our slot with other
+// bits is a collision even when the other claim is as old as ours.
+func (id Identity) Beacon() netip.Addr {
+	s := id.Slot()
+	h := sha256.Sum256(append([]byte("byzantium mesh beacon v1\x00"), id.Secret[:]...))
+	b := BeaconNet.Addr().As16()
+	b[8], b[9] = s.H, s.L
+	copy(b[10:], h[:6])
+	return netip.AddrFrom16(b)
+}
+
+// BeaconSlot reads the slot a beacon address claims.
+func BeaconSlot(a netip.Addr) (Slot, bool) {
+	if !a.Is6() || !BeaconNet.Contains(a) {
+		return Slot{}, false
+	}
+	b := a.As16()
+	return Slot{H: b[8], L: b[9]}, b[8] != 0 && b[8] != 255
+}

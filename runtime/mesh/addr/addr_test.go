@@ -161,3 +161,25 @@ func TestLoadCorrupt(t *testing.T) {
 		})
 	}
 }
+
+func TestBeacon(t *testing.T) {
+	var a, b Identity
+	a.Secret[0], b.Secret[0] = 1, 2
+	ba := a.Beacon()
+	if s, ok := BeaconSlot(ba); !ok || s != a.Slot() {
+		t.Fatalf("BeaconSlot(%v) = %v %v, want %v", ba, s, ok, a.Slot())
+	}
+	if !BeaconNet.Contains(ba) || a.ClientIPv6Contains(ba) {
+		t.Fatalf("beacon %v outside %v or inside the client /64", ba, BeaconNet)
+	}
+	if ba == b.Beacon() {
+		t.Fatal("two secrets, one beacon")
+	}
+	if _, ok := BeaconSlot(a.Addresses().IPv6.Addr()); ok {
+		t.Fatal("a node address read as a beacon")
+	}
+}
+
+func (id Identity) ClientIPv6Contains(a netip.Addr) bool {
+	return id.Addresses().ClientIPv6.Contains(a)
+}
