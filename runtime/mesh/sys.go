@@ -233,3 +233,7 @@ func contains(ps []netip.Prefix, p netip.Prefix) bool {
 	}
 	return false
 }
+
+// Do runs fn on a thread in the system's network namespace (sockets it
+// opens stay there): the simulator's probes use it.
+func (s *System) Do(fn func() error) error { return s.inNS(fn) }
