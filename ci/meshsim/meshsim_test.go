@@ -1,6 +1,7 @@
 package meshsim
 
 import (
+	"byzantium/runtime/mesh/addr"
 	"os"
 	"os/exec"
 	"testing"
@@ -77,4 +78,92 @@ func TestLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("line of 4: healed %.1f s after the link came back", d.Seconds())
+}
+
+// TestGridWireless: a 3×3 grid whose links babeld treats as radios.
+func TestGridWireless(t *testing.T) {
+	s := start(t, 9, Grid(3, 3), Options{Wireless: true})
+	d, err := s.Converge(90 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("grid of 9, wireless: converged in %.1f s", d.Seconds())
+	if st := s.Status(4); len(st.Neighbours) != 4 || st.Interfaces[0].Kind != "wifi" {
+		t.Errorf("centre node: %d neighbours, interfaces %+v", len(st.Neighbours), st.Interfaces)
+	}
+	// A cut in the grid is routed around.
+	if err := s.SetLink(Edge{3, 4}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLink(Edge{4, 5}, false); err != nil {
+		t.Fatal(err)
+	}
+	d, err = s.Converge(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("grid of 9, wireless: routed around two cut links in %.1f s", d.Seconds())
+	if _, _, starts := s.Nodes[4].Manager.EngineStarts(); starts != 1 {
+		t.Errorf("babeld on the centre node started %d times; a cut link must not restart it", starts)
+	}
+}
+
+// TestRandomGeometric: twelve nodes placed at random (seeded).
+func TestRandomGeometric(t *testing.T) {
+	edges := Geometric(12, 0.4, 14)
+	s := start(t, 12, edges, Options{})
+	d, err := s.Converge(90 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("random geometric graph, 12 nodes, %d links: converged in %.1f s", len(edges), d.Seconds())
+}
+
+// TestCollision: two nodes (0 and 2 of a line of 3) start on the same
+// slot with different secrets; the younger claim (node 2) rolls again,
+// node 0 keeps its slot, and every node reaches every other.
+func TestCollision(t *testing.T) {
+	older, younger := collidingIdentities(t)
+	s := start(t, 3, Line(3), Options{Seed: map[int]addr.Identity{0: older, 2: younger}})
+	deadline := time.Now().Add(60 * time.Second)
+	for s.Nodes[2].Manager.Identity().Roll == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("node 2 did not roll again in 60 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	d, err := s.Converge(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("collision resolved; full reachability %.1f s after the re-roll", d.Seconds())
+	time.Sleep(5 * time.Second) // time for a second, wrong, re-roll to show
+	a, b := s.Nodes[0].Manager.Identity(), s.Nodes[2].Manager.Identity()
+	if a.Roll != 0 || a.Slot() != older.Slot() {
+		t.Errorf("the older claim moved: %+v", a)
+	}
+	if b.Roll != 1 || b.Slot() == older.Slot() {
+		t.Errorf("the younger claim: roll %d slot %v, want exactly one re-roll off %v", b.Roll, b.Slot(), older.Slot())
+	}
+	if st := s.Status(2); st.Addresses.Rolls != 1 {
+		t.Errorf("status rolls %d", st.Addresses.Rolls)
+	}
+}
+
+// collidingIdentities finds two secrets on one slot (about 65,000 tries).
+func collidingIdentities(t *testing.T) (older, younger addr.Identity) {
+	older.Secret[0] = 1
+	older.Claimed = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	want := older.Slot()
+	for i := uint32(0); ; i++ {
+		younger.Secret[1], younger.Secret[2], younger.Secret[3], younger.Secret[4] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24)
+		if younger.Slot() == want {
+			break
+		}
+		if i > 10_000_000 {
+			t.Fatal("no colliding secret")
+		}
+	}
+	younger.Claimed = time.Now().UTC().Truncate(time.Second)
+	return older, younger
 }

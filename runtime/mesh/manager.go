@@ -393,6 +393,10 @@ func (m *Manager) checkCollisions(sup *babel.Supervisor) {
 func (m *Manager) pickInterfaces() []nodeapi.MeshInterface {
 	m.mu.Lock()
 	s := m.settings
+	was := map[string]bool{}
+	for _, i := range m.ifaces {
+		was[i.Name] = i.Meshing
+	}
 	m.mu.Unlock()
 	h, err := m.opt.System.handle()
 	if err != nil {
@@ -428,10 +432,12 @@ func (m *Manager) pickInterfaces() []nodeapi.MeshInterface {
 		switch {
 		case a.Name == s.Uplink || (uplinks[a.Index] && !named):
 			mi.Mode, mi.Reason = "uplink", "carries the default route: this node's way to the Net"
-		case a.Flags&1 == 0 && !named: // net.FlagUp
+		// A port that goes down (cable out, link cut) stays in babeld's
+		// list: babeld sees it down and back up without a restart.
+		case a.Flags&1 == 0 && !named && !was[a.Name]: // net.FlagUp
 			mi.Mode, mi.Reason = "none", "down"
 		default:
-			if a.Flags&1 == 0 {
+			if a.Flags&1 == 0 && named {
 				if err := h.LinkSetUp(l); err != nil {
 					mi.Mode, mi.Reason = "none", "could not bring it up: "+err.Error()
 					break
@@ -568,4 +574,15 @@ func (m *Manager) summary(s nodeapi.Mesh, others int) string {
 		}
 	}
 	return fmt.Sprintf("joined: %d neighbour(s), %d other node(s) reachable", len(s.Neighbours), len(nodes))
+}
+
+// EngineStarts is the supervisor's state, last error and start count.
+func (m *Manager) EngineStarts() (state, lastErr string, starts int) {
+	m.mu.Lock()
+	sup := m.sup
+	m.mu.Unlock()
+	if sup == nil {
+		return babel.StateOff, "", 0
+	}
+	return sup.Status()
 }
