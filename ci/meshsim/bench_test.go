@@ -39,10 +39,11 @@ func BenchmarkConvergence(b *testing.B) {
 				}
 				heap := (int64(after.HeapInuse) - int64(before.HeapInuse)) / int64(n)
 				b.ReportMetric(d.Seconds(), "s-converge")
+				b.ReportMetric(s.RoutesAt.Seconds(), "s-routes")
 				b.ReportMetric(float64(rss)/float64(n)/1024, "KiB-babeld/node")
 				b.ReportMetric(float64(heap)/1024, "KiB-heap/node")
-				b.Logf("%d nodes (%dx%d grid): converged in %.1f s; babeld RSS %.0f KiB/node; manager heap %.0f KiB/node",
-					n, g.w, g.h, d.Seconds(), float64(rss)/float64(n)/1024, float64(heap)/1024)
+				b.Logf("%d nodes (%dx%d grid): every route in %.1f s, %d probed pairs reached in %.1f s; babeld RSS %.0f KiB/node; manager heap %.0f KiB/node",
+					n, g.w, g.h, s.RoutesAt.Seconds(), len(s.ProbePairs()), d.Seconds(), float64(rss)/float64(n)/1024, float64(heap)/1024)
 				s.Close()
 			}
 		})

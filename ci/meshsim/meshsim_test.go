@@ -167,3 +167,56 @@ func collidingIdentities(t *testing.T) (older, younger addr.Identity) {
 	younger.Claimed = time.Now().UTC().Truncate(time.Second)
 	return older, younger
 }
+
+// TestHotplugAndUplink: two nodes start unlinked; a veth plugged in
+// between them later joins the mesh by itself (the link watch), and a
+// port carrying a default route is reported as the uplink, not meshed.
+func TestHotplugAndUplink(t *testing.T) {
+	s := start(t, 2, nil, Options{})
+	ns0 := s.Nodes[0].NS
+	for _, args := range [][]string{
+		{"-n", ns0, "link", "add", "up0", "type", "dummy"},
+		{"-n", ns0, "link", "set", "up0", "up"},
+		{"-n", ns0, "addr", "add", "192.168.9.2/24", "dev", "up0"},
+		{"-n", ns0, "route", "add", "default", "via", "192.168.9.1", "dev", "up0"},
+	} {
+		if err := ip(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	st := s.Status(0)
+	if st.Joined || len(st.Interfaces) != 1 || st.Interfaces[0].Mode != "uplink" || st.Interfaces[0].Meshing {
+		t.Fatalf("alone with an uplink: joined %v, interfaces %+v, %q", st.Joined, st.Interfaces, st.Summary)
+	}
+	t.Logf("node 0 alone: %s (engine %s: %s)", st.Summary, st.Engine, st.EngineError)
+	if err := ip("link", "add", "m1", "netns", ns0, "type", "veth", "peer", "name", "m0", "netns", s.Nodes[1].NS); err != nil {
+		t.Fatal(err)
+	}
+	ip("-n", ns0, "link", "set", "m1", "up")
+	ip("-n", s.Nodes[1].NS, "link", "set", "m0", "up")
+	s.Edges = append(s.Edges, Edge{0, 1})
+	d, err := s.Converge(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a link plugged in later: both nodes reach each other %.1f s after", d.Seconds())
+	st = s.Status(0)
+	if !st.Joined || st.Engine != "running" {
+		t.Errorf("after the plug: joined %v engine %q: %s", st.Joined, st.Engine, st.Summary)
+	}
+	for _, r := range st.Routes {
+		if r.Prefix == "192.168.9.0/24" || r.Prefix == "0.0.0.0/0" {
+			t.Errorf("the uplink leaked into the mesh: %+v", r)
+		}
+	}
+	if got := s.Status(1); len(got.Routes) == 0 {
+		t.Error("node 1 has no routes")
+	} else {
+		for _, r := range got.Routes {
+			if r.Prefix == "192.168.9.0/24" || r.Prefix == "0.0.0.0/0" || r.Prefix == "192.168.9.2/32" {
+				t.Errorf("node 1 learned the uplink's %s", r.Prefix)
+			}
+		}
+	}
+}

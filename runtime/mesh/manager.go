@@ -165,7 +165,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := m.applyAddresses(id); err != nil {
 		return err
 	}
-	m.ifaces = m.pickInterfaces()
+	m.ifaces, err = m.pickInterfaces()
+	if err != nil {
+		m.logf("listing interfaces: %v", err)
+	}
 	sup := &babel.Supervisor{
 		Launch:  m.opt.Launch,
 		Prepare: m.prepare,
@@ -204,7 +207,16 @@ func (m *Manager) Run(ctx context.Context) error {
 // refresh picks the interfaces again and restarts babeld when they or
 // the settings changed (force).
 func (m *Manager) refresh(sup *babel.Supervisor, force bool) {
-	ifs := m.pickInterfaces()
+	ifs, err := m.pickInterfaces()
+	if err != nil {
+		// Keep the interfaces as they were: a failed listing (a route
+		// dump interrupted by babeld's own changes) is not a change.
+		m.logf("listing interfaces: %v", err)
+		if force {
+			sup.Restart()
+		}
+		return
+	}
 	m.mu.Lock()
 	changed := !slices.Equal(ifs, m.ifaces)
 	m.ifaces = ifs
@@ -390,7 +402,19 @@ func (m *Manager) checkCollisions(sup *babel.Supervisor) {
 // pickInterfaces lists the mesh interfaces: the named ones, or every
 // Ethernet port that is up, not lo and carries no default route (not an
 // uplink). Radios come from the radio manager later (Kind "wifi").
-func (m *Manager) pickInterfaces() []nodeapi.MeshInterface {
+func (m *Manager) pickInterfaces() ([]nodeapi.MeshInterface, error) {
+	var err error
+	for try := 0; try < 5; try++ {
+		var out []nodeapi.MeshInterface
+		if out, err = m.pickInterfacesOnce(); err == nil {
+			return out, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, err
+}
+
+func (m *Manager) pickInterfacesOnce() ([]nodeapi.MeshInterface, error) {
 	m.mu.Lock()
 	s := m.settings
 	was := map[string]bool{}
@@ -400,15 +424,20 @@ func (m *Manager) pickInterfaces() []nodeapi.MeshInterface {
 	m.mu.Unlock()
 	h, err := m.opt.System.handle()
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	links, err := h.LinkList()
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("mesh: listing links: %w", err)
 	}
 	uplinks := map[int]bool{}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rs, _ := h.RouteListFiltered(fam, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
+		// Only default routes: the dump stays small and quick while
+		// babeld changes hundreds of others.
+		rs, err := h.RouteListFiltered(fam, &netlink.Route{Table: 254, Dst: nil}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+		if err != nil {
+			return nil, fmt.Errorf("mesh: listing default routes: %w", err)
+		}
 		for _, r := range rs {
 			if (r.Dst == nil || toPrefix(r.Dst).Bits() == 0) && r.Protocol != 42 {
 				uplinks[r.LinkIndex] = true
@@ -448,7 +477,7 @@ func (m *Manager) pickInterfaces() []nodeapi.MeshInterface {
 		out = append(out, mi)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return out, nil
 }
 
 func (m *Manager) wireless(name string) bool {
