@@ -1,0 +1,617 @@
+package mesh
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"byzantium/runtime/mesh/addr"
+	"byzantium/runtime/mesh/babel"
+	"byzantium/runtime/nodeapi"
+)
+
+// Gateway routes: the gateway (runtime/mesh/gateway) puts a default
+// route in this table with this protocol while the node shares its
+// uplink; babeld announces it.
+const (
+	GatewayTable = babel.ImportTable
+	GatewayProto = babel.RouteProto
+)
+
+// Engine is a routing protocol's engine: babeld (built in) or batman-adv
+// (plugged in through Options.Batman).
+type Engine interface {
+	// Start brings the engine up on the interfaces; it is called again
+	// with new interfaces or settings.
+	Start(ctx context.Context, ifaces []nodeapi.MeshInterface, s nodeapi.MeshSettings) error
+	Stop() error
+	// Status fills in the engine's part: Engine, EngineError,
+	// Neighbours, Routes.
+	Status(m *nodeapi.Mesh)
+}
+
+// Options are what a Manager needs. StateDir, RunDir and Launch are
+// required.
+type Options struct {
+	StateDir string // persistent: the identity (StateDir/identity.json)
+	RunDir   string // babeld's configuration, socket and state file
+	Logf     func(format string, args ...any)
+	Launch   babel.Launcher
+	Babeld   string // babeld's path; "babeld" when empty
+	System   *System
+	ProcSys  string // "/proc/sys" when empty
+	// Wireless says whether an interface is a radio (babeld's type
+	// wireless); nil asks sysfs. The simulator says yes for its veths.
+	Wireless func(name string) bool
+	Batman   Engine
+	// Gateway fills in Mesh.Gateway's sharing side (runtime/mesh/gateway).
+	Gateway func(g *nodeapi.MeshGateway)
+}
+
+// Manager runs the mesh on a node.
+type Manager struct {
+	opt Options
+
+	mu        sync.Mutex
+	settings  nodeapi.MeshSettings
+	id        addr.Identity
+	routerID  babel.RouterID
+	ifaces    []nodeapi.MeshInterface
+	state     babel.State
+	synced    bool
+	rolls     int
+	lastHeard time.Time
+	since     time.Time
+	sup       *babel.Supervisor
+	kick      chan struct{}
+	links     chan struct{}
+}
+
+// New makes a Manager with the settings (validated).
+func New(opt Options, s nodeapi.MeshSettings) (*Manager, error) {
+	if err := ValidateSettings(s); err != nil {
+		return nil, err
+	}
+	if s.Protocol != nodeapi.MeshBabel && opt.Batman == nil {
+		return nil, errBatman
+	}
+	if opt.StateDir == "" || opt.RunDir == "" || opt.Launch == nil {
+		return nil, errors.New("mesh: StateDir, RunDir and Launch are required")
+	}
+	if opt.Babeld == "" {
+		opt.Babeld = "babeld"
+	}
+	if opt.System == nil {
+		opt.System = &System{}
+	}
+	if opt.ProcSys == "" {
+		opt.ProcSys = "/proc/sys"
+	}
+	if opt.Logf == nil {
+		opt.Logf = func(string, ...any) {}
+	}
+	return &Manager{opt: opt, settings: s, kick: make(chan struct{}, 1), links: make(chan struct{}, 1)}, nil
+}
+
+var errBatman = errors.New("mesh: protocol: batman-adv is not available yet on this node (no batman-adv engine); use babel")
+
+func (m *Manager) logf(format string, args ...any) { m.opt.Logf("mesh: "+format, args...) }
+
+func (m *Manager) socket() string   { return filepath.Join(m.opt.RunDir, "babeld.sock") }
+func (m *Manager) confPath() string { return filepath.Join(m.opt.RunDir, "babeld.conf") }
+
+// Apply changes the settings without a reboot: babeld gets a new
+// configuration and restarts.
+func (m *Manager) Apply(s nodeapi.MeshSettings) error {
+	if err := ValidateSettings(s); err != nil {
+		return err
+	}
+	if s.Protocol != nodeapi.MeshBabel && m.opt.Batman == nil {
+		return errBatman
+	}
+	m.mu.Lock()
+	if s.Key == "" && s.KeepKey {
+		s.Key = m.settings.Key
+	}
+	s.KeepKey = false
+	m.settings = s
+	m.mu.Unlock()
+	m.poke()
+	return nil
+}
+
+func (m *Manager) poke() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Identity is the node's current mesh identity.
+func (m *Manager) Identity() addr.Identity {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.id
+}
+
+// Run runs the mesh until ctx ends: addresses, babeld, the socket
+// monitor, the link watch and the collision check.
+func (m *Manager) Run(ctx context.Context) error {
+	if err := os.MkdirAll(m.opt.RunDir, 0o700); err != nil {
+		return fmt.Errorf("mesh: %w", err)
+	}
+	id, made, err := addr.Load(m.opt.StateDir, time.Now(), m.opt.Logf)
+	if err != nil {
+		return err
+	}
+	if made {
+		m.logf("new mesh identity: slot %v", id.Slot())
+	}
+	m.mu.Lock()
+	m.id = id
+	m.since = time.Now()
+	m.mu.Unlock()
+	if err := m.applyAddresses(id); err != nil {
+		return err
+	}
+	m.ifaces, err = m.pickInterfaces()
+	if err != nil {
+		m.logf("listing interfaces: %v", err)
+	}
+	sup := &babel.Supervisor{
+		Launch:  m.opt.Launch,
+		Prepare: m.prepare,
+		Ready:   m.ready,
+		Logf:    m.opt.Logf,
+	}
+	m.mu.Lock()
+	m.sup = sup
+	m.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); sup.Run(ctx) }()
+	go func() { defer wg.Done(); m.monitor(ctx) }()
+	go func() { defer wg.Done(); m.watchLinks(ctx) }()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-m.kick:
+			m.refresh(sup, true)
+		case <-m.links:
+			time.Sleep(300 * time.Millisecond) // a burst of updates settles
+			m.refresh(sup, false)
+		case <-tick.C:
+			m.refresh(sup, false)
+			m.checkCollisions(sup)
+		}
+	}
+}
+
+// refresh picks the interfaces again and restarts babeld when they or
+// the settings changed (force).
+func (m *Manager) refresh(sup *babel.Supervisor, force bool) {
+	ifs, err := m.pickInterfaces()
+	if err != nil {
+		// Keep the interfaces as they were: a failed listing (a route
+		// dump interrupted by babeld's own changes) is not a change.
+		m.logf("listing interfaces: %v", err)
+		if force {
+			sup.Restart()
+		}
+		return
+	}
+	m.mu.Lock()
+	changed := !slices.Equal(ifs, m.ifaces)
+	m.ifaces = ifs
+	m.mu.Unlock()
+	if changed || force {
+		if changed {
+			m.logf("mesh interfaces now %s", names(ifs))
+		}
+		sup.Restart()
+	}
+}
+
+func names(ifs []nodeapi.MeshInterface) string {
+	var n []string
+	for _, i := range ifs {
+		if i.Meshing {
+			n = append(n, i.Name)
+		}
+	}
+	if len(n) == 0 {
+		return "none"
+	}
+	return strings.Join(n, ", ")
+}
+
+// applyAddresses gives the node the identity's addresses.
+func (m *Manager) applyAddresses(id addr.Identity) error {
+	a := id.Addresses()
+	own := []netip.Prefix{a.IPv4, a.IPv6, netip.PrefixFrom(id.Beacon(), 128)}
+	isMesh := func(x netip.Addr) bool {
+		return addr.ULA.Contains(x) || (x.Is4() && x.As4()[0] == 10 && x.As4()[3] == 1)
+	}
+	if err := m.opt.System.setOwnAddrs(own, isMesh); err != nil {
+		return err
+	}
+	return m.opt.System.setClientRoutes([]netip.Prefix{a.ClientIPv4, a.ClientIPv6})
+}
+
+// prepare writes babeld's configuration for a (re)start: a fresh router
+// id, the current interfaces and settings.
+func (m *Manager) prepare() ([]string, error) {
+	m.mu.Lock()
+	id, s, ifs := m.id, m.settings, m.ifaces
+	m.mu.Unlock()
+	var bifs []babel.Interface
+	var names []string
+	for _, i := range ifs {
+		if i.Meshing {
+			bifs = append(bifs, babel.Interface{Name: i.Name, Wireless: i.Kind == "wifi"})
+			names = append(names, i.Name)
+		}
+	}
+	if len(bifs) == 0 {
+		return nil, errors.New("no mesh interface (no wired port without a default route, no radio)")
+	}
+	if err := m.opt.System.SetupKernel(m.opt.ProcSys, names); err != nil {
+		m.logf("%v", err)
+	}
+	rid, err := babel.NewRouterID(id.Claimed, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	a := id.Addresses()
+	conf, err := babel.Generate(babel.Config{
+		RouterID:   rid,
+		Interfaces: bifs,
+		Own:        []netip.Prefix{a.IPv4, a.IPv6, netip.PrefixFrom(id.Beacon(), 128)},
+		Mesh: []babel.MeshPrefix{
+			{Prefix: netip.MustParsePrefix("10.0.0.0/8"), MinLen: 24},
+			{Prefix: addr.ULA, MinLen: 64},
+		},
+		Key:       s.Key,
+		Socket:    m.socket(),
+		StateFile: filepath.Join(m.opt.RunDir, "babel-state"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(m.confPath(), conf, 0o600); err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	// A babeld that was killed leaves its socket (bind would fail) and
+	// its kernel routes.
+	os.Remove(m.socket())
+	if err := m.opt.System.flushBabelRoutes(); err != nil {
+		m.logf("%v", err)
+	}
+	m.mu.Lock()
+	m.routerID = rid
+	m.state = babel.State{}
+	m.synced = false
+	m.mu.Unlock()
+	return []string{m.opt.Babeld, "-c", m.confPath(), "-I", ""}, nil
+}
+
+func (m *Manager) ready(ctx context.Context) error {
+	for ctx.Err() == nil {
+		c, err := babel.Dial(ctx, m.socket())
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return ctx.Err()
+}
+
+// monitor keeps m.state from babeld's monitor stream, reconnecting
+// whenever babeld restarts.
+func (m *Manager) monitor(ctx context.Context) {
+	for ctx.Err() == nil {
+		c, err := babel.Dial(ctx, m.socket())
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		// The initial dump is gathered aside and swapped in whole; the
+		// events after it change the shared state in place.
+		var st babel.State
+		err = c.Monitor(ctx, func(ev babel.Event, synced bool) {
+			if !synced {
+				st.Apply(ev) // ErrLimit: dropped, State.Truncated says so
+				return
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if ev.Kind == 0 {
+				m.state, m.synced = st, true
+			} else {
+				m.state.Apply(ev)
+			}
+			if len(m.state.Neighbours) > 0 {
+				m.lastHeard = time.Now()
+			}
+		})
+		c.Close()
+		if ctx.Err() == nil && err != nil {
+			m.logf("babeld socket: %v", err)
+		}
+	}
+}
+
+// checkCollisions rolls again when another router claims our slot and
+// ours is the younger claim.
+func (m *Manager) checkCollisions(sup *babel.Supervisor) {
+	m.mu.Lock()
+	if !m.synced {
+		m.mu.Unlock()
+		return
+	}
+	id, me := m.id, m.routerID
+	routes := m.state.RouteList()
+	m.mu.Unlock()
+	for _, c := range FindCollisions(id, me, routes) {
+		if !c.Yield {
+			m.logf("router %s also claims slot %v (%v); its claim is younger, it will roll again", c.Other, id.Slot(), c.Prefix)
+			continue
+		}
+		nid := id.Reroll(time.Now())
+		m.logf("router %s claimed slot %v first (%v): rolling again, slot %v", c.Other, id.Slot(), c.Prefix, nid.Slot())
+		if err := addr.Save(m.opt.StateDir, nid); err != nil {
+			m.logf("%v", err)
+		}
+		if err := m.applyAddresses(nid); err != nil {
+			m.logf("%v", err)
+		}
+		m.mu.Lock()
+		m.id = nid
+		m.rolls++
+		m.mu.Unlock()
+		sup.Restart()
+		return
+	}
+}
+
+// pickInterfaces lists the mesh interfaces: the named ones, or every
+// Ethernet port that is up, not lo and carries no default route (not an
+// uplink). Radios come from the radio manager later (Kind "wifi").
+func (m *Manager) pickInterfaces() ([]nodeapi.MeshInterface, error) {
+	var err error
+	for try := 0; try < 5; try++ {
+		var out []nodeapi.MeshInterface
+		if out, err = m.pickInterfacesOnce(); err == nil {
+			return out, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, err
+}
+
+func (m *Manager) pickInterfacesOnce() ([]nodeapi.MeshInterface, error) {
+	m.mu.Lock()
+	s := m.settings
+	was := map[string]bool{}
+	for _, i := range m.ifaces {
+		was[i.Name] = i.Meshing
+	}
+	m.mu.Unlock()
+	h, err := m.opt.System.handle()
+	if err != nil {
+		return nil, err
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("mesh: listing links: %w", err)
+	}
+	uplinks := map[int]bool{}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		// Only default routes: the dump stays small and quick while
+		// babeld changes hundreds of others.
+		rs, err := h.RouteListFiltered(fam, &netlink.Route{Table: 254, Dst: nil}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+		if err != nil {
+			return nil, fmt.Errorf("mesh: listing default routes: %w", err)
+		}
+		for _, r := range rs {
+			if (r.Dst == nil || toPrefix(r.Dst).Bits() == 0) && r.Protocol != 42 {
+				uplinks[r.LinkIndex] = true
+			}
+		}
+	}
+	var out []nodeapi.MeshInterface
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Name == "lo" || a.EncapType != "ether" {
+			continue
+		}
+		named := slices.Contains(s.Interfaces, a.Name)
+		if len(s.Interfaces) > 0 && !named {
+			continue
+		}
+		mi := nodeapi.MeshInterface{Name: a.Name, Kind: "wired", Mode: "wired"}
+		if m.wireless(a.Name) {
+			mi.Kind, mi.Mode, mi.Reason = "wifi", "ibss", "a radio link (babeld type wireless)"
+		}
+		switch {
+		case a.Name == s.Uplink || (uplinks[a.Index] && !named):
+			mi.Mode, mi.Reason = "uplink", "carries the default route: this node's way to the Net"
+		// A port that goes down (cable out, link cut) stays in babeld's
+		// list: babeld sees it down and back up without a restart.
+		case a.Flags&1 == 0 && !named && !was[a.Name]: // net.FlagUp
+			mi.Mode, mi.Reason = "none", "down"
+		default:
+			if a.Flags&1 == 0 && named {
+				if err := h.LinkSetUp(l); err != nil {
+					mi.Mode, mi.Reason = "none", "could not bring it up: "+err.Error()
+					break
+				}
+			}
+			mi.Meshing = true
+		}
+		out = append(out, mi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (m *Manager) wireless(name string) bool {
+	if m.opt.Wireless != nil {
+		return m.opt.Wireless(name)
+	}
+	for _, p := range []string{"wireless", "phy80211"} {
+		if _, err := os.Lstat(filepath.Join("/sys/class/net", name, p)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// watchLinks refreshes the interfaces as soon as a link appears, goes or
+// changes (a USB Ethernet dongle plugged in).
+func (m *Manager) watchLinks(ctx context.Context) {
+	ch := make(chan netlink.LinkUpdate, 64)
+	opts := netlink.LinkSubscribeOptions{ErrorCallback: func(error) {}}
+	if m.opt.System.NS > 0 {
+		ns := m.opt.System.NS
+		opts.Namespace = &ns
+	}
+	if err := netlink.LinkSubscribeWithOptions(ch, ctx.Done(), opts); err != nil {
+		m.logf("link watch: %v (interfaces are checked every 2 s instead)", err)
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+			select {
+			case m.links <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Status is the mesh as this node sees it.
+func (m *Manager) Status() nodeapi.Mesh {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a := m.id.Addresses()
+	out := nodeapi.Mesh{
+		Protocol:   m.settings.Protocol,
+		Interfaces: append([]nodeapi.MeshInterface{}, m.ifaces...),
+		Addresses: nodeapi.MeshAddresses{
+			IPv4: a.IPv4.Addr().String(), IPv6: a.IPv6.Addr().String(),
+			ClientIPv4: a.ClientIPv4.String(), ClientIPv6: a.ClientIPv6.String(),
+			Claimed: m.id.Claimed, Rolls: int(m.id.Roll),
+		},
+		Keyed:      m.settings.Key != "",
+		Neighbours: []nodeapi.MeshNeighbour{},
+		Routes:     []nodeapi.MeshRoute{},
+		Gateway:    nodeapi.MeshGateway{Share: m.settings.Share, Uplink: m.settings.Uplink},
+	}
+	out.Engine = babel.StateOff
+	if m.sup != nil {
+		out.Engine, out.EngineError, _ = m.sup.Status()
+	}
+	for _, n := range m.state.NeighbourList() {
+		if n.Cost >= babel.Infinity {
+			continue
+		}
+		out.Neighbours = append(out.Neighbours, nodeapi.MeshNeighbour{
+			Address: n.Address.String(), Interface: n.Interface, Cost: n.Cost, Reach: fmt.Sprintf("%04x", n.Reach),
+		})
+	}
+	others := 0
+	for _, r := range m.state.RouteList() {
+		if !r.Reachable() {
+			continue
+		}
+		out.Routes = append(out.Routes, nodeapi.MeshRoute{
+			Prefix: r.Prefix.String(), Via: r.Via.String(), Interface: r.Interface,
+			Metric: r.Metric, Installed: r.Installed, RouterID: r.RouterID.String(),
+		})
+		if r.Installed && r.Prefix.Bits() > 0 {
+			others++
+		}
+		if r.Installed && r.Prefix.Bits() == 0 && r.Prefix.Addr().Is4() {
+			out.Gateway.InUse = fmt.Sprintf("%s (%s)", r.Via, r.Interface)
+			out.Gateway.InUseMetric = r.Metric
+		}
+	}
+	if m.opt.Gateway != nil {
+		m.opt.Gateway(&out.Gateway)
+	}
+	out.Joined = len(out.Neighbours) > 0 && others > 0
+	out.Summary = m.summary(out, others)
+	return out
+}
+
+func (m *Manager) summary(s nodeapi.Mesh, others int) string {
+	meshing := names(s.Interfaces)
+	switch {
+	case s.Engine != babel.StateRunning:
+		msg := "not meshing: babeld is " + s.Engine
+		if s.EngineError != "" {
+			msg += " (" + s.EngineError + ")"
+		}
+		return msg
+	case meshing == "none":
+		return "alone: no mesh interface (plug in a cable or a radio that can mesh)"
+	case len(s.Neighbours) == 0:
+		since := m.since
+		if !m.lastHeard.IsZero() {
+			since = m.lastHeard
+		}
+		return fmt.Sprintf("alone: no neighbour heard on %s for %d s", meshing, int(time.Since(since).Seconds()))
+	case !s.Joined:
+		return fmt.Sprintf("%d neighbour(s) heard, no route to another node yet", len(s.Neighbours))
+	}
+	nodes := map[string]bool{}
+	for _, r := range s.Routes {
+		if r.Installed {
+			nodes[r.RouterID] = true
+		}
+	}
+	return fmt.Sprintf("joined: %d neighbour(s), %d other node(s) reachable", len(s.Neighbours), len(nodes))
+}
+
+// EngineStarts is the supervisor's state, last error and start count.
+func (m *Manager) EngineStarts() (state, lastErr string, starts int) {
+	m.mu.Lock()
+	sup := m.sup
+	m.mu.Unlock()
+	if sup == nil {
+		return babel.StateOff, "", 0
+	}
+	return sup.Status()
+}

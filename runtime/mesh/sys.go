@@ -1,0 +1,239 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"byzantium/runtime/mesh/babel"
+)
+
+// System is the network namespace the manager configures: the node's
+// own (the zero value), or one the simulator made for a node.
+type System struct {
+	NS netns.NsHandle // 0: the current namespace
+	h  *netlink.Handle
+}
+
+// inNS runs fn on a thread in the system's namespace (sysctls under
+// /proc/sys/net and new sockets belong to the namespace of the thread
+// that opens them).
+func (s *System) inNS(fn func() error) error {
+	if s.NS <= 0 {
+		return fn()
+	}
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("mesh: current netns: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(s.NS); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("mesh: entering netns: %w", err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		// The thread stays locked and dies with the goroutine rather
+		// than run other goroutines in the wrong namespace.
+		return errors.Join(ferr, fmt.Errorf("mesh: leaving netns: %w", err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+func (s *System) handle() (*netlink.Handle, error) {
+	if s.h != nil {
+		return s.h, nil
+	}
+	var err error
+	if s.NS > 0 {
+		s.h, err = netlink.NewHandleAt(s.NS)
+	} else {
+		s.h, err = netlink.NewHandle()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mesh: netlink: %w", err)
+	}
+	return s.h, nil
+}
+
+// Sysctls are the kernel settings a mesh router needs, which babeld
+// would otherwise set itself (skip-kernel-setup): forwarding on, IPv6
+// redirects off, reverse-path filtering off (routes are asymmetric in a
+// mesh). IPv6 forwarding is global in Linux; an uplink that learns its
+// IPv6 route by router advertisement then needs accept_ra=2.
+func Sysctls(ifaces []string) map[string]string {
+	m := map[string]string{
+		"net/ipv4/conf/all/forwarding":       "1",
+		"net/ipv6/conf/all/forwarding":       "1",
+		"net/ipv6/conf/all/accept_redirects": "0",
+		"net/ipv4/conf/all/rp_filter":        "0",
+		"net/ipv4/conf/all/send_redirects":   "0",
+	}
+	for _, i := range ifaces {
+		m["net/ipv4/conf/"+i+"/rp_filter"] = "0"
+		m["net/ipv4/conf/"+i+"/send_redirects"] = "0"
+	}
+	return m
+}
+
+// SetupKernel writes Sysctls under procSys ("/proc/sys") in the system's
+// namespace.
+func (s *System) SetupKernel(procSys string, ifaces []string) error {
+	return s.inNS(func() error {
+		var errs []error
+		for k, v := range Sysctls(ifaces) {
+			if err := os.WriteFile(filepath.Join(procSys, k), []byte(v), 0o644); err != nil {
+				errs = append(errs, fmt.Errorf("mesh: sysctl %s: %w", k, err))
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// ownAddrs puts the node's addresses on lo (they stay up whatever link
+// comes and goes) and removes other mesh addresses a former roll left.
+func (s *System) setOwnAddrs(want []netip.Prefix, isMesh func(netip.Addr) bool) error {
+	h, err := s.handle()
+	if err != nil {
+		return err
+	}
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("mesh: lo: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("mesh: lo up: %w", err)
+	}
+	have, err := h.AddrList(lo, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("mesh: addresses of lo: %w", err)
+	}
+	keep := map[netip.Prefix]bool{}
+	for _, a := range have {
+		p := toPrefix(a.IPNet)
+		if !p.IsValid() || !isMesh(p.Addr()) {
+			continue
+		}
+		if contains(want, p) {
+			keep[p] = true
+			continue
+		}
+		if err := h.AddrDel(lo, &a); err != nil {
+			return fmt.Errorf("mesh: removing %v: %w", p, err)
+		}
+	}
+	for _, p := range want {
+		if keep[p] {
+			continue
+		}
+		a := &netlink.Addr{IPNet: toIPNet(p)}
+		if p.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrAdd(lo, a); err != nil {
+			return fmt.Errorf("mesh: adding %v to lo: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// setClientRoutes puts the client prefixes in babeld's import table, as
+// unreachable routes with byzd's protocol: babeld announces them, and
+// the main table (where traffic is routed) is not touched. Client access
+// later adds the prefixes to its interfaces.
+func (s *System) setClientRoutes(want []netip.Prefix) error {
+	h, err := s.handle()
+	if err != nil {
+		return err
+	}
+	filter := &netlink.Route{Table: babel.ImportTable, Protocol: babel.RouteProto}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := h.RouteListFiltered(fam, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+		if err != nil {
+			return fmt.Errorf("mesh: listing table %d: %w", babel.ImportTable, err)
+		}
+		for _, r := range rs {
+			if r.Type != unix.RTN_UNREACHABLE || r.Dst == nil {
+				continue // the gateway's routes are its own
+			}
+			p := toPrefix(r.Dst)
+			if p.Bits() == 0 || contains(want, p) {
+				continue
+			}
+			if err := h.RouteDel(&r); err != nil {
+				return fmt.Errorf("mesh: removing %v: %w", p, err)
+			}
+		}
+	}
+	for _, p := range want {
+		r := &netlink.Route{Dst: toIPNet(p), Table: babel.ImportTable, Protocol: babel.RouteProto, Type: unix.RTN_UNREACHABLE}
+		if p.Addr().Is6() {
+			r.Family = netlink.FAMILY_V6
+		} else {
+			r.Family = netlink.FAMILY_V4
+		}
+		if err := h.RouteReplace(r); err != nil {
+			return fmt.Errorf("mesh: route %v in table %d: %w", p, babel.ImportTable, err)
+		}
+	}
+	return nil
+}
+
+// flushBabelRoutes removes routes a killed babeld left in the kernel
+// (protocol babel, 42), before the next one starts.
+func (s *System) flushBabelRoutes() error {
+	h, err := s.handle()
+	if err != nil {
+		return err
+	}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := h.RouteListFiltered(fam, &netlink.Route{Protocol: 42, Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return fmt.Errorf("mesh: listing babel routes: %w", err)
+		}
+		for _, r := range rs {
+			h.RouteDel(&r)
+		}
+	}
+	return nil
+}
+
+func toPrefix(n *net.IPNet) netip.Prefix {
+	if n == nil {
+		return netip.Prefix{}
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones)
+}
+
+func toIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func contains(ps []netip.Prefix, p netip.Prefix) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Do runs fn on a thread in the system's network namespace (sockets it
+// opens stay there): the simulator's probes use it.
+func (s *System) Do(fn func() error) error { return s.inNS(fn) }
