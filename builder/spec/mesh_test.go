@@ -24,8 +24,8 @@ func TestMesh(t *testing.T) {
 		{head + "mesh:\n", def},
 		{head + "mesh: {}\n", def},
 		{head + "mesh: {channel: 11}\n", Mesh{Protocol: "babel", SSID: meshcfg.DefaultSSID, Channel: 11, Share: "auto"}},
-		{head + "mesh:\n  protocol: batman-adv\n  ssid: \"Town square\"\n  channel: 165\n  interfaces: [eth1, enx00e04c680001]\n  share: on\n  uplink: eth0\n  check: [\"9.9.9.9:53\"]\n",
-			Mesh{Protocol: "batman-adv", SSID: "Town square", Channel: 165, Interfaces: []string{"eth1", "enx00e04c680001"}, Share: "on", Uplink: "eth0", Check: []string{"9.9.9.9:53"}}},
+		{head + "mesh:\n  protocol: batman-adv\n  ssid: \"Town square\"\n  channel: 165\n  interfaces: [eth1, enx00e04c680001]\n  share: on\n  uplink: eth0\n  check: [\"tcp:9.9.9.9:53\"]\n",
+			Mesh{Protocol: "batman-adv", SSID: "Town square", Channel: 165, Interfaces: []string{"eth1", "enx00e04c680001"}, Share: "on", Uplink: "eth0", Check: []string{"tcp:9.9.9.9:53"}}},
 		{head + "mesh: {share: off, protocol: both}\n", Mesh{Protocol: "both", SSID: meshcfg.DefaultSSID, Channel: 6, Share: "off"}},
 	} {
 		s, err := Parse([]byte(tc.yaml), filepath.Join("testdata", "snippet.yaml"))
@@ -61,8 +61,8 @@ func TestMesh(t *testing.T) {
 		{"interface too long", head + "mesh:\n  interfaces:\n    - enx00e04c68000123\n", []string{`7:7: mesh.interfaces[0]: "enx00e04c68000123" is 17 bytes: at most 15`}},
 		{"interface twice", head + "mesh: {interfaces: [eth1, eth1]}\n", []string{`5:27: mesh.interfaces[1]: "eth1" is named twice`}},
 		{"uplink meshes", head + "mesh: {interfaces: [eth0], uplink: eth0}\n", []string{`5:36: mesh.uplink: "eth0" is a mesh interface too`}},
-		{"check a name", head + "mesh: {check: [\"example.net:443\"]}\n", []string{`5:16: mesh.check[0]: "example.net:443": want IP:port`}},
-		{"check private", head + "mesh: {check: [\"192.168.1.1:53\"]}\n", []string{`5:16: mesh.check[0]: "192.168.1.1:53": want a public address`}},
+		{"check a name", head + "mesh: {check: [\"tcp:example.net:443\"]}\n", []string{`5:16: mesh.check[0]: "tcp:example.net:443": want tcp:IP:PORT`}},
+		{"check loopback", head + "mesh: {check: [\"tcp:127.0.0.1:53\"]}\n", []string{`5:16: mesh.check[0]: "tcp:127.0.0.1:53": a loopback`}},
 		{"unknown key", head + "mesh: {key: secret}\n", []string{`5:8: unknown key "key" in mesh`}},
 		{"two at once", head + "mesh:\n  channel: 99\n  ssid: \"\"\n", []string{"6:12: mesh.channel: 99", "7:9: mesh.ssid: empty"}},
 		{"not a mapping", head + "mesh: babel\n", []string{"5:7: mesh: want a mapping, got a string"}},

@@ -64,7 +64,7 @@ func TestGolden(t *testing.T) {
 		},
 		Console: Console{Shell: ShellRoot},
 		Mesh: Mesh{Protocol: "both", SSID: "golden mesh", Channel: 36, Interfaces: []string{"eth1", "wlan0"}, Share: "off",
-			Uplink: "eth0", Check: []string{"9.9.9.9:53", "[2620:fe::fe]:443"}},
+			Uplink: "eth0", Check: []string{"tcp:9.9.9.9:53", "tcp:[2620:fe::fe]:443"}},
 	}
 	got, err := Load(want.File, Options{})
 	if err != nil {

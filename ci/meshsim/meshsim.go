@@ -30,6 +30,7 @@ import (
 	"byzantium/runtime/mesh"
 	"byzantium/runtime/mesh/addr"
 	"byzantium/runtime/mesh/babel"
+	"byzantium/runtime/mesh/meshcfg"
 	"byzantium/runtime/nodeapi"
 )
 
@@ -214,7 +215,7 @@ func (s *Sim) startNode(ctx context.Context, nd *Node) error {
 		},
 		System:   nd.sys,
 		Wireless: func(string) bool { return wireless },
-	}, mesh.DefaultSettings())
+	}, meshcfg.Defaults())
 	if err != nil {
 		return err
 	}

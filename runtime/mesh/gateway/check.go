@@ -1,15 +1,14 @@
 package gateway
 
 import (
+	"byzantium/runtime/mesh/meshcfg"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,10 +22,10 @@ import (
 // completes is an answer from the Net; UDP would need a query).
 var DefaultTargets = []string{"tcp:1.1.1.1:53", "tcp:9.9.9.9:53"}
 
-// Bounds on what a spec or the API may configure.
+// Bounds on what a spec or the API may configure (meshcfg's).
 const (
-	maxTargets   = 8
-	maxTargetLen = 256
+	maxTargets   = meshcfg.MaxChecks
+	maxTargetLen = meshcfg.MaxCheckTarget
 )
 
 // DefaultCheckTimeout bounds each target's try.
@@ -49,30 +48,11 @@ func (t target) String() string {
 }
 
 func parseTarget(s string) (target, error) {
-	if len(s) > maxTargetLen {
-		return target{}, fmt.Errorf("gateway: check target %.40q… is longer than %d bytes", s, maxTargetLen)
-	}
-	if rest, ok := strings.CutPrefix(s, "tcp:"); ok {
-		host, port, err := net.SplitHostPort(rest)
-		if err != nil {
-			return target{}, fmt.Errorf("gateway: check target %q: want tcp:HOST:PORT: %w", s, err)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return target{}, fmt.Errorf("gateway: check target %q: port %q is not 1–65535", s, port)
-		}
-		if host == "" {
-			return target{}, fmt.Errorf("gateway: check target %q: no host", s)
-		}
-		return target{raw: s, tcp: net.JoinHostPort(host, port)}, nil
-	}
-	u, err := url.Parse(s)
+	t, err := meshcfg.ParseCheckTarget(s)
 	if err != nil {
-		return target{}, fmt.Errorf("gateway: check target %q: %w", s, err)
+		return target{}, fmt.Errorf("gateway: check target: %w", err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return target{}, fmt.Errorf("gateway: check target %q: want tcp:HOST:PORT or an http:// or https:// URL", s)
-	}
-	return target{raw: s, http: u.String()}, nil
+	return target{raw: s, tcp: t.TCP, http: t.URL}, nil
 }
 
 // Checker tells whether the Internet answers through an uplink. Each
@@ -101,7 +81,7 @@ type Checker struct {
 	failRun int  // consecutive raw failures
 }
 
-// NewChecker parses targets ("tcp:HOST:PORT", "http://…", "https://…";
+// NewChecker parses targets ("tcp:IP:PORT", "http://…", "https://…";
 // none means DefaultTargets). timeout 0 means DefaultCheckTimeout, fails
 // below 1 means 2.
 func NewChecker(targets []string, timeout time.Duration, fails int) (*Checker, error) {

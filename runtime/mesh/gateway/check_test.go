@@ -15,17 +15,18 @@ func TestParseTarget(t *testing.T) {
 	}{
 		{"tcp:1.1.1.1:53", "1.1.1.1:53"},
 		{"tcp:[2606:4700::1111]:53", "[2606:4700::1111]:53"},
-		{"tcp:example.net:443", "example.net:443"},
 		{"http://192.0.2.1/generate_204", "http://192.0.2.1/generate_204"},
 		{"https://example.net/", "https://example.net/"},
-		{"tcp:1.1.1.1", "error: gateway: check target \"tcp:1.1.1.1\": want tcp:HOST:PORT"},
-		{"tcp:1.1.1.1:0", "error: gateway: check target \"tcp:1.1.1.1:0\": port \"0\" is not 1–65535"},
-		{"tcp:1.1.1.1:http", "error: gateway: check target \"tcp:1.1.1.1:http\": port \"http\""},
-		{"tcp::53", "error: gateway: check target \"tcp::53\": no host"},
-		{"ftp://example.net/", "error: gateway: check target \"ftp://example.net/\": want tcp:HOST:PORT or an http"},
-		{"1.1.1.1:53", "error: gateway: check target \"1.1.1.1:53\""},
-		{"http:///path", "error: gateway: check target \"http:///path\": want"},
-		{"tcp:" + strings.Repeat("a", 300) + ":53", "error: gateway: check target \"tcp:aaaa"},
+		// The form is meshcfg's, one rule for the spec, the API and here.
+		{"tcp:example.net:443", "error: gateway: check target: \"tcp:example.net:443\": want tcp:IP:PORT"},
+		{"tcp:1.1.1.1", "error: gateway: check target: \"tcp:1.1.1.1\": want tcp:IP:PORT"},
+		{"tcp:1.1.1.1:0", "error: gateway: check target: \"tcp:1.1.1.1:0\": want a port other than 0"},
+		{"tcp:1.1.1.1:http", "error: gateway: check target: \"tcp:1.1.1.1:http\": want tcp:IP:PORT"},
+		{"tcp::53", "error: gateway: check target: \"tcp::53\": want tcp:IP:PORT"},
+		{"ftp://example.net/", "error: gateway: check target: \"ftp://example.net/\": want tcp:IP:PORT or an http"},
+		{"1.1.1.1:53", "error: gateway: check target: \"1.1.1.1:53\""},
+		{"http:///path", "error: gateway: check target: \"http:///path\": want"},
+		{"tcp:" + strings.Repeat("a", 300) + ":53", "error: gateway: check target: \"tcp:aaaa"},
 	} {
 		tg, err := parseTarget(c.in)
 		got := tg.String()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"byzantium/runtime/mesh/meshcfg"
 	"byzantium/runtime/nodeapi"
 
 	"github.com/vishvananda/netlink"
@@ -148,14 +149,15 @@ func ValidSetting(share, uplink string) error {
 	return nil
 }
 
+// checkShare reads a share setting ("" is auto) by meshcfg's rule.
 func checkShare(s string) (string, error) {
-	switch s {
-	case "", nodeapi.ShareAuto:
+	if s == "" {
 		return nodeapi.ShareAuto, nil
-	case nodeapi.ShareOn, nodeapi.ShareOff:
-		return s, nil
 	}
-	return "", fmt.Errorf("gateway: share %.40q: want %s, %s or %s", s, nodeapi.ShareAuto, nodeapi.ShareOn, nodeapi.ShareOff)
+	if err := meshcfg.Share(s); err != nil {
+		return "", fmt.Errorf("gateway: share: %w", err)
+	}
+	return s, nil
 }
 
 // Set changes the setting (from nodeapi.MeshSettings.Share and .Uplink)

@@ -243,9 +243,9 @@ func TestNewRefuses(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Share: "yes"}, `share "yes": want auto, on or off`},
-		{Config{Uplink: "eth0:1"}, "gateway: interface name \"eth0:1\" contains"},
-		{Config{Targets: []string{"ping:1.1.1.1"}}, "want tcp:HOST:PORT or an http"},
+		{Config{Share: "yes"}, `share: "yes": want auto`},
+		{Config{Uplink: "eth0:1"}, "gateway: interface name: \"eth0:1\": letters"},
+		{Config{Targets: []string{"ping:1.1.1.1"}}, "want tcp:IP:PORT or an http"},
 		{Config{AnnounceProtocol: 300}, "announce protocol 300: want 1–255"},
 		{Config{AnnounceTable: 254}, "announce table 254: want 1–252 or 256–4294967294"},
 		{Config{NetNS: "/nonexistent/netns"}, "network namespace /nonexistent/netns"},

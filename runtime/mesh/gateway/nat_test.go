@@ -249,9 +249,9 @@ func TestNATRefuses(t *testing.T) {
 		nat  NAT
 		want string
 	}{
-		{"no uplink", NAT{}, "gateway: interface name \"\" is empty"},
-		{"bad uplink", NAT{Uplink: "eth0/1"}, "contains '/'"},
-		{"long uplink", NAT{Uplink: "abcdefghijklmnop"}, "longer than 15 bytes"},
+		{"no uplink", NAT{}, "gateway: interface name: an empty name"},
+		{"bad uplink", NAT{Uplink: "eth0/1"}, "letters, digits and punctuation other than / and :"},
+		{"long uplink", NAT{Uplink: "abcdefghijklmnop"}, "is 16 bytes: at most 15"},
 		{"host bits", NAT{Uplink: "eth0", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8")}}, "not a network prefix"},
 		{"empty list", NAT{Uplink: "eth0", Prefixes: []netip.Prefix{}}, "1 to 64 prefixes"},
 	}

@@ -6,11 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"byzantium/runtime/mesh/meshcfg"
 	"byzantium/runtime/netcfg"
 )
 
@@ -129,31 +129,11 @@ func isDefault4(r netlink.Route) bool {
 	return ones == 0 && r.Dst.IP.To4() != nil
 }
 
-// ValidInterfaceName refuses what the kernel would (dev_valid_name): empty,
-// 16 bytes or more, "." and "..", and names with '/', ':' or white space;
-// and control characters, which no panel should have to show.
+// ValidInterfaceName refuses a name the kernel would (meshcfg.Interface,
+// the one rule for the spec, the API and here).
 func ValidInterfaceName(name string) error {
-	if why := badName(name); why != "" {
-		return fmt.Errorf("gateway: interface name %.40q %s", name, why)
+	if err := meshcfg.Interface(name); err != nil {
+		return fmt.Errorf("gateway: interface name: %w", err)
 	}
 	return nil
-}
-
-func badName(name string) string {
-	switch {
-	case name == "":
-		return "is empty"
-	case len(name) >= unix.IFNAMSIZ:
-		return fmt.Sprintf("is longer than %d bytes", unix.IFNAMSIZ-1)
-	case name == "." || name == "..":
-		return "is not an interface name"
-	case strings.ContainsAny(name, "/: \t\n\v\f\r"):
-		return "contains '/', ':' or white space"
-	}
-	for _, c := range []byte(name) {
-		if c < 0x20 || c == 0x7f {
-			return "contains a control character"
-		}
-	}
-	return ""
 }

@@ -44,8 +44,8 @@ func TestFindUplink(t *testing.T) {
 		{"named static uplink", static, []string{static}, static, "192.0.2.49"},
 		{"named without default route", other, nil, "error: gateway: no uplink: " + other + " is down or has no IPv4 default route", ""},
 		{"named missing", "nosuch0", nil, "error: gateway: no uplink: nosuch0: ", ""},
-		{"named bad", "eth 0", nil, "error: gateway: interface name \"eth 0\" contains", ""},
-		{"named too long", "abcdefghijklmnopq", nil, "error: gateway: interface name \"abcdefghijklmnopq\" is longer than 15 bytes", ""},
+		{"named bad", "eth 0", nil, "error: gateway: interface name: \"eth 0\": letters", ""},
+		{"named too long", "abcdefghijklmnopq", nil, "error: gateway: interface name: \"abcdefghijklmnopq\" is 17 bytes: at most 15", ""},
 	}
 	for _, c := range cases {
 		u, err := FindUplink(h, c.named, c.exclude)

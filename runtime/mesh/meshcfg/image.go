@@ -24,11 +24,10 @@ const maxImageFile = 64 << 10
 
 // Image is the spec's mesh section as the node reads it.
 type Image struct {
-	// Settings are the mesh's defaults; an image never holds a key.
+	// Settings are the mesh's defaults, the Internet check's targets
+	// among them (none means the gateway's own); an image never holds a
+	// key.
 	Settings nodeapi.MeshSettings `json:"settings"`
-	// Check are the Internet check's targets (IP:port, see CheckTarget);
-	// none means the mesh manager's own.
-	Check []string `json:"check,omitempty"`
 }
 
 // DefaultImage is an image built from a spec without a mesh: section.
@@ -37,7 +36,7 @@ func DefaultImage() Image { return Image{Settings: Defaults()} }
 // Validate checks the settings and the check targets; an image may not
 // hold a mesh key (it would sit in clear on every stick).
 func (im Image) Validate() error {
-	errs := []error{ValidateSettings(im.Settings), CheckTargets(im.Check)}
+	errs := []error{ValidateSettings(im.Settings)}
 	if im.Settings.Key != "" || im.Settings.KeepKey || im.Settings.Keyed {
 		errs = append(errs, &FieldError{Field: "key", Err: invalid("an image holds no mesh key: set it on the node (panel, API, byz node mesh set)")})
 	}

@@ -12,9 +12,12 @@ package meshcfg
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"byzantium/runtime/nodeapi"
@@ -113,6 +116,13 @@ func ValidateSettings(s nodeapi.MeshSettings) error {
 	if s.Key != "" {
 		field("key", Key(s.Key))
 	}
+	if err := CheckTargets(s.Check); err != nil {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = append(errs, j.Unwrap()...)
+		} else {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -199,18 +209,62 @@ func Key(k string) error {
 	return nil
 }
 
-// CheckTarget checks one target of the Internet check: IP:port, a public
-// address (a private, loopback or link-local one says nothing about the
-// Internet) and a port the check connects to over TCP. Names are refused:
-// DNS may be what is broken.
-func CheckTarget(t string) error {
-	ap, err := netip.ParseAddrPort(t)
-	if err != nil {
-		return invalid("%s: want IP:port (an IPv6 address in brackets), e.g. 192.0.2.1:443", quote(t))
+// MaxCheckTarget bounds one Internet check target's length.
+const MaxCheckTarget = 256
+
+// Target is one parsed Internet check target: TCP is "IP:PORT" for a
+// connect, URL an http(s) address whose answer must be 2xx.
+type Target struct {
+	TCP, URL string
+}
+
+// ParseCheckTarget reads one target of the Internet check, as the spec,
+// the panel and the API give it: "tcp:IP:PORT" (an address, not a name:
+// DNS may be what is broken) or an http:// or https:// URL. It checks the
+// form; CheckTarget adds which addresses make sense.
+func ParseCheckTarget(t string) (Target, error) {
+	if len(t) > MaxCheckTarget {
+		return Target{}, invalid("%s… is %d bytes: at most %d", quote(t[:40]), len(t), MaxCheckTarget)
 	}
-	a := ap.Addr()
-	if ap.Port() == 0 || !a.IsGlobalUnicast() || a.IsPrivate() || (a.Is4() && a.As4()[0] == 100 && a.As4()[1]&0xc0 == 64) {
-		return invalid("%s: want a public address and a port other than 0", quote(t))
+	if rest, ok := strings.CutPrefix(t, "tcp:"); ok {
+		ap, err := netip.ParseAddrPort(rest)
+		if err != nil {
+			return Target{}, invalid("%s: want tcp:IP:PORT (an IPv6 address in brackets), e.g. tcp:192.0.2.1:443", quote(t))
+		}
+		if ap.Port() == 0 {
+			return Target{}, invalid("%s: want a port other than 0", quote(t))
+		}
+		return Target{TCP: ap.String()}, nil
+	}
+	u, err := url.Parse(t)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || hasControl(t) {
+		return Target{}, invalid("%s: want tcp:IP:PORT or an http:// or https:// URL", quote(t))
+	}
+	return Target{URL: u.String()}, nil
+}
+
+// CheckTarget checks one target of the Internet check as a setting: its
+// form (ParseCheckTarget), and an address that a check through the
+// uplink can reach. Private addresses are allowed (a mesh whose "Net" is
+// a local server names it); loopback, link-local, multicast and
+// unspecified ones are not.
+func CheckTarget(t string) error {
+	tg, err := ParseCheckTarget(t)
+	if err != nil {
+		return err
+	}
+	host := tg.TCP
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if tg.URL != "" {
+		u, _ := url.Parse(tg.URL)
+		host = u.Hostname()
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.IsLoopback() || a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() {
+			return invalid("%s: a loopback, link-local, multicast or unspecified address is never reached through the uplink", quote(t))
+		}
 	}
 	return nil
 }

@@ -117,16 +117,23 @@ func TestCheckTargets(t *testing.T) {
 		wantErr string // "" valid
 	}{
 		{nil, ""},
-		{[]string{"192.0.2.1:443"}, ""},
-		{[]string{"9.9.9.9:53", "[2620:fe::fe]:443"}, ""},
-		{[]string{"9.9.9.9"}, "want IP:port"},
-		{[]string{"example.net:443"}, "want IP:port"},
-		{[]string{"10.1.2.3:443"}, "public address"},
-		{[]string{"127.0.0.1:80"}, "public address"},
-		{[]string{"100.64.0.1:80"}, "public address"},
-		{[]string{"[fd00::1]:80"}, "public address"},
-		{[]string{"9.9.9.9:0"}, "port other than 0"},
-		{[]string{"9.9.9.9:53", "9.9.9.9:53"}, "check[1]: \"9.9.9.9:53\" is named twice"},
+		{[]string{"tcp:192.0.2.1:443"}, ""},
+		{[]string{"tcp:9.9.9.9:53", "tcp:[2620:fe::fe]:443"}, ""},
+		// A local "Net": a private server behind the uplink.
+		{[]string{"tcp:10.1.2.3:443", "http://10.0.30.2:8080/"}, ""},
+		{[]string{"https://example.net/generate_204"}, ""},
+		{[]string{"9.9.9.9:53"}, "want tcp:IP:PORT or an http"},
+		{[]string{"tcp:9.9.9.9"}, "want tcp:IP:PORT"},
+		{[]string{"tcp:example.net:443"}, "want tcp:IP:PORT"},
+		{[]string{"tcp:127.0.0.1:80"}, "loopback"},
+		{[]string{"http://[::1]/"}, "loopback"},
+		{[]string{"tcp:[fe80::1]:80"}, "link-local"},
+		{[]string{"tcp:0.0.0.0:80"}, "unspecified"},
+		{[]string{"ftp://example.net/"}, "want tcp:IP:PORT or an http"},
+		{[]string{"http://user:pw@example.net/"}, "want tcp:IP:PORT or an http"},
+		{[]string{"tcp:9.9.9.9:0"}, "port other than 0"},
+		{[]string{"http://" + strings.Repeat("a", 300)}, "at most 256"},
+		{[]string{"tcp:9.9.9.9:53", "tcp:9.9.9.9:53"}, "check[1]: \"tcp:9.9.9.9:53\" is named twice"},
 		{make([]string, 9), "9 targets, at most 8"},
 	}
 	for _, tt := range tests {
@@ -135,7 +142,12 @@ func TestCheckTargets(t *testing.T) {
 		case tt.wantErr == "" && err != nil:
 			t.Errorf("CheckTargets(%q) = %v, want nil", tt.in, err)
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("CheckTargets(%q) = %v, want %q", tt.in, err, tt.wantErr)
+			t.Errorf("CheckTargets(%.60q) = %v, want %q", tt.in, err, tt.wantErr)
+		}
+		s := Defaults()
+		s.Check = tt.in
+		if err := ValidateSettings(s); (err == nil) != (tt.wantErr == "") {
+			t.Errorf("ValidateSettings with check %.60q = %v", tt.in, err)
 		}
 	}
 }
@@ -146,7 +158,7 @@ func TestImageRoundTrip(t *testing.T) {
 		t.Fatalf("ReadImage(no file) = %+v, %v; want the defaults", im, err)
 	}
 	want := Image{Settings: nodeapi.MeshSettings{Protocol: nodeapi.MeshBoth, SSID: "town", Channel: 11, Share: nodeapi.ShareOff,
-		Interfaces: []string{"eth1"}, Uplink: "eth0"}, Check: []string{"9.9.9.9:53"}}
+		Interfaces: []string{"eth1"}, Uplink: "eth0", Check: []string{"tcp:9.9.9.9:53"}}}
 	b, err := want.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +192,9 @@ func TestImageRoundTrip(t *testing.T) {
 	if _, err := ReadImage(root); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("ReadImage(symlink) = %v, want not a regular file", err)
 	}
-	if _, err := (Image{Settings: Defaults(), Check: []string{"10.0.0.1:80"}}).Marshal(); err == nil {
-		t.Error("Marshal of a private check target: no error")
+	bad := Defaults()
+	bad.Check = []string{"tcp:127.0.0.1:80"}
+	if _, err := (Image{Settings: bad}).Marshal(); err == nil {
+		t.Error("Marshal of a loopback check target: no error")
 	}
 }

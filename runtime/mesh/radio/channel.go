@@ -3,7 +3,8 @@ package radio
 import (
 	"errors"
 	"fmt"
-	"unicode/utf8"
+
+	"byzantium/runtime/mesh/meshcfg"
 )
 
 // Sentinels for settings the API and the spec must refuse.
@@ -12,31 +13,16 @@ var (
 	ErrSSID    = errors.New("invalid SSID")
 )
 
-// channels5GHz are the 20 MHz channel numbers of the 5 GHz band from 36 to
-// 165 (UNII-1 to UNII-3). Numbers between them (37, 38, …) name no 20 MHz
-// channel; whether one is allowed where the node stands is the card's
-// regulatory answer, checked by ChooseMode.
-var channels5GHz = []int{
-	36, 40, 44, 48, 52, 56, 60, 64,
-	100, 104, 108, 112, 116, 120, 124, 128, 132, 136, 140, 144,
-	149, 153, 157, 161, 165,
-}
-
 // ValidateChannel accepts 2.4 GHz channels 1–13 and the 5 GHz channel
-// numbers from 36 to 165. Channel 14 (Japan, 802.11b only) is refused.
+// numbers from 36 to 165 (meshcfg.Channel: one rule for the spec, the API
+// and the radios). Channel 14 (Japan, 802.11b only) is refused; whether a
+// channel is allowed where the node stands is the card's regulatory
+// answer, checked by ChooseMode.
 func ValidateChannel(ch int) error {
-	if ch >= 1 && ch <= 13 {
-		return nil
+	if err := meshcfg.Channel(ch); err != nil {
+		return fmt.Errorf("%w: %w", ErrChannel, err)
 	}
-	for _, c := range channels5GHz {
-		if c == ch {
-			return nil
-		}
-	}
-	if ch >= 36 && ch <= 165 {
-		return fmt.Errorf("%w: %d is not a 5 GHz channel number (36, 40, 44 … 64, 100 … 144, 149 … 165)", ErrChannel, ch)
-	}
-	return fmt.Errorf("%w: %d (use 1–13 on 2.4 GHz or 36–165 on 5 GHz)", ErrChannel, ch)
+	return nil
 }
 
 // ChannelFreq converts a valid channel number to its centre frequency in
@@ -65,24 +51,12 @@ func FreqChannel(mhz int) int {
 	return 0
 }
 
-// ValidateSSID accepts 1 to 32 bytes (the 802.11 limit). Control
-// characters are refused too: the SSID ends up in wpa_supplicant's
-// configuration file and on the panel, where a newline or NUL would do
-// harm and no one can type one anyway; and it must be UTF-8, for the same
-// reason.
+// ValidateSSID accepts 1 to 32 bytes (the 802.11 limit) of UTF-8 without
+// control characters (meshcfg.SSID): the SSID ends up in wpa_supplicant's
+// configuration file and on the panel.
 func ValidateSSID(ssid string) error {
-	switch {
-	case len(ssid) == 0:
-		return fmt.Errorf("%w: empty", ErrSSID)
-	case len(ssid) > 32:
-		return fmt.Errorf("%w: %d bytes, at most 32", ErrSSID, len(ssid))
-	case !utf8.ValidString(ssid):
-		return fmt.Errorf("%w: not UTF-8", ErrSSID)
-	}
-	for _, r := range ssid {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: control character %U", ErrSSID, r)
-		}
+	if err := meshcfg.SSID(ssid); err != nil {
+		return fmt.Errorf("%w: %w", ErrSSID, err)
 	}
 	return nil
 }

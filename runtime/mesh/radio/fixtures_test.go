@@ -34,7 +34,10 @@ func freqs24() []Freq {
 
 func freqs5() []Freq {
 	var f []Freq
-	for _, ch := range channels5GHz {
+	for ch := 36; ch <= 165; ch++ {
+		if ValidateChannel(ch) != nil {
+			continue
+		}
 		fr := Freq{MHz: 5000 + 5*ch}
 		switch {
 		case ch >= 52 && ch <= 144:
