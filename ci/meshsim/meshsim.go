@@ -364,7 +364,7 @@ func (s *Sim) Converge(timeout time.Duration) (time.Duration, error) {
 			}
 		}
 		if time.Since(start) > timeout {
-			return time.Since(start), fmt.Errorf("after %v (routes complete: %v), %d IPv4 and %d IPv6 pairs unreached (first: %v %v)", timeout, routed, len(p4), len(p6), first(p4), first(p6))
+			return time.Since(start), fmt.Errorf("after %v (routes complete: %v; %s), %d IPv4 and %d IPv6 pairs unreached (first: %v %v)", timeout, routed, s.worst(), len(p4), len(p6), first(p4), first(p6))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -397,6 +397,25 @@ func (s *Sim) ProbePairs() []Edge {
 		add(Edge{r.Intn(n), r.Intn(n)})
 	}
 	return out
+}
+
+// worst describes the node with the fewest routes, for a failure.
+func (s *Sim) worst() string {
+	best, bi := -1, 0
+	for i := range s.Nodes {
+		n := 0
+		for _, r := range s.Status(i).Routes {
+			if r.Installed {
+				n++
+			}
+		}
+		if best < 0 || n < best {
+			best, bi = n, i
+		}
+	}
+	st := s.Status(bi)
+	_, _, starts := s.Nodes[bi].Manager.EngineStarts()
+	return fmt.Sprintf("node %d has %d installed routes of %d, %d neighbours, engine %s (%d starts) %s: %s", bi, best, 4*(len(s.Nodes)-1), len(st.Neighbours), st.Engine, starts, st.EngineError, st.Summary)
 }
 
 // routesComplete says whether every node has an installed, reachable

@@ -175,8 +175,12 @@ func TestHotplugAndUplink(t *testing.T) {
 	s := start(t, 2, nil, Options{})
 	ns0 := s.Nodes[0].NS
 	for _, args := range [][]string{
-		{"-n", ns0, "link", "add", "up0", "type", "dummy"},
+		// A veth whose other end stays in the node (this host has no
+		// dummy driver): up0 carries the default route, upx is a plain
+		// port with nothing behind it.
+		{"-n", ns0, "link", "add", "up0", "type", "veth", "peer", "name", "upx"},
 		{"-n", ns0, "link", "set", "up0", "up"},
+		{"-n", ns0, "link", "set", "upx", "up"},
 		{"-n", ns0, "addr", "add", "192.168.9.2/24", "dev", "up0"},
 		{"-n", ns0, "route", "add", "default", "via", "192.168.9.1", "dev", "up0"},
 	} {
@@ -186,7 +190,7 @@ func TestHotplugAndUplink(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second)
 	st := s.Status(0)
-	if st.Joined || len(st.Interfaces) != 1 || st.Interfaces[0].Mode != "uplink" || st.Interfaces[0].Meshing {
+	if st.Joined || len(st.Interfaces) != 2 || st.Interfaces[0].Name != "up0" || st.Interfaces[0].Mode != "uplink" || st.Interfaces[0].Meshing || !st.Interfaces[1].Meshing {
 		t.Fatalf("alone with an uplink: joined %v, interfaces %+v, %q", st.Joined, st.Interfaces, st.Summary)
 	}
 	t.Logf("node 0 alone: %s (engine %s: %s)", st.Summary, st.Engine, st.EngineError)

@@ -35,7 +35,9 @@ const maxHeaderLines = 16
 
 // Dial connects to babeld's socket and reads its header.
 func Dial(ctx context.Context, path string) (*Client, error) {
-	var d net.Dialer
+	// A babeld that is not accepting (its few local-socket slots taken,
+	// its backlog of 2 full) leaves connect hanging: bound it.
+	d := net.Dialer{Timeout: Timeout}
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("babel: connecting to %s: %w", path, err)
