@@ -42,6 +42,7 @@ func main() {
 	flag.StringVar(&cfg.RootDir, "root", "/", "root of the running system, where module manifests are read")
 	noNet := flag.Bool("no-net", false, "leave networking alone (no loopback, no DHCP)")
 	noServices := flag.Bool("no-services", false, "run no modules or services (the panel then only reports)")
+	noMesh := flag.Bool("no-mesh", false, "run no mesh (no babeld, no addresses, no uplink sharing)")
 	noColdplug := flag.Bool("no-coldplug", false, "load no drivers for the machine's devices (byz-init loads the network's; byzd the rest once it serves)")
 	debug := flag.Bool("debug", false, "log debug lines too")
 	flag.Usage = func() { usage(flag.CommandLine.Output()) }
@@ -77,6 +78,14 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if !*noMesh && !*noNet {
+		m, err := startMesh(ctx, cfg.StateDir, cfg.Logger)
+		if err != nil {
+			cfg.Logger.Error("mesh: not started", "err", err)
+		} else {
+			cfg.Mesh = m
+		}
+	}
 	if err := daemon.Run(ctx, cfg); err != nil {
 		cfg.Logger.Error("exiting", "err", err)
 		os.Exit(1)

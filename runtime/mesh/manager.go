@@ -46,6 +46,9 @@ type Engine interface {
 type Options struct {
 	StateDir string // persistent: the identity (StateDir/identity.json)
 	RunDir   string // babeld's configuration, socket and state file
+	// BabeldRunDir is RunDir as babeld sees it, where the launcher runs
+	// it in a root of its own with RunDir bound elsewhere; "" is RunDir.
+	BabeldRunDir string
 	Logf     func(format string, args ...any)
 	Launch   babel.Launcher
 	Babeld   string // babeld's path; "babeld" when empty
@@ -110,6 +113,14 @@ func (m *Manager) logf(format string, args ...any) { m.opt.Logf("mesh: "+format,
 
 func (m *Manager) socket() string   { return filepath.Join(m.opt.RunDir, "babeld.sock") }
 func (m *Manager) confPath() string { return filepath.Join(m.opt.RunDir, "babeld.conf") }
+
+// inBabeld is the path of a file of RunDir as babeld sees it.
+func (m *Manager) inBabeld(name string) string {
+	if m.opt.BabeldRunDir != "" {
+		return filepath.Join(m.opt.BabeldRunDir, name)
+	}
+	return filepath.Join(m.opt.RunDir, name)
+}
 
 // Apply changes the settings without a reboot: babeld gets a new
 // configuration and restarts.
@@ -289,8 +300,8 @@ func (m *Manager) prepare() ([]string, error) {
 			{Prefix: addr.ULA, MinLen: 64},
 		},
 		Key:       s.Key,
-		Socket:    m.socket(),
-		StateFile: filepath.Join(m.opt.RunDir, "babel-state"),
+		Socket:    m.inBabeld("babeld.sock"),
+		StateFile: m.inBabeld("babel-state"),
 	})
 	if err != nil {
 		return nil, err
@@ -309,7 +320,7 @@ func (m *Manager) prepare() ([]string, error) {
 	m.state = babel.State{}
 	m.synced = false
 	m.mu.Unlock()
-	return []string{m.opt.Babeld, "-c", m.confPath(), "-I", ""}, nil
+	return []string{m.opt.Babeld, "-c", m.inBabeld("babeld.conf"), "-I", ""}, nil
 }
 
 func (m *Manager) ready(ctx context.Context) error {
