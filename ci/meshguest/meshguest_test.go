@@ -291,7 +291,7 @@ func TestWifi(t *testing.T) {
 	t.Logf("two radios up and the second in its namespace %.1fs after QEMU started", time.Since(start).Seconds())
 	expect(t, vm, 4*time.Minute, "meshguest: DONE")
 	t.Logf("the scenario took %.1fs in all", time.Since(start).Seconds())
-	want := []string{"wifi-capabilities", "wifi-netns", "mesh-peer", "mesh-forwarding-off", "mesh-ping", "ibss-peer", "ibss-ping"}
+	want := []string{"wifi-capabilities", "wifi-netns", "mesh-peer", "mesh-forwarding-off", "mesh-ping", "ibss-peer", "ibss-bssid", "ibss-ping"}
 	if missing == "" {
 		want = append(want, "sae-same-key", "sae-forwarding-off", "sae-ping", "sae-wrong-key")
 	}

@@ -330,6 +330,26 @@ func ibss(c *radio.Client, a, b *peer) error {
 	}
 	pass("ibss-peer", "%s and %s see each other in the ad-hoc cell %q (BSSID %s) %.1fs after joining",
 		a.ifname, b.ifname, meshID, radio.IBSSBSSID(meshID, wifiChannel), took.Seconds())
+	want := radio.IBSSBSSID(meshID, wifiChannel)
+	mhz, _ := radio.ChannelFreq(wifiChannel)
+	for _, p := range []*peer{a, b} {
+		var cell radio.JoinedCell
+		var ok bool
+		if err := in(p.ns, func() error {
+			l, err := netlink.LinkByName(p.ifname)
+			if err != nil {
+				return err
+			}
+			cell, ok, err = c.JoinedCell(l.Attrs().Index)
+			return err
+		}); err != nil {
+			return err
+		}
+		if !ok || cell.BSSID.String() != want.String() || cell.MHz != mhz {
+			return fmt.Errorf("%s: joined cell %v on %d MHz (found %v), want the derived BSSID %s on %d MHz", p.ifname, cell.BSSID, cell.MHz, ok, want, mhz)
+		}
+	}
+	pass("ibss-bssid", "both radios are in cell %s on %d MHz, the BSSID derived from SSID and channel", want, mhz)
 	took, err = pingAB()
 	if err != nil {
 		return err
