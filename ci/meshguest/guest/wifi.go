@@ -53,12 +53,18 @@ func in(ns netns.NsHandle, f func() error) error {
 		ns = initNS
 	}
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
 		return fmt.Errorf("enter namespace: %w", err)
 	}
-	defer netns.Set(initNS)
-	return f()
+	err := f()
+	if rerr := netns.Set(initNS); rerr != nil {
+		// Leave the thread locked: Go ends it with this goroutine
+		// rather than run others in the wrong namespace.
+		return fmt.Errorf("back to the initial namespace: %w", rerr)
+	}
+	runtime.UnlockOSThread()
+	return err
 }
 
 func wifi(sae bool) {
