@@ -23,6 +23,7 @@ const (
 	attrMeshAddress     = 5  // BATADV_ATTR_MESH_ADDRESS, 6 bytes
 	attrHardIfindex     = 6  // BATADV_ATTR_HARD_IFINDEX, u32
 	attrHardIfname      = 7  // BATADV_ATTR_HARD_IFNAME, string
+	attrHardAddress     = 8  // BATADV_ATTR_HARD_ADDRESS, 6 bytes
 	attrOrigAddress     = 9  // BATADV_ATTR_ORIG_ADDRESS, 6 bytes
 	attrFlagBest        = 22 // BATADV_ATTR_FLAG_BEST, flag
 	attrLastSeenMsecs   = 23 // BATADV_ATTR_LAST_SEEN_MSECS, u32

@@ -176,8 +176,16 @@ type Mesh struct {
 	Version string // batman-adv's version
 	Algo    string // routing algorithm, "BATMAN_IV"
 	Ifname  string
-	Address net.HardwareAddr // this node's originator address
-	Gateway GatewayMode
+	// Address is the batman-adv interface's own MAC (bat0's, random),
+	// which its clients' frames carry; it is not the originator address
+	// the other nodes' tables list.
+	Address net.HardwareAddr
+	// Originator is this node's originator address, the MAC of its
+	// primary hard interface (BATADV_ATTR_HARD_ADDRESS): what the other
+	// nodes' originator and gateway tables name it by. Nil until a hard
+	// interface is active.
+	Originator net.HardwareAddr
+	Gateway    GatewayMode
 	// DownKbit and UpKbit are the bandwidth this node announces when it
 	// is a gateway server.
 	DownKbit, UpKbit uint32
@@ -198,6 +206,8 @@ func ParseMesh(msg []byte) (Mesh, error) {
 				m.Ifname = boundedString(a, maxIfname)
 			case attrMeshAddress:
 				m.Address, err = attrMAC(a)
+			case attrHardAddress:
+				m.Originator, err = attrMAC(a)
 			case attrGWMode:
 				var v uint8
 				v, err = attrU8(a)

@@ -232,6 +232,9 @@ func TestParseMesh(t *testing.T) {
 		e.u32(attrMeshIfindex, 9)
 		e.put(attrMeshIfname, []byte("bat0\x00"))
 		e.put(attrMeshAddress, macB)
+		e.u32(attrHardIfindex, 2)
+		e.put(attrHardIfname, []byte("eth0\x00"))
+		e.put(attrHardAddress, macA)
 		e.u8(attrGWMode, uint8(GatewayServer))
 		e.u32(attrGWBandwidthDown, 100)
 		e.u32(attrGWBandwidthUp, 20)
@@ -240,7 +243,7 @@ func TestParseMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Mesh{Version: "2022.3", Algo: "BATMAN_IV", Ifname: "bat0", Address: macB, Gateway: GatewayServer, DownKbit: 10000, UpKbit: 2000}
+	want := Mesh{Version: "2022.3", Algo: "BATMAN_IV", Ifname: "bat0", Address: macB, Originator: macA, Gateway: GatewayServer, DownKbit: 10000, UpKbit: 2000}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}

@@ -8,14 +8,17 @@ const nl80211Family = "nl80211" // NL80211_GENL_NAME
 
 // Commands (enum nl80211_commands).
 const (
-	cmdGetWiphy     = 1  // NL80211_CMD_GET_WIPHY
-	cmdNewWiphy     = 3  // NL80211_CMD_NEW_WIPHY (the reply to GET_WIPHY)
-	cmdGetInterface = 5  // NL80211_CMD_GET_INTERFACE
-	cmdSetInterface = 6  // NL80211_CMD_SET_INTERFACE
-	cmdJoinIBSS     = 43 // NL80211_CMD_JOIN_IBSS
-	cmdLeaveIBSS    = 44 // NL80211_CMD_LEAVE_IBSS
-	cmdJoinMesh     = 68 // NL80211_CMD_JOIN_MESH
-	cmdLeaveMesh    = 69 // NL80211_CMD_LEAVE_MESH
+	cmdGetWiphy      = 1  // NL80211_CMD_GET_WIPHY
+	cmdNewWiphy      = 3  // NL80211_CMD_NEW_WIPHY (the reply to GET_WIPHY)
+	cmdGetInterface  = 5  // NL80211_CMD_GET_INTERFACE
+	cmdSetInterface  = 6  // NL80211_CMD_SET_INTERFACE
+	cmdGetStation    = 17 // NL80211_CMD_GET_STATION
+	cmdNewStation    = 19 // NL80211_CMD_NEW_STATION (the reply to GET_STATION)
+	cmdGetMeshConfig = 28 // NL80211_CMD_GET_MESH_CONFIG
+	cmdJoinIBSS      = 43 // NL80211_CMD_JOIN_IBSS
+	cmdLeaveIBSS     = 44 // NL80211_CMD_LEAVE_IBSS
+	cmdJoinMesh      = 68 // NL80211_CMD_JOIN_MESH
+	cmdLeaveMesh     = 69 // NL80211_CMD_LEAVE_MESH
 )
 
 // Attributes (enum nl80211_attrs).
@@ -24,6 +27,7 @@ const (
 	attrWiphyName             = 2   // NL80211_ATTR_WIPHY_NAME, string
 	attrIfindex               = 3   // NL80211_ATTR_IFINDEX, u32
 	attrIftype                = 5   // NL80211_ATTR_IFTYPE, u32
+	attrStaInfo               = 21  // NL80211_ATTR_STA_INFO, nested
 	attrWiphyBands            = 22  // NL80211_ATTR_WIPHY_BANDS, nested
 	attrMeshID                = 24  // NL80211_ATTR_MESH_ID, binary ≤ 32
 	attrSupportedIftypes      = 32  // NL80211_ATTR_SUPPORTED_IFTYPES, nested flags
@@ -86,6 +90,13 @@ const (
 	FeatureSAE        = 1 << 5 // NL80211_FEATURE_SAE: SAE in the host (wpa_supplicant) with the driver's help
 	ExtFeatureSAEOffl = 38     // NL80211_EXT_FEATURE_SAE_OFFLOAD: the firmware does SAE (station only)
 	maxExtFeatureLen  = 64     // bytes: 512 ext features; the kernel has about 70
+)
+
+// Station info (enum nl80211_sta_info).
+const (
+	staInfoInactiveTime = 1 // NL80211_STA_INFO_INACTIVE_TIME, u32 ms
+	staInfoPlinkState   = 6 // NL80211_STA_INFO_PLINK_STATE, u8
+	staInfoSignal       = 7 // NL80211_STA_INFO_SIGNAL, s8 dBm
 )
 
 // Mesh config (enum nl80211_meshconf_params) and mesh setup
