@@ -55,11 +55,16 @@ SERVICE_DEBS := ngircd libc6 libpam0g libaudit1 libcap-ng0 libident zlib1g libgn
 # libraries it loads; libc6 is in SERVICE_DEBS already. libb2-1 needs
 # libgomp1 (its BLAKE2 uses OpenMP). Check with builder's TestBabeldModule.
 MESH_DEBS := babeld libb2-1 libgomp1
+# wpa_supplicant 2.10 (built with mesh and SAE) and its libraries: a keyed
+# 802.11s mesh peers through it. ci/meshguest's TestWifi runs it in a QEMU
+# guest with mac80211_hwsim.
+WIFI_DEBS := wpasupplicant libnl-3-200 libnl-genl-3-200 libnl-route-3-200 libpcsclite1 libssl3 libdbus-1-3 \
+	libsystemd0 libcap2 libgcrypt20 liblzma5 libzstd1 liblz4-1 libgpg-error0
 fetch:
 	ci/fetch-debs --lock examples/debs.lock
 
 relock:
-	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS) $(MESH_DEBS)
+	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS) $(MESH_DEBS) $(WIFI_DEBS)
 
 # npm applications (examples/apps/*/, each a package.json and its
 # package-lock.json): their package tarballs into .cache/npm (gitignored),

@@ -1,0 +1,236 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"byzantium/ci/qemu"
+	"byzantium/runtime/nodeapi"
+)
+
+// meshNode is one booted node of a mesh test, reached through its own
+// forwarded HTTPS port.
+type meshNode struct {
+	name string
+	opts qemu.Options
+	*liveNode
+	auth map[string]string
+}
+
+// meshUplinkHost is where a node's user network reaches the VM host
+// (QEMU's user network gives the host the subnet's .2): only node C's
+// user network goes past the host.
+func meshUplinkHost(subnet string) string {
+	return strings.TrimSuffix(subnet, "0/24") + "2"
+}
+
+// TestMeshLine boots three default-image nodes linked in a line A–B–C by
+// point-to-point links on 127.0.0.1 and checks that they mesh with the
+// real babeld: A reaches C through B by C's mesh address; C shares its
+// uplink and A reaches the uplink's host through C; C's uplink is cut
+// and A's default route goes; B is stopped and A loses C; B boots again
+// (fresh, no persistence) and the mesh heals. One boot of three nodes
+// serves every assertion.
+func TestMeshLine(t *testing.T) {
+	img := genericImages(t)
+	udp := freeUDPPorts(t, 4)
+	// The uplink's host: an HTTP server on the VM host's loopback, which
+	// C's user network reaches as 10.0.30.2.
+	token := fmt.Sprintf("byz-uplink-%d", time.Now().UnixNano())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, token+"\n") }),
+		ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	hostPort := ln.Addr().(*net.TCPAddr).Port
+
+	mk := func(name, subnet string, restrict bool, links ...qemu.Link) *meshNode {
+		https := freePort(t)
+		return &meshNode{name: name, opts: withCredential(qemu.Options{
+			Disk: scratchCopy(t, img.usb),
+			Forward: []string{fmt.Sprintf("%d:443", https)},
+			UserNet: qemu.UserNet{Net: subnet, Restrict: restrict},
+			Links:   links, Monitor: true,
+		}), liveNode: &liveNode{base: "https://127.0.0.1:" + strconv.Itoa(https)}}
+	}
+	a := mk("A", "10.0.10.0/24", true, qemu.Link{ID: "ab", Local: udp[0], Peer: udp[1], MAC: "52:54:00:ac:00:01"})
+	b := mk("B", "10.0.20.0/24", true, qemu.Link{ID: "ab", Local: udp[1], Peer: udp[0], MAC: "52:54:00:ac:00:02"},
+		qemu.Link{ID: "bc", Local: udp[2], Peer: udp[3], MAC: "52:54:00:ac:00:03"})
+	c := mk("C", "10.0.30.0/24", false, qemu.Link{ID: "bc", Local: udp[3], Peer: udp[2], MAC: "52:54:00:ac:00:04"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	nodes := []*meshNode{a, b, c}
+	for _, n := range nodes {
+		n.start(t)
+	}
+	var lastStart time.Time
+	for _, n := range nodes {
+		n.serve(ctx, t)
+		lastStart = time.Now()
+	}
+
+	// A reaches C through B by C's mesh address.
+	ca := waitMesh(ctx, t, c, "C has mesh addresses", func(m nodeapi.Mesh) bool { return m.Addresses.IPv4 != "" }).Addresses
+	ba := waitMesh(ctx, t, b, "B has mesh addresses", func(m nodeapi.Mesh) bool { return m.Addresses.IPv4 != "" }).Addresses
+	am := waitMesh(ctx, t, a, "A has a route to C", func(m nodeapi.Mesh) bool { return hasRoute(m, ca.IPv4) })
+	t.Logf("A reaches C's address %s in the routes %v after the last byzd served (at most)", ca.IPv4, time.Since(lastStart).Round(time.Second))
+	if !am.Joined || am.Protocol != nodeapi.MeshBabel || am.Engine != "running" {
+		t.Errorf("A: joined %v, protocol %q, engine %q: want joined, babel, running (%s)", am.Joined, am.Protocol, am.Engine, am.Summary)
+	}
+	if slices.Contains([]string{ba.IPv4, ca.IPv4}, am.Addresses.IPv4) || ba.IPv4 == ca.IPv4 {
+		t.Errorf("the nodes share mesh addresses: A %s, B %s, C %s", am.Addresses.IPv4, ba.IPv4, ca.IPv4)
+	}
+	bm := waitMesh(ctx, t, b, "B hears both neighbours", func(m nodeapi.Mesh) bool { return len(m.Neighbours) >= 2 })
+	t.Logf("B: %s", bm.Summary)
+	a.console(ctx, t, "wget -q -T 10 -O - --no-check-certificate https://"+ca.IPv4+"/healthz", `{"status":"ok"`)
+
+	// C shares its uplink once its Internet check (the host's server)
+	// passes; A's default route then goes through the mesh to C.
+	var set nodeapi.MeshSettings
+	if code, body := call(t, c.c, "GET", c.base+nodeapi.MeshSettingsPath, nil, c.auth, &set); code != http.StatusOK {
+		t.Fatalf("C: GET %s: %d %s", nodeapi.MeshSettingsPath, code, body)
+	}
+	set.Check = []string{fmt.Sprintf("tcp:%s:%d", meshUplinkHost("10.0.30.0/24"), hostPort)}
+	set.Share, set.KeepKey = nodeapi.ShareAuto, true
+	body, _ := json.Marshal(set)
+	if code, out := call(t, c.c, "PUT", c.base+nodeapi.MeshSettingsPath, strings.NewReader(string(body)), c.auth, nil); code != http.StatusOK {
+		t.Fatalf("C: PUT %s: %d %s", nodeapi.MeshSettingsPath, code, out)
+	}
+	cm := waitMesh(ctx, t, c, "C shares its uplink", func(m nodeapi.Mesh) bool { return m.Gateway.Sharing })
+	if cm.Gateway.Uplink != "eth0" {
+		t.Errorf("C's uplink is %q, want eth0 (its user network)", cm.Gateway.Uplink)
+	}
+	waitMesh(ctx, t, a, "A uses a mesh gateway", func(m nodeapi.Mesh) bool { return m.Gateway.InUse != "" })
+	a.console(ctx, t, fmt.Sprintf("wget -q -T 10 -O - http://%s:%d/", meshUplinkHost("10.0.30.0/24"), hostPort), token)
+	if am := mesh(t, a); am.Gateway.Sharing {
+		t.Errorf("A shares an uplink it cannot get out of: %+v", am.Gateway)
+	}
+
+	// C's uplink is cut: C stops sharing, A's default route goes.
+	if out, err := c.vm.Monitor("set_link up off"); err != nil || out != "" {
+		t.Fatalf("C: set_link up off: %q %v", out, err)
+	}
+	cut := time.Now()
+	waitMesh(ctx, t, c, "C stops sharing", func(m nodeapi.Mesh) bool { return !m.Gateway.Sharing })
+	waitMesh(ctx, t, a, "A's mesh default route goes", func(m nodeapi.Mesh) bool { return m.Gateway.InUse == "" })
+	t.Logf("C's uplink cut to A's default route gone: %v", time.Since(cut).Round(time.Second))
+
+	// B goes away: A loses C. B boots again without persistence (a new
+	// router id): the mesh heals.
+	b.vm.Kill()
+	gone := time.Now()
+	waitMesh(ctx, t, a, "A loses C with B gone", func(m nodeapi.Mesh) bool { return !hasRoute(m, ca.IPv4) })
+	t.Logf("B stopped to C gone from A's routes: %v", time.Since(gone).Round(time.Second))
+	b.start(t)
+	b.serve(ctx, t)
+	back := time.Now()
+	am = waitMesh(ctx, t, a, "A reaches C again through the rebooted B", func(m nodeapi.Mesh) bool { return hasRoute(m, ca.IPv4) })
+	t.Logf("B's byzd serving again to A reaching C: %v (%s)", time.Since(back).Round(time.Second), am.Summary)
+	a.console(ctx, t, "wget -q -T 10 -O - --no-check-certificate https://"+ca.IPv4+"/healthz", `{"status":"ok"`)
+}
+
+// start boots the node's VM (again, for a node that was stopped).
+func (n *meshNode) start(t *testing.T) {
+	n.vm = qemu.StartT(t, qemu.Config{Options: n.opts,
+		SerialLog: filepath.Join(t.TempDir(), "serial-"+n.name+".log"), FailOn: []string{"Kernel panic"}})
+}
+
+// serve waits for byzd and logs in.
+func (n *meshNode) serve(ctx context.Context, t *testing.T) {
+	t.Helper()
+	line, err := n.vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
+	if err != nil {
+		t.Fatalf("%s: %v", n.name, err)
+	}
+	n.fp = fingerprintLine.FindStringSubmatch(line)[1]
+	waitHealth(ctx, t, n.vm, n.base, n.fp)
+	n.c = pinnedClient(ctx, t, n.base, n.fp)
+	n.auth = n.login(t, e2ePassword)
+}
+
+// console runs a command on the node's root shell (genericImages' serial
+// console) and waits for want in its output.
+func (n *meshNode) console(ctx context.Context, t *testing.T, cmd, want string) {
+	t.Helper()
+	if err := n.vm.Type(cmd + "; echo done-$((20+1))\n"); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if _, err := n.vm.Expect(cctx, want); err != nil {
+		t.Fatalf("%s: %s: no %q in the output: %v", n.name, cmd, want, err)
+	}
+	if _, err := n.vm.Expect(cctx, "done-21"); err != nil {
+		t.Fatalf("%s: %s: %v", n.name, cmd, err)
+	}
+}
+
+// mesh is GET /api/v1/mesh.
+func mesh(t *testing.T, n *meshNode) nodeapi.Mesh {
+	t.Helper()
+	var m nodeapi.Mesh
+	if code, body := call(t, n.c, "GET", n.base+nodeapi.MeshPath, nil, n.auth, &m); code != http.StatusOK {
+		t.Fatalf("%s: GET %s: %d %s", n.name, nodeapi.MeshPath, code, body)
+	}
+	return m
+}
+
+// waitMesh asks the node's mesh every 2 s until ok holds, failing with
+// the last answer and the console's tail after 5 minutes.
+func waitMesh(ctx context.Context, t *testing.T, n *meshNode, what string, ok func(nodeapi.Mesh) bool) nodeapi.Mesh {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	for {
+		m := mesh(t, n)
+		if ok(m) {
+			t.Logf("%s: %s after %v", n.name, what, time.Since(start).Round(100*time.Millisecond))
+			return m
+		}
+		select {
+		case <-ctx.Done():
+			j, _ := json.MarshalIndent(m, "", "  ")
+			t.Fatalf("%s: not %s after %v: %s\n%s", n.name, what, time.Since(start).Round(time.Second), j, strings.Join(n.vm.Tail(40), "\n"))
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// hasRoute reports whether m has an installed route to the address addr.
+func hasRoute(m nodeapi.Mesh, addr string) bool {
+	for _, r := range m.Routes {
+		if r.Installed && (r.Prefix == addr+"/32" || r.Prefix == addr+"/128") {
+			return true
+		}
+	}
+	return false
+}
+
+// freeUDPPorts returns n UDP ports free on 127.0.0.1 just now.
+func freeUDPPorts(t testing.TB, n int) []int {
+	var ports []int
+	for range n {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
+	}
+	return ports
+}
