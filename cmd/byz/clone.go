@@ -62,7 +62,8 @@ first of all), when it is too small, and when it is not removable (unless
 --with-state carries the node's current changes along as a module, without
 its identity and secrets (TLS key, admin credentials and sessions, node ID,
 SSH host keys, mesh identity) unless --with-secrets: the clone makes its own
-on first boot. With --encrypt they go inside the new encrypted save.dat
+on first boot. The mesh identity never goes along, even with --with-secrets:
+a clone is a new node on the mesh. With --encrypt they go inside the new encrypted save.dat
 instead (its upper layer, which the clone's byz-init stacks on top), so
 nothing of them reaches the stick in the clear; that takes root (a loop
 device and an ext4 mount) and a --save-size they fit in.

@@ -56,11 +56,17 @@ var Secrets = []string{
 	"var/lib/byzantium/tls",     // byzd's TLS key and certificate
 	"var/lib/byzantium/auth",    // admin credentials and sessions
 	"var/lib/byzantium/node-id", // the node's ID
-	"var/lib/byzantium/mesh",    // mesh identity and keys
+	"var/lib/byzantium/mesh",    // the mesh identity (NeverCopied)
 	"etc/ssh/ssh_host_*",        // SSH host keys
 	"etc/machine-id",            // the machine ID, where a base has one
 	"var/lib/dbus/machine-id",   // D-Bus's copy of it
 }
+
+// NeverCopied are the Secrets a clone leaves out even with WithSecrets:
+// the mesh identity (addresses, claim) is one node's on the mesh, and two
+// nodes with one identity would collide until one re-rolled. A clone is a
+// new node on the mesh, whatever else it keeps.
+var NeverCopied = []string{"var/lib/byzantium/mesh"}
 
 // Options configures a clone. The zero value clones the media as it is,
 // every optional module included, with no save.dat.

@@ -387,7 +387,11 @@ func TestCloneModulesAndState(t *testing.T) {
 	}
 	kept := []string{"etc/hostname", "etc/ssh/sshd_config", "var/lib/byzantium/services.json", "root/notes"}
 	secret := []string{"etc/ssh/ssh_host_ed25519_key", "var/lib/byzantium/tls/key.pem", "var/lib/byzantium/auth/users.json",
-		"var/lib/byzantium/node-id", "var/lib/byzantium/mesh/identity"}
+		"var/lib/byzantium/node-id"}
+	// The mesh identity never goes along, not even with the secrets.
+	never := "var/lib/byzantium/mesh/identity.json"
+	os.MkdirAll(filepath.Join(state, filepath.Dir(never)), 0o755)
+	os.WriteFile(filepath.Join(state, never), []byte("{}"), 0o600)
 	for _, withSecrets := range []bool{false, true} {
 		t.Run(fmt.Sprint("secrets=", withSecrets), func(t *testing.T) {
 			img := filepath.Join(t.TempDir(), "clone.img")
@@ -416,6 +420,9 @@ func TestCloneModulesAndState(t *testing.T) {
 				if strings.Contains(string(out), "/"+f+"\n") != withSecrets {
 					t.Errorf("%s in the state module: %v, with secrets: %v", f, !withSecrets, withSecrets)
 				}
+			}
+			if strings.Contains(string(out), "/"+never+"\n") {
+				t.Errorf("%s went along (with secrets: %v)", never, withSecrets)
 			}
 		})
 	}

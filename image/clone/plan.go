@@ -298,7 +298,7 @@ func (p *Plan) checkSources() error {
 // exclude is what the state module leaves out.
 func (p *Plan) exclude() []string {
 	if p.opts.WithSecrets {
-		return nil
+		return NeverCopied
 	}
 	return Secrets
 }
@@ -495,14 +495,14 @@ func (p *Plan) Print(w io.Writer, targetSize int64) error {
 		fmt.Fprintf(w, "added by hand: %s is not in the source's manifest: it goes along as found, marked \"unlisted\" in the clone's manifest (nothing vouches for it)\n", a)
 	}
 	if p.StateInSaveDat {
-		what := "identity and secrets included"
+		what := "identity and secrets included, but for the mesh identity"
 		if !p.opts.WithSecrets {
 			what = "without " + strings.Join(Secrets, " ")
 		}
 		fmt.Fprintf(w, "the node's changes go inside the encrypted save.dat, in its upper layer (which byz-init stacks on top at boot), %s: nothing of them is written to the stick in the clear\n", what)
 	} else if p.opts.State != "" {
 		if p.opts.WithSecrets {
-			fmt.Fprintf(w, "the node's changes go along as byzantium/modules/%s, identity and secrets included\n", p.stateFile())
+			fmt.Fprintf(w, "the node's changes go along as byzantium/modules/%s, identity and secrets included but for the mesh identity\n", p.stateFile())
 		} else {
 			fmt.Fprintf(w, "the node's changes go along as byzantium/modules/%s, without %s\n", p.stateFile(), strings.Join(Secrets, " "))
 		}
