@@ -49,11 +49,11 @@ type Options struct {
 	// BabeldRunDir is RunDir as babeld sees it, where the launcher runs
 	// it in a root of its own with RunDir bound elsewhere; "" is RunDir.
 	BabeldRunDir string
-	Logf     func(format string, args ...any)
-	Launch   babel.Launcher
-	Babeld   string // babeld's path; "babeld" when empty
-	System   *System
-	ProcSys  string // "/proc/sys" when empty
+	Logf         func(format string, args ...any)
+	Launch       babel.Launcher
+	Babeld       string // babeld's path; "babeld" when empty
+	System       *System
+	ProcSys      string // "/proc/sys" when empty
 	// Wireless says whether an interface is a radio (babeld's type
 	// wireless); nil asks sysfs. The simulator says yes for its veths.
 	Wireless func(name string) bool
@@ -136,10 +136,28 @@ func (m *Manager) Apply(s nodeapi.MeshSettings) error {
 		s.Key = m.settings.Key
 	}
 	s.KeepKey = false
+	// Only what babeld's configuration holds restarts it (a new router
+	// id: routes through this node flap for seconds across the mesh).
+	// Sharing and the Internet check are the gateway's; the interfaces
+	// and the uplink are re-read, and babeld restarts only if the mesh
+	// interfaces change.
+	restart := s.Protocol != m.settings.Protocol || s.Key != m.settings.Key
 	m.settings = s
 	m.mu.Unlock()
-	m.poke()
+	if restart {
+		m.poke()
+	} else {
+		m.linksChanged()
+	}
 	return nil
+}
+
+// linksChanged asks Run to read the interfaces again.
+func (m *Manager) linksChanged() {
+	select {
+	case m.links <- struct{}{}:
+	default:
+	}
 }
 
 func (m *Manager) poke() {
