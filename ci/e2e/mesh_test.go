@@ -43,7 +43,7 @@ func meshUplinkHost(subnet string) string {
 // serves every assertion.
 func TestMeshLine(t *testing.T) {
 	img := genericImages(t)
-	udp := freeUDPPorts(t, 4)
+	udp := qemu.MustFreeUDPPorts(t, 4)
 	// The uplink's host: an HTTP server on the VM host's loopback, which
 	// C's user network reaches as 10.0.30.2.
 	token := fmt.Sprintf("byz-uplink-%d", time.Now().UnixNano())
@@ -263,18 +263,4 @@ func hasRoute(m nodeapi.Mesh, addr string) bool {
 		}
 	}
 	return false
-}
-
-// freeUDPPorts returns n UDP ports free on 127.0.0.1 just now.
-func freeUDPPorts(t testing.TB, n int) []int {
-	var ports []int
-	for range n {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
-	}
-	return ports
 }

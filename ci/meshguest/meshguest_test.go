@@ -20,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -319,7 +318,7 @@ func linkMAC(node, link int) string { return fmt.Sprintf("52:54:00:99:%02x:%02x"
 func TestBatadv(t *testing.T) {
 	in := prepare(t)
 	initrd := in.initrd(t, "batadv.cpio", []string{"virtio_pci", "virtio_net", "batman_adv"}, nil)
-	ports := freeUDPPorts(t, 4)
+	ports := qemu.MustFreeUDPPorts(t, 4)
 	ab1 := qemu.Link{ID: "ab", Local: ports[0], Peer: ports[1], MAC: linkMAC(1, 1)}
 	ab2 := qemu.Link{ID: "ab", Local: ports[1], Peer: ports[0], MAC: linkMAC(2, 1)}
 	bc2 := qemu.Link{ID: "bc", Local: ports[2], Peer: ports[3], MAC: linkMAC(2, 2)}
@@ -390,18 +389,4 @@ func repoRoot(t testing.TB) string {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
 	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
-// freeUDPPorts returns n UDP ports free on 127.0.0.1 just now.
-func freeUDPPorts(t testing.TB, n int) []int {
-	var ports []int
-	for range n {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
-	}
-	return ports
 }

@@ -365,3 +365,27 @@ func parseForward(f string) (host, guest int, err error) {
 
 // driveFile escapes a path for -drive, where a comma separates options.
 func driveFile(p string) string { return strings.ReplaceAll(p, ",", ",,") }
+
+// FreeUDPPorts returns n distinct UDP ports free on 127.0.0.1 just now,
+// for Links' ends.
+func FreeUDPPorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("qemu: a free UDP port: %w", err)
+		}
+		defer c.Close()
+		ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
+	}
+	return ports, nil
+}
+
+// MustFreeUDPPorts is FreeUDPPorts for tests: an error fails t.
+func MustFreeUDPPorts(t interface{ Fatal(...any) }, n int) []int {
+	ports, err := FreeUDPPorts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}

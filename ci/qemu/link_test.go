@@ -3,7 +3,6 @@ package qemu_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,7 +76,7 @@ func TestLinkAndMonitor(t *testing.T) {
 		}
 		return p
 	}
-	ports := freeUDPPorts(t, 2)
+	ports := qemu.MustFreeUDPPorts(t, 2)
 	start := func(self, peer int, link qemu.Link) *qemu.VM {
 		return qemu.StartT(t, qemu.Config{
 			Options: qemu.Options{Kernel: vmlinuz, Initrd: initrd(self, peer), Append: "console=ttyS0 panic=-1 quiet",
@@ -116,18 +115,4 @@ func TestLinkAndMonitor(t *testing.T) {
 	if out, err := a.Monitor("set_link nosuch off"); err != nil || out == "" {
 		t.Errorf("set_link on a missing link: %q, %v; want QEMU's complaint", out, err)
 	}
-}
-
-// freeUDPPorts returns n UDP ports free on 127.0.0.1 just now.
-func freeUDPPorts(t testing.TB, n int) []int {
-	var ports []int
-	for range n {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
-	}
-	return ports
 }

@@ -76,32 +76,19 @@ func Network(path string) bool {
 // o.ModDir and loads the matches with their dependencies. It is
 // best-effort: every failure is logged and the boot goes on.
 func Run(o Options) Result {
-	root := o.Root
-	if root == "" {
-		root = "/"
-	}
-	logf := o.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	load := o.Load
-	if load == nil {
-		load = FinitModule
-	}
 	var res Result
-	ix, err := loadModIndex(o.ModDir)
+	l, err := newLoader(o, &res)
 	if err != nil {
-		logf("warning: coldplug: %v (no drivers loaded for the machine's devices)", err)
+		l.logf("warning: coldplug: %v (no drivers loaded for the machine's devices)", err)
 		return res
 	}
+	ix, root := l.ix, l.root
 	sys := filepath.Join(root, "sys")
 	seen := map[string]bool{} // modaliases already matched
-	l := &loader{root: root, modDir: o.ModDir, ix: ix, load: load, logf: logf, res: &res, tried: map[string]bool{},
-		down: map[string]downKind{}}
 	for round := 0; round < rounds; round++ {
 		aliases, err := readModaliases(sys)
 		if err != nil {
-			logf("warning: coldplug: %v", err)
+			l.logf("warning: coldplug: %v", err)
 		}
 		l.progress = false
 		for _, a := range aliases {
@@ -135,6 +122,25 @@ func Run(o Options) Result {
 		}
 	}
 	return res
+}
+
+// newLoader fills in o's defaults and reads the module index; on an
+// error the loader it returns can still log.
+func newLoader(o Options, res *Result) (*loader, error) {
+	l := &loader{root: o.Root, modDir: o.ModDir, load: o.Load, logf: o.Logf, res: res, tried: map[string]bool{},
+		down: map[string]downKind{}}
+	if l.root == "" {
+		l.root = "/"
+	}
+	if l.logf == nil {
+		l.logf = func(string, ...any) {}
+	}
+	if l.load == nil {
+		l.load = FinitModule
+	}
+	var err error
+	l.ix, err = loadModIndex(o.ModDir)
+	return l, err
 }
 
 // loader loads matched modules with what they need, each module once.
@@ -543,27 +549,14 @@ func matchClass(p string, c byte) (ok bool, n int, valid bool) {
 // for a device. A module already in the kernel is skipped; one that is
 // not in o.ModDir is reported in Missing.
 func Load(o Options, names ...string) Result {
-	root := o.Root
-	if root == "" {
-		root = "/"
-	}
-	logf := o.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	load := o.Load
-	if load == nil {
-		load = FinitModule
-	}
 	var res Result
-	ix, err := loadModIndex(o.ModDir)
+	l, err := newLoader(o, &res)
 	if err != nil {
-		logf("warning: coldplug: %v", err)
+		l.logf("warning: coldplug: %v", err)
 		res.Missing = append(res.Missing, names...)
 		return res
 	}
-	l := &loader{root: root, modDir: o.ModDir, ix: ix, load: load, logf: logf, res: &res, tried: map[string]bool{},
-		down: map[string]downKind{}}
+	ix, root := l.ix, l.root
 	for _, n := range names {
 		mods := []string{canonicalModule(n)}
 		if _, ok := ix.deps[mods[0]]; !ok {

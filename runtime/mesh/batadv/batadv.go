@@ -41,14 +41,14 @@ const (
 func newMeshLinkRequest(name, algo string) []byte {
 	ifinfo := make([]byte, unix.SizeofIfInfomsg) // AF_UNSPEC, everything zero
 	var e encoder
-	e.put(iflaIfname, append([]byte(name), 0))
-	e.nested(iflaLinkinfo, func(li *encoder) {
-		li.put(iflaInfoKind, []byte(familyName))
-		li.nested(iflaInfoData, func(d *encoder) {
-			d.put(iflaBatadvAlgoName, append([]byte(algo), 0))
+	e.Put(iflaIfname, append([]byte(name), 0))
+	e.Nested(iflaLinkinfo, func(li *encoder) {
+		li.Put(iflaInfoKind, []byte(familyName))
+		li.Nested(iflaInfoData, func(d *encoder) {
+			d.Put(iflaBatadvAlgoName, append([]byte(algo), 0))
 		})
 	})
-	return append(ifinfo, e.bytes()...)
+	return append(ifinfo, e.Bytes()...)
 }
 
 // CreateMesh creates the batman-adv interface name with the routing

@@ -8,8 +8,8 @@ import (
 
 func littleEndian() bool {
 	var e encoder
-	e.u32(1, 1)
-	return e.b[4] == 1
+	e.U32(1, 1)
+	return e.Bytes()[4] == 1
 }
 
 func unhex(t testing.TB, s string) []byte {

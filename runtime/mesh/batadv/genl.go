@@ -51,17 +51,17 @@ func setMeshAttrs(meshIfindex int, s MeshSettings) ([]byte, error) {
 		return nil, fmt.Errorf("batadv: gateway mode %d: want off, client or server", s.Gateway)
 	}
 	var e encoder
-	e.u32(attrMeshIfindex, uint32(meshIfindex))
-	e.u8(attrGWMode, uint8(s.Gateway))
+	e.U32(attrMeshIfindex, uint32(meshIfindex))
+	e.U8(attrGWMode, uint8(s.Gateway))
 	if s.Gateway == GatewayServer {
 		if s.DownKbit > 0 {
-			e.u32(attrGWBandwidthDown, units100k(s.DownKbit))
+			e.U32(attrGWBandwidthDown, units100k(s.DownKbit))
 		}
 		if s.UpKbit > 0 {
-			e.u32(attrGWBandwidthUp, units100k(s.UpKbit))
+			e.U32(attrGWBandwidthUp, units100k(s.UpKbit))
 		}
 	}
-	return e.bytes(), nil
+	return e.Bytes(), nil
 }
 
 func units100k(kbit uint32) uint32 {
@@ -116,11 +116,11 @@ const dumpTries = 3
 
 func (c *Client) dump(what string, cmd uint8, meshIfindex int) ([][]byte, error) {
 	var e encoder
-	e.u32(attrMeshIfindex, uint32(meshIfindex))
+	e.U32(attrMeshIfindex, uint32(meshIfindex))
 	for try := 1; ; try++ {
 		var msgs [][]byte
 		tooMany := false
-		err := c.request(cmd, unix.NLM_F_DUMP, e.bytes()).ExecuteIter(unix.NETLINK_GENERIC, c.family, func(m []byte) bool {
+		err := c.request(cmd, unix.NLM_F_DUMP, e.Bytes()).ExecuteIter(unix.NETLINK_GENERIC, c.family, func(m []byte) bool {
 			if len(msgs) == maxDumpMessages {
 				tooMany = true
 				return false
@@ -245,8 +245,8 @@ func boundedString(a attr, n int) string {
 // Mesh reads the batman-adv interface's state.
 func (c *Client) Mesh(meshIfindex int) (Mesh, error) {
 	var e encoder
-	e.u32(attrMeshIfindex, uint32(meshIfindex))
-	msgs, err := c.request(cmdGetMesh, 0, e.bytes()).Execute(unix.NETLINK_GENERIC, c.family)
+	e.U32(attrMeshIfindex, uint32(meshIfindex))
+	msgs, err := c.request(cmdGetMesh, 0, e.Bytes()).Execute(unix.NETLINK_GENERIC, c.family)
 	if err != nil {
 		return Mesh{}, fmt.Errorf("batadv: get mesh %d: %w", meshIfindex, err)
 	}

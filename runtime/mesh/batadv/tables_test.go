@@ -19,9 +19,9 @@ var (
 // row builds one dump reply as batman-adv's netlink.c does: genlmsghdr
 // with the dump's command, then the row's attributes.
 func row(cmd uint8, fill func(*encoder)) []byte {
-	e := encoder{b: []byte{cmd, 1, 0, 0}}
-	fill(&e)
-	return e.bytes()
+	e := newEncoder([]byte{cmd, 1, 0, 0})
+	fill(e)
+	return e.Bytes()
 }
 
 // What a node B sees in a line A–B–C under BATMAN_IV: neighbours A and C
@@ -30,25 +30,25 @@ func row(cmd uint8, fill func(*encoder)) []byte {
 func lineDump() (neigh, orig, gws [][]byte) {
 	neigh = [][]byte{
 		row(cmdGetNeighbors, func(e *encoder) {
-			e.put(attrNeighAddress, macA)
-			e.u32(attrHardIfindex, 3)
-			e.u32(attrLastSeenMsecs, 240)
+			e.Put(attrNeighAddress, macA)
+			e.U32(attrHardIfindex, 3)
+			e.U32(attrLastSeenMsecs, 240)
 		}),
 		row(cmdGetNeighbors, func(e *encoder) {
-			e.put(attrNeighAddress, macC)
-			e.u32(attrHardIfindex, 4)
-			e.u32(attrLastSeenMsecs, 1020)
+			e.Put(attrNeighAddress, macC)
+			e.U32(attrHardIfindex, 4)
+			e.U32(attrLastSeenMsecs, 1020)
 		}),
 	}
 	origRow := func(o, n net.HardwareAddr, ifindex uint32, tq uint8, best bool) []byte {
 		return row(cmdGetOriginators, func(e *encoder) {
-			e.put(attrOrigAddress, o)
-			e.put(attrNeighAddress, n)
-			e.u32(attrHardIfindex, ifindex)
-			e.u32(attrLastSeenMsecs, 500)
-			e.u8(attrTQ, tq)
+			e.Put(attrOrigAddress, o)
+			e.Put(attrNeighAddress, n)
+			e.U32(attrHardIfindex, ifindex)
+			e.U32(attrLastSeenMsecs, 500)
+			e.U8(attrTQ, tq)
 			if best {
-				e.flag(attrFlagBest)
+				e.Flag(attrFlagBest)
 			}
 		})
 	}
@@ -59,13 +59,13 @@ func lineDump() (neigh, orig, gws [][]byte) {
 	}
 	gws = [][]byte{
 		row(cmdGetGateways, func(e *encoder) {
-			e.put(attrOrigAddress, macC)
-			e.u8(attrTQ, 230)
-			e.put(attrRouter, macC)
-			e.put(attrHardIfname, []byte("eth2\x00"))
-			e.u32(attrBandwidthDown, 100)
-			e.u32(attrBandwidthUp, 20)
-			e.flag(attrFlagBest)
+			e.Put(attrOrigAddress, macC)
+			e.U8(attrTQ, 230)
+			e.Put(attrRouter, macC)
+			e.Put(attrHardIfname, []byte("eth2\x00"))
+			e.U32(attrBandwidthDown, 100)
+			e.U32(attrBandwidthUp, 20)
+			e.Flag(attrFlagBest)
 		}),
 	}
 	return
@@ -157,14 +157,14 @@ func TestParseTablesRefuse(t *testing.T) {
 	}{
 		{"short header", parseN, []byte{9, 1}, "shorter than a genl header"},
 		{"wrong command", parseN, row(cmdGetOriginators, func(e *encoder) {}), "command 8, want 9"},
-		{"neighbour without address", parseN, row(cmdGetNeighbors, func(e *encoder) { e.u32(attrHardIfindex, 3) }), "no neighbour address"},
-		{"MAC of 5 bytes", parseN, row(cmdGetNeighbors, func(e *encoder) { e.put(attrNeighAddress, macA[:5]) }), "5 bytes for a MAC"},
-		{"MAC of 8 bytes", parseO, row(cmdGetOriginators, func(e *encoder) { e.put(attrOrigAddress, append(macA, 1, 2)) }), "8 bytes for a MAC"},
-		{"originator without next hop", parseO, row(cmdGetOriginators, func(e *encoder) { e.put(attrOrigAddress, macA) }), "no originator or next hop"},
-		{"empty TQ", parseO, row(cmdGetOriginators, func(e *encoder) { e.put(attrTQ, nil) }), "empty u8"},
-		{"short u32", parseN, row(cmdGetNeighbors, func(e *encoder) { e.put(attrHardIfindex, []byte{1, 2}) }), "for a u32"},
-		{"long ifname", parseG, row(cmdGetGateways, func(e *encoder) { e.put(attrHardIfname, []byte(strings.Repeat("x", 40))) }), "hard interface name of 40 bytes"},
-		{"gateway without router", parseG, row(cmdGetGateways, func(e *encoder) { e.put(attrOrigAddress, macA) }), "no gateway or router"},
+		{"neighbour without address", parseN, row(cmdGetNeighbors, func(e *encoder) { e.U32(attrHardIfindex, 3) }), "no neighbour address"},
+		{"MAC of 5 bytes", parseN, row(cmdGetNeighbors, func(e *encoder) { e.Put(attrNeighAddress, macA[:5]) }), "5 bytes for a MAC"},
+		{"MAC of 8 bytes", parseO, row(cmdGetOriginators, func(e *encoder) { e.Put(attrOrigAddress, append(macA, 1, 2)) }), "8 bytes for a MAC"},
+		{"originator without next hop", parseO, row(cmdGetOriginators, func(e *encoder) { e.Put(attrOrigAddress, macA) }), "no originator or next hop"},
+		{"empty TQ", parseO, row(cmdGetOriginators, func(e *encoder) { e.Put(attrTQ, nil) }), "empty u8"},
+		{"short u32", parseN, row(cmdGetNeighbors, func(e *encoder) { e.Put(attrHardIfindex, []byte{1, 2}) }), "for a u32"},
+		{"long ifname", parseG, row(cmdGetGateways, func(e *encoder) { e.Put(attrHardIfname, []byte(strings.Repeat("x", 40))) }), "hard interface name of 40 bytes"},
+		{"gateway without router", parseG, row(cmdGetGateways, func(e *encoder) { e.Put(attrOrigAddress, macA) }), "no gateway or router"},
 		{"attribute past the end", parseG, append([]byte{cmdGetGateways, 1, 0, 0}, 0x40, 0, 9, 0), "malformed"},
 	}
 	for _, tt := range tests {
@@ -177,9 +177,9 @@ func TestParseTablesRefuse(t *testing.T) {
 	}
 	// Bandwidth near the top of u32 saturates instead of wrapping.
 	gw := row(cmdGetGateways, func(e *encoder) {
-		e.put(attrOrigAddress, macA)
-		e.put(attrRouter, macA)
-		e.u32(attrBandwidthDown, 0xffffffff)
+		e.Put(attrOrigAddress, macA)
+		e.Put(attrRouter, macA)
+		e.U32(attrBandwidthDown, 0xffffffff)
 	})
 	g, err := ParseGateways([][]byte{gw})
 	if err != nil || g[0].DownKbit != 0xffffffff {
@@ -227,17 +227,17 @@ func FuzzParseTables(f *testing.F) {
 
 func TestParseMesh(t *testing.T) {
 	msg := row(cmdGetMesh, func(e *encoder) {
-		e.put(attrVersion, []byte("2022.3\x00"))
-		e.put(attrAlgoName, []byte("BATMAN_IV\x00"))
-		e.u32(attrMeshIfindex, 9)
-		e.put(attrMeshIfname, []byte("bat0\x00"))
-		e.put(attrMeshAddress, macB)
-		e.u32(attrHardIfindex, 2)
-		e.put(attrHardIfname, []byte("eth0\x00"))
-		e.put(attrHardAddress, macA)
-		e.u8(attrGWMode, uint8(GatewayServer))
-		e.u32(attrGWBandwidthDown, 100)
-		e.u32(attrGWBandwidthUp, 20)
+		e.Put(attrVersion, []byte("2022.3\x00"))
+		e.Put(attrAlgoName, []byte("BATMAN_IV\x00"))
+		e.U32(attrMeshIfindex, 9)
+		e.Put(attrMeshIfname, []byte("bat0\x00"))
+		e.Put(attrMeshAddress, macB)
+		e.U32(attrHardIfindex, 2)
+		e.Put(attrHardIfname, []byte("eth0\x00"))
+		e.Put(attrHardAddress, macA)
+		e.U8(attrGWMode, uint8(GatewayServer))
+		e.U32(attrGWBandwidthDown, 100)
+		e.U32(attrGWBandwidthUp, 20)
 	})
 	got, err := ParseMesh(msg)
 	if err != nil {
@@ -250,12 +250,12 @@ func TestParseMesh(t *testing.T) {
 	if got.Gateway.String() != "server" || GatewayMode(7).String() != "gw_mode(7)" {
 		t.Errorf("GatewayMode strings: %s, %s", got.Gateway, GatewayMode(7))
 	}
-	if _, err := ParseMesh(row(cmdGetMesh, func(e *encoder) { e.u8(attrGWMode, 1) })); err == nil || !strings.Contains(err.Error(), "no routing algorithm") {
+	if _, err := ParseMesh(row(cmdGetMesh, func(e *encoder) { e.U8(attrGWMode, 1) })); err == nil || !strings.Contains(err.Error(), "no routing algorithm") {
 		t.Errorf("no algorithm: %v", err)
 	}
 	long := row(cmdGetMesh, func(e *encoder) {
-		e.put(attrAlgoName, []byte(strings.Repeat("A", 100)))
-		e.put(attrMeshIfname, []byte(strings.Repeat("b", 100)))
+		e.Put(attrAlgoName, []byte(strings.Repeat("A", 100)))
+		e.Put(attrMeshIfname, []byte(strings.Repeat("b", 100)))
 	})
 	if got, err := ParseMesh(long); err != nil || len(got.Algo) != 32 || len(got.Ifname) != maxIfname {
 		t.Errorf("long strings: %+v, %v", got, err)

@@ -7,17 +7,17 @@ import (
 
 func scanMsg(bssid []byte, mhz uint32, status int) []byte {
 	var e encoder
-	e.u32(attrIfindex, 4)
-	e.nested(attrBSS, func(b *encoder) {
+	e.U32(attrIfindex, 4)
+	e.Nested(attrBSS, func(b *encoder) {
 		if bssid != nil {
-			b.put(bssBSSID, bssid)
+			b.Put(bssBSSID, bssid)
 		}
-		b.u32(bssFrequency, mhz)
+		b.U32(bssFrequency, mhz)
 		if status >= 0 {
-			b.u32(bssStatus, uint32(status))
+			b.U32(bssStatus, uint32(status))
 		}
 	})
-	return append([]byte{cmdNewScanResults, 1, 0, 0}, e.bytes()...)
+	return append([]byte{cmdNewScanResults, 1, 0, 0}, e.Bytes()...)
 }
 
 func TestParseJoinedCell(t *testing.T) {

@@ -180,19 +180,19 @@ var (
 // message when it runs out of room), and the ext features last.
 func (f wiphyFixture) messages(wiphy uint32) [][]byte {
 	head := func(e *encoder) {
-		e.u32(attrWiphy, wiphy)
-		e.put(attrWiphyName, append([]byte(f.name), 0))
+		e.U32(attrWiphy, wiphy)
+		e.Put(attrWiphyName, append([]byte(f.name), 0))
 	}
 	msg := func(fill func(*encoder)) []byte {
-		e := encoder{b: []byte{cmdNewWiphy, 1, 0, 0}}
-		head(&e)
-		fill(&e)
-		return e.bytes()
+		e := newEncoder([]byte{cmdNewWiphy, 1, 0, 0})
+		head(e)
+		fill(e)
+		return e.Bytes()
 	}
 	iftypeNest := func(e *encoder, typ uint16, types []int) {
-		e.nested(typ, func(n *encoder) {
+		e.Nested(typ, func(n *encoder) {
 			for _, t := range types {
-				n.flag(uint16(t))
+				n.Flag(uint16(t))
 			}
 		})
 	}
@@ -202,25 +202,25 @@ func (f wiphyFixture) messages(wiphy uint32) [][]byte {
 		if f.software != nil {
 			iftypeNest(e, attrSoftwareIftypes, f.software)
 		}
-		e.u32(attrFeatureFlags, f.features)
+		e.U32(attrFeatureFlags, f.features)
 		if f.extra != nil {
 			f.extra(e)
 		}
 	}))
 	out = append(out, msg(func(e *encoder) {
-		e.nested(attrInterfaceCombinations, func(cs *encoder) {
+		e.Nested(attrInterfaceCombinations, func(cs *encoder) {
 			for i, c := range f.combos {
-				cs.nested(uint16(i+1), func(ce *encoder) {
-					ce.nested(combLimits, func(ls *encoder) {
+				cs.Nested(uint16(i+1), func(ce *encoder) {
+					ce.Nested(combLimits, func(ls *encoder) {
 						for j, l := range c.Limits {
-							ls.nested(uint16(j+1), func(le *encoder) {
-								le.u32(limitMax, uint32(l.Max))
+							ls.Nested(uint16(j+1), func(le *encoder) {
+								le.U32(limitMax, uint32(l.Max))
 								iftypeNest(le, limitTypes, l.Types)
 							})
 						}
 					})
-					ce.u32(combMaxNum, uint32(c.MaxInterfaces))
-					ce.u32(combNumChannels, uint32(c.NumChannels))
+					ce.U32(combMaxNum, uint32(c.MaxInterfaces))
+					ce.U32(combNumChannels, uint32(c.NumChannels))
 				})
 			}
 		})
@@ -229,20 +229,20 @@ func (f wiphyFixture) messages(wiphy uint32) [][]byte {
 		for start := 0; start < len(fs); start += f.split {
 			chunk := fs[start:min(start+f.split, len(fs))]
 			out = append(out, msg(func(e *encoder) {
-				e.nested(attrWiphyBands, func(bs *encoder) {
-					bs.nested(uint16(band), func(be *encoder) {
-						be.nested(bandAttrFreqs, func(fe *encoder) {
+				e.Nested(attrWiphyBands, func(bs *encoder) {
+					bs.Nested(uint16(band), func(be *encoder) {
+						be.Nested(bandAttrFreqs, func(fe *encoder) {
 							for i, fr := range chunk {
-								fe.nested(uint16(start+i), func(x *encoder) {
-									x.u32(freqAttrFreq, uint32(fr.MHz))
+								fe.Nested(uint16(start+i), func(x *encoder) {
+									x.U32(freqAttrFreq, uint32(fr.MHz))
 									if fr.Disabled {
-										x.flag(freqAttrDisabled)
+										x.Flag(freqAttrDisabled)
 									}
 									if fr.NoIR {
-										x.flag(freqAttrNoIR)
+										x.Flag(freqAttrNoIR)
 									}
 									if fr.Radar {
-										x.flag(freqAttrRadar)
+										x.Flag(freqAttrRadar)
 									}
 								})
 							}
@@ -257,7 +257,7 @@ func (f wiphyFixture) messages(wiphy uint32) [][]byte {
 		for _, i := range f.ext {
 			bits[i/8] |= 1 << (i % 8)
 		}
-		e.put(attrExtFeatures, bits)
+		e.Put(attrExtFeatures, bits)
 	}))
 	return out
 }

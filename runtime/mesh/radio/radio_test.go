@@ -201,9 +201,9 @@ func TestParseWiphyDumpRefuses(t *testing.T) {
 func TestParseWiphyDumpBounds(t *testing.T) {
 	var msgs [][]byte
 	for i := 0; i <= maxWiphys; i++ {
-		e := encoder{b: []byte{cmdNewWiphy, 1, 0, 0}}
-		e.u32(attrWiphy, uint32(i))
-		msgs = append(msgs, e.bytes())
+		e := newEncoder([]byte{cmdNewWiphy, 1, 0, 0})
+		e.U32(attrWiphy, uint32(i))
+		msgs = append(msgs, e.Bytes())
 	}
 	if _, err := ParseWiphyDump(msgs); err == nil || !strings.Contains(err.Error(), "more than 64 wiphys") {
 		t.Errorf("%d wiphys: error %v", len(msgs), err)
@@ -317,8 +317,8 @@ func TestIBSSBSSID(t *testing.T) {
 
 func littleEndian() bool {
 	var e encoder
-	e.u32(1, 1)
-	return e.b[4] == 1
+	e.U32(1, 1)
+	return e.Bytes()[4] == 1
 }
 
 func unhex(t testing.TB, s string) []byte {

@@ -26,9 +26,9 @@ const maxDumpMessages = 4096
 
 func setInterfaceAttrs(ifindex, iftype int) []byte {
 	var e encoder
-	e.u32(attrIfindex, uint32(ifindex))
-	e.u32(attrIftype, uint32(iftype))
-	return e.bytes()
+	e.U32(attrIfindex, uint32(ifindex))
+	e.U32(attrIftype, uint32(iftype))
+	return e.Bytes()
 }
 
 // joinMeshAttrs is an open 802.11s mesh on one 20 MHz channel (no HT: the
@@ -37,35 +37,35 @@ func setInterfaceAttrs(ifindex, iftype int) []byte {
 // or batman-adv do, and two routers on one link fight.
 func joinMeshAttrs(ifindex int, meshID string, mhz int) []byte {
 	var e encoder
-	e.u32(attrIfindex, uint32(ifindex))
-	e.put(attrMeshID, []byte(meshID))
-	e.u32(attrWiphyFreq, uint32(mhz))
-	e.u32(attrChannelWidth, chanWidth20NoHT)
-	e.u32(attrCenterFreq1, uint32(mhz))
-	e.nested(attrMeshConfig, func(m *encoder) {
-		m.u8(meshconfForwarding, 0)
+	e.U32(attrIfindex, uint32(ifindex))
+	e.Put(attrMeshID, []byte(meshID))
+	e.U32(attrWiphyFreq, uint32(mhz))
+	e.U32(attrChannelWidth, chanWidth20NoHT)
+	e.U32(attrCenterFreq1, uint32(mhz))
+	e.Nested(attrMeshConfig, func(m *encoder) {
+		m.U8(meshconfForwarding, 0)
 	})
-	return e.bytes()
+	return e.Bytes()
 }
 
 // joinIBSSAttrs is an ad-hoc cell with a fixed BSSID on a fixed channel
 // (NL80211_ATTR_FREQ_FIXED: do not wander to another cell's channel).
 func joinIBSSAttrs(ifindex int, ssid string, mhz int, bssid net.HardwareAddr) []byte {
 	var e encoder
-	e.u32(attrIfindex, uint32(ifindex))
-	e.put(attrSSID, []byte(ssid))
-	e.u32(attrWiphyFreq, uint32(mhz))
-	e.u32(attrChannelWidth, chanWidth20NoHT)
-	e.u32(attrCenterFreq1, uint32(mhz))
-	e.put(attrMAC, bssid)
-	e.flag(attrFreqFixed)
-	return e.bytes()
+	e.U32(attrIfindex, uint32(ifindex))
+	e.Put(attrSSID, []byte(ssid))
+	e.U32(attrWiphyFreq, uint32(mhz))
+	e.U32(attrChannelWidth, chanWidth20NoHT)
+	e.U32(attrCenterFreq1, uint32(mhz))
+	e.Put(attrMAC, bssid)
+	e.Flag(attrFreqFixed)
+	return e.Bytes()
 }
 
 func ifindexAttrs(ifindex int) []byte {
 	var e encoder
-	e.u32(attrIfindex, uint32(ifindex))
-	return e.bytes()
+	e.U32(attrIfindex, uint32(ifindex))
+	return e.Bytes()
 }
 
 // Client talks nl80211.
@@ -134,8 +134,8 @@ func (c *Client) dump(what string, cmd uint8, attrs []byte) ([][]byte, error) {
 // size). Driver is filled from sysfs under sysRoot ("" for /).
 func (c *Client) Wiphys(sysRoot string) ([]Capabilities, error) {
 	var e encoder
-	e.flag(attrSplitWiphyDump)
-	msgs, err := c.dump("get wiphy", cmdGetWiphy, e.bytes())
+	e.Flag(attrSplitWiphyDump)
+	msgs, err := c.dump("get wiphy", cmdGetWiphy, e.Bytes())
 	if err != nil {
 		return nil, err
 	}

@@ -10,26 +10,26 @@ import (
 // sends it.
 func stationMsg(cmd uint8, mac []byte, info func(*encoder)) []byte {
 	var e encoder
-	e.u32(attrIfindex, 4)
+	e.U32(attrIfindex, 4)
 	if mac != nil {
-		e.put(attrMAC, mac)
+		e.Put(attrMAC, mac)
 	}
-	e.u32(46, 9) // NL80211_ATTR_GENERATION, ignored
+	e.U32(46, 9) // NL80211_ATTR_GENERATION, ignored
 	if info != nil {
-		e.nested(attrStaInfo, info)
+		e.Nested(attrStaInfo, info)
 	}
-	return append([]byte{cmd, 1, 0, 0}, e.bytes()...)
+	return append([]byte{cmd, 1, 0, 0}, e.Bytes()...)
 }
 
 func TestParseStationDump(t *testing.T) {
 	peer := []byte{0x02, 0, 0, 0, 0x01, 0}
 	full := stationMsg(cmdNewStation, peer, func(i *encoder) {
-		i.u32(staInfoInactiveTime, 1500)
-		i.u8(staInfoPlinkState, PlinkEstab)
-		i.u8(staInfoSignal, 0xd6) // -42 dBm
+		i.U32(staInfoInactiveTime, 1500)
+		i.U8(staInfoPlinkState, PlinkEstab)
+		i.U8(staInfoSignal, 0xd6) // -42 dBm
 	})
 	ibss := stationMsg(cmdNewStation, []byte{0x02, 0, 0, 0, 0x02, 0}, func(i *encoder) {
-		i.u32(staInfoInactiveTime, 20)
+		i.U32(staInfoInactiveTime, 20)
 	})
 	tests := []struct {
 		name    string
@@ -44,8 +44,8 @@ func TestParseStationDump(t *testing.T) {
 			HasPlink: true, Inactive: 1500 * time.Millisecond, SignalDBm: -42, HasSignal: true}}, ""},
 		{"no MAC", [][]byte{stationMsg(cmdNewStation, nil, nil)}, nil, "no NL80211_ATTR_MAC"},
 		{"short MAC", [][]byte{stationMsg(cmdNewStation, []byte{1, 2, 3}, nil)}, nil, "MAC of 3 bytes"},
-		{"short inactive time", [][]byte{stationMsg(cmdNewStation, peer, func(i *encoder) { i.u8(staInfoInactiveTime, 1) })}, nil, "bytes for a u32"},
-		{"empty plink", [][]byte{stationMsg(cmdNewStation, peer, func(i *encoder) { i.put(staInfoPlinkState, nil) })}, nil, "empty plink"},
+		{"short inactive time", [][]byte{stationMsg(cmdNewStation, peer, func(i *encoder) { i.U8(staInfoInactiveTime, 1) })}, nil, "bytes for a u32"},
+		{"empty plink", [][]byte{stationMsg(cmdNewStation, peer, func(i *encoder) { i.Put(staInfoPlinkState, nil) })}, nil, "empty plink"},
 		{"truncated header", [][]byte{{cmdNewStation, 1}}, nil, "shorter than a genl header"},
 		{"truncated attribute", [][]byte{append(stationMsg(cmdNewStation, peer, nil), 0x20, 0, 1)}, nil, "trailing bytes"},
 	}
@@ -89,14 +89,14 @@ func TestParseStationDumpBounded(t *testing.T) {
 func TestParseMeshConfig(t *testing.T) {
 	conf := func(fwd []byte) []byte {
 		var e encoder
-		e.u32(attrIfindex, 4)
-		e.nested(attrMeshConfig, func(m *encoder) {
-			m.u32(1, 100) // NL80211_MESHCONF_RETRY_TIMEOUT, ignored
+		e.U32(attrIfindex, 4)
+		e.Nested(attrMeshConfig, func(m *encoder) {
+			m.U32(1, 100) // NL80211_MESHCONF_RETRY_TIMEOUT, ignored
 			if fwd != nil {
-				m.put(meshconfForwarding, fwd)
+				m.Put(meshconfForwarding, fwd)
 			}
 		})
-		return append([]byte{cmdGetMeshConfig, 1, 0, 0}, e.bytes()...)
+		return append([]byte{cmdGetMeshConfig, 1, 0, 0}, e.Bytes()...)
 	}
 	tests := []struct {
 		name    string
