@@ -311,10 +311,13 @@ func bootToHealthzVM(t testing.TB, opts qemu.Options, node string, expect ...str
 	if h.Status != "ok" {
 		t.Errorf("/healthz status %q, want ok", h.Status)
 	}
-	// Anyone may ask /healthz: it names nothing; a login tells the rest.
+	// Anyone may ask /healthz: it names nothing, and says only its status
+	// and whether the node joined a mesh (one word); a login tells the
+	// rest.
 	var public map[string]any
-	if code, body := call(t, pinnedClient(ctx, t, base, fp), "GET", base+"/healthz", nil, nil, &public); code != http.StatusOK || len(public) != 1 {
-		t.Errorf("/healthz tells more than its status: %d %s", code, body)
+	code, body := call(t, pinnedClient(ctx, t, base, fp), "GET", base+"/healthz", nil, nil, &public)
+	if mesh := public["mesh"]; code != http.StatusOK || len(public) != 2 || public["status"] != "ok" || (mesh != "joined" && mesh != "alone") {
+		t.Errorf("/healthz tells more than its status and the mesh's word: %d %s", code, body)
 	}
 	st := nodeStatus(ctx, t, base, fp, e2ePassword)
 	if st.Node != node {
