@@ -1,6 +1,7 @@
 package batadv
 
 import (
+	"byzantium/runtime/mesh/internal/nlattr"
 	"errors"
 	"fmt"
 	"net"
@@ -87,10 +88,7 @@ func Open() (*Client, error) {
 }
 
 func (c *Client) request(cmd uint8, flags int, attrs []byte) *nl.NetlinkRequest {
-	req := nl.NewNetlinkRequest(int(c.family), flags)
-	req.AddData(&nl.Genlmsg{Command: cmd, Version: 1})
-	req.AddRawData(attrs)
-	return req
+	return nlattr.Request(c.family, cmd, flags, attrs)
 }
 
 // SetMesh applies the gateway settings to the batman-adv interface.
@@ -110,38 +108,21 @@ func (c *Client) SetMesh(meshIfindex int, s MeshSettings) error {
 // past anything a field mesh runs.
 const maxDumpMessages = 8192
 
-// dumpTries bounds the retries of a dump the kernel marks interrupted
-// (NLM_F_DUMP_INTR: the table changed under it).
-const dumpTries = 3
-
 func (c *Client) dump(what string, cmd uint8, meshIfindex int) ([][]byte, error) {
 	var e encoder
 	e.U32(attrMeshIfindex, uint32(meshIfindex))
-	for try := 1; ; try++ {
-		var msgs [][]byte
-		tooMany := false
-		err := c.request(cmd, unix.NLM_F_DUMP, e.Bytes()).ExecuteIter(unix.NETLINK_GENERIC, c.family, func(m []byte) bool {
-			if len(msgs) == maxDumpMessages {
-				tooMany = true
-				return false
-			}
-			msgs = append(msgs, m)
-			return true
-		})
-		switch {
-		case errors.Is(err, nl.ErrDumpInterrupted) && try < dumpTries:
-			continue
-		case errors.Is(err, syscall.ENOENT):
-			// batadv answers ENOENT while the mesh has no active hard
-			// interface.
-			return nil, fmt.Errorf("batadv: %s of %d: no active hard interface yet: %w", what, meshIfindex, err)
-		case err != nil:
-			return nil, fmt.Errorf("batadv: %s of %d: %w", what, meshIfindex, err)
-		case tooMany:
-			return nil, fmt.Errorf("batadv: %s of %d: more than %d entries", what, meshIfindex, maxDumpMessages)
-		}
-		return msgs, nil
+	msgs, err := nlattr.Dump(c.family, cmd, e.Bytes(), maxDumpMessages)
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		// batadv answers ENOENT while the mesh has no active hard
+		// interface.
+		return nil, fmt.Errorf("batadv: %s of %d: no active hard interface yet: %w", what, meshIfindex, err)
+	case errors.Is(err, nlattr.ErrTooMany):
+		return nil, fmt.Errorf("batadv: %s of %d: more than %d entries", what, meshIfindex, maxDumpMessages)
+	case err != nil:
+		return nil, fmt.Errorf("batadv: %s of %d: %w", what, meshIfindex, err)
 	}
+	return msgs, nil
 }
 
 // Neighbours dumps the single-hop neighbours (BATADV_CMD_GET_NEIGHBORS).

@@ -1,6 +1,7 @@
 package radio
 
 import (
+	"byzantium/runtime/mesh/internal/nlattr"
 	"errors"
 	"fmt"
 	"net"
@@ -86,10 +87,7 @@ func Open() (*Client, error) {
 }
 
 func (c *Client) request(cmd uint8, flags int, attrs []byte) *nl.NetlinkRequest {
-	req := nl.NewNetlinkRequest(int(c.family), flags)
-	req.AddData(&nl.Genlmsg{Command: cmd, Version: 1})
-	req.AddRawData(attrs)
-	return req
+	return nlattr.Request(c.family, cmd, flags, attrs)
 }
 
 // do sends a command and waits for the kernel's acknowledgement.
@@ -101,32 +99,15 @@ func (c *Client) do(what string, cmd uint8, attrs []byte) error {
 	return nil
 }
 
-// dumpTries bounds the retries of a dump the kernel marks interrupted
-// (NLM_F_DUMP_INTR: the table changed under it, say a radio plugged in).
-const dumpTries = 3
-
 func (c *Client) dump(what string, cmd uint8, attrs []byte) ([][]byte, error) {
-	for try := 1; ; try++ {
-		var msgs [][]byte
-		tooMany := false
-		err := c.request(cmd, unix.NLM_F_DUMP, attrs).ExecuteIter(unix.NETLINK_GENERIC, c.family, func(m []byte) bool {
-			if len(msgs) == maxDumpMessages {
-				tooMany = true
-				return false
-			}
-			msgs = append(msgs, m)
-			return true
-		})
-		switch {
-		case errors.Is(err, nl.ErrDumpInterrupted) && try < dumpTries:
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("nl80211 %s: %w", what, err)
-		case tooMany:
-			return nil, fmt.Errorf("nl80211 %s: more than %d messages", what, maxDumpMessages)
-		}
-		return msgs, nil
+	msgs, err := nlattr.Dump(c.family, cmd, attrs, maxDumpMessages)
+	switch {
+	case errors.Is(err, nlattr.ErrTooMany):
+		return nil, fmt.Errorf("nl80211 %s: more than %d messages", what, maxDumpMessages)
+	case err != nil:
+		return nil, fmt.Errorf("nl80211 %s: %w", what, err)
 	}
+	return msgs, nil
 }
 
 // Wiphys reads every radio's capabilities with a split dump (the only way

@@ -1,7 +1,8 @@
 // Package nlattr reads and writes netlink attributes (struct nlattr in
 // linux/netlink.h) for the mesh's generic netlink clients (radio's
 // nl80211, batadv's batman-adv): bounded, so a message from the kernel
-// or a test's bytes cannot run past their end.
+// or a test's bytes cannot run past their end; and sends their generic
+// netlink requests and dumps (Request, Dump).
 package nlattr
 
 import (
