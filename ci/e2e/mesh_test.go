@@ -35,11 +35,13 @@ func meshUplinkHost(subnet string) string {
 }
 
 // TestMeshLine boots three default-image nodes linked in a line A–B–C by
-// point-to-point links on 127.0.0.1 and checks that they mesh with the
-// real babeld: A reaches C through B by C's mesh address; C shares its
-// uplink and A reaches the uplink's host through C; C's uplink is cut
-// and A's default route goes; B is stopped and A loses C; B boots again
-// (fresh, no persistence) and the mesh heals. One boot of three nodes
+// point-to-point links on 127.0.0.1 and checks that they mesh, first with
+// the real babeld, then with batman-adv, switched at run time through the
+// API: A reaches C through B by C's mesh address; C shares its uplink and
+// A reaches the uplink's host through C; C's uplink is cut and A's
+// default route goes; B is stopped and A loses C; B boots again (fresh,
+// no persistence) and the mesh heals. Last, both together (babeld over
+// the batman-adv cloud): A reaches C again. One boot of three nodes
 // serves every assertion.
 func TestMeshLine(t *testing.T) {
 	img := genericImages(t)
@@ -124,7 +126,46 @@ func TestMeshLine(t *testing.T) {
 		t.Errorf("A shares an uplink it cannot get out of: %+v", am.Gateway)
 	}
 
-	// C's uplink is cut: C withdraws its default route, A's goes.
+	cutUplink(ctx, t, a, c)
+	loseAndHeal(ctx, t, a, b, c, ca.IPv4, "")
+
+	// batman-adv, switched at run time on every node.
+	switched := time.Now()
+	for _, n := range nodes {
+		setProtocol(t, n, nodeapi.MeshBatman)
+	}
+	am = waitMesh(ctx, t, a, "A reaches C over batman-adv", func(m nodeapi.Mesh) bool {
+		return m.Protocol == nodeapi.MeshBatman && hasRoute(m, ca.IPv4)
+	})
+	t.Logf("batman-adv: the switch to A's route to C: %v (%s)", time.Since(switched).Round(time.Second), am.Summary)
+	if !am.Joined || am.Engine != "running" || !hasCloud(am) {
+		t.Errorf("A on batman-adv: joined %v, engine %q, interfaces %+v: want joined, running, bat0", am.Joined, am.Engine, am.Interfaces)
+	}
+	a.reach(ctx, t, c, ca.IPv4)
+	am = waitMesh(ctx, t, a, "A uses C as its batman-adv gateway", func(m nodeapi.Mesh) bool { return strings.HasPrefix(m.Gateway.InUse, ca.IPv4+" ") })
+	a.console(ctx, t, fmt.Sprintf(`ip -4 route; printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 10 %s %d`, meshUplinkHost("10.0.30.0/24"), hostPort), token)
+	cutUplink(ctx, t, a, c)
+	loseAndHeal(ctx, t, a, b, c, ca.IPv4, nodeapi.MeshBatman)
+
+	// Both: babeld over the batman-adv cloud.
+	switched = time.Now()
+	for _, n := range nodes {
+		setProtocol(t, n, nodeapi.MeshBoth)
+	}
+	am = waitMesh(ctx, t, a, "A reaches C with babeld over batman-adv", func(m nodeapi.Mesh) bool {
+		return m.Protocol == nodeapi.MeshBoth && hasRouteOn(m, ca.IPv4, "bat0")
+	})
+	t.Logf("both: the switch to A's route to C over bat0: %v (%s)", time.Since(switched).Round(time.Second), am.Summary)
+	if !am.Joined || !hasCloud(am) {
+		t.Errorf("A on both: joined %v, interfaces %+v: want joined, bat0", am.Joined, am.Interfaces)
+	}
+	a.reach(ctx, t, c, ca.IPv4)
+}
+
+// cutUplink cuts C's uplink (QEMU's set_link): C withdraws its default
+// route and A's goes. Then it restores it and waits for C to share again.
+func cutUplink(ctx context.Context, t *testing.T, a, c *meshNode) {
+	t.Helper()
 	if out, err := c.vm.Monitor("set_link up off"); err != nil || out != "" {
 		t.Fatalf("C: set_link up off: %q %v", out, err)
 	}
@@ -133,19 +174,65 @@ func TestMeshLine(t *testing.T) {
 	// network. A tells.
 	waitMesh(ctx, t, a, "A's mesh default route goes", func(m nodeapi.Mesh) bool { return m.Gateway.InUse == "" })
 	t.Logf("C's uplink cut to A's default route gone: %v", time.Since(cut).Round(time.Second))
+	if out, err := c.vm.Monitor("set_link up on"); err != nil || out != "" {
+		t.Fatalf("C: set_link up on: %q %v", out, err)
+	}
+	waitMesh(ctx, t, c, "C shares its uplink again", func(m nodeapi.Mesh) bool { return m.Gateway.Sharing })
+}
 
-	// B goes away: A loses C. B boots again without persistence (a new
-	// router id): the mesh heals.
+// loseAndHeal stops B: A loses C. B boots again without persistence (a
+// new router id, the spec's protocol), is switched to proto when that is
+// not "", and the mesh heals.
+func loseAndHeal(ctx context.Context, t *testing.T, a, b, c *meshNode, caIPv4, proto string) {
+	t.Helper()
 	b.vm.Kill()
 	gone := time.Now()
-	waitMesh(ctx, t, a, "A loses C with B gone", func(m nodeapi.Mesh) bool { return !hasRoute(m, ca.IPv4) })
+	waitMesh(ctx, t, a, "A loses C with B gone", func(m nodeapi.Mesh) bool { return !hasRoute(m, caIPv4) })
 	t.Logf("B stopped to C gone from A's routes: %v", time.Since(gone).Round(time.Second))
 	b.start(t)
 	b.serve(ctx, t)
+	if proto != "" {
+		setProtocol(t, b, proto)
+	}
 	back := time.Now()
-	am = waitMesh(ctx, t, a, "A reaches C again through the rebooted B", func(m nodeapi.Mesh) bool { return hasRoute(m, ca.IPv4) })
+	am := waitMesh(ctx, t, a, "A reaches C again through the rebooted B", func(m nodeapi.Mesh) bool { return hasRoute(m, caIPv4) })
 	t.Logf("B's byzd serving again to A reaching C: %v (%s)", time.Since(back).Round(time.Second), am.Summary)
-	a.reach(ctx, t, c, ca.IPv4)
+	a.reach(ctx, t, c, caIPv4)
+}
+
+// setProtocol switches a node's mesh protocol through the API, keeping
+// its other settings.
+func setProtocol(t *testing.T, n *meshNode, proto string) {
+	t.Helper()
+	var set nodeapi.MeshSettings
+	if code, body := call(t, n.c, "GET", n.base+nodeapi.MeshSettingsPath, nil, n.auth, &set); code != http.StatusOK {
+		t.Fatalf("%s: GET %s: %d %s", n.name, nodeapi.MeshSettingsPath, code, body)
+	}
+	set.Protocol, set.KeepKey = proto, true
+	body, _ := json.Marshal(set)
+	if code, out := call(t, n.c, "PUT", n.base+nodeapi.MeshSettingsPath, strings.NewReader(string(body)), n.auth, nil); code != http.StatusOK {
+		t.Fatalf("%s: PUT %s protocol %s: %d %s", n.name, nodeapi.MeshSettingsPath, proto, code, out)
+	}
+}
+
+// hasCloud reports whether m lists batman-adv's soft interface, meshing.
+func hasCloud(m nodeapi.Mesh) bool {
+	for _, i := range m.Interfaces {
+		if i.Name == "bat0" && i.Kind == "batman-adv" && i.Meshing {
+			return true
+		}
+	}
+	return false
+}
+
+// hasRouteOn is hasRoute through one interface.
+func hasRouteOn(m nodeapi.Mesh, addr, iface string) bool {
+	for _, r := range m.Routes {
+		if r.Installed && r.Interface == iface && (r.Prefix == addr+"/32" || r.Prefix == addr+"/128") {
+			return true
+		}
+	}
+	return false
 }
 
 // reach asks, on n's console, the node to's byzd for its status through

@@ -29,8 +29,8 @@ const (
 	GatewayProto = babel.RouteProto
 )
 
-// Engine is a routing protocol's engine: babeld (built in) or batman-adv
-// (plugged in through Options.Batman).
+// Engine is a routing protocol's engine: babeld (built in, through
+// babel.Supervisor) or batman-adv (plugged in as Options.Batman).
 type Engine interface {
 	// Start brings the engine up on the interfaces; it is called again
 	// with new interfaces or settings.
@@ -57,7 +57,9 @@ type Options struct {
 	// Wireless says whether an interface is a radio (babeld's type
 	// wireless); nil asks sysfs. The simulator says yes for its veths.
 	Wireless func(name string) bool
-	Batman   Engine
+	// Batman is batman-adv's engine; nil refuses the protocols batman-adv
+	// and both.
+	Batman BatmanEngine
 	// Gateway fills in Mesh.Gateway's sharing side (runtime/mesh/gateway).
 	Gateway func(g *nodeapi.MeshGateway)
 }
@@ -79,6 +81,19 @@ type Manager struct {
 	sup       *babel.Supervisor
 	kick      chan struct{}
 	links     chan struct{}
+
+	// Run's goroutine alone uses these; it writes batOn, batErr and
+	// batVia under mu, which Status reads.
+	runCtx     context.Context
+	babelStop  func()
+	babelIfs   []babel.Interface // what babeld was last started on (mu)
+	batOn      bool
+	batProto   string
+	batServer  bool
+	batModeSet bool
+	batErr     string
+	batVia     netip.Addr
+	batSnap    nodeapi.Mesh // batman-adv alone: engine, neighbours, routes (mu)
 }
 
 // New makes a Manager with the settings (validated).
@@ -107,7 +122,7 @@ func New(opt Options, s nodeapi.MeshSettings) (*Manager, error) {
 	return &Manager{opt: opt, settings: s, kick: make(chan struct{}, 1), links: make(chan struct{}, 1)}, nil
 }
 
-var errBatman = errors.New("mesh: protocol: batman-adv is not available yet on this node (no batman-adv engine); use babel")
+var errBatman = errors.New("mesh: protocol: batman-adv is not available on this node (no batman-adv engine); use babel")
 
 func (m *Manager) logf(format string, args ...any) { m.opt.Logf("mesh: "+format, args...) }
 
@@ -141,7 +156,7 @@ func (m *Manager) Apply(s nodeapi.MeshSettings) error {
 	// Sharing and the Internet check are the gateway's; the interfaces
 	// and the uplink are re-read, and babeld restarts only if the mesh
 	// interfaces change.
-	restart := s.Protocol != m.settings.Protocol || s.Key != m.settings.Key
+	restart := s.Protocol != m.settings.Protocol || (s.Key != m.settings.Key && usesBabel(s.Protocol))
 	m.settings = s
 	m.mu.Unlock()
 	if restart {
@@ -198,62 +213,76 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		m.logf("listing interfaces: %v", err)
 	}
-	sup := &babel.Supervisor{
-		Launch:  m.opt.Launch,
-		Prepare: m.prepare,
-		Ready:   m.ready,
-		Logf:    m.opt.Logf,
-	}
-	m.mu.Lock()
-	m.sup = sup
-	m.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	m.runCtx = ctx
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); sup.Run(ctx) }()
+	wg.Add(2)
 	go func() { defer wg.Done(); m.monitor(ctx) }()
 	go func() { defer wg.Done(); m.watchLinks(ctx) }()
+	m.applyProtocol(ctx, false)
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			if m.babelStop != nil {
+				m.babelStop()
+			}
+			if m.batOn {
+				m.stopBatman()
+			}
 			wg.Wait()
 			return nil
 		case <-m.kick:
-			m.refresh(sup, true)
+			m.refresh(true)
 		case <-m.links:
 			time.Sleep(300 * time.Millisecond) // a burst of updates settles
-			m.refresh(sup, false)
+			m.refresh(false)
 		case <-tick.C:
-			m.refresh(sup, false)
-			m.checkCollisions(sup)
+			m.refresh(false)
+			m.checkCollisions()
+			m.batmanTick()
 		}
 	}
 }
 
-// refresh picks the interfaces again and restarts babeld when they or
-// the settings changed (force).
-func (m *Manager) refresh(sup *babel.Supervisor, force bool) {
+// refresh picks the interfaces again; when they changed, batman-adv gets
+// them and babeld restarts if its own interfaces changed. force (new
+// settings) applies the protocol again and restarts babeld.
+func (m *Manager) refresh(force bool) {
 	ifs, err := m.pickInterfaces()
 	if err != nil {
 		// Keep the interfaces as they were: a failed listing (a route
 		// dump interrupted by babeld's own changes) is not a change.
 		m.logf("listing interfaces: %v", err)
 		if force {
-			sup.Restart()
+			m.applyProtocol(m.runCtx, true)
 		}
 		return
 	}
 	m.mu.Lock()
 	changed := !slices.Equal(ifs, m.ifaces)
 	m.ifaces = ifs
+	p := m.settings.Protocol
 	m.mu.Unlock()
-	if changed || force {
-		if changed {
-			m.logf("mesh interfaces now %s", names(ifs))
-		}
+	if changed {
+		m.logf("mesh interfaces now %s", names(ifs))
+	}
+	if force {
+		m.applyProtocol(m.runCtx, true)
+		return
+	}
+	if !changed {
+		return
+	}
+	if m.batOn {
+		m.applyProtocol(m.runCtx, false)
+	}
+	m.mu.Lock()
+	was := m.babelIfs
+	m.mu.Unlock()
+	if sup := m.currentSup(); sup != nil && usesBabel(p) && !slices.Equal(m.babelInterfaces(p, ifs), was) {
 		sup.Restart()
 	}
 }
@@ -275,10 +304,7 @@ func names(ifs []nodeapi.MeshInterface) string {
 func (m *Manager) applyAddresses(id addr.Identity) error {
 	a := id.Addresses()
 	own := []netip.Prefix{a.IPv4, a.IPv6, netip.PrefixFrom(id.Beacon(), 128)}
-	isMesh := func(x netip.Addr) bool {
-		return addr.ULA.Contains(x) || (x.Is4() && x.As4()[0] == 10 && x.As4()[3] == 1)
-	}
-	if err := m.opt.System.setOwnAddrs(own, isMesh); err != nil {
+	if err := m.opt.System.setLinkAddrs("lo", own, isMeshAddr); err != nil {
 		return err
 	}
 	return m.opt.System.setClientRoutes([]netip.Prefix{a.ClientIPv4, a.ClientIPv6})
@@ -290,14 +316,14 @@ func (m *Manager) prepare() ([]string, error) {
 	m.mu.Lock()
 	id, s, ifs := m.id, m.settings, m.ifaces
 	m.mu.Unlock()
-	var bifs []babel.Interface
+	bifs := m.babelInterfaces(s.Protocol, ifs)
 	var names []string
-	for _, i := range ifs {
-		if i.Meshing {
-			bifs = append(bifs, babel.Interface{Name: i.Name, Wireless: i.Kind == "wifi"})
-			names = append(names, i.Name)
-		}
+	for _, i := range bifs {
+		names = append(names, i.Name)
 	}
+	m.mu.Lock()
+	m.babelIfs = bifs
+	m.mu.Unlock()
 	if len(bifs) == 0 {
 		return nil, errors.New("no mesh interface (no wired port without a default route, no radio)")
 	}
@@ -397,7 +423,7 @@ func (m *Manager) monitor(ctx context.Context) {
 
 // checkCollisions rolls again when another router claims our slot and
 // ours is the younger claim.
-func (m *Manager) checkCollisions(sup *babel.Supervisor) {
+func (m *Manager) checkCollisions() {
 	m.mu.Lock()
 	if !m.synced {
 		m.mu.Unlock()
@@ -411,19 +437,8 @@ func (m *Manager) checkCollisions(sup *babel.Supervisor) {
 			m.logf("router %s also claims slot %v (%v); its claim is younger, it will roll again", c.Other, id.Slot(), c.Prefix)
 			continue
 		}
-		nid := id.Reroll(time.Now())
-		m.logf("router %s claimed slot %v first (%v): rolling again, slot %v", c.Other, id.Slot(), c.Prefix, nid.Slot())
-		if err := addr.Save(m.opt.StateDir, nid); err != nil {
-			m.logf("%v", err)
-		}
-		if err := m.applyAddresses(nid); err != nil {
-			m.logf("%v", err)
-		}
-		m.mu.Lock()
-		m.id = nid
-		m.rolls++
-		m.mu.Unlock()
-		sup.Restart()
+		m.logf("router %s claimed slot %v first (%v): rolling again", c.Other, id.Slot(), c.Prefix)
+		m.reroll(id)
 		return
 	}
 }
@@ -476,7 +491,7 @@ func (m *Manager) pickInterfacesOnce() ([]nodeapi.MeshInterface, error) {
 	var out []nodeapi.MeshInterface
 	for _, l := range links {
 		a := l.Attrs()
-		if a.Name == "lo" || a.EncapType != "ether" {
+		if a.Name == "lo" || a.EncapType != "ether" || l.Type() == "batadv" {
 			continue
 		}
 		named := slices.Contains(s.Interfaces, a.Name)
@@ -572,6 +587,22 @@ func (m *Manager) Status() nodeapi.Mesh {
 	if m.sup != nil {
 		out.Engine, out.EngineError, _ = m.sup.Status()
 	}
+	p := m.settings.Protocol
+	if usesBatman(p) && m.opt.Batman != nil {
+		out.Interfaces = append(out.Interfaces, m.cloudInterface(p, m.ifaces))
+	}
+	if p == nodeapi.MeshBatman && m.opt.Batman != nil {
+		m.batmanStatus(&out)
+		out.Joined = len(out.Neighbours) > 0 && len(out.Routes) > 0
+		if m.opt.Gateway != nil {
+			m.opt.Gateway(&out.Gateway)
+		}
+		out.Summary = m.summary(out, len(out.Routes)/2)
+		return out
+	}
+	if p == nodeapi.MeshBoth && m.batErr != "" && out.EngineError == "" {
+		out.EngineError = "batman-adv: " + m.batErr
+	}
 	for _, n := range m.state.NeighbourList() {
 		if n.Cost >= babel.Infinity {
 			continue
@@ -609,7 +640,11 @@ func (m *Manager) summary(s nodeapi.Mesh, others int) string {
 	meshing := names(s.Interfaces)
 	switch {
 	case s.Engine != babel.StateRunning:
-		msg := "not meshing: babeld is " + s.Engine
+		engine := "babeld"
+		if s.Protocol == nodeapi.MeshBatman {
+			engine = "batman-adv"
+		}
+		msg := "not meshing: " + engine + " is " + s.Engine
 		if s.EngineError != "" {
 			msg += " (" + s.EngineError + ")"
 		}

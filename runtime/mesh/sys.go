@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"byzantium/runtime/mesh/addr"
 	"byzantium/runtime/mesh/babel"
 )
 
@@ -101,23 +102,25 @@ func (s *System) SetupKernel(procSys string, ifaces []string) error {
 	})
 }
 
-// ownAddrs puts the node's addresses on lo (they stay up whatever link
-// comes and goes) and removes other mesh addresses a former roll left.
-func (s *System) setOwnAddrs(want []netip.Prefix, isMesh func(netip.Addr) bool) error {
+// setLinkAddrs makes a link's mesh addresses (isMesh) exactly want and
+// brings it up: the node's own on lo (they stay up whatever link comes
+// and goes), the same with the mesh range on-link on batman-adv's soft
+// interface; it removes the mesh addresses a former roll left.
+func (s *System) setLinkAddrs(name string, want []netip.Prefix, isMesh func(netip.Addr) bool) error {
 	h, err := s.handle()
 	if err != nil {
 		return err
 	}
-	lo, err := h.LinkByName("lo")
+	link, err := h.LinkByName(name)
 	if err != nil {
-		return fmt.Errorf("mesh: lo: %w", err)
+		return fmt.Errorf("mesh: %s: %w", name, err)
 	}
-	if err := h.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("mesh: lo up: %w", err)
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("mesh: %s up: %w", name, err)
 	}
-	have, err := h.AddrList(lo, netlink.FAMILY_ALL)
+	have, err := h.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
-		return fmt.Errorf("mesh: addresses of lo: %w", err)
+		return fmt.Errorf("mesh: addresses of %s: %w", name, err)
 	}
 	keep := map[netip.Prefix]bool{}
 	for _, a := range have {
@@ -129,7 +132,7 @@ func (s *System) setOwnAddrs(want []netip.Prefix, isMesh func(netip.Addr) bool) 
 			keep[p] = true
 			continue
 		}
-		if err := h.AddrDel(lo, &a); err != nil {
+		if err := h.AddrDel(link, &a); err != nil {
 			return fmt.Errorf("mesh: removing %v: %w", p, err)
 		}
 	}
@@ -141,8 +144,8 @@ func (s *System) setOwnAddrs(want []netip.Prefix, isMesh func(netip.Addr) bool) 
 		if p.Addr().Is6() {
 			a.Flags = unix.IFA_F_NODAD
 		}
-		if err := h.AddrAdd(lo, a); err != nil {
-			return fmt.Errorf("mesh: adding %v to lo: %w", p, err)
+		if err := h.AddrAdd(link, a); err != nil {
+			return fmt.Errorf("mesh: adding %v to %s: %w", p, name, err)
 		}
 	}
 	return nil
@@ -232,6 +235,66 @@ func contains(ps []netip.Prefix, p netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// syncCloudRoutes makes the routes over batman-adv's soft interface
+// (protocol GatewayProto in the main table, but for the default route)
+// exactly those to the slots': each node's addresses on-link, its client
+// prefixes through them, with own's addresses as the source. An empty
+// iface's routes all go.
+func (s *System) syncCloudRoutes(iface string, own addr.Addresses, slots []addr.Slot) error {
+	h, err := s.handle()
+	if err != nil {
+		return err
+	}
+	link, err := h.LinkByName(iface)
+	if err != nil {
+		return fmt.Errorf("%s: %w", iface, err)
+	}
+	idx := link.Attrs().Index
+	want := map[netip.Prefix]*netlink.Route{}
+	for _, sl := range slots {
+		a := sl.Addresses()
+		for _, fam := range []struct{ host, client, src netip.Prefix }{{a.IPv4, a.ClientIPv4, own.IPv4}, {a.IPv6, a.ClientIPv6, own.IPv6}} {
+			want[fam.host] = &netlink.Route{LinkIndex: idx, Dst: toIPNet(fam.host), Src: fam.src.Addr().AsSlice(),
+				Scope: netlink.SCOPE_LINK, Protocol: GatewayProto, Table: unix.RT_TABLE_MAIN}
+			want[fam.client] = &netlink.Route{LinkIndex: idx, Dst: toIPNet(fam.client), Gw: fam.host.Addr().AsSlice(),
+				Src: fam.src.Addr().AsSlice(), Flags: int(netlink.FLAG_ONLINK), Protocol: GatewayProto, Table: unix.RT_TABLE_MAIN}
+		}
+	}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := h.RouteListFiltered(fam, &netlink.Route{LinkIndex: idx, Protocol: GatewayProto, Table: unix.RT_TABLE_MAIN},
+			netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return fmt.Errorf("listing routes on %s: %w", iface, err)
+		}
+		for _, r := range rs {
+			p := toPrefix(r.Dst)
+			if !p.IsValid() || p.Bits() == 0 {
+				continue // the default route is setBatDefault's
+			}
+			if w, ok := want[p]; ok && w.Src.Equal(r.Src) && w.Gw.Equal(r.Gw) {
+				delete(want, p) // as it should be
+				continue
+			} else if ok {
+				continue // replaced below
+			}
+			if err := h.RouteDel(&r); err != nil {
+				return fmt.Errorf("removing the route to %v: %w", p, err)
+			}
+		}
+	}
+	for p, r := range want {
+		if p.Addr().Is4() {
+			r.Family = netlink.FAMILY_V4
+		} else {
+			r.Family = netlink.FAMILY_V6
+		}
+		if err := h.RouteReplace(r); err != nil {
+			return fmt.Errorf("route to %v over %s: %w", p, iface, err)
+		}
+	}
+	return nil
 }
 
 // Do runs fn on a thread in the system's network namespace (sockets it

@@ -7,9 +7,11 @@
 package addr
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -135,4 +137,51 @@ func BeaconSlot(a netip.Addr) (Slot, bool) {
 	}
 	b := a.As16()
 	return Slot{H: b[8], L: b[9]}, b[8] != 0 && b[8] != 255
+}
+
+// With batman-adv alone there is no babel route to carry the slot and
+// the claim: the soft interface's MAC address carries them instead, and
+// every node learns every other's from batman-adv's translation table,
+// mesh-wide. The layout is macTag, H, L, the claim's hour (two bytes,
+// hours since macEpoch, wrapping every 7.4 years) and a byte of the
+// secret's hash (two claims of one slot in one hour still differ).
+// macTag has the locally administered bit set and the group bit clear.
+const macTag = 0xb6
+
+var macEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// HardwareAddr is the MAC address of the node's batman-adv soft interface.
+func (id Identity) HardwareAddr() net.HardwareAddr {
+	s := id.Slot()
+	hours := uint16(id.Claimed.Sub(macEpoch) / time.Hour)
+	h := sha256.Sum256(append([]byte("byzantium mesh mac v1\x00"), id.Secret[:]...))
+	return net.HardwareAddr{macTag, s.H, s.L, byte(hours >> 8), byte(hours), h[0]}
+}
+
+// MACClaim is what a soft interface's MAC says of its node's claim.
+type MACClaim struct {
+	Slot  Slot
+	Hours uint16 // the claim's hour since macEpoch, modulo 2^16
+}
+
+// ParseHardwareAddr reads a claim from a MAC address HardwareAddr made;
+// false for any other address.
+func ParseHardwareAddr(mac net.HardwareAddr) (MACClaim, bool) {
+	if len(mac) != 6 || mac[0] != macTag || mac[1] == 0 || mac[1] == 255 {
+		return MACClaim{}, false
+	}
+	return MACClaim{Slot: Slot{H: mac[1], L: mac[2]}, Hours: uint16(mac[3])<<8 | uint16(mac[4])}, true
+}
+
+// YoungerMAC says whether the claim behind mine is younger than the one
+// behind other's, both for one slot: the later hour (in serial number
+// arithmetic, so that the wrap does not flip old and new), and within one
+// hour the larger address. Equal addresses are both younger: both roll.
+func YoungerMAC(mine, other net.HardwareAddr) bool {
+	a, _ := ParseHardwareAddr(mine)
+	b, _ := ParseHardwareAddr(other)
+	if d := int16(a.Hours - b.Hours); d != 0 {
+		return d > 0
+	}
+	return bytes.Compare(mine, other) >= 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -182,4 +183,62 @@ func TestBeacon(t *testing.T) {
 
 func (id Identity) ClientIPv6Contains(a netip.Addr) bool {
 	return id.Addresses().ClientIPv6.Contains(a)
+}
+
+func TestHardwareAddr(t *testing.T) {
+	var secret [32]byte
+	secret[0] = 7
+	old := Identity{Secret: secret, Claimed: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	mac := old.HardwareAddr()
+	c, ok := ParseHardwareAddr(mac)
+	if !ok || c.Slot != old.Slot() {
+		t.Fatalf("ParseHardwareAddr(%v) = %+v, %v; want slot %v", mac, c, ok, old.Slot())
+	}
+	if mac[0]&1 != 0 || mac[0]&2 == 0 {
+		t.Fatalf("%v: want a unicast, locally administered address", mac)
+	}
+	secret[0] = 8
+	other := Identity{Secret: secret, Claimed: old.Claimed}
+	if bytes.Equal(other.HardwareAddr()[5:], mac[5:]) {
+		t.Fatalf("two secrets gave one last byte: %v, %v", mac, other.HardwareAddr())
+	}
+	young := old
+	young.Claimed = old.Claimed.Add(3 * time.Hour)
+	tests := []struct {
+		name        string
+		mine, other net.HardwareAddr
+		want        bool
+	}{
+		{"later hour is younger", young.HardwareAddr(), mac, true},
+		{"earlier hour is older", mac, young.HardwareAddr(), false},
+		{"same hour: larger address rolls", bigger(mac, other.HardwareAddr()), smaller(mac, other.HardwareAddr()), true},
+		{"same hour: smaller address stays", smaller(mac, other.HardwareAddr()), bigger(mac, other.HardwareAddr()), false},
+		{"same address: both roll", mac, mac, true},
+		// 0xffff hours is just before 0 (the wrap, 7.4 years on).
+		{"across the wrap", net.HardwareAddr{macTag, 1, 2, 0, 1, 0}, net.HardwareAddr{macTag, 1, 2, 0xff, 0xff, 0}, true},
+	}
+	for _, tt := range tests {
+		if got := YoungerMAC(tt.mine, tt.other); got != tt.want {
+			t.Errorf("%s: YoungerMAC(%v, %v) = %v", tt.name, tt.mine, tt.other, got)
+		}
+	}
+	for _, bad := range []net.HardwareAddr{{0x52, 0x54, 0, 1, 2, 3}, {macTag, 0, 1, 2, 3, 4}, {macTag, 255, 1, 2, 3, 4}, {macTag, 1}} {
+		if _, ok := ParseHardwareAddr(bad); ok {
+			t.Errorf("ParseHardwareAddr(%v) accepted", bad)
+		}
+	}
+}
+
+func bigger(a, b net.HardwareAddr) net.HardwareAddr {
+	if bytes.Compare(a, b) > 0 {
+		return a
+	}
+	return b
+}
+
+func smaller(a, b net.HardwareAddr) net.HardwareAddr {
+	if bytes.Compare(a, b) < 0 {
+		return a
+	}
+	return b
 }

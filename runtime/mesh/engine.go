@@ -1,0 +1,481 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"byzantium/runtime/mesh/addr"
+	"byzantium/runtime/mesh/babel"
+	"byzantium/runtime/mesh/batadv"
+	"byzantium/runtime/nodeapi"
+)
+
+// The protocols, as the manager runs them:
+//
+//   - babel: babeld over every mesh interface.
+//   - batman-adv: one batman-adv cloud (the soft interface, bat0) over
+//     every mesh interface, and IP straight over it. Each node's soft
+//     interface has a MAC made from its slot and claim
+//     (addr.HardwareAddr), which batman-adv's translation table carries
+//     mesh-wide with the originator announcing it: from it every node
+//     routes each other node's addresses and client prefixes over bat0
+//     (host routes, ARP and neighbour discovery across the cloud), drops
+//     them when that originator goes unheard, and sees collisions. Not
+//     the whole 10.0.0.0/8 on-link: an uplink's own subnet may be in it.
+//     The gateway is batman-adv's: a sharing node is a gw_mode server,
+//     the others clients, and a client's default route goes to the best
+//     gateway's mesh address.
+//   - both: the batman-adv cloud over every mesh interface, and babeld
+//     over bat0: addresses, collisions and the gateway as with babel.
+//     Babel between clouds needs a port kept out of the cloud, which the
+//     settings cannot say yet.
+
+// BatmanEngine is batman-adv's engine (runtime/mesh/batadv.Engine).
+type BatmanEngine interface {
+	Engine
+	// Iface is the soft interface's name (bat0).
+	Iface() string
+	// SetHardwareAddr sets the soft interface's MAC from the next Start.
+	SetHardwareAddr(mac net.HardwareAddr)
+	SetGateway(server bool, downKbit, upKbit uint32) error
+	Gateways() ([]batadv.Gateway, error)
+	GlobalTT() ([]batadv.TTEntry, error)
+	Originators() ([]batadv.Originator, error)
+}
+
+// batStale is how long an originator may go unheard before its node
+// counts as unreachable: batman-adv keeps it for 200 s (its purge
+// timeout) while it sends one OGM a second.
+const batStale = 10 * time.Second
+
+// batDefaultMetric is the metric of the default route through a
+// batman-adv gateway: better than a DHCP uplink's own (netcfg's 100 +
+// ifindex), as babeld's learned default route is: a node with a working
+// uplink shares it and drops this route; one whose uplink fails the
+// Internet check goes through the mesh.
+const batDefaultMetric = 20
+
+// The bandwidth a sharing node announces as a batman-adv gateway: the
+// kernel's defaults; nothing measures the uplink yet.
+const batDownKbit, batUpKbit = 10000, 2000
+
+func usesBabel(p string) bool  { return p != nodeapi.MeshBatman }
+func usesBatman(p string) bool { return p == nodeapi.MeshBatman || p == nodeapi.MeshBoth }
+
+// babelInterfaces are the interfaces babeld runs on under protocol p: the
+// mesh interfaces, or the batman-adv cloud.
+func (m *Manager) babelInterfaces(p string, ifs []nodeapi.MeshInterface) []babel.Interface {
+	if p == nodeapi.MeshBoth {
+		return []babel.Interface{{Name: m.opt.Batman.Iface()}}
+	}
+	var out []babel.Interface
+	for _, i := range ifs {
+		if i.Meshing {
+			out = append(out, babel.Interface{Name: i.Name, Wireless: i.Kind == "wifi"})
+		}
+	}
+	return out
+}
+
+// applyProtocol starts and stops the engines the settings' protocol
+// needs; restartBabel restarts a babeld that keeps running (a new key).
+// Called from Run's goroutine only.
+func (m *Manager) applyProtocol(ctx context.Context, restartBabel bool) {
+	m.mu.Lock()
+	s, ifs, id := m.settings, m.ifaces, m.id
+	m.mu.Unlock()
+	p := s.Protocol
+	if !usesBabel(p) && m.babelStop != nil {
+		m.logf("protocol %s: stopping babeld", p)
+		m.stopBabel()
+	}
+	if usesBatman(p) != m.batOn || (m.batOn && p != m.batProto) {
+		if m.batOn && !usesBatman(p) {
+			m.logf("protocol %s: stopping batman-adv", p)
+			m.stopBatman()
+		}
+	}
+	if usesBatman(p) {
+		m.opt.Batman.SetHardwareAddr(id.HardwareAddr())
+		if err := m.opt.Batman.Start(ctx, ifs, s); err != nil {
+			m.logf("batman-adv: %v", err)
+			m.setBatErr(err)
+		} else {
+			m.setBatErr(nil)
+			if !m.batOn {
+				m.logf("protocol %s: batman-adv up on %s", p, names(ifs))
+			}
+			m.mu.Lock()
+			m.batOn = true
+			m.mu.Unlock()
+		}
+		m.batProto = p
+		iface := m.opt.Batman.Iface()
+		if err := m.opt.System.SetupKernel(m.opt.ProcSys, []string{iface}); err != nil {
+			m.logf("%v", err)
+		}
+		if err := m.setBatmanAddrs(id, p == nodeapi.MeshBatman); err != nil {
+			m.logf("%v", err)
+		}
+		if p != nodeapi.MeshBatman {
+			m.setBatDefault(netip.Addr{})
+			if err := m.opt.System.syncCloudRoutes(iface, id.Addresses(), nil); err != nil {
+				m.logf("batman-adv: %v", err)
+			}
+		}
+	}
+	if usesBabel(p) {
+		if m.babelStop == nil {
+			m.startBabel(ctx)
+		} else if restartBabel {
+			m.currentSup().Restart()
+		}
+	}
+}
+
+// startBabel runs babeld under a supervisor until stopBabel.
+func (m *Manager) startBabel(ctx context.Context) {
+	sup := &babel.Supervisor{Launch: m.opt.Launch, Prepare: m.prepare, Ready: m.ready, Logf: m.opt.Logf}
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); sup.Run(bctx) }()
+	m.mu.Lock()
+	m.sup = sup
+	m.mu.Unlock()
+	m.babelStop = func() { cancel(); <-done }
+}
+
+// stopBabel stops babeld (it retracts its routes) and forgets its state.
+func (m *Manager) stopBabel() {
+	m.babelStop()
+	m.babelStop = nil
+	m.mu.Lock()
+	m.sup = nil
+	m.state = babel.State{}
+	m.synced = false
+	m.mu.Unlock()
+	if err := m.opt.System.flushBabelRoutes(); err != nil {
+		m.logf("%v", err)
+	}
+}
+
+func (m *Manager) currentSup() *babel.Supervisor {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sup
+}
+
+func (m *Manager) stopBatman() {
+	m.setBatDefault(netip.Addr{})
+	if err := m.opt.Batman.Stop(); err != nil {
+		m.logf("batman-adv: %v", err)
+	}
+	m.mu.Lock()
+	m.batOn = false
+	m.batSnap = nodeapi.Mesh{}
+	m.mu.Unlock()
+	m.batProto = ""
+	m.batServer = false
+	m.setBatErr(nil)
+}
+
+func (m *Manager) setBatErr(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.batErr = ""
+	if err != nil {
+		m.batErr = err.Error()
+	}
+}
+
+// setBatmanAddrs puts the node's mesh addresses on the soft interface
+// (batman-adv alone: neighbour discovery answers for them there, and
+// routes over bat0 take them as source), or takes them off.
+func (m *Manager) setBatmanAddrs(id addr.Identity, on bool) error {
+	var want []netip.Prefix
+	if on {
+		a := id.Addresses()
+		want = []netip.Prefix{a.IPv4, a.IPv6}
+	}
+	return m.opt.System.setLinkAddrs(m.opt.Batman.Iface(), want, isMeshAddr)
+}
+
+// batmanTick follows batman-adv alone: the gateway mode, the default
+// route through the best gateway, collisions in the translation table,
+// and the status Status shows.
+func (m *Manager) batmanTick() {
+	if !m.batOn || m.batProto != nodeapi.MeshBatman {
+		return
+	}
+	m.batmanSnapshot()
+	var gw nodeapi.MeshGateway
+	if m.opt.Gateway != nil {
+		m.opt.Gateway(&gw)
+	}
+	if gw.Sharing != m.batServer || !m.batModeSet {
+		if err := m.opt.Batman.SetGateway(gw.Sharing, batDownKbit, batUpKbit); err != nil {
+			m.logf("batman-adv gateway mode: %v", err)
+		} else {
+			m.batServer, m.batModeSet = gw.Sharing, true
+		}
+	}
+	tt, err := m.opt.Batman.GlobalTT()
+	if err != nil {
+		m.logf("batman-adv translation table: %v", err)
+		return
+	}
+	if m.batmanCollisions(tt) {
+		return
+	}
+	if gw.Sharing {
+		m.setBatDefault(netip.Addr{})
+		return
+	}
+	gws, err := m.opt.Batman.Gateways()
+	if err != nil {
+		m.logf("batman-adv gateways: %v", err)
+		return
+	}
+	m.setBatDefault(gatewayAddr(gws, tt))
+}
+
+// gatewayAddr is the mesh address of the best gateway: the node whose
+// soft interface's MAC its originator announces.
+func gatewayAddr(gws []batadv.Gateway, tt []batadv.TTEntry) netip.Addr {
+	best, ok := batadv.BestGateway(gws)
+	if !ok {
+		return netip.Addr{}
+	}
+	for _, e := range tt {
+		if !bytes.Equal(e.Orig, best.Address) {
+			continue
+		}
+		if c, ok := addr.ParseHardwareAddr(e.MAC); ok {
+			return c.Slot.Addresses().IPv4.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+// batmanCollisions rolls again when another node's soft interface claims
+// our slot and ours is the younger claim; true when it rolled.
+func (m *Manager) batmanCollisions(tt []batadv.TTEntry) bool {
+	m.mu.Lock()
+	id := m.id
+	m.mu.Unlock()
+	mine := id.HardwareAddr()
+	for _, e := range tt {
+		c, ok := addr.ParseHardwareAddr(e.MAC)
+		if !ok || c.Slot != id.Slot() {
+			continue
+		}
+		if !addr.YoungerMAC(mine, e.MAC) {
+			m.logf("node %v (originator %v) also claims slot %v; its claim is younger, it will roll again", e.MAC, e.Orig, id.Slot())
+			continue
+		}
+		m.logf("node %v (originator %v) claimed slot %v first: rolling again", e.MAC, e.Orig, id.Slot())
+		m.reroll(id)
+		return true
+	}
+	return false
+}
+
+// setBatDefault points the default route through a batman-adv gateway's
+// mesh address, or removes it (an invalid via).
+func (m *Manager) setBatDefault(via netip.Addr) {
+	if via == m.batVia {
+		return
+	}
+	h, err := m.opt.System.handle()
+	if err != nil {
+		m.logf("%v", err)
+		return
+	}
+	if m.batVia.IsValid() {
+		r := batDefaultRoute(m.batVia, 0)
+		if err := h.RouteDel(r); err != nil && err != unix.ESRCH {
+			m.logf("batman-adv: removing the default route via %v: %v", m.batVia, err)
+		}
+		m.logf("batman-adv: no longer routing to the Net via %v", m.batVia)
+	}
+	m.mu.Lock()
+	m.batVia = netip.Addr{}
+	m.mu.Unlock()
+	if !via.IsValid() {
+		return
+	}
+	link, err := h.LinkByName(m.opt.Batman.Iface())
+	if err != nil {
+		m.logf("batman-adv: %v", err)
+		return
+	}
+	if err := h.RouteReplace(batDefaultRoute(via, link.Attrs().Index)); err != nil {
+		m.logf("batman-adv: default route via %v: %v", via, err)
+		return
+	}
+	m.logf("batman-adv: routing to the Net via gateway %v", via)
+	m.mu.Lock()
+	m.batVia = via
+	m.mu.Unlock()
+}
+
+func batDefaultRoute(via netip.Addr, ifindex int) *netlink.Route {
+	return &netlink.Route{
+		Dst:       &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)},
+		Gw:        via.AsSlice(),
+		LinkIndex: ifindex,
+		Flags:     int(netlink.FLAG_ONLINK),
+		Protocol:  GatewayProto,
+		Priority:  batDefaultMetric,
+		Table:     unix.RT_TABLE_MAIN,
+		Family:    netlink.FAMILY_V4,
+	}
+}
+
+// batmanSnapshot keeps what Status shows of batman-adv alone: the
+// engine's state and neighbours, and a route to each node's mesh
+// addresses (from its soft interface's MAC in the translation table)
+// through the next hop towards its originator, while that is heard.
+func (m *Manager) batmanSnapshot() {
+	var snap nodeapi.Mesh
+	m.opt.Batman.Status(&snap)
+	tt, err := m.opt.Batman.GlobalTT()
+	if err != nil {
+		snap.EngineError = err.Error()
+	}
+	origs, err := m.opt.Batman.Originators()
+	if err != nil {
+		snap.EngineError = err.Error()
+	}
+	m.mu.Lock()
+	id := m.id
+	m.mu.Unlock()
+	snap.Routes = batmanRoutes(tt, origs, m.opt.Batman.Iface(), id.Slot())
+	if err := m.opt.System.syncCloudRoutes(m.opt.Batman.Iface(), id.Addresses(), cloudSlots(snap.Routes)); err != nil {
+		m.logf("batman-adv: %v", err)
+	}
+	m.mu.Lock()
+	m.batSnap = snap
+	m.mu.Unlock()
+}
+
+// cloudSlots are the slots of the nodes the routes reach.
+func cloudSlots(rs []nodeapi.MeshRoute) []addr.Slot {
+	var out []addr.Slot
+	for _, r := range rs {
+		p, err := netip.ParsePrefix(r.Prefix)
+		if err != nil || !p.Addr().Is4() {
+			continue
+		}
+		b := p.Addr().As4()
+		out = append(out, addr.Slot{H: b[1], L: b[2]})
+	}
+	return out
+}
+
+// batmanRoutes are the routes to the nodes of the cloud: each soft
+// interface MAC the translation table holds gives a node's mesh
+// addresses, reached through its originator's best next hop while that
+// originator was heard within batStale.
+func batmanRoutes(tt []batadv.TTEntry, origs []batadv.Originator, iface string, own addr.Slot) []nodeapi.MeshRoute {
+	out := []nodeapi.MeshRoute{}
+	for _, e := range tt {
+		c, ok := addr.ParseHardwareAddr(e.MAC)
+		if !ok || c.Slot == own {
+			continue // a collision is batmanCollisions' business
+		}
+		for _, o := range origs {
+			if !o.Best || !bytes.Equal(o.Address, e.Orig) || o.LastSeen > batStale {
+				continue
+			}
+			a := c.Slot.Addresses()
+			metric := 255
+			if o.HasTQ {
+				metric = 255 - int(o.TQ)
+			}
+			for _, p := range []netip.Prefix{a.IPv4, a.IPv6} {
+				out = append(out, nodeapi.MeshRoute{Prefix: p.String(), Via: o.Neighbour.String(), Interface: iface,
+					Metric: metric, Installed: true, RouterID: e.Orig.String()})
+			}
+			break
+		}
+	}
+	return out
+}
+
+// batmanStatus fills in what batman-adv alone shows: the engine, its
+// neighbours, the nodes reachable, the gateway in use.
+func (m *Manager) batmanStatus(out *nodeapi.Mesh) {
+	snap := m.batSnap
+	out.Engine, out.EngineError = snap.Engine, snap.EngineError
+	if out.Engine == "" {
+		out.Engine = babel.StateStarting
+	}
+	out.Neighbours = append([]nodeapi.MeshNeighbour{}, snap.Neighbours...)
+	out.Routes = append([]nodeapi.MeshRoute{}, snap.Routes...)
+	if m.batErr != "" && out.EngineError == "" {
+		out.EngineError = m.batErr
+	}
+	if m.batVia.IsValid() {
+		out.Gateway.InUse = fmt.Sprintf("%s (%s)", m.batVia, m.opt.Batman.Iface())
+		out.Gateway.InUseMetric = batDefaultMetric
+	}
+}
+
+// cloudInterface is the soft interface's line in the interface list.
+func (m *Manager) cloudInterface(p string, ifs []nodeapi.MeshInterface) nodeapi.MeshInterface {
+	mi := nodeapi.MeshInterface{Name: m.opt.Batman.Iface(), Kind: "batman-adv", Mode: "cloud", Meshing: m.batOn}
+	over := names(ifs)
+	switch {
+	case m.batErr != "":
+		mi.Reason = "batman-adv failed: " + m.batErr
+	case p == nodeapi.MeshBoth:
+		mi.Reason = "the batman-adv cloud over " + over + "; babeld runs over it"
+	default:
+		mi.Reason = "the batman-adv cloud over " + over + "; the mesh's addresses are on-link here"
+	}
+	return mi
+}
+
+func isMeshAddr(x netip.Addr) bool {
+	return addr.ULA.Contains(x) || (x.Is4() && x.As4()[0] == 10 && x.As4()[3] == 1)
+}
+
+// reroll takes the next roll of the identity after a collision.
+func (m *Manager) reroll(id addr.Identity) {
+	nid := id.Reroll(time.Now())
+	m.logf("new slot %v", nid.Slot())
+	if err := addr.Save(m.opt.StateDir, nid); err != nil {
+		m.logf("%v", err)
+	}
+	if err := m.applyAddresses(nid); err != nil {
+		m.logf("%v", err)
+	}
+	m.mu.Lock()
+	m.id = nid
+	m.rolls++
+	p := m.settings.Protocol
+	m.mu.Unlock()
+	if usesBatman(p) && m.batOn {
+		m.opt.Batman.SetHardwareAddr(nid.HardwareAddr())
+		m.mu.Lock()
+		ifs, s := m.ifaces, m.settings
+		m.mu.Unlock()
+		if err := m.opt.Batman.Start(m.runCtx, ifs, s); err != nil {
+			m.logf("batman-adv: %v", err)
+		}
+		if err := m.setBatmanAddrs(nid, p == nodeapi.MeshBatman); err != nil {
+			m.logf("%v", err)
+		}
+	}
+	if sup := m.currentSup(); sup != nil {
+		sup.Restart()
+	}
+}
