@@ -7,11 +7,12 @@ const familyName = "batadv" // BATADV_NL_NAME
 
 // Commands (enum batadv_nl_commands).
 const (
-	cmdGetMesh        = 1  // BATADV_CMD_GET_MESH
-	cmdGetOriginators = 8  // BATADV_CMD_GET_ORIGINATORS
-	cmdGetNeighbors   = 9  // BATADV_CMD_GET_NEIGHBORS
-	cmdGetGateways    = 10 // BATADV_CMD_GET_GATEWAYS
-	cmdSetMesh        = 15 // BATADV_CMD_SET_MESH
+	cmdGetMesh             = 1  // BATADV_CMD_GET_MESH
+	cmdGetTranstableGlobal = 7  // BATADV_CMD_GET_TRANSTABLE_GLOBAL
+	cmdGetOriginators      = 8  // BATADV_CMD_GET_ORIGINATORS
+	cmdGetNeighbors        = 9  // BATADV_CMD_GET_NEIGHBORS
+	cmdGetGateways         = 10 // BATADV_CMD_GET_GATEWAYS
+	cmdSetMesh             = 15 // BATADV_CMD_SET_MESH
 )
 
 // Attributes (enum batadv_nl_attrs).
@@ -25,6 +26,12 @@ const (
 	attrHardIfname      = 7  // BATADV_ATTR_HARD_IFNAME, string
 	attrHardAddress     = 8  // BATADV_ATTR_HARD_ADDRESS, 6 bytes
 	attrOrigAddress     = 9  // BATADV_ATTR_ORIG_ADDRESS, 6 bytes
+	attrTTAddress       = 16 // BATADV_ATTR_TT_ADDRESS, 6 bytes
+	attrTTTTVN          = 17 // BATADV_ATTR_TT_TTVN, u8
+	attrTTLastTTVN      = 18 // BATADV_ATTR_TT_LAST_TTVN, u8
+	attrTTCRC32         = 19 // BATADV_ATTR_TT_CRC32, u32
+	attrTTVID           = 20 // BATADV_ATTR_TT_VID, u16 (see ParseGlobalTT)
+	attrTTFlags         = 21 // BATADV_ATTR_TT_FLAGS, u32
 	attrFlagBest        = 22 // BATADV_ATTR_FLAG_BEST, flag
 	attrLastSeenMsecs   = 23 // BATADV_ATTR_LAST_SEEN_MSECS, u32
 	attrNeighAddress    = 24 // BATADV_ATTR_NEIGH_ADDRESS, 6 bytes

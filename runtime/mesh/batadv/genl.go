@@ -108,10 +108,16 @@ func (c *Client) SetMesh(meshIfindex int, s MeshSettings) error {
 // past anything a field mesh runs.
 const maxDumpMessages = 8192
 
-func (c *Client) dump(what string, cmd uint8, meshIfindex int) ([][]byte, error) {
+// dumpAttrs is every table dump's request body: the mesh interface's
+// index, all batman-adv's dump handlers read.
+func dumpAttrs(meshIfindex int) []byte {
 	var e encoder
 	e.U32(attrMeshIfindex, uint32(meshIfindex))
-	msgs, err := nlattr.Dump(c.family, cmd, e.Bytes(), maxDumpMessages)
+	return e.Bytes()
+}
+
+func (c *Client) dump(what string, cmd uint8, meshIfindex int) ([][]byte, error) {
+	msgs, err := nlattr.Dump(c.family, cmd, dumpAttrs(meshIfindex), maxDumpMessages)
 	switch {
 	case errors.Is(err, syscall.ENOENT):
 		// batadv answers ENOENT while the mesh has no active hard
