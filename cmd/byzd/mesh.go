@@ -13,6 +13,7 @@ import (
 
 	"byzantium/runtime/coldplug"
 	"byzantium/runtime/mesh"
+	"byzantium/runtime/mesh/batadv"
 	"byzantium/runtime/mesh/gateway"
 	"byzantium/runtime/mesh/meshcfg"
 	"byzantium/runtime/nodeapi"
@@ -75,6 +76,7 @@ func startMesh(ctx context.Context, stateDir string, log *slog.Logger) (*meshNod
 		Babeld:       babeld,
 		Launch:       confinedBabeld(self),
 		Logf:         logf,
+		Batman:       &batadv.Engine{Logf: logf},
 		Gateway: func(gw *nodeapi.MeshGateway) {
 			s := g.Status()
 			gw.Share, gw.Uplink, gw.Sharing, gw.Check = s.Share, s.Uplink, s.Sharing, s.Check
@@ -83,12 +85,17 @@ func startMesh(ctx context.Context, stateDir string, log *slog.Logger) (*meshNod
 	if err != nil {
 		return nil, err
 	}
-	// The NAT's modules, in case the kernel cannot load them on demand
-	// (it asks /sbin/modprobe, which a node may lack).
+	// The NAT's modules and batman-adv, in case the kernel cannot load
+	// them on demand (it asks /sbin/modprobe, which a node may lack). A
+	// kernel without batman-adv (the cloud kernel) refuses only the
+	// protocols batman-adv and both, in the mesh's status.
 	if dir, err := coldplug.ModDir("/"); err == nil {
 		res := coldplug.Load(coldplug.Options{ModDir: dir, Logf: logf}, gateway.KernelModules...)
 		if len(res.Missing)+len(res.Failed) > 0 {
 			log.Warn("mesh: kernel modules for sharing an uplink", "missing", res.Missing, "failed", res.Failed)
+		}
+		if res := coldplug.Load(coldplug.Options{ModDir: dir, Logf: logf}, batadv.KernelModule); len(res.Missing)+len(res.Failed) > 0 {
+			log.Info("mesh: no batman-adv in this kernel: protocols batman-adv and both will not run", "missing", res.Missing, "failed", res.Failed)
 		}
 	}
 	go func() {

@@ -479,3 +479,5 @@ func (m *Manager) reroll(id addr.Identity) {
 		sup.Restart()
 	}
 }
+
+var _ BatmanEngine = (*batadv.Engine)(nil)

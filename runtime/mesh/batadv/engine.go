@@ -515,3 +515,31 @@ func (e *Engine) clientAndIndex() (*Client, int, error) {
 	}
 	return c, idx, nil
 }
+
+// Iface is the soft interface's name.
+func (e *Engine) Iface() string { return e.name() }
+
+// SetHardwareAddr sets MAC, which the next Start applies: the manager
+// derives it from the node's mesh identity, which it loads after making
+// the engine and changes after a collision.
+func (e *Engine) SetHardwareAddr(mac net.HardwareAddr) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.MAC = append(net.HardwareAddr(nil), mac...)
+}
+
+// Originators is the originator table: every node heard, through each
+// next hop, with how long ago.
+func (e *Engine) Originators() ([]Originator, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, idx, err := e.clientAndIndex()
+	if err != nil {
+		return nil, err
+	}
+	return c.Originators(idx)
+}
+
+// KernelModule is batman-adv's kernel module, which byzd loads at start
+// when the kernel has it.
+const KernelModule = "batman_adv"
