@@ -51,9 +51,13 @@ type Mesh struct {
 // MeshInterface is one port or radio and what the mesh does with it.
 type MeshInterface struct {
 	Name string `json:"name"`
-	Kind string `json:"kind"` // "wired" or "wifi"
-	// Mode: "wired", "mesh-point" (802.11s), "ibss" (ad-hoc), "uplink"
-	// (not meshing: this node's way to the Net) or "none".
+	// Kind: "wired", "wifi", or "batman-adv" for the batman-adv cloud
+	// (bat0) over the others, listed under the protocols batman-adv and
+	// both.
+	Kind string `json:"kind"`
+	// Mode: "wired", "mesh-point" (802.11s), "ibss" (ad-hoc), "cloud"
+	// (bat0), "uplink" (not meshing: this node's way to the Net) or
+	// "none".
 	Mode    string `json:"mode"`
 	Meshing bool   `json:"meshing"`
 	// Reason says why it is not meshing, or which mode was chosen and
