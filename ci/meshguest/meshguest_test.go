@@ -310,11 +310,16 @@ func TestWifi(t *testing.T) {
 // its originator address) and node 3's only one.
 func linkMAC(node, link int) string { return fmt.Sprintf("52:54:00:99:%02x:%02x", node, link) }
 
-// TestBatadv boots three guests in a line and checks, on node 1: a ping to
-// node 3 over bat0 through node 2; node 2 as the only neighbour and node 3
-// as an originator through it (and their nodeapi forms); node 3 as the
-// gateway node 1 uses; the entry for node 3 going when the test cuts the
-// 2–3 link with the monitor, and coming back when it restores it.
+// TestBatadv boots three guests in a line, each setting bat0 up through
+// batadv.Engine with a fixed bat0 MAC (02:ba:00:00:00:0N), and checks, on
+// node 1: a ping to node 3 over bat0 through node 2; node 2 as the only
+// neighbour and node 3 as an originator through it (and their nodeapi
+// forms, and Engine.Status); node 3 as the gateway node 1 uses; node 3's
+// and node 2's bat0 MACs in the global translation table, announced by
+// their originators; a second Engine.Start that changes nothing; the
+// entry for node 3 going when the test cuts the 2–3 link with the
+// monitor, and coming back when it restores it; Engine.Stop removing bat0
+// and freeing the hard interfaces.
 func TestBatadv(t *testing.T) {
 	in := prepare(t)
 	initrd := in.initrd(t, "batadv.cpio", []string{"virtio_pci", "virtio_net", "batman_adv"}, nil)
@@ -354,7 +359,8 @@ func TestBatadv(t *testing.T) {
 	}
 	expect(t, a, 2*time.Minute, "meshguest: DONE")
 	t.Logf("the scenario took %.1fs in all", time.Since(start).Seconds())
-	want := []string{"batadv-setup", "batadv-ping", "batadv-tables", "batadv-gateway", "batadv-cut-stale", "batadv-restore", "batadv-restore-ping"}
+	want := []string{"batadv-setup", "batadv-ping", "batadv-tables", "batadv-gateway", "batadv-tt", "batadv-idempotent",
+		"batadv-cut-stale", "batadv-restore", "batadv-restore-ping", "batadv-stop"}
 	if purge {
 		want = append(want, "batadv-cut")
 	}

@@ -2,29 +2,36 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
 	"byzantium/runtime/mesh/batadv"
+	"byzantium/runtime/nodeapi"
 
 	"github.com/vishvananda/netlink"
 )
 
-// batadvScenario joins every Ethernet link of this guest into bat0 and,
-// on node 1, checks the mesh across the line 1–2–3: ping node 3 through
-// node 2, the tables, the gateway, and the originator entry's fate when
-// the test cuts and restores the 2–3 link (it says so on the console).
+// batadvScenario joins every Ethernet link of this guest into bat0
+// through batadv.Engine, as byzd's mesh manager does, and, on node 1,
+// checks the mesh across the line 1–2–3: ping node 3 through node 2, the
+// tables and the engine's Status, the gateway, the global translation
+// table, a second Start that changes nothing, the originator entry's fate
+// when the test cuts and restores the 2–3 link (it says so on the
+// console), and Stop.
 func batadvScenario(args map[string]string) {
 	node := args["meshguest.node"]
-	c, meshIdx, err := batadvSetup(node, args["meshguest.gw"])
+	eng, ifaces, c, meshIdx, err := batadvSetup(node, args["meshguest.gw"])
 	if err != nil {
 		fail("batadv-setup", err)
 		return
 	}
-	pass("batadv-setup", "node %s: bat0 (index %d) up with 10.0.99.%s/24", node, meshIdx, node)
+	pass("batadv-setup", "node %s: bat0 (index %d, MAC %s) up with 10.0.99.%s/24", node, meshIdx, batMAC(node), node)
 	if node != "1" {
 		// Nodes 2 and 3 only carry the mesh; the test ends them.
 		logf("READY node %s", node)
@@ -53,11 +60,11 @@ func batadvScenario(args map[string]string) {
 	}
 	pass("batadv-ping", "node 1 pings %s over bat0 through node 2, %.1fs after bat0 came up", far, took.Seconds())
 
-	if err := checkTables(c, meshIdx, neigh, orig); err != nil {
+	if err := checkTables(eng, c, meshIdx, neigh, orig); err != nil {
 		fail("batadv-tables", err)
 	}
 	took, err = waitFor(60*time.Second, time.Second, func() error {
-		gws, err := c.Gateways(meshIdx)
+		gws, err := eng.Gateways()
 		if err != nil {
 			return err
 		}
@@ -72,79 +79,109 @@ func batadvScenario(args map[string]string) {
 	} else {
 		pass("batadv-gateway", "node 1 (client) uses node 3 (%s, server) as its gateway after %.1fs", orig, took.Seconds())
 	}
+	if err := checkTT(eng, neigh, orig); err != nil {
+		fail("batadv-tt", err)
+	}
+	if err := checkIdempotent(eng, ifaces, c, meshIdx); err != nil {
+		fail("batadv-idempotent", err)
+	}
 
-	cutAndRestore(c, meshIdx, orig, far)
+	if !cutAndRestore(c, meshIdx, orig, far) {
+		return
+	}
+	if err := checkStop(eng, ifaces); err != nil {
+		fail("batadv-stop", err)
+	}
 }
 
-// batadvSetup creates bat0, adds every ethN link, gives bat0 this node's
-// address and sets the gateway mode.
-func batadvSetup(node, gw string) (*batadv.Client, int, error) {
-	idx, err := batadv.CreateMesh(batadv.MeshInterface, "")
-	if err != nil {
-		return nil, 0, err
+// batMAC is node N's fixed bat0 address, 02:ba:00:00:00:0N.
+func batMAC(node string) net.HardwareAddr {
+	n, _ := strconv.Atoi(node)
+	return net.HardwareAddr{0x02, 0xba, 0, 0, 0, byte(n)}
+}
+
+// batadvSetup starts the engine over every ethN link (lo is listed as not
+// meshing, which the engine must leave alone) with this node's fixed bat0
+// MAC and gateway mode, gives bat0 this node's address and checks what
+// GET_MESH says.
+func batadvSetup(node, gw string) (*batadv.Engine, []nodeapi.MeshInterface, *batadv.Client, int, error) {
+	eng := &batadv.Engine{MAC: batMAC(node), Logf: logf}
+	mode := batadv.GatewayClient // the engine's default, node 2's
+	if gw == "server" {
+		mode = batadv.GatewayServer
+		if err := eng.SetGateway(true, 50000, 10000); err != nil {
+			return nil, nil, nil, 0, err
+		}
 	}
 	links, err := netlink.LinkList()
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, nil, 0, err
 	}
 	var hards []string
+	ifaces := []nodeapi.MeshInterface{{Name: "lo", Kind: "wired", Mode: "none", Reason: "loopback"}}
 	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Name, "eth") {
-			hards = append(hards, l.Attrs().Name)
+		if n := l.Attrs().Name; strings.HasPrefix(n, "eth") {
+			hards = append(hards, n)
+			ifaces = append(ifaces, nodeapi.MeshInterface{Name: n, Kind: "wired", Mode: "wired", Meshing: true})
 		}
 	}
 	if len(hards) == 0 {
-		return nil, 0, fmt.Errorf("no ethN link to mesh over")
+		return nil, nil, nil, 0, fmt.Errorf("no ethN link to mesh over")
 	}
-	for _, h := range hards {
-		res, err := batadv.AddHard(batadv.MeshInterface, h)
-		if err != nil {
-			return nil, 0, err
-		}
-		if res.MTU != batadv.HardMTU {
-			logf("%s: MTU %d: %s", h, res.MTU, res.MTUNote)
-		}
+	if err := eng.Start(context.Background(), ifaces, nodeapi.MeshSettings{Protocol: nodeapi.MeshBatman}); err != nil {
+		return nil, nil, nil, 0, fmt.Errorf("Engine.Start: %w", err)
+	}
+	idx, err := eng.Ifindex()
+	if err != nil {
+		return nil, nil, nil, 0, err
 	}
 	bat, err := netlink.LinkByIndex(idx)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, nil, 0, err
+	}
+	if bat.Attrs().Flags&net.FlagUp == 0 || bat.Attrs().HardwareAddr.String() != batMAC(node).String() {
+		return nil, nil, nil, 0, fmt.Errorf("bat0 after Start: flags %v, MAC %s; want up with %s", bat.Attrs().Flags, bat.Attrs().HardwareAddr, batMAC(node))
+	}
+	for _, h := range append(hards, "lo") {
+		l, err := netlink.LinkByName(h)
+		if err != nil {
+			return nil, nil, nil, 0, err
+		}
+		enslaved := l.Attrs().MasterIndex == idx
+		if h == "lo" && enslaved {
+			return nil, nil, nil, 0, fmt.Errorf("lo, not meshing, is a hard interface of bat0")
+		}
+		if h != "lo" && (!enslaved || l.Attrs().MTU != batadv.HardMTU || l.Attrs().Flags&net.FlagUp == 0) {
+			return nil, nil, nil, 0, fmt.Errorf("%s after Start: master %d, MTU %d, flags %v; want bat0's (%d), %d, up",
+				h, l.Attrs().MasterIndex, l.Attrs().MTU, l.Attrs().Flags, idx, batadv.HardMTU)
+		}
 	}
 	a, err := netlink.ParseAddr("10.0.99." + node + "/24")
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, nil, 0, err
 	}
 	if err := netlink.AddrAdd(bat, a); err != nil {
-		return nil, 0, fmt.Errorf("bat0 address: %w", err)
+		return nil, nil, nil, 0, fmt.Errorf("bat0 address: %w", err)
 	}
 	c, err := batadv.Open()
 	if err != nil {
-		return nil, 0, err
-	}
-	var mode batadv.GatewayMode
-	switch gw {
-	case "server":
-		mode = batadv.GatewayServer
-	case "client":
-		mode = batadv.GatewayClient
-	}
-	if err := c.SetMesh(idx, batadv.MeshSettings{Gateway: mode, DownKbit: 50000, UpKbit: 10000}); err != nil {
-		return nil, 0, err
+		return nil, nil, nil, 0, err
 	}
 	m, err := c.Mesh(idx)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, nil, 0, err
 	}
-	if m.Gateway != mode || m.Algo != batadv.AlgoBATMANIV || m.Ifname != batadv.MeshInterface {
-		return nil, 0, fmt.Errorf("GET_MESH says %+v, want %s with gw_mode %s and %s", m, batadv.MeshInterface, mode, batadv.AlgoBATMANIV)
+	if m.Gateway != mode || m.Algo != batadv.AlgoBATMANIV || m.Ifname != batadv.MeshInterface || m.Address.String() != batMAC(node).String() {
+		return nil, nil, nil, 0, fmt.Errorf("GET_MESH says %+v, want %s (%s) with gw_mode %s and %s", m, batadv.MeshInterface, batMAC(node), mode, batadv.AlgoBATMANIV)
 	}
 	if mode == batadv.GatewayServer && (m.DownKbit != 50000 || m.UpKbit != 10000) {
-		return nil, 0, fmt.Errorf("GET_MESH says %+v, want the 50000/10000 kbit/s set", m)
+		return nil, nil, nil, 0, fmt.Errorf("GET_MESH says %+v, want the 50000/10000 kbit/s set", m)
 	}
 	// The first hard interface added is the primary: its MAC is the
 	// originator address the other nodes know this one by.
 	primary, err := netlink.LinkByName(hards[0])
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, nil, 0, err
 	}
 	// batman-adv activates a hard interface once its carrier is up; until
 	// then GET_MESH names no primary.
@@ -158,11 +195,11 @@ func batadvSetup(node, gw string) (*batadv.Client, int, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, nil, 0, err
 	}
-	logf("GET_MESH names the primary %.1fs after AddHard", took.Seconds())
+	logf("GET_MESH names the primary %.1fs after Start", took.Seconds())
 	logf("mesh %s: batman-adv %s, %s, bat0 MAC %s, originator %s, gw_mode %s", m.Ifname, m.Version, m.Algo, m.Address, m.Originator, m.Gateway)
-	return c, idx, nil
+	return eng, ifaces, c, idx, nil
 }
 
 func ifname(i int) string {
@@ -175,7 +212,7 @@ func ifname(i int) string {
 
 // checkTables reads node 1's neighbours and originators: node 2 heard
 // directly, node 3 an originator whose next hop is node 2.
-func checkTables(c *batadv.Client, meshIdx int, neigh, far net.HardwareAddr) error {
+func checkTables(eng *batadv.Engine, c *batadv.Client, meshIdx int, neigh, far net.HardwareAddr) error {
 	ns, err := c.Neighbours(meshIdx)
 	if err != nil {
 		return err
@@ -210,8 +247,176 @@ func checkTables(c *batadv.Client, meshIdx int, neigh, far net.HardwareAddr) err
 	if !found {
 		return fmt.Errorf("nodeapi routes %+v: want an installed route to %s via %s", routes, far, neigh)
 	}
-	pass("batadv-tables", "neighbour %s (cost %d), originator %s through it; %d originators, %d nodeapi routes",
+	// The engine's Status gives the manager the same, and its word.
+	var st nodeapi.Mesh
+	eng.Status(&st)
+	if st.Engine != "running" || st.EngineError != "" {
+		return fmt.Errorf("Engine.Status says %q (%q), want running", st.Engine, st.EngineError)
+	}
+	if len(st.Neighbours) != 1 || st.Neighbours[0].Address != neigh.String() || st.Neighbours[0].Interface != "eth0" || st.Neighbours[0].Cost >= 255 {
+		return fmt.Errorf("Engine.Status neighbours %+v: want %s on eth0 with a TQ-based cost", st.Neighbours, neigh)
+	}
+	found = false
+	for _, r := range st.Routes {
+		if r.Prefix == far.String() && r.Via == neigh.String() && r.Interface == "eth0" && r.Installed {
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("Engine.Status routes %+v: want an installed route to %s via %s on eth0", st.Routes, far, neigh)
+	}
+	pass("batadv-tables", "neighbour %s (cost %d), originator %s through it; %d originators, %d nodeapi routes; Engine.Status running with the same",
 		neigh, mn[0].Cost, far, len(os_), len(routes))
+	return nil
+}
+
+// checkTT reads node 1's global translation table: node 3's bat0 MAC
+// announced by node 3's originator, untagged and the best, and node 2's
+// by node 2's. batman-adv puts bat0's own MAC in its local table and
+// announces it with the OGMs, so both are there soon after the ping.
+func checkTT(eng *batadv.Engine, neigh, far net.HardwareAddr) error {
+	var tt []batadv.TTEntry
+	took, err := waitFor(30*time.Second, 500*time.Millisecond, func() error {
+		var err error
+		if tt, err = eng.GlobalTT(); err != nil {
+			return err
+		}
+		for _, want := range []struct{ mac, orig net.HardwareAddr }{{batMAC("3"), far}, {batMAC("2"), neigh}} {
+			found := false
+			for _, e := range tt {
+				if e.MAC.String() == want.mac.String() && e.Orig.String() == want.orig.String() && e.VID == -1 && e.Best {
+					found = true
+				}
+			}
+			if !found {
+				return fmt.Errorf("global TT %+v: no best untagged entry %s announced by %s", tt, want.mac, want.orig)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range tt {
+		if e.MAC.String() == batMAC("1").String() {
+			return fmt.Errorf("global TT %+v: holds node 1's own bat0 MAC (that is the local table's)", tt)
+		}
+	}
+	pass("batadv-tt", "global TT holds node 3's bat0 %s from originator %s and node 2's %s from %s (VID -1, best); %d entries after %.1fs",
+		batMAC("3"), far, batMAC("2"), neigh, len(tt), took.Seconds())
+	return nil
+}
+
+// meshSnapshot is what a second Start must not change.
+type meshSnapshot struct {
+	Index, MTU int
+	MAC        string
+	Up         bool
+	Hards      map[string]string // name: master, MTU and up
+	Mesh       batadv.Mesh
+}
+
+func snapshot(c *batadv.Client, meshIdx int) (meshSnapshot, error) {
+	var s meshSnapshot
+	links, err := netlink.LinkList()
+	if err != nil {
+		return s, err
+	}
+	s.Hards = map[string]string{}
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Index == meshIdx {
+			s.Index, s.MTU, s.MAC, s.Up = a.Index, a.MTU, a.HardwareAddr.String(), a.Flags&net.FlagUp != 0
+		}
+		if a.MasterIndex != 0 || strings.HasPrefix(a.Name, "eth") || a.Name == "lo" {
+			s.Hards[a.Name] = fmt.Sprintf("master %d, MTU %d, up %v", a.MasterIndex, a.MTU, a.Flags&net.FlagUp != 0)
+		}
+	}
+	s.Mesh, err = c.Mesh(meshIdx)
+	return s, err
+}
+
+// checkIdempotent calls Start again with the same interfaces: no error,
+// the same soft interface, MAC, hard interfaces and GET_MESH state, and
+// not one rtnetlink link message while it runs (the kernel sends one for
+// any change to a link).
+func checkIdempotent(eng *batadv.Engine, ifaces []nodeapi.MeshInterface, c *batadv.Client, meshIdx int) error {
+	before, err := snapshot(c, meshIdx)
+	if err != nil {
+		return err
+	}
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.LinkSubscribe(updates, done); err != nil {
+		return fmt.Errorf("subscribe to link updates: %w", err)
+	}
+	if err := eng.Start(context.Background(), ifaces, nodeapi.MeshSettings{Protocol: nodeapi.MeshBatman}); err != nil {
+		return fmt.Errorf("second Start: %w", err)
+	}
+	// The kernel sends a change's message as it makes it; a second is
+	// far more than it needs to arrive.
+	quiet := time.After(time.Second)
+	var changed []string
+wait:
+	for {
+		select {
+		case u := <-updates:
+			changed = append(changed, fmt.Sprintf("%s (type %d, flags %v)", u.Attrs().Name, u.Header.Type, u.Attrs().Flags))
+		case <-quiet:
+			break wait
+		}
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("the second Start changed links: %s", strings.Join(changed, "; "))
+	}
+	after, err := snapshot(c, meshIdx)
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(before, after) {
+		return fmt.Errorf("the second Start changed the mesh:\n before %+v\n after  %+v", before, after)
+	}
+	var st nodeapi.Mesh
+	eng.Status(&st)
+	if st.Engine != "running" {
+		return fmt.Errorf("Engine.Status after the second Start: %q (%q)", st.Engine, st.EngineError)
+	}
+	pass("batadv-idempotent", "a second Start sent no link change: bat0 index %d, MAC %s, hard interfaces %v, gw_mode %s as before",
+		after.Index, after.MAC, after.Hards, after.Mesh.Gateway)
+	return nil
+}
+
+// checkStop stops the engine: bat0 gone, eth0 released (no master),
+// Status off; a second Stop is no error.
+func checkStop(eng *batadv.Engine, ifaces []nodeapi.MeshInterface) error {
+	if err := eng.Stop(); err != nil {
+		return fmt.Errorf("engine Stop: %w", err)
+	}
+	if l, err := netlink.LinkByName(batadv.MeshInterface); err == nil {
+		return fmt.Errorf("%s (%s) still exists after Stop", l.Attrs().Name, l.Type())
+	}
+	for _, i := range ifaces {
+		l, err := netlink.LinkByName(i.Name)
+		if err != nil {
+			return err
+		}
+		if l.Attrs().MasterIndex != 0 {
+			return fmt.Errorf("%s still has master %d after Stop", i.Name, l.Attrs().MasterIndex)
+		}
+	}
+	var st nodeapi.Mesh
+	eng.Status(&st)
+	if st.Engine != "off" || st.EngineError != "" || st.Neighbours != nil || st.Routes != nil {
+		return fmt.Errorf("Engine.Status after Stop: %+v, want off", st)
+	}
+	if err := eng.Stop(); err != nil {
+		return fmt.Errorf("a second Stop: %w", err)
+	}
+	if _, err := eng.GlobalTT(); err == nil {
+		return fmt.Errorf("the engine's GlobalTT answered after Stop")
+	}
+	pass("batadv-stop", "Stop deleted bat0 and released the hard interfaces; Status says off; a second Stop is no error")
 	return nil
 }
 
@@ -234,12 +439,13 @@ func originatorSeen(c *batadv.Client, meshIdx int, far net.HardwareAddr) (time.D
 // keeps an originator entry for node 3 (batman-adv purges a neighbour it
 // has not heard for BATADV_PURGE_TIMEOUT, 200 s), then asks for the link
 // back and times the entry's return. The test answers on the console.
-func cutAndRestore(c *batadv.Client, meshIdx int, far net.HardwareAddr, farAddr string) {
+// It says whether the link came back and node 3 answers again.
+func cutAndRestore(c *batadv.Client, meshIdx int, far net.HardwareAddr, farAddr string) bool {
 	in := bufio.NewScanner(os.Stdin)
 	logf("WAIT cut")
 	if !in.Scan() {
 		fail("batadv-cut", fmt.Errorf("no answer from the test on the console: %v", in.Err()))
-		return
+		return false
 	}
 	cutAt := time.Now()
 	logf("got %q", in.Text())
@@ -252,7 +458,7 @@ func cutAndRestore(c *batadv.Client, meshIdx int, far net.HardwareAddr, farAddr 
 		seen, ok, err := originatorSeen(c, meshIdx, far)
 		if err != nil {
 			fail("batadv-cut", err)
-			return
+			return false
 		}
 		since := time.Since(cutAt)
 		if !ok {
@@ -264,7 +470,7 @@ func cutAndRestore(c *batadv.Client, meshIdx int, far net.HardwareAddr, farAddr 
 			staleAfter = since
 			if err := ping(farAddr, 2); err == nil {
 				fail("batadv-cut", fmt.Errorf("%s still answers after the cut", farAddr))
-				return
+				return false
 			}
 			pass("batadv-cut-stale", "node 3's OGMs stopped reaching node 1: entry last seen %.1fs ago, %.1fs after the cut; %s no longer answers",
 				seen.Seconds(), since.Seconds(), farAddr)
@@ -274,18 +480,18 @@ func cutAndRestore(c *batadv.Client, meshIdx int, far net.HardwareAddr, farAddr 
 		}
 		if staleAfter == 0 && since > staleWithin {
 			fail("batadv-cut-stale", fmt.Errorf("node 1 still hears %s %.0fs after the cut (last seen %.1fs ago)", far, since.Seconds(), seen.Seconds()))
-			return
+			return false
 		}
 		if since > purgeWithin {
 			fail("batadv-cut", fmt.Errorf("node 1 still has an entry for %s %.0fs after the cut (last seen %.1fs ago)", far, since.Seconds(), seen.Seconds()))
-			return
+			return false
 		}
 		time.Sleep(time.Second)
 	}
 	logf("WAIT restore")
 	if !in.Scan() {
 		fail("batadv-restore", fmt.Errorf("no answer from the test on the console: %v", in.Err()))
-		return
+		return false
 	}
 	logf("got %q", in.Text())
 	took, err := waitFor(60*time.Second, 500*time.Millisecond, func() error {
@@ -302,13 +508,14 @@ func cutAndRestore(c *batadv.Client, meshIdx int, far net.HardwareAddr, farAddr 
 	})
 	if err != nil {
 		fail("batadv-restore", err)
-		return
+		return false
 	}
 	pass("batadv-restore", "node 1 hears %s again %.1fs after the link came back", far, took.Seconds())
 	took, err = waitFor(30*time.Second, time.Second, func() error { return ping(farAddr, 1) })
 	if err != nil {
 		fail("batadv-restore-ping", err)
-		return
+		return false
 	}
 	pass("batadv-restore-ping", "%s answers again (%.1fs)", farAddr, took.Seconds())
+	return true
 }

@@ -10,17 +10,19 @@ import (
 // address (a client, or another node's bat0) and the originator that
 // announces it. A client heard through several originators (it roamed, or
 // two nodes bridge the same segment) has one row per originator; Best
-// marks the one batman-adv sends its frames to.
+// marks the one batman-adv sends its frames to. Multicast group
+// addresses (33:33:…, 01:00:5e:…) are rows too: batman-adv's multicast
+// optimisation announces each node's listeners through the same table.
 type TTEntry struct {
 	MAC  net.HardwareAddr
 	Orig net.HardwareAddr
 	// VID is the 802.1Q VLAN the entry is on, 0–4095, or -1 for untagged
-	// frames. batman-adv keeps the VLAN as a u16 with BATADV_VLAN_HAS_TAG
-	// (0x8000) set for a tagged one and sends it through
-	// batadv_print_vid: the VLAN ID (0–4095) when tagged, -1 (so 0xffff
-	// in the u16 attribute) when not. ParseGlobalTT reads 0xffff, or a
-	// row without the attribute, as -1, 0–4095 as that VLAN, and refuses
-	// any other value.
+	// frames. batman-adv sends its own u16 form of the VLAN
+	// (common->vid): BATADV_VLAN_HAS_TAG (0x8000) set and the VLAN ID in
+	// the low 12 bits for a tagged entry, 0 for an untagged one — the
+	// rule batctl prints by (BATADV_PRINT_VID). ParseGlobalTT reads
+	// 0x8000|id as id, 0 (or a row without the attribute) as -1, and
+	// refuses any other value.
 	VID  int
 	Best bool
 	// Flags are batman-adv's client flags (enum batadv_tt_client_flags,
@@ -41,11 +43,11 @@ const (
 	TTClientTemp  = 1 << 11 // BATADV_TT_CLIENT_TEMP: learned from traffic, not announced yet
 )
 
-// vidUntagged is batadv_print_vid's -1 as the u16 attribute carries it.
-const vidUntagged = 0xffff
-
-// maxVID is the highest 802.1Q VLAN ID (VLAN_VID_MASK).
-const maxVID = 0x0fff
+// The u16 VLAN batman-adv sends (see TTEntry.VID).
+const (
+	vidHasTag = 0x8000 // BATADV_VLAN_HAS_TAG
+	maxVID    = 0x0fff // VLAN_VID_MASK, the highest 802.1Q VLAN ID
+)
 
 // ParseGlobalTT reads BATADV_CMD_GET_TRANSTABLE_GLOBAL replies (each a
 // genl payload). It refuses more than maxDumpMessages rows, a row without
@@ -102,12 +104,12 @@ func attrVID(a attr) (int, error) {
 	}
 	v := binary.NativeEndian.Uint16(a.Data[:2])
 	switch {
-	case v == vidUntagged:
+	case v == 0:
 		return -1, nil
-	case v <= maxVID:
-		return int(v), nil
+	case v&^maxVID == vidHasTag:
+		return int(v & maxVID), nil
 	}
-	return 0, fmt.Errorf("%w: VID %#04x: neither -1 (untagged) nor a VLAN ID", errMalformed, v)
+	return 0, fmt.Errorf("%w: VID %#04x: neither untagged (0) nor 0x8000 with a VLAN ID", errMalformed, v)
 }
 
 // GlobalTT dumps the global translation table
