@@ -358,8 +358,13 @@ func (m *Manager) batmanSnapshot() {
 	id := m.id
 	m.mu.Unlock()
 	snap.Routes = batmanRoutes(tt, origs, m.opt.Batman.Iface(), id.Slot())
-	if err := m.opt.System.syncCloudRoutes(m.opt.Batman.Iface(), id.Addresses(), cloudSlots(snap.Routes)); err != nil {
+	slots := cloudSlots(snap.Routes)
+	if err := m.opt.System.syncCloudRoutes(m.opt.Batman.Iface(), id.Addresses(), slots); err != nil {
 		m.logf("batman-adv: %v", err)
+	}
+	if len(slots) != m.batNodes {
+		m.logf("batman-adv: %d other node(s) reachable (%d rows in the translation table, %d originators)", len(slots), len(tt), len(origs))
+		m.batNodes = len(slots)
 	}
 	m.mu.Lock()
 	m.batSnap = snap
@@ -371,7 +376,7 @@ func cloudSlots(rs []nodeapi.MeshRoute) []addr.Slot {
 	var out []addr.Slot
 	for _, r := range rs {
 		p, err := netip.ParsePrefix(r.Prefix)
-		if err != nil || !p.Addr().Is4() {
+		if err != nil || !p.Addr().Is4() || !r.Installed {
 			continue
 		}
 		b := p.Addr().As4()
@@ -391,20 +396,21 @@ func batmanRoutes(tt []batadv.TTEntry, origs []batadv.Originator, iface string, 
 		if !ok || c.Slot == own {
 			continue // a collision is batmanCollisions' business
 		}
+		a := c.Slot.Addresses()
+		// A node known but not heard lately is listed, not routed.
+		r := nodeapi.MeshRoute{Interface: iface, Metric: 255, RouterID: e.Orig.String()}
 		for _, o := range origs {
-			if !o.Best || !bytes.Equal(o.Address, e.Orig) || o.LastSeen > batStale {
-				continue
+			if o.Best && bytes.Equal(o.Address, e.Orig) && o.LastSeen <= batStale {
+				r.Via, r.Installed = o.Neighbour.String(), true
+				if o.HasTQ {
+					r.Metric = 255 - int(o.TQ)
+				}
+				break
 			}
-			a := c.Slot.Addresses()
-			metric := 255
-			if o.HasTQ {
-				metric = 255 - int(o.TQ)
-			}
-			for _, p := range []netip.Prefix{a.IPv4, a.IPv6} {
-				out = append(out, nodeapi.MeshRoute{Prefix: p.String(), Via: o.Neighbour.String(), Interface: iface,
-					Metric: metric, Installed: true, RouterID: e.Orig.String()})
-			}
-			break
+		}
+		for _, p := range []netip.Prefix{a.IPv4, a.IPv6} {
+			r.Prefix = p.String()
+			out = append(out, r)
 		}
 	}
 	return out

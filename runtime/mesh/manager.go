@@ -94,6 +94,7 @@ type Manager struct {
 	batErr     string
 	batVia     netip.Addr
 	batSnap    nodeapi.Mesh // batman-adv alone: engine, neighbours, routes (mu)
+	batNodes   int          // how many nodes batSnap reached, for the log
 }
 
 // New makes a Manager with the settings (validated).
