@@ -64,7 +64,9 @@ func TestMeshLine(t *testing.T) {
 		return &meshNode{name: name, opts: withCredential(qemu.Options{
 			Disk:    scratchCopy(t, img.usb),
 			Forward: []string{fmt.Sprintf("%d:443", https)},
-			UserNet: qemu.UserNet{Net: subnet, Restrict: restrict},
+			// Each its own MAC: batman-adv names a node by its first
+			// port's address (QEMU's default is one for all).
+			UserNet: qemu.UserNet{Net: subnet, Restrict: restrict, MAC: "52:54:00:0a:00:0" + strings.ToLower(name[:1])},
 			Links:   links, Monitor: true,
 		}), liveNode: &liveNode{base: "https://127.0.0.1:" + strconv.Itoa(https)}}
 	}

@@ -94,6 +94,11 @@ type UserNet struct {
 	// restrict=on): forwards still reach the guest, but it has no way
 	// out, as a node without an uplink.
 	Restrict bool
+	// MAC is the NIC's address ("" is QEMU's default, the same
+	// 52:54:00:12:34:56 in every guest): guests meshed together need
+	// their own, or batman-adv, which names a node by its first port's
+	// address, takes two nodes for one.
+	MAC string
 }
 
 // Link is one end of a point-to-point link: frames go to 127.0.0.1:Peer
@@ -327,6 +332,13 @@ func nicArgs(forwards []string, u UserNet) ([]string, error) {
 	if u.Restrict {
 		netdev += ",restrict=on"
 	}
+	dev := "virtio-net-pci,netdev=up"
+	if u.MAC != "" {
+		if !macPattern.MatchString(u.MAC) {
+			return nil, fmt.Errorf("%w: user network MAC %q: want six lower-case hex bytes with colons", ErrBadOptions, u.MAC)
+		}
+		dev += ",mac=" + u.MAC
+	}
 	for _, f := range forwards {
 		host, guest, err := parseForward(f)
 		if err != nil {
@@ -334,7 +346,7 @@ func nicArgs(forwards []string, u UserNet) ([]string, error) {
 		}
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, guest)
 	}
-	return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=up"}, nil
+	return []string{"-netdev", netdev, "-device", dev}, nil
 }
 
 // parseForward reads "HOST:GUEST" or "127.0.0.1:HOST-:GUEST".

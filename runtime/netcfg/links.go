@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/vishvananda/netlink"
 )
 
 // arphrdEther is ARPHRD_ETHER from <linux/if_arp.h>, the value of
@@ -35,10 +37,23 @@ func WiredInterfaces(sysDir string) ([]string, error) {
 		if exists(filepath.Join(dir, "wireless")) || exists(filepath.Join(dir, "phy80211")) {
 			continue
 		}
+		if isMeshCloud(e.Name()) {
+			continue
+		}
 		out = append(out, e.Name())
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// isMeshCloud reports whether name is a batman-adv soft interface (bat0),
+// an Ethernet-typed link the mesh makes over its ports: DHCP there would
+// take whatever a node of the cloud hands out for an uplink. The ports
+// under it keep theirs: a DHCP answer on a port is how an uplink is
+// found. A name that is no link here (a test's sysfs) is not one.
+func isMeshCloud(name string) bool {
+	l, err := netlink.LinkByName(name)
+	return err == nil && l.Type() == "batadv"
 }
 
 func exists(p string) bool {
