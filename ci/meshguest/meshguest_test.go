@@ -318,8 +318,10 @@ func linkMAC(node, link int) string { return fmt.Sprintf("52:54:00:99:%02x:%02x"
 // and node 2's bat0 MACs in the global translation table, announced by
 // their originators; a second Engine.Start that changes nothing; the
 // entry for node 3 going when the test cuts the 2–3 link with the
-// monitor, and coming back when it restores it; Engine.Stop removing bat0
-// and freeing the hard interfaces.
+// monitor, and coming back when it restores it; SetGateway on the
+// running engine; a Start without eth0 releasing it and one with it
+// taking it back; Engine.Stop removing bat0 and freeing the hard
+// interfaces.
 func TestBatadv(t *testing.T) {
 	in := prepare(t)
 	initrd := in.initrd(t, "batadv.cpio", []string{"virtio_pci", "virtio_net", "batman_adv"}, nil)
@@ -360,7 +362,7 @@ func TestBatadv(t *testing.T) {
 	expect(t, a, 2*time.Minute, "meshguest: DONE")
 	t.Logf("the scenario took %.1fs in all", time.Since(start).Seconds())
 	want := []string{"batadv-setup", "batadv-ping", "batadv-tables", "batadv-gateway", "batadv-tt", "batadv-idempotent",
-		"batadv-cut-stale", "batadv-restore", "batadv-restore-ping", "batadv-stop"}
+		"batadv-cut-stale", "batadv-restore", "batadv-restore-ping", "batadv-gw-switch", "batadv-release", "batadv-stop"}
 	if purge {
 		want = append(want, "batadv-cut")
 	}
