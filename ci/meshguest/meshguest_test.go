@@ -340,7 +340,10 @@ func TestWifiManager(t *testing.T) {
 		cmdline += " meshguest.sae=off"
 	}
 	start := time.Now()
-	vm := in.boot(t, "wifimgr", in.initrd(t, "wifimgr.cpio", wifiModules, files), cmdline, nil)
+	// The manager's netlink handle opens the route, xfrm and netfilter
+	// families, and the guest cannot load their modules on demand.
+	mods := append(slices.Clone(wifiModules), "xfrm_user", "nfnetlink")
+	vm := in.boot(t, "wifimgr", in.initrd(t, "wifimgr.cpio", mods, files), cmdline, nil)
 	expect(t, vm, 3*time.Minute, "meshguest: PASS wifimgr-mesh-ping")
 	t.Logf("the open 802.11s mesh routed %.1fs after QEMU started", time.Since(start).Seconds())
 	expect(t, vm, 5*time.Minute, "meshguest: DONE")

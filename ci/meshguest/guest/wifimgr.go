@@ -337,6 +337,12 @@ func apart(c *radio.Client, n1, n2 *node, wait time.Duration) error {
 	if err != nil {
 		return err
 	}
+	// The manager's monitor may show the former babeld's last
+	// neighbour events for a moment after the restart, until it reads
+	// the new babeld's dump; a neighbour the new keys allowed would
+	// appear within a few hellos and stay, so the wait below still sees
+	// it.
+	time.Sleep(5 * time.Second)
 	start := time.Now()
 	heard := false
 	for time.Since(start) < wait {
