@@ -511,6 +511,8 @@ func (m *Manager) pickInterfacesOnce() ([]nodeapi.MeshInterface, error) {
 					out = append(out, ri)
 					continue
 				}
+			} else {
+				m.releaseRadio(a.Name)
 			}
 		}
 		switch {

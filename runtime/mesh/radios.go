@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,7 +108,7 @@ func (m *Manager) radioInterface(l netlink.Link, links []netlink.Link, s nodeapi
 	if r.byName == nil {
 		r.byName = map[string]*radioState{}
 	}
-	r.prune(links)
+	r.prune(links, s.Interfaces)
 	a := l.Attrs()
 	want := radioWant{ssid: s.SSID, channel: s.Channel, key: s.Key}
 	st := r.byName[a.Name]
@@ -135,22 +136,36 @@ func (m *Manager) radioInterface(l netlink.Link, links []netlink.Link, s nodeapi
 	return st.report(), true
 }
 
-// prune forgets radios that are gone or whose name now belongs to
-// another link (a card unplugged, another plugged in), stopping their
-// wpa_supplicant.
-func (r *radioSet) prune(links []netlink.Link) {
+// prune forgets radios that are gone, whose name now belongs to another
+// link (a card unplugged, another plugged in) or that the settings no
+// longer name, stopping their wpa_supplicant.
+func (r *radioSet) prune(links []netlink.Link, named []string) {
 	present := map[string]int{}
 	for _, l := range links {
 		present[l.Attrs().Name] = l.Attrs().Index
 	}
 	for name, st := range r.byName {
-		if idx, ok := present[name]; ok && idx == st.index {
+		idx, ok := present[name]
+		if ok && idx == st.index && (len(named) == 0 || slices.Contains(named, name)) {
 			continue
 		}
-		if st.sup != nil {
-			st.sup.stop()
-		}
-		delete(r.byName, name)
+		r.forget(name)
+	}
+}
+
+func (r *radioSet) forget(name string) {
+	if st := r.byName[name]; st != nil && st.sup != nil {
+		st.sup.stop()
+	}
+	delete(r.byName, name)
+}
+
+// releaseRadio forgets a radio that became the uplink: its wpa_supplicant
+// stops, and the card is left as whoever made it the uplink set it.
+func (m *Manager) releaseRadio(name string) {
+	if _, ok := m.radios.byName[name]; ok {
+		m.logf("%s is the uplink now: no longer a mesh radio", name)
+		m.radios.forget(name)
 	}
 }
 

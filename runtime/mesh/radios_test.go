@@ -366,15 +366,45 @@ func TestRadioSupplicant(t *testing.T) {
 		t.Errorf("the reason changed with the retries (babeld would restart): %q then %q", first, mi.Reason)
 	}
 
+	// The radio made the uplink: wpa_supplicant stops, the card is not
+	// touched.
 	sup := m.radios.byName["wlan0"].sup
+	nl.takeCalls()
+	m.releaseRadio("wlan0")
+	if _, ok := m.radios.byName["wlan0"]; ok || !isDone(sup.done) {
+		t.Errorf("wlan0 the uplink: still managed, or its wpa_supplicant still supervised")
+	}
+	m.radioInterface(wlan0, links, settings("byz", 6, "third key"))
+	if got := nl.takeCalls(); len(got) != 1 {
+		t.Errorf("configured %+v, want one configuration of wlan0 back from being the uplink", got)
+	}
+
+	// Not named by the settings any more.
+	sup = m.radios.byName["wlan0"].sup
+	s := settings("byz", 6, "third key")
+	s.Interfaces = []string{"eth0", "wlan9"}
+	m.radioInterface(link("wlan9", 19), []netlink.Link{wlan0, link("wlan9", 19)}, s)
+	if _, ok := m.radios.byName["wlan0"]; ok || !isDone(sup.done) {
+		t.Errorf("wlan0 no longer named: still managed, or its wpa_supplicant still supervised")
+	}
+
+	m.radioInterface(wlan0, links, settings("byz", 6, "third key"))
+	sup = m.radios.byName["wlan0"].sup
 	m.radioInterface(link("wlan1", 10), []netlink.Link{link("wlan1", 10)}, settings("byz", 6, "third key"))
 	if _, ok := m.radios.byName["wlan0"]; ok {
 		t.Errorf("wlan0 gone, still managed")
 	}
-	select {
-	case <-sup.done:
-	default:
+	if !isDone(sup.done) {
 		t.Errorf("wlan0 gone, its wpa_supplicant still supervised")
+	}
+}
+
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
