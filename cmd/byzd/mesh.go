@@ -15,6 +15,7 @@ import (
 	"byzantium/runtime/mesh"
 	"byzantium/runtime/mesh/gateway"
 	"byzantium/runtime/mesh/meshcfg"
+	"byzantium/runtime/mesh/radio"
 	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/sandbox"
 )
@@ -29,6 +30,9 @@ const (
 	meshInside = "/mesh"
 	meshRoot   = "/run/byzantium/mesh-root"
 	babeld     = "/usr/sbin/babeld"
+	// wpaRun holds wpa_supplicant's configurations (the mesh key) and
+	// control sockets: not under meshRun, which babeld's uid owns.
+	wpaRun = "/run/byzantium/wpa"
 	// babeldUID runs babeld: not root, below the services' ids
 	// (runtime/service starts at 61000).
 	babeldUID = 60999
@@ -75,6 +79,10 @@ func startMesh(ctx context.Context, stateDir string, log *slog.Logger) (*meshNod
 		Babeld:       babeld,
 		Launch:       confinedBabeld(self),
 		Logf:         logf,
+		// wpa_supplicant (SAE on keyed 802.11s radios) runs as root: it
+		// needs the radio's raw frames and nl80211.
+		LaunchSupplicant: launchSupplicant,
+		SupplicantDir:    wpaRun,
 		Gateway: func(gw *nodeapi.MeshGateway) {
 			s := g.Status()
 			gw.Share, gw.Uplink, gw.Sharing, gw.Check = s.Share, s.Uplink, s.Sharing, s.Check
@@ -86,9 +94,10 @@ func startMesh(ctx context.Context, stateDir string, log *slog.Logger) (*meshNod
 	// The NAT's modules, in case the kernel cannot load them on demand
 	// (it asks /sbin/modprobe, which a node may lack).
 	if dir, err := coldplug.ModDir("/"); err == nil {
-		res := coldplug.Load(coldplug.Options{ModDir: dir, Logf: logf}, gateway.KernelModules...)
+		// And the crypto SAE needs on a keyed 802.11s mesh.
+		res := coldplug.Load(coldplug.Options{ModDir: dir, Logf: logf}, append(slices.Clone(gateway.KernelModules), radio.SAEKernelModules...)...)
 		if len(res.Missing)+len(res.Failed) > 0 {
-			log.Warn("mesh: kernel modules for sharing an uplink", "missing", res.Missing, "failed", res.Failed)
+			log.Warn("mesh: kernel modules for sharing an uplink and SAE", "missing", res.Missing, "failed", res.Failed)
 		}
 	}
 	go func() {
@@ -162,6 +171,19 @@ func confinedBabeld(self string) func(ctx context.Context, argv []string) (*exec
 		return sandbox.Command(self, sandbox.Spec{Root: meshRoot, Argv: argv, Env: []string{"PATH=/usr/sbin:/usr/bin"},
 			UID: babeldUID, GID: babeldUID, Caps: []string{"CAP_NET_ADMIN"}, Privileged: true, OpenFiles: 256, Processes: 16})
 	}
+}
+
+// launchSupplicant runs wpa_supplicant from the image (the wpasupplicant
+// package); its absence is an error the radio's reason shows.
+func launchSupplicant(_ context.Context, argv []string) (*exec.Cmd, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("mesh: no wpa_supplicant command")
+	}
+	p, err := mesh.FindSupplicant("/usr/sbin/wpa_supplicant", "/sbin/wpa_supplicant")
+	if err != nil {
+		return nil, err
+	}
+	return exec.Command(p, argv[1:]...), nil
 }
 
 // chownTree gives dir and the files in it to uid (not following links).
