@@ -16,6 +16,7 @@ import (
 	"byzantium/runtime/mesh/batadv"
 	"byzantium/runtime/mesh/gateway"
 	"byzantium/runtime/mesh/meshcfg"
+	"byzantium/runtime/mesh/radio"
 	"byzantium/runtime/nodeapi"
 	"byzantium/runtime/sandbox"
 )
@@ -30,6 +31,9 @@ const (
 	meshInside = "/mesh"
 	meshRoot   = "/run/byzantium/mesh-root"
 	babeld     = "/usr/sbin/babeld"
+	// wpaRun holds wpa_supplicant's configurations (the mesh key) and
+	// control sockets: not under meshRun, which babeld's uid owns.
+	wpaRun = "/run/byzantium/wpa"
 	// babeldUID runs babeld: not root, below the services' ids
 	// (runtime/service starts at 61000).
 	babeldUID = 60999
@@ -77,6 +81,10 @@ func startMesh(ctx context.Context, stateDir string, log *slog.Logger) (*meshNod
 		Launch:       confinedBabeld(self),
 		Logf:         logf,
 		Batman:       &batadv.Engine{Logf: logf},
+		// wpa_supplicant (SAE on keyed 802.11s radios) runs as root: it
+		// needs the radio's raw frames and nl80211.
+		LaunchSupplicant: launchSupplicant,
+		SupplicantDir:    wpaRun,
 		Gateway: func(gw *nodeapi.MeshGateway) {
 			s := g.Status()
 			gw.Share, gw.Uplink, gw.Sharing, gw.Check = s.Share, s.Uplink, s.Sharing, s.Check
@@ -90,9 +98,10 @@ func startMesh(ctx context.Context, stateDir string, log *slog.Logger) (*meshNod
 	// kernel without batman-adv (the cloud kernel) refuses only the
 	// protocols batman-adv and both, in the mesh's status.
 	if dir, err := coldplug.ModDir("/"); err == nil {
-		res := coldplug.Load(coldplug.Options{ModDir: dir, Logf: logf}, gateway.KernelModules...)
+		// And the crypto SAE needs on a keyed 802.11s mesh.
+		res := coldplug.Load(coldplug.Options{ModDir: dir, Logf: logf}, append(slices.Clone(gateway.KernelModules), radio.SAEKernelModules...)...)
 		if len(res.Missing)+len(res.Failed) > 0 {
-			log.Warn("mesh: kernel modules for sharing an uplink", "missing", res.Missing, "failed", res.Failed)
+			log.Warn("mesh: kernel modules for sharing an uplink and SAE", "missing", res.Missing, "failed", res.Failed)
 		}
 		if res := coldplug.Load(coldplug.Options{ModDir: dir, Logf: logf}, batadv.KernelModule); len(res.Missing)+len(res.Failed) > 0 {
 			log.Info("mesh: no batman-adv in this kernel: protocols batman-adv and both will not run", "missing", res.Missing, "failed", res.Failed)
@@ -169,6 +178,19 @@ func confinedBabeld(self string) func(ctx context.Context, argv []string) (*exec
 		return sandbox.Command(self, sandbox.Spec{Root: meshRoot, Argv: argv, Env: []string{"PATH=/usr/sbin:/usr/bin"},
 			UID: babeldUID, GID: babeldUID, Caps: []string{"CAP_NET_ADMIN"}, Privileged: true, OpenFiles: 256, Processes: 16})
 	}
+}
+
+// launchSupplicant runs wpa_supplicant from the image (the wpasupplicant
+// package); its absence is an error the radio's reason shows.
+func launchSupplicant(_ context.Context, argv []string) (*exec.Cmd, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("mesh: no wpa_supplicant command")
+	}
+	p, err := mesh.FindSupplicant("/usr/sbin/wpa_supplicant", "/sbin/wpa_supplicant")
+	if err != nil {
+		return nil, err
+	}
+	return exec.Command(p, argv[1:]...), nil
 }
 
 // chownTree gives dir and the files in it to uid (not following links).

@@ -18,6 +18,7 @@ import (
 
 	"byzantium/runtime/mesh/addr"
 	"byzantium/runtime/mesh/babel"
+	"byzantium/runtime/mesh/radio"
 	"byzantium/runtime/nodeapi"
 )
 
@@ -62,6 +63,21 @@ type Options struct {
 	Batman BatmanEngine
 	// Gateway fills in Mesh.Gateway's sharing side (runtime/mesh/gateway).
 	Gateway func(g *nodeapi.MeshGateway)
+
+	// LaunchSupplicant makes the command that runs wpa_supplicant
+	// (argv from SupplicantArgv) on a keyed 802.11s radio, in System's
+	// namespace; nil: no SAE, such radios join open and the key protects
+	// routing only. Supplicant is argv[0] ("wpa_supplicant" when empty);
+	// SupplicantDir holds its configurations and control sockets
+	// (RunDir/wpa when empty). See radios.go.
+	LaunchSupplicant babel.Launcher
+	Supplicant       string
+	SupplicantDir    string
+	// RadioCapabilities is a test seam: it changes a card's capabilities
+	// as read, before the mode is chosen (ci/meshguest masks 802.11s
+	// out to force ad-hoc on radios that have it). nil in production.
+	RadioCapabilities func(ifname string, c *radio.Capabilities)
+	radioClient       radioClient // the tests' nl80211; nil opens nl80211
 }
 
 // Manager runs the mesh on a node.
@@ -95,6 +111,7 @@ type Manager struct {
 	batVia     netip.Addr
 	batSnap    nodeapi.Mesh // batman-adv alone: engine, neighbours, routes (mu)
 	batNodes   int          // how many nodes batSnap reached, for the log
+	radios     radioSet     // radios.go; Run's goroutine only
 }
 
 // New makes a Manager with the settings (validated).
@@ -217,6 +234,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m.runCtx = ctx
+	defer m.stopRadios() // wpa_supplicant, once the loop below is done with the radios
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); m.monitor(ctx) }()
@@ -446,7 +464,7 @@ func (m *Manager) checkCollisions() {
 
 // pickInterfaces lists the mesh interfaces: the named ones, or every
 // Ethernet port that is up, not lo and carries no default route (not an
-// uplink). Radios come from the radio manager later (Kind "wifi").
+// uplink), and every radio, which radios.go reads and sets up.
 func (m *Manager) pickInterfaces() ([]nodeapi.MeshInterface, error) {
 	var err error
 	for try := 0; try < 5; try++ {
@@ -502,6 +520,16 @@ func (m *Manager) pickInterfacesOnce() ([]nodeapi.MeshInterface, error) {
 		mi := nodeapi.MeshInterface{Name: a.Name, Kind: "wired", Mode: "wired"}
 		if m.wireless(a.Name) {
 			mi.Kind, mi.Mode, mi.Reason = "wifi", "ibss", "a radio link (babeld type wireless)"
+			// A card is read, given a mode and set up (radios.go),
+			// unless it is the uplink.
+			if a.Name != s.Uplink && (!uplinks[a.Index] || named) {
+				if ri, ok := m.radioInterface(l, links, s); ok {
+					out = append(out, ri)
+					continue
+				}
+			} else {
+				m.releaseRadio(a.Name)
+			}
 		}
 		switch {
 		case a.Name == s.Uplink || (uplinks[a.Index] && !named):

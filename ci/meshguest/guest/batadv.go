@@ -89,6 +89,12 @@ func batadvScenario(args map[string]string) {
 	if !cutAndRestore(c, meshIdx, orig, far) {
 		return
 	}
+	if err := checkGatewaySwitch(eng, c, meshIdx); err != nil {
+		fail("batadv-gw-switch", err)
+	}
+	if err := checkRelease(eng, ifaces, neigh); err != nil {
+		fail("batadv-release", err)
+	}
 	if err := checkStop(eng, ifaces); err != nil {
 		fail("batadv-stop", err)
 	}
@@ -384,6 +390,79 @@ wait:
 	}
 	pass("batadv-idempotent", "a second Start sent no link change: bat0 index %d, MAC %s, hard interfaces %v, gw_mode %s as before",
 		after.Index, after.MAC, after.Hards, after.Mesh.Gateway)
+	return nil
+}
+
+// checkGatewaySwitch turns node 1 into a gateway server while the engine
+// runs and back into a client, reading GET_MESH after each.
+func checkGatewaySwitch(eng *batadv.Engine, c *batadv.Client, meshIdx int) error {
+	if err := eng.SetGateway(true, 20000, 5050); err != nil {
+		return fmt.Errorf("SetGateway(server): %w", err)
+	}
+	m, err := c.Mesh(meshIdx)
+	if err != nil {
+		return err
+	}
+	// 5050 kbit/s is rounded up to batman-adv's 100 kbit/s steps.
+	if m.Gateway != batadv.GatewayServer || m.DownKbit != 20000 || m.UpKbit != 5100 {
+		return fmt.Errorf("GET_MESH after SetGateway(server, 20000, 5050): %+v", m)
+	}
+	if err := eng.SetGateway(false, 0, 0); err != nil {
+		return fmt.Errorf("SetGateway(client): %w", err)
+	}
+	if m, err = c.Mesh(meshIdx); err != nil {
+		return err
+	}
+	if m.Gateway != batadv.GatewayClient {
+		return fmt.Errorf("GET_MESH after SetGateway(client): %+v", m)
+	}
+	pass("batadv-gw-switch", "SetGateway on the running engine: server announcing 20000/5100 kbit/s, then client again")
+	return nil
+}
+
+// checkRelease starts the engine with eth0 no longer meshing (released,
+// Status starting, bat0 kept), then with it again (enslaved, node 2 a
+// neighbour again).
+func checkRelease(eng *batadv.Engine, ifaces []nodeapi.MeshInterface, neigh net.HardwareAddr) error {
+	var without []nodeapi.MeshInterface
+	for _, i := range ifaces {
+		if i.Name == "eth0" {
+			i.Meshing, i.Mode = false, "none"
+		}
+		without = append(without, i)
+	}
+	if err := eng.Start(context.Background(), without, nodeapi.MeshSettings{Protocol: nodeapi.MeshBatman}); err != nil {
+		return fmt.Errorf("a Start without eth0: %w", err)
+	}
+	l, err := netlink.LinkByName("eth0")
+	if err != nil {
+		return err
+	}
+	if l.Attrs().MasterIndex != 0 {
+		return fmt.Errorf("eth0 still has master %d after a Start without it", l.Attrs().MasterIndex)
+	}
+	var st nodeapi.Mesh
+	eng.Status(&st)
+	if st.Engine != "starting" || st.EngineError != "no mesh interface to run bat0 over" || len(st.Neighbours) != 0 {
+		return fmt.Errorf("Engine.Status without a hard interface: %q (%q), %d neighbours", st.Engine, st.EngineError, len(st.Neighbours))
+	}
+	if _, err := eng.Ifindex(); err != nil {
+		return fmt.Errorf("bat0 after a Start without hard interfaces: %w", err)
+	}
+	if err := eng.Start(context.Background(), ifaces, nodeapi.MeshSettings{Protocol: nodeapi.MeshBatman}); err != nil {
+		return fmt.Errorf("a Start with eth0 again: %w", err)
+	}
+	took, err := waitFor(30*time.Second, 500*time.Millisecond, func() error {
+		eng.Status(&st)
+		if st.Engine != "running" || len(st.Neighbours) != 1 || st.Neighbours[0].Address != neigh.String() {
+			return fmt.Errorf("Engine.Status: %q (%q), neighbours %+v; want running with %s", st.Engine, st.EngineError, st.Neighbours, neigh)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	pass("batadv-release", "a Start without eth0 released it (Status starting); with it again node 2 is a neighbour %.1fs later", took.Seconds())
 	return nil
 }
 

@@ -12,13 +12,17 @@
 //
 // Kernel command line:
 //
-//	meshguest.scenario=wifi|batadv
+//	meshguest.scenario=wifi|wifimgr|batadv
 //	meshguest.node=N            (batadv: this node's number, 1..3)
 //	meshguest.neigh=MAC         (batadv, node 1: the neighbour to see)
 //	meshguest.orig=MAC          (batadv, node 1: the originator two hops away)
 //	meshguest.gw=server|client  (batadv)
 //	meshguest.hwsim=PARAMS      (parameters for mac80211_hwsim, "radios=2")
-//	meshguest.sae=off           (wifi: no wpa_supplicant in this initramfs)
+//	meshguest.sae=off           (wifi, wifimgr: no wpa_supplicant in this initramfs)
+//
+// As "/init nsexec ARGV…" (a child, not PID 1) it runs ARGV in the
+// network namespace open on its fd 3: the wifimgr scenario's launcher for
+// the manager in a namespace.
 package main
 
 import (
@@ -57,6 +61,9 @@ func logf(format string, args ...any) {
 }
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == "nsexec" {
+		nsExec(os.Args[2:]) // does not return
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "meshguest: not PID 1; this program is a QEMU guest's init")
 		os.Exit(2)
@@ -78,6 +85,8 @@ func main() {
 	switch s := args["meshguest.scenario"]; s {
 	case "wifi":
 		wifi(args["meshguest.sae"] != "off")
+	case "wifimgr":
+		wifiManagers(args["meshguest.sae"] != "off")
 	case "batadv":
 		batadvScenario(args)
 	default:

@@ -45,6 +45,9 @@ type Supervisor struct {
 	// until it returns nil (babeld's socket answers).
 	Ready func(ctx context.Context) error
 	Logf  func(format string, args ...any)
+	// Name names the process in log lines; "babeld" when empty (the
+	// mesh manager also supervises wpa_supplicant with it).
+	Name string
 
 	MinBackoff, MaxBackoff, StableAfter time.Duration
 	// StopGrace is how long a stopping process gets after SIGTERM (babeld
@@ -137,7 +140,11 @@ func (s *Supervisor) Run(ctx context.Context) {
 			state = StateFailed
 		}
 		s.set(state, err.Error())
-		s.logf("babeld: %v; again in %v", err, backoff)
+		name := s.Name
+		if name == "" {
+			name = "babeld"
+		}
+		s.logf("%s: %v; again in %v", name, err, backoff)
 		select {
 		case <-ctx.Done():
 			return

@@ -68,7 +68,7 @@ func ChooseMode(c Capabilities, s Settings) (Mode, string) {
 			if c.SAE() {
 				b.WriteString("; the mesh key is used for SAE (wpa_supplicant)")
 			} else {
-				b.WriteString("; this card cannot do SAE, so the mesh key protects routing only")
+				b.WriteString("; this card cannot do SAE, so the radio joins open and the mesh key protects routing only: babel's HMAC keeps strangers' routes out")
 			}
 		}
 	case ModeIBSS:
@@ -77,7 +77,7 @@ func ChooseMode(c Capabilities, s Settings) (Mode, string) {
 			b.WriteString("; brcmfmac ignores a fixed BSSID, so its cell may split from the others")
 		}
 		if s.Keyed {
-			b.WriteString("; ad-hoc has no link-layer key here, so the mesh key protects routing only")
+			b.WriteString("; ad-hoc has no link-layer key (no SAE), so the mesh key protects routing only: babel's HMAC keeps strangers' routes out")
 		}
 	}
 	return mode, b.String()

@@ -61,3 +61,10 @@ func WPASupplicantMeshConfig(ctrlDir, meshID string, channel int, key string) ([
 	b.WriteString("}\n")
 	return []byte(b.String()), nil
 }
+
+// SAEKernelModules are the crypto templates mac80211 asks for when
+// wpa_supplicant installs a keyed mesh's keys (CCMP, BIP-CMAC, GCMP). A
+// node without modprobe cannot load them on demand, and then every key
+// addition fails: the peers reach ESTAB but cannot read each other's
+// frames (found in ci/meshguest). byzd loads them up front.
+var SAEKernelModules = []string{"ctr", "ccm", "cmac", "gcm", "ghash_generic"}
