@@ -14,7 +14,8 @@ import (
 // IPv4 and IPv6 (every kernel has babeld's route to every other node's
 // two addresses, then a sample of pairs connect), babeld's resident
 // memory per node, the managers' heap per node (Go heap in use after
-// convergence, less before, over N), and how many times a manager's
+// convergence, less before, over N), when every manager's view has
+// every route too (s-views), and how many times a manager's
 // monitor connection ended (babeld cut it off) per node.
 // Run: go test -run XXX -bench Convergence -benchtime 1x ./ci/meshsim
 func BenchmarkConvergence(b *testing.B) {
@@ -38,11 +39,20 @@ func BenchmarkConvergence(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				start := time.Now()
 				d, err := s.Converge(180 * time.Second)
 				if err != nil {
 					s.Close()
 					b.Fatal(err)
 				}
+				for !s.ViewsComplete() {
+					if time.Since(start) > 180*time.Second {
+						s.Close()
+						b.Fatalf("the managers' views lack routes the kernels have, %v after start", time.Since(start))
+					}
+					time.Sleep(250 * time.Millisecond)
+				}
+				views := time.Since(start)
 				runtime.GC()
 				var after runtime.MemStats
 				runtime.ReadMemStats(&after)
@@ -56,8 +66,9 @@ func BenchmarkConvergence(b *testing.B) {
 				b.ReportMetric(float64(rss)/float64(n)/1024, "KiB-babeld/node")
 				b.ReportMetric(float64(heap)/1024, "KiB-heap/node")
 				b.ReportMetric(float64(cutoffs.Load())/float64(n), "reconnects/node")
-				b.Logf("%d nodes (%dx%d grid): every route in every kernel in %.1f s, %d probed pairs reached in %.1f s; babeld RSS %.0f KiB/node; manager heap %.0f KiB/node; %d monitor reconnections",
-					n, g.w, g.h, s.RoutesAt.Seconds(), len(s.ProbePairs()), d.Seconds(), float64(rss)/float64(n)/1024, float64(heap)/1024, cutoffs.Load())
+				b.ReportMetric(views.Seconds(), "s-views")
+				b.Logf("%d nodes (%dx%d grid): every route in every kernel in %.1f s, %d probed pairs reached in %.1f s; babeld RSS %.0f KiB/node; manager heap %.0f KiB/node; every manager's view complete in %.1f s, %d monitor reconnections",
+					n, g.w, g.h, s.RoutesAt.Seconds(), len(s.ProbePairs()), d.Seconds(), float64(rss)/float64(n)/1024, float64(heap)/1024, views.Seconds(), cutoffs.Load())
 				s.Close()
 			}
 		})

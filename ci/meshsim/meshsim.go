@@ -450,6 +450,32 @@ func (s *Sim) routesComplete() bool {
 	return true
 }
 
+// ViewsComplete says whether every manager's status lists an installed,
+// reachable route to every other node's two addresses: the managers'
+// views of babeld (what the API and the panel show, and what the
+// collision check reads) caught up with the kernels'.
+func (s *Sim) ViewsComplete() bool {
+	want := map[string]bool{}
+	for i := range s.Nodes {
+		a := s.Nodes[i].Manager.Identity().Addresses()
+		want[a.IPv4.String()] = true
+		want[a.IPv6.String()] = true
+	}
+	for i := range s.Nodes {
+		a := s.Nodes[i].Manager.Identity().Addresses()
+		have := 0
+		for _, r := range s.Status(i).Routes {
+			if r.Installed && want[r.Prefix] && r.Prefix != a.IPv4.String() && r.Prefix != a.IPv6.String() {
+				have++
+			}
+		}
+		if have < 2*(len(s.Nodes)-1) {
+			return false
+		}
+	}
+	return true
+}
+
 // babelRoutes are the destinations of the unicast routes babeld
 // installed in the node's main table.
 func (nd *Node) babelRoutes() (map[netip.Prefix]bool, error) {
