@@ -371,8 +371,8 @@ func (m *Manager) ready(ctx context.Context) error {
 const (
 	dialRetry    = 200 * time.Millisecond
 	minRedial    = 250 * time.Millisecond
-	maxRedial    = 5 * time.Second
-	stableRedial = 30 * time.Second
+	maxRedial    = 2 * time.Second
+	stableRedial = 10 * time.Second
 )
 
 // monitor keeps m.state from babeld's monitor stream over one long-lived
