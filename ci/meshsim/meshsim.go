@@ -25,7 +25,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"byzantium/runtime/mesh"
 	"byzantium/runtime/mesh/addr"
@@ -45,6 +47,7 @@ type Node struct {
 	Manager *mesh.Manager
 	Dir     string
 	sys     *mesh.System
+	nl      *netlink.Handle // for the simulator's own checks
 	ln      []net.Listener
 	done    chan struct{}
 }
@@ -276,6 +279,9 @@ func (s *Sim) Close() {
 			for _, p := range nsPids(nd.NS) {
 				syscall.Kill(p, syscall.SIGKILL)
 			}
+			if nd.nl != nil {
+				nd.nl.Close()
+			}
 			nd.Handle.Close()
 			ip("netns", "del", nd.NS)
 		}
@@ -418,9 +424,37 @@ func (s *Sim) worst() string {
 	return fmt.Sprintf("node %d has %d installed routes of %d, %d neighbours, engine %s (%d starts) %s: %s", bi, best, 4*(len(s.Nodes)-1), len(st.Neighbours), st.Engine, starts, st.EngineError, st.Summary)
 }
 
-// routesComplete says whether every node has an installed, reachable
-// route to every other node's two addresses.
+// routesComplete says whether every node's kernel has a route from
+// babeld to every other node's two addresses: what forwarding uses, read
+// from the routing tables (two netlink dumps a node, stopping at the
+// first node that lacks one) rather than from the managers' views or by
+// probing N² pairs.
 func (s *Sim) routesComplete() bool {
+	want := make([]netip.Prefix, 0, 2*len(s.Nodes))
+	for i := range s.Nodes {
+		a := s.Nodes[i].Manager.Identity().Addresses()
+		want = append(want, a.IPv4, a.IPv6)
+	}
+	for i, nd := range s.Nodes {
+		have, err := nd.babelRoutes()
+		if err != nil {
+			s.Logf("%s: reading routes: %v", nd.NS, err)
+			return false
+		}
+		for j, p := range want {
+			if j/2 != i && !have[p] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ViewsComplete says whether every manager's status lists an installed,
+// reachable route to every other node's two addresses: the managers'
+// views of babeld (what the API and the panel show, and what the
+// collision check reads) caught up with the kernels'.
+func (s *Sim) ViewsComplete() bool {
 	want := map[string]bool{}
 	for i := range s.Nodes {
 		a := s.Nodes[i].Manager.Identity().Addresses()
@@ -441,6 +475,38 @@ func (s *Sim) routesComplete() bool {
 	}
 	return true
 }
+
+// babelRoutes are the destinations of the unicast routes babeld
+// installed in the node's main table.
+func (nd *Node) babelRoutes() (map[netip.Prefix]bool, error) {
+	if nd.nl == nil {
+		h, err := netlink.NewHandleAt(nd.Handle)
+		if err != nil {
+			return nil, err
+		}
+		nd.nl = h
+	}
+	have := map[netip.Prefix]bool{}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := nd.nl.RouteListFiltered(fam, &netlink.Route{Table: unix.RT_TABLE_MAIN, Protocol: babelProto}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			if r.Dst == nil || r.Type != unix.RTN_UNICAST {
+				continue // babeld keeps retracted routes as unreachable ones
+			}
+			ones, _ := r.Dst.Mask.Size()
+			if a, ok := netip.AddrFromSlice(r.Dst.IP); ok {
+				have[netip.PrefixFrom(a.Unmap(), ones)] = true
+			}
+		}
+	}
+	return have, nil
+}
+
+// babelProto is the kernel route protocol babeld installs with.
+const babelProto = 42
 
 func first(e []Edge) any {
 	if len(e) == 0 {

@@ -84,10 +84,14 @@ type Options struct {
 type Manager struct {
 	opt Options
 
-	mu        sync.Mutex
-	settings  nodeapi.MeshSettings
-	id        addr.Identity
-	routerID  babel.RouterID
+	mu       sync.Mutex
+	settings nodeapi.MeshSettings
+	id       addr.Identity
+	routerID babel.RouterID
+	// connID is the router id of the babeld the monitor is connected
+	// to (zero while it is not): readiness and a guard against a dying
+	// babeld's last events.
+	connID    babel.RouterID
 	ifaces    []nodeapi.MeshInterface
 	state     babel.State
 	synced    bool
@@ -386,34 +390,55 @@ func (m *Manager) prepare() ([]string, error) {
 	return []string{m.opt.Babeld, "-c", m.inBabeld("babeld.conf"), "-I", ""}, nil
 }
 
+// ready waits until the monitor is connected to the babeld just
+// started (its header carries the router id prepare chose). It opens no
+// connection of its own: babeld serves four local clients and queues two
+// more, and every connection costs it a header.
 func (m *Manager) ready(ctx context.Context) error {
-	for ctx.Err() == nil {
-		c, err := babel.Dial(ctx, m.socket())
-		if err == nil {
-			c.Close()
+	for {
+		m.mu.Lock()
+		ok := m.connID != (babel.RouterID{}) && m.connID == m.routerID
+		m.mu.Unlock()
+		if ok {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return ctx.Err()
 }
 
-// monitor keeps m.state from babeld's monitor stream, reconnecting
-// whenever babeld restarts.
+// Monitor connection retries: a babeld not up yet (no socket, refused)
+// is tried again soon; a connection that ended is, after a backoff, since
+// every new one costs babeld a full dump.
+const (
+	dialRetry    = 200 * time.Millisecond
+	minRedial    = 250 * time.Millisecond
+	maxRedial    = 2 * time.Second
+	stableRedial = 10 * time.Second
+)
+
+// monitor keeps m.state from babeld's monitor stream over one long-lived
+// connection, reconnecting when babeld restarts or the connection fails.
 func (m *Manager) monitor(ctx context.Context) {
+	backoff := minRedial
 	for ctx.Err() == nil {
 		c, err := babel.Dial(ctx, m.socket())
 		if err != nil {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(dialRetry):
 			}
 			continue
 		}
+		id := c.Header.MyID
+		m.mu.Lock()
+		m.connID = id
+		m.mu.Unlock()
+		began := time.Now()
 		// The initial dump is gathered aside and swapped in whole; the
 		// events after it change the shared state in place.
 		var st babel.State
@@ -424,8 +449,14 @@ func (m *Manager) monitor(ctx context.Context) {
 			}
 			m.mu.Lock()
 			defer m.mu.Unlock()
+			if id != m.routerID {
+				// A babeld being replaced: prepare already reset
+				// the state for the next one.
+				return
+			}
 			if ev.Kind == 0 {
 				m.state, m.synced = st, true
+				st = babel.State{}
 			} else {
 				m.state.Apply(ev)
 			}
@@ -434,9 +465,34 @@ func (m *Manager) monitor(ctx context.Context) {
 			}
 		})
 		c.Close()
-		if ctx.Err() == nil && err != nil {
-			m.logf("babeld socket: %v", err)
+		m.mu.Lock()
+		m.connID = babel.RouterID{}
+		m.mu.Unlock()
+		if ctx.Err() != nil {
+			return
 		}
+		m.logf("babeld socket: %v", err)
+		if time.Since(began) >= stableRedial {
+			backoff = minRedial
+		}
+		// The backoff spares a babeld that cut us off; a babeld that
+		// was replaced (prepare chose a new router id) is a new one,
+		// its dump due at once.
+		for wait := time.Now().Add(backoff); time.Now().Before(wait); {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(dialRetry):
+			}
+			m.mu.Lock()
+			replaced := m.routerID != id
+			m.mu.Unlock()
+			if replaced {
+				backoff = minRedial / 2
+				break
+			}
+		}
+		backoff = min(2*backoff, maxRedial)
 	}
 }
 

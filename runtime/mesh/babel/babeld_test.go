@@ -2,6 +2,7 @@ package babel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -111,5 +112,26 @@ func TestBabeldReadsConfig(t *testing.T) {
 	}
 	if len(s.Interfaces) != 2 {
 		t.Errorf("babeld's interfaces: %+v", s.Interfaces)
+	}
+
+	// The monitor's sign of life: babeld answers an empty line "ok",
+	// on a connection of its own (babeld serves four at a time).
+	defer func(i, p time.Duration) { idle, pingWait = i, p }(idle, pingWait)
+	idle, pingWait = 200*time.Millisecond, 500*time.Millisecond
+	mc, err := Dial(ctx, c.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	mctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	syncs := 0
+	err = mc.Monitor(mctx, func(ev Event, _ bool) {
+		if ev.Kind == 0 {
+			syncs++
+		}
+	})
+	if !errors.Is(err, context.DeadlineExceeded) || syncs != 1 {
+		t.Errorf("monitor pinged for 1.5 s: %v after %d syncs, want the context's end after 1", err, syncs)
 	}
 }

@@ -118,22 +118,37 @@ func (id RouterID) String() string {
 
 // ParseRouterID reads babeld's spelling.
 func ParseRouterID(s string) (RouterID, error) {
+	// Read in place, without splitting: a busy monitor reads one per
+	// route line.
 	var id RouterID
-	parts := strings.Split(s, ":")
-	if len(parts) != 8 {
+	if len(s) != 8*3-1 {
 		return id, fmt.Errorf("babel: router id %q: want 8 bytes", s)
 	}
-	for i, p := range parts {
-		if len(p) != 2 {
+	for i := range id {
+		p := s[3*i : 3*i+2]
+		if i < 7 && s[3*i+2] != ':' {
+			return id, fmt.Errorf("babel: router id %q: want 8 bytes", s)
+		}
+		hi, ok1 := unhex(p[0])
+		lo, ok2 := unhex(p[1])
+		if !ok1 || !ok2 {
 			return id, fmt.Errorf("babel: router id %q: bad byte %q", s, p)
 		}
-		b, err := hex.DecodeString(p)
-		if err != nil {
-			return id, fmt.Errorf("babel: router id %q: %w", s, err)
-		}
-		id[i] = b[0]
+		id[i] = hi<<4 | lo
 	}
 	return id, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // Younger says whether a claim with router id a must give way to one

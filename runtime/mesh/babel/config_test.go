@@ -126,7 +126,7 @@ func TestRouterID(t *testing.T) {
 	if id.String() != "6b:11:13:70:01:02:03:04" {
 		t.Errorf("String = %s", id)
 	}
-	for _, bad := range []string{"", "6a:00", "6a:00:00:01:de:ad:be:e1:00", "6a:00:00:01:de:ad:be:zz", "6a:0:00:01:de:ad:be:e1"} {
+	for _, bad := range []string{"", "6a:00", "6a:00:00:01:de:ad:be:e1:00", "6a:00:00:01:de:ad:be:zz", "6a:0:00:01:de:ad:be:e1", "6a-00-00-01-de-ad-be-e1", "6a:00:00:01:de:ad:b:e1f", "6a:00:00:01:de:ad:be:+1"} {
 		if _, err := ParseRouterID(bad); err == nil {
 			t.Errorf("ParseRouterID(%q) accepted", bad)
 		}

@@ -102,20 +102,42 @@ func syntaxErr(line, why string) error {
 	return fmt.Errorf("%w: %s: %q", ErrSyntax, why, line)
 }
 
+// kv is "key value key value …" after an entry's leading words, looked
+// up in place: a line has a dozen keys at most, and a map per line was
+// most of what parsing a busy monitor cost.
+type kv []string
+
+// lookup is the value of key k and whether it is there.
+func (f kv) lookup(k string) (string, bool) {
+	for i := 0; i+1 < len(f); i += 2 {
+		if f[i] == k {
+			return f[i+1], true
+		}
+	}
+	return "", false
+}
+
+// get is the value of key k, "" when absent.
+func (f kv) get(k string) string {
+	v, _ := f.lookup(k)
+	return v
+}
+
 // fields reads "key value key value …" after the entry's leading words.
-// Unknown keys are kept (a later babeld may add some) but bounded.
-func fields(words []string) (map[string]string, bool) {
+// Unknown keys are kept (a later babeld may add some) but bounded; a key
+// given twice is refused.
+func fields(words []string) (kv, bool) {
 	if len(words)%2 != 0 || len(words) > 40 {
 		return nil, false
 	}
-	m := make(map[string]string, len(words)/2)
-	for i := 0; i < len(words); i += 2 {
-		if _, dup := m[words[i]]; dup {
-			return nil, false
+	for i := 2; i < len(words); i += 2 {
+		for j := 0; j < i; j += 2 {
+			if words[i] == words[j] {
+				return nil, false
+			}
 		}
-		m[words[i]] = words[i+1]
 	}
-	return m, true
+	return kv(words), true
 }
 
 // ParseLine reads one event line (without its newline). The header lines
@@ -164,7 +186,7 @@ func parseInterface(name string, rest []string) (*InterfaceState, error) {
 		return nil, errors.New("bad interface")
 	}
 	s := &InterfaceState{Name: name}
-	switch f["up"] {
+	switch f.get("up") {
 	case "true":
 		s.Up = true
 	case "false":
@@ -172,12 +194,12 @@ func parseInterface(name string, rest []string) (*InterfaceState, error) {
 		return nil, errors.New("bad up")
 	}
 	var err error
-	if v, ok := f["ipv6"]; ok {
+	if v, ok := f.lookup("ipv6"); ok {
 		if s.IPv6, err = netip.ParseAddr(v); err != nil || !s.IPv6.Is6() {
 			return nil, errors.New("bad ipv6")
 		}
 	}
-	if v, ok := f["ipv4"]; ok {
+	if v, ok := f.lookup("ipv4"); ok {
 		if s.IPv4, err = netip.ParseAddr(v); err != nil || !s.IPv4.Is4() {
 			return nil, errors.New("bad ipv4")
 		}
@@ -208,20 +230,20 @@ func parseNeighbour(h string, rest []string) (*Neighbour, error) {
 	if !ok || !handle(h) {
 		return nil, errors.New("bad neighbour")
 	}
-	n := &Neighbour{Handle: h, Interface: f["if"]}
+	n := &Neighbour{Handle: h, Interface: f.get("if")}
 	var err error
-	if n.Address, err = netip.ParseAddr(f["address"]); err != nil {
+	if n.Address, err = netip.ParseAddr(f.get("address")); err != nil {
 		return nil, errors.New("bad address")
 	}
 	if !validName(n.Interface) {
 		return nil, errors.New("bad if")
 	}
 	var ok1, ok2, ok3, ok4, ok5 bool
-	n.Reach, ok1 = hex16(f["reach"])
-	n.UReach, ok2 = hex16(f["ureach"])
-	n.RxCost, ok3 = cost(f["rxcost"])
-	n.TxCost, ok4 = cost(f["txcost"])
-	n.Cost, ok5 = cost(f["cost"])
+	n.Reach, ok1 = hex16(f.get("reach"))
+	n.UReach, ok2 = hex16(f.get("ureach"))
+	n.RxCost, ok3 = cost(f.get("rxcost"))
+	n.TxCost, ok4 = cost(f.get("txcost"))
+	n.Cost, ok5 = cost(f.get("cost"))
 	if !(ok1 && ok2 && ok3 && ok4 && ok5) {
 		return nil, errors.New("bad reach or cost")
 	}
@@ -233,31 +255,31 @@ func parseRoute(h string, rest []string) (*Route, error) {
 	if !ok || !handle(h) {
 		return nil, errors.New("bad route")
 	}
-	r := &Route{Handle: h, Interface: f["if"]}
+	r := &Route{Handle: h, Interface: f.get("if")}
 	var err error
-	if r.Prefix, err = netip.ParsePrefix(f["prefix"]); err != nil {
+	if r.Prefix, err = netip.ParsePrefix(f.get("prefix")); err != nil {
 		return nil, errors.New("bad prefix")
 	}
-	if r.From, err = netip.ParsePrefix(f["from"]); err != nil {
+	if r.From, err = netip.ParsePrefix(f.get("from")); err != nil {
 		return nil, errors.New("bad from")
 	}
-	switch f["installed"] {
+	switch f.get("installed") {
 	case "yes":
 		r.Installed = true
 	case "no":
 	default:
 		return nil, errors.New("bad installed")
 	}
-	if r.RouterID, err = ParseRouterID(f["id"]); err != nil {
+	if r.RouterID, err = ParseRouterID(f.get("id")); err != nil {
 		return nil, errors.New("bad id")
 	}
 	var ok1, ok2 bool
-	r.Metric, ok1 = cost(f["metric"])
-	r.RefMetric, ok2 = cost(f["refmetric"])
+	r.Metric, ok1 = cost(f.get("metric"))
+	r.RefMetric, ok2 = cost(f.get("refmetric"))
 	if !ok1 || !ok2 {
 		return nil, errors.New("bad metric")
 	}
-	if r.Via, err = netip.ParseAddr(f["via"]); err != nil {
+	if r.Via, err = netip.ParseAddr(f.get("via")); err != nil {
 		return nil, errors.New("bad via")
 	}
 	if !validName(r.Interface) {
@@ -275,13 +297,13 @@ func parseXRoute(rest []string) (*XRoute, error) {
 	}
 	x := &XRoute{}
 	var err error
-	if x.Prefix, err = netip.ParsePrefix(f["prefix"]); err != nil {
+	if x.Prefix, err = netip.ParsePrefix(f.get("prefix")); err != nil {
 		return nil, errors.New("bad prefix")
 	}
-	if x.From, err = netip.ParsePrefix(f["from"]); err != nil {
+	if x.From, err = netip.ParsePrefix(f.get("from")); err != nil {
 		return nil, errors.New("bad from")
 	}
-	if x.Metric, ok = cost(f["metric"]); !ok {
+	if x.Metric, ok = cost(f.get("metric")); !ok {
 		return nil, errors.New("bad metric")
 	}
 	return x, nil
