@@ -111,7 +111,8 @@ fuzz:
 bench: image deps
 	$(GO) run ./ci/bench
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out
-	$(GO) test -run XXX -bench . -benchtime 3x ./ci/e2e ./ci/qemu
+	$(GO) test -run XXX -bench 'Boot|Persist|Daemon' -benchtime 3x ./ci/e2e ./ci/qemu
+	$(GO) test -run XXX -bench MeshLine -benchtime 1x -timeout 40m ./ci/e2e
 	$(GO) test -run XXX -bench Front -benchtime 1x ./runtime/webfront
 	$(GO) test -run XXX -bench SessionUnderAttack -benchtime 300x ./runtime/auth
 	$(GO) test -run XXX -bench Withdraw -benchtime 3x ./runtime/mesh/gateway

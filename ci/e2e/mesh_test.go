@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -44,6 +45,28 @@ func meshUplinkHost(subnet string) string {
 // the batman-adv cloud): A reaches C again. One boot of three nodes
 // serves every assertion.
 func TestMeshLine(t *testing.T) {
+	fig := meshLine(t)
+	t.Logf("figures: %v", fig)
+}
+
+// BenchmarkMeshLine runs TestMeshLine's scenario and reports its times
+// (make bench): the issue's goals are 30 s for each.
+func BenchmarkMeshLine(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		fig := meshLine(b)
+		for _, k := range slices.Sorted(maps.Keys(fig)) {
+			b.ReportMetric(fig[k].Seconds(), k+"-s")
+		}
+	}
+}
+
+// meshFigures are the scenario's times, by name.
+type meshFigures map[string]time.Duration
+
+// meshLine is TestMeshLine's scenario; it returns how long each step
+// took to be seen.
+func meshLine(t testing.TB) meshFigures {
+	fig := meshFigures{}
 	img := genericImages(t)
 	udp := qemu.MustFreeUDPPorts(t, 4)
 	// The uplink's host: an HTTP server on the VM host's loopback, which
@@ -91,6 +114,7 @@ func TestMeshLine(t *testing.T) {
 	ca := waitMesh(ctx, t, c, "C has mesh addresses", func(m nodeapi.Mesh) bool { return m.Addresses.IPv4 != "" }).Addresses
 	ba := waitMesh(ctx, t, b, "B has mesh addresses", func(m nodeapi.Mesh) bool { return m.Addresses.IPv4 != "" }).Addresses
 	am := waitMesh(ctx, t, a, "A has a route to C", func(m nodeapi.Mesh) bool { return hasRoute(m, ca.IPv4) })
+	fig["babel-converge"] = time.Since(lastStart)
 	t.Logf("A reaches C's address %s in the routes %v after the last byzd served (at most)", ca.IPv4, time.Since(lastStart).Round(time.Second))
 	if !am.Joined || am.Protocol != nodeapi.MeshBabel || am.Engine != "running" {
 		t.Errorf("A: joined %v, protocol %q, engine %q: want joined, babel, running (%s)", am.Joined, am.Protocol, am.Engine, am.Summary)
@@ -128,8 +152,8 @@ func TestMeshLine(t *testing.T) {
 		t.Errorf("A shares an uplink it cannot get out of: %+v", am.Gateway)
 	}
 
-	cutUplink(ctx, t, a, c)
-	loseAndHeal(ctx, t, a, b, c, ca.IPv4, "")
+	fig["babel-gateway-loss"] = cutUplink(ctx, t, a, c)
+	fig["babel-node-loss"], fig["babel-reboot-heal"] = loseAndHeal(ctx, t, a, b, c, ca.IPv4, "")
 
 	// batman-adv, switched at run time on every node.
 	switched := time.Now()
@@ -139,6 +163,7 @@ func TestMeshLine(t *testing.T) {
 	am = waitMesh(ctx, t, a, "A reaches C over batman-adv", func(m nodeapi.Mesh) bool {
 		return m.Protocol == nodeapi.MeshBatman && hasRoute(m, ca.IPv4)
 	})
+	fig["batman-switch-converge"] = time.Since(switched)
 	t.Logf("batman-adv: the switch to A's route to C: %v (%s)", time.Since(switched).Round(time.Second), am.Summary)
 	if !am.Joined || am.Engine != "running" || !hasCloud(am) {
 		t.Errorf("A on batman-adv: joined %v, engine %q, interfaces %+v: want joined, running, bat0", am.Joined, am.Engine, am.Interfaces)
@@ -146,8 +171,8 @@ func TestMeshLine(t *testing.T) {
 	a.reach(ctx, t, c, ca.IPv4)
 	am = waitMesh(ctx, t, a, "A uses C as its batman-adv gateway", func(m nodeapi.Mesh) bool { return strings.HasPrefix(m.Gateway.InUse, ca.IPv4+" ") })
 	a.console(ctx, t, fmt.Sprintf(`ip -4 route; printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 10 %s %d`, meshUplinkHost("10.0.30.0/24"), hostPort), token)
-	cutUplink(ctx, t, a, c)
-	loseAndHeal(ctx, t, a, b, c, ca.IPv4, nodeapi.MeshBatman)
+	fig["batman-gateway-loss"] = cutUplink(ctx, t, a, c)
+	fig["batman-node-loss"], fig["batman-reboot-heal"] = loseAndHeal(ctx, t, a, b, c, ca.IPv4, nodeapi.MeshBatman)
 
 	// Both: babeld over the batman-adv cloud.
 	switched = time.Now()
@@ -157,16 +182,19 @@ func TestMeshLine(t *testing.T) {
 	am = waitMesh(ctx, t, a, "A reaches C with babeld over batman-adv", func(m nodeapi.Mesh) bool {
 		return m.Protocol == nodeapi.MeshBoth && hasRouteOn(m, ca.IPv4, "bat0")
 	})
+	fig["both-switch-converge"] = time.Since(switched)
 	t.Logf("both: the switch to A's route to C over bat0: %v (%s)", time.Since(switched).Round(time.Second), am.Summary)
 	if !am.Joined || !hasCloud(am) {
 		t.Errorf("A on both: joined %v, interfaces %+v: want joined, bat0", am.Joined, am.Interfaces)
 	}
 	a.reach(ctx, t, c, ca.IPv4)
+	return fig
 }
 
 // cutUplink cuts C's uplink (QEMU's set_link): C withdraws its default
-// route and A's goes. Then it restores it and waits for C to share again.
-func cutUplink(ctx context.Context, t *testing.T, a, c *meshNode) {
+// route and A's goes, after the time it returns. Then it restores it and
+// waits for C to share again.
+func cutUplink(ctx context.Context, t testing.TB, a, c *meshNode) time.Duration {
 	t.Helper()
 	if out, err := c.vm.Monitor("set_link up off"); err != nil || out != "" {
 		t.Fatalf("C: set_link up off: %q %v", out, err)
@@ -175,22 +203,27 @@ func cutUplink(ctx context.Context, t *testing.T, a, c *meshNode) {
 	// C's API is out of reach now: its forwarded port is on that user
 	// network. A tells.
 	waitMesh(ctx, t, a, "A's mesh default route goes", func(m nodeapi.Mesh) bool { return m.Gateway.InUse == "" })
-	t.Logf("C's uplink cut to A's default route gone: %v", time.Since(cut).Round(time.Second))
+	took := time.Since(cut)
+	t.Logf("C's uplink cut to A's default route gone: %v", took.Round(time.Second))
 	if out, err := c.vm.Monitor("set_link up on"); err != nil || out != "" {
 		t.Fatalf("C: set_link up on: %q %v", out, err)
 	}
 	waitMesh(ctx, t, c, "C shares its uplink again", func(m nodeapi.Mesh) bool { return m.Gateway.Sharing })
+	return took
 }
 
 // loseAndHeal stops B: A loses C. B boots again without persistence (a
 // new router id, the spec's protocol), is switched to proto when that is
-// not "", and the mesh heals.
-func loseAndHeal(ctx context.Context, t *testing.T, a, b, c *meshNode, caIPv4, proto string) {
+// not "", and the mesh heals. It returns the times from B's stop to C
+// gone from A's routes and from B's byzd serving (and switched) to A's
+// route to C.
+func loseAndHeal(ctx context.Context, t testing.TB, a, b, c *meshNode, caIPv4, proto string) (lost, healed time.Duration) {
 	t.Helper()
 	b.vm.Kill()
 	gone := time.Now()
 	waitMesh(ctx, t, a, "A loses C with B gone", func(m nodeapi.Mesh) bool { return !hasRoute(m, caIPv4) })
-	t.Logf("B stopped to C gone from A's routes: %v", time.Since(gone).Round(time.Second))
+	lost = time.Since(gone)
+	t.Logf("B stopped to C gone from A's routes: %v", lost.Round(time.Second))
 	b.start(t)
 	b.serve(ctx, t)
 	if proto != "" {
@@ -198,13 +231,15 @@ func loseAndHeal(ctx context.Context, t *testing.T, a, b, c *meshNode, caIPv4, p
 	}
 	back := time.Now()
 	am := waitMesh(ctx, t, a, "A reaches C again through the rebooted B", func(m nodeapi.Mesh) bool { return hasRoute(m, caIPv4) })
-	t.Logf("B's byzd serving again to A reaching C: %v (%s)", time.Since(back).Round(time.Second), am.Summary)
+	healed = time.Since(back)
+	t.Logf("B's byzd serving again to A reaching C: %v (%s)", healed.Round(time.Second), am.Summary)
 	a.reach(ctx, t, c, caIPv4)
+	return lost, healed
 }
 
 // setProtocol switches a node's mesh protocol through the API, keeping
 // its other settings.
-func setProtocol(t *testing.T, n *meshNode, proto string) {
+func setProtocol(t testing.TB, n *meshNode, proto string) {
 	t.Helper()
 	var set nodeapi.MeshSettings
 	if code, body := call(t, n.c, "GET", n.base+nodeapi.MeshSettingsPath, nil, n.auth, &set); code != http.StatusOK {
@@ -240,7 +275,7 @@ func hasRouteOn(m nodeapi.Mesh, addr, iface string) bool {
 // reach asks, on n's console, the node to's byzd for its status through
 // the mesh at addr, with byz and to's login token, pinned to to's
 // certificate: the answer names to's certificate, so it came from to.
-func (n *meshNode) reach(ctx context.Context, t *testing.T, to *meshNode, addr string) {
+func (n *meshNode) reach(ctx context.Context, t testing.TB, to *meshNode, addr string) {
 	t.Helper()
 	token := strings.TrimPrefix(to.auth["Authorization"], "Bearer ")
 	// tr makes the answer's fingerprint differ from the typed command's,
@@ -251,13 +286,13 @@ func (n *meshNode) reach(ctx context.Context, t *testing.T, to *meshNode, addr s
 }
 
 // start boots the node's VM (again, for a node that was stopped).
-func (n *meshNode) start(t *testing.T) {
+func (n *meshNode) start(t testing.TB) {
 	n.vm = qemu.StartT(t, qemu.Config{Options: n.opts,
 		SerialLog: filepath.Join(t.TempDir(), "serial-"+n.name+".log"), FailOn: []string{"Kernel panic"}})
 }
 
 // serve waits for byzd and logs in.
-func (n *meshNode) serve(ctx context.Context, t *testing.T) {
+func (n *meshNode) serve(ctx context.Context, t testing.TB) {
 	t.Helper()
 	line, err := n.vm.Expect(ctx, "byzd: TLS certificate sha256 fingerprint")
 	if err != nil {
@@ -271,7 +306,7 @@ func (n *meshNode) serve(ctx context.Context, t *testing.T) {
 
 // console runs a command on the node's root shell (genericImages' serial
 // console) and waits for want in its output.
-func (n *meshNode) console(ctx context.Context, t *testing.T, cmd, want string) {
+func (n *meshNode) console(ctx context.Context, t testing.TB, cmd, want string) {
 	t.Helper()
 	if err := n.vm.Type(cmd + "; echo done-$((20+1))\n"); err != nil {
 		t.Fatal(err)
@@ -289,7 +324,7 @@ func (n *meshNode) console(ctx context.Context, t *testing.T, cmd, want string) 
 // mesh is GET /api/v1/mesh. A request that gets no answer is tried
 // again, three times in all, and logged: a stall is a finding, three a
 // failure.
-func mesh(t *testing.T, n *meshNode) nodeapi.Mesh {
+func mesh(t testing.TB, n *meshNode) nodeapi.Mesh {
 	t.Helper()
 	var err error
 	for try := 0; try < 3; try++ {
@@ -324,7 +359,7 @@ func mesh(t *testing.T, n *meshNode) nodeapi.Mesh {
 
 // waitMesh asks the node's mesh every 2 s until ok holds, failing with
 // the last answer and the console's tail after 5 minutes.
-func waitMesh(ctx context.Context, t *testing.T, n *meshNode, what string, ok func(nodeapi.Mesh) bool) nodeapi.Mesh {
+func waitMesh(ctx context.Context, t testing.TB, n *meshNode, what string, ok func(nodeapi.Mesh) bool) nodeapi.Mesh {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()

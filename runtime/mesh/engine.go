@@ -358,7 +358,7 @@ func (m *Manager) batmanSnapshot() {
 	id := m.id
 	m.mu.Unlock()
 	snap.Routes = batmanRoutes(tt, origs, m.opt.Batman.Iface(), id.Slot())
-	slots := cloudSlots(snap.Routes)
+	slots := cloudNodes(tt, snap.Routes)
 	if err := m.opt.System.syncCloudRoutes(m.opt.Batman.Iface(), id.Addresses(), slots); err != nil {
 		m.logf("batman-adv: %v", err)
 	}
@@ -371,16 +371,20 @@ func (m *Manager) batmanSnapshot() {
 	m.mu.Unlock()
 }
 
-// cloudSlots are the slots of the nodes the routes reach.
-func cloudSlots(rs []nodeapi.MeshRoute) []addr.Slot {
-	var out []addr.Slot
+// cloudNodes are the nodes the routes reach, by slot, with their soft
+// interface's MAC from the translation table.
+func cloudNodes(tt []batadv.TTEntry, rs []nodeapi.MeshRoute) map[addr.Slot]net.HardwareAddr {
+	routed := map[string]bool{}
 	for _, r := range rs {
-		p, err := netip.ParsePrefix(r.Prefix)
-		if err != nil || !p.Addr().Is4() || !r.Installed {
-			continue
+		if r.Installed {
+			routed[r.Prefix] = true
 		}
-		b := p.Addr().As4()
-		out = append(out, addr.Slot{H: b[1], L: b[2]})
+	}
+	out := map[addr.Slot]net.HardwareAddr{}
+	for _, e := range tt {
+		if c, ok := addr.ParseHardwareAddr(e.MAC); ok && routed[c.Slot.Addresses().IPv4.String()] {
+			out[c.Slot] = e.MAC
+		}
 	}
 	return out
 }

@@ -131,8 +131,16 @@ func TestCloudRoutes(t *testing.T) {
 		return strings.TrimSpace(v4 + v6)
 	}
 	c, d := addr.Slot{H: 3, L: 7}, addr.Slot{H: 4, L: 1}
-	if err := sys.syncCloudRoutes("bat0", own, []addr.Slot{c, d}); err != nil {
+	cMAC, dMAC := slotMAC(3, 7, 1, 1), slotMAC(4, 1, 1, 1)
+	if err := sys.syncCloudRoutes("bat0", own, map[addr.Slot]net.HardwareAddr{c: cMAC, d: dMAC}); err != nil {
 		t.Fatal(err)
+	}
+	neigh := func() string { return run("-n", name, "neigh", "show", "dev", "bat0", "nud", "permanent") }
+	for _, want := range []string{"10.3.7.1 lladdr " + cMAC.String(), "10.4.1.1 lladdr " + dMAC.String(),
+		c.Addresses().IPv6.Addr().String() + " lladdr " + cMAC.String()} {
+		if got := neigh(); !strings.Contains(got, want) {
+			t.Errorf("no %q in the neighbours:\n%s", want, got)
+		}
 	}
 	got := show()
 	for _, want := range []string{
@@ -151,7 +159,7 @@ func TestCloudRoutes(t *testing.T) {
 	// D goes unheard: its routes go, C's stay, and a second sync changes
 	// nothing.
 	for i := 0; i < 2; i++ {
-		if err := sys.syncCloudRoutes("bat0", own, []addr.Slot{c}); err != nil {
+		if err := sys.syncCloudRoutes("bat0", own, map[addr.Slot]net.HardwareAddr{c: cMAC}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,11 +167,17 @@ func TestCloudRoutes(t *testing.T) {
 	if strings.Contains(got, "10.4.1.") || !strings.Contains(got, "10.3.7.1 dev bat0") {
 		t.Errorf("after D went, want C's routes only:\n%s", got)
 	}
+	if got := neigh(); strings.Contains(got, "10.4.1.1") || !strings.Contains(got, "10.3.7.1 lladdr") {
+		t.Errorf("after D went, want C's neighbour entries only:\n%s", got)
+	}
 	if err := sys.syncCloudRoutes("bat0", own, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := show(); got != "default via 10.3.7.1 dev bat0 metric 20 onlink" {
 		t.Errorf("after all went, want the default route only:\n%s", got)
+	}
+	if got := neigh(); got != "" {
+		t.Errorf("after all went, want no neighbour entries:\n%s", got)
 	}
 	addrs := run("-n", name, "addr", "show", "dev", "bat0")
 	for _, want := range []string{"inet 10.9.9.1/32", "inet6 " + own.IPv6.String()} {

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -239,10 +240,12 @@ func contains(ps []netip.Prefix, p netip.Prefix) bool {
 
 // syncCloudRoutes makes the routes over batman-adv's soft interface
 // (protocol GatewayProto in the main table, but for the default route)
-// exactly those to the slots': each node's addresses on-link, its client
-// prefixes through them, with own's addresses as the source. An empty
-// iface's routes all go.
-func (s *System) syncCloudRoutes(iface string, own addr.Addresses, slots []addr.Slot) error {
+// exactly those to the nodes': each node's addresses on-link, its client
+// prefixes through them, with own's addresses as the source; and each
+// node's addresses a permanent neighbour entry with its soft interface's
+// MAC, which the translation table gave: no ARP or neighbour discovery
+// broadcast crosses the cloud for them. nil takes them all away.
+func (s *System) syncCloudRoutes(iface string, own addr.Addresses, nodes map[addr.Slot]net.HardwareAddr) error {
 	h, err := s.handle()
 	if err != nil {
 		return err
@@ -253,8 +256,10 @@ func (s *System) syncCloudRoutes(iface string, own addr.Addresses, slots []addr.
 	}
 	idx := link.Attrs().Index
 	want := map[netip.Prefix]*netlink.Route{}
-	for _, sl := range slots {
+	neigh := map[netip.Addr]net.HardwareAddr{}
+	for sl, mac := range nodes {
 		a := sl.Addresses()
+		neigh[a.IPv4.Addr()], neigh[a.IPv6.Addr()] = mac, mac
 		for _, fam := range []struct{ host, client, src netip.Prefix }{{a.IPv4, a.ClientIPv4, own.IPv4}, {a.IPv6, a.ClientIPv6, own.IPv6}} {
 			want[fam.host] = &netlink.Route{LinkIndex: idx, Dst: toIPNet(fam.host), Src: fam.src.Addr().AsSlice(),
 				Scope: netlink.SCOPE_LINK, Protocol: GatewayProto, Table: unix.RT_TABLE_MAIN}
@@ -292,6 +297,39 @@ func (s *System) syncCloudRoutes(iface string, own addr.Addresses, slots []addr.
 		}
 		if err := h.RouteReplace(r); err != nil {
 			return fmt.Errorf("route to %v over %s: %w", p, iface, err)
+		}
+	}
+	return s.syncCloudNeighbours(h, idx, iface, neigh)
+}
+
+// syncCloudNeighbours makes the permanent neighbour entries of the mesh's
+// addresses on the soft interface exactly want.
+func (s *System) syncCloudNeighbours(h *netlink.Handle, idx int, iface string, want map[netip.Addr]net.HardwareAddr) error {
+	have, err := h.NeighList(idx, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("listing neighbours on %s: %w", iface, err)
+	}
+	for _, n := range have {
+		a, ok := netip.AddrFromSlice(n.IP)
+		if !ok || n.State != netlink.NUD_PERMANENT || !isMeshAddr(a.Unmap()) {
+			continue
+		}
+		if mac, ok := want[a.Unmap()]; ok && bytes.Equal(mac, n.HardwareAddr) {
+			delete(want, a.Unmap())
+			continue
+		}
+		if err := h.NeighDel(&n); err != nil {
+			return fmt.Errorf("removing neighbour %v on %s: %w", a, iface, err)
+		}
+	}
+	for a, mac := range want {
+		fam := netlink.FAMILY_V4
+		if a.Is6() {
+			fam = netlink.FAMILY_V6
+		}
+		n := &netlink.Neigh{LinkIndex: idx, Family: fam, State: netlink.NUD_PERMANENT, IP: a.AsSlice(), HardwareAddr: mac}
+		if err := h.NeighSet(n); err != nil {
+			return fmt.Errorf("neighbour %v on %s: %w", a, iface, err)
 		}
 	}
 	return nil
