@@ -63,15 +63,11 @@ func parseTarget(s string) (target, error) {
 		return target{}, fmt.Errorf("gateway: check target: %w", err)
 	}
 	tg := target{raw: s, tcp: t.TCP, http: t.URL}
-	host := t.TCP
-	if t.URL != "" {
-		// ParseCheckTarget parsed it already.
-		if u, err := url.Parse(t.URL); err == nil {
-			host = u.Host
-		}
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
+	var host string
+	if h, _, err := net.SplitHostPort(t.TCP); err == nil {
 		host = h
+	} else if u, err := url.Parse(t.URL); err == nil { // parsed once already
+		host = u.Hostname()
 	}
 	// A name (an http URL's host) is IPv4's: the check of a family must
 	// not pass on an answer of the other, and a name says neither.
