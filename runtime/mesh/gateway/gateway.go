@@ -334,10 +334,10 @@ func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
 		// default route exists only once accept_ra is 2.
 		if named != "" {
 			if _, err := h.LinkByName(named); err == nil {
-				g.keepRAs(named)
+				g.keepRAs(h, named)
 			}
 		} else if err4 == nil {
-			g.keepRAs(up.Name)
+			g.keepRAs(h, up.Name)
 		}
 	}
 	up6, err6 := FindUplink6(h, named, exclude, up.Name)
@@ -368,7 +368,7 @@ func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
 	if err4 != nil {
 		up = Uplink{}
 	} else {
-		g.keepRAs(up6.Name)
+		g.keepRAs(h, up6.Name)
 	}
 	if err6 != nil {
 		up6 = Uplink{}
@@ -461,15 +461,27 @@ func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
 
 // keepRAs sets accept_ra 2 on the uplink (acceptRA says why), logging a
 // change or a failure: without it the uplink's IPv6 is lost, not IPv4.
-func (g *Gateway) keepRAs(iface string) {
+// On a change it asks the routers for an advertisement at once.
+func (g *Gateway) keepRAs(h *netlink.Handle, iface string) {
 	if iface == "" {
 		return
 	}
 	changed, err := acceptRA(g.ns, iface)
 	if err != nil {
 		g.cfg.Logf("gateway: %v", err)
-	} else if changed {
-		g.cfg.Logf("gateway: accept_ra=2 on %s, so that it keeps its IPv6 default route with forwarding on", iface)
+		return
+	}
+	if !changed {
+		return
+	}
+	g.cfg.Logf("gateway: accept_ra=2 on %s, so that it keeps its IPv6 default route with forwarding on", iface)
+	l, err := h.LinkByName(iface)
+	if err == nil {
+		err = solicitRouters(g.ns, l.Attrs().Index)
+	}
+	if err != nil {
+		// The next unsolicited RA will do, later.
+		g.cfg.Logf("gateway: %s: %v", iface, err)
 	}
 }
 

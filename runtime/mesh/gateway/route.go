@@ -203,3 +203,33 @@ func setSysctl(ns *netNS, path, value string, from []string, what string) error 
 		return nil
 	})
 }
+
+// solicitRouters sends one router solicitation out of the uplink, from
+// inside ns: after accept_ra turned 2 the kernel sends none itself, and a
+// router's next unsolicited advertisement may be minutes away (RFC 4861
+// allows 600 s), while a solicited one comes within half a second. It
+// goes to all routers (ff02::2) with hop limit 255, as RFC 4861 wants;
+// the kernel fills in the checksum and the link-local source.
+func solicitRouters(ns *netNS, ifindex int) error {
+	return ns.do(func() error {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+		if err != nil {
+			return fmt.Errorf("gateway: router solicitation: %w", err)
+		}
+		defer unix.Close(fd)
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 255); err != nil {
+			return fmt.Errorf("gateway: router solicitation: %w", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifindex); err != nil {
+			return fmt.Errorf("gateway: router solicitation: %w", err)
+		}
+		// type 133, code 0, checksum, reserved.
+		rs := []byte{133, 0, 0, 0, 0, 0, 0, 0}
+		to := &unix.SockaddrInet6{Addr: [16]byte{0: 0xff, 1: 0x02, 15: 0x02}, ZoneId: uint32(ifindex)}
+		if err := unix.Sendto(fd, rs, 0, to); err != nil {
+			return fmt.Errorf("gateway: router solicitation: %w", err)
+		}
+		return nil
+	})
+}
+

@@ -236,26 +236,59 @@ func TestGateway6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The Net's router advertises every 200 ms with lifetime.
+	// The Net's router: it answers every router solicitation with an
+	// advertisement, and advertises unsolicited every 200 ms only once
+	// periodic is set, all with the router lifetime in lifetime.
+	// A router has forwarding on, and so listens to all-routers (ff02::2).
+	nsExec(t, w.inet, "sh", "-c", "echo 1 > "+forwardingPath6)
 	var lifetime atomic.Int32
+	var periodic atomic.Bool
+	var solicited atomic.Int32
 	lifetime.Store(1800)
+	var fd int
+	if err := w.inetNS.do(func() (err error) {
+		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
 	raCtx, stopRA := context.WithCancel(context.Background())
 	var raWG sync.WaitGroup
 	raWG.Add(1)
 	go func() {
 		defer raWG.Done()
+		defer unix.Close(fd)
+		buf := make([]byte, 1500)
+		var last time.Time
 		for raCtx.Err() == nil {
-			if err := sendRA(w.inetNS, inLink.Attrs().Index, uint16(lifetime.Load())); err != nil {
-				t.Errorf("sending an RA: %v", err)
-				return
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			send := periodic.Load() && time.Since(last) >= 200*time.Millisecond
+			if err == nil && n >= 8 && buf[0] == 133 {
+				solicited.Add(1)
+				send = true
 			}
-			time.Sleep(200 * time.Millisecond)
+			if send {
+				if err := sendRA(w.inetNS, inLink.Attrs().Index, uint16(lifetime.Load())); err != nil {
+					t.Errorf("sending an RA: %v", err)
+					return
+				}
+				last = time.Now()
+			}
 		}
 	}()
 	defer func() { stopRA(); raWG.Wait() }()
 
 	// The premise: with forwarding on and accept_ra 1, RAs are ignored.
-	time.Sleep(time.Second)
+	for range 3 {
+		if err := sendRA(w.inetNS, inLink.Attrs().Index, 1800); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if r := raDefault(t, w); r != "" {
 		t.Fatalf("the gw took an RA default route with forwarding on and accept_ra 1: %s", r)
 	}
@@ -313,7 +346,14 @@ func TestGateway6(t *testing.T) {
 		}
 	}
 
+	started := time.Now()
 	expect("both answer", true, "ok", true, "ok")
+	// No unsolicited RA was sent: the gw's solicitation brought the route.
+	t.Logf("::/0 announced %v after the gateway started, on a solicited RA (%d solicitations)", time.Since(started).Round(10*time.Millisecond), solicited.Load())
+	if solicited.Load() == 0 {
+		t.Error("the gateway sent no router solicitation")
+	}
+	periodic.Store(true)
 	if got := nsExec(t, w.gw, "cat", acceptRAPath(w.uplink)); got != "2\n" {
 		t.Errorf("accept_ra on the uplink = %q while sharing, want 2", got)
 	}
@@ -341,7 +381,9 @@ func TestGateway6(t *testing.T) {
 	expect("IPv6 answers again", true, "ok", true, "ok")
 
 	lifetime.Store(0) // the router says it is no default router any more
+	lost := time.Now()
 	expect("the RA route gone", true, "ok", false, "no uplink")
+	t.Logf("::/0 withdrawn %v after the router's lifetime-0 RAs began", time.Since(lost).Round(10*time.Millisecond))
 	if r := raDefault(t, w); r != "" {
 		t.Errorf("the RA route stayed: %q", r)
 	}
