@@ -232,4 +232,3 @@ func solicitRouters(ns *netNS, ifindex int) error {
 		return nil
 	})
 }
-
