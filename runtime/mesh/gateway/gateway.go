@@ -33,25 +33,27 @@ const (
 )
 
 // Config is what the mesh manager gives a Gateway. The zero value works:
-// share auto, uplink found, DefaultTargets, 10/8 masqueraded, table 200,
-// protocol 201, in the process's own network namespace.
+// share auto, uplink found, DefaultTargets and DefaultTargets6, 10/8 and
+// the ULA masqueraded, table 200, protocol 201, in the process's own
+// network namespace.
 type Config struct {
 	Share  string // nodeapi.ShareAuto (also ""), ShareOn or ShareOff
 	Uplink string // "" finds it; else the operator's interface name
 
-	// Targets, Timeout and Fails configure the Internet check (see
-	// NewChecker).
+	// Targets, Timeout and Fails configure the Internet checks (see
+	// NewChecker, NewChecker6): IPv6 literals are the IPv6 check's.
 	Targets []string
 	Timeout time.Duration
 	Fails   int
 
 	// Prefixes are the sources masqueraded out of the uplink: the mesh's
-	// and clients' prefixes. nil means DefaultPrefixes (10.0.0.0/8).
+	// and clients' prefixes. nil means DefaultPrefixes (10.0.0.0/8 and
+	// the ULA /48).
 	Prefixes []netip.Prefix
 	NATTable string // "" means DefaultNATTable
 
-	// AnnounceTable and AnnounceProtocol are where the default route
-	// goes for babeld to announce; 0 means 200 and 201.
+	// AnnounceTable and AnnounceProtocol are where the default routes
+	// (both families) go for babeld to announce; 0 means 200 and 201.
 	AnnounceTable    int
 	AnnounceProtocol int
 
