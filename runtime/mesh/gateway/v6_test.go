@@ -220,3 +220,45 @@ func ifNameOf(t *testing.T, h *netlink.Handle, index int) string {
 	}
 	return l.Attrs().Name
 }
+
+// TestAcceptRA: the kernel's default 1 becomes 2 on the uplink; 2 stays
+// (no change reported, so no solicitation); an operator's 0 stays 0; a
+// missing interface is an error; no other interface is touched.
+func TestAcceptRA(t *testing.T) {
+	ns, path := testNS(t, "ra")
+	peer, _ := testNS(t, "rap")
+	n, err := openNetNS(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.close)
+	up, other := ifName("up"), ifName("ot")
+	veth(t, ns, up, peer, up+"p")
+	veth(t, ns, other, peer, other+"p")
+	read := func(iface string) string { return strings.TrimSpace(nsExec(t, ns, "cat", acceptRAPath(iface))) }
+	set := func(iface, v string) { nsExec(t, ns, "sh", "-c", "echo "+v+" > "+acceptRAPath(iface)) }
+	for _, c := range []struct {
+		name, before string
+		changed      bool
+		after        string
+	}{
+		{"the kernel's default", "1", true, "2"},
+		{"already 2", "2", false, "2"},
+		{"the operator's 0", "0", false, "0"},
+	} {
+		set(up, c.before)
+		changed, err := acceptRA(n, up)
+		if err != nil || changed != c.changed || read(up) != c.after {
+			t.Errorf("%s: acceptRA = %v, %v, accept_ra now %s; want %v, nil, %s", c.name, changed, err, read(up), c.changed, c.after)
+		}
+		if got := read(other); got != "1" {
+			t.Errorf("%s: accept_ra on another interface became %s", c.name, got)
+		}
+	}
+	if _, err := acceptRA(n, "nosuch0"); err == nil {
+		t.Error("acceptRA on a missing interface: no error")
+	}
+	if _, err := acceptRA(n, "../all"); err == nil {
+		t.Error("acceptRA took a path for an interface name")
+	}
+}
