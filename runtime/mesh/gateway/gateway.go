@@ -369,11 +369,14 @@ func (g *Gateway) step(ctx context.Context, st *state) time.Duration {
 	}
 	if err4 != nil {
 		up = Uplink{}
-	} else {
-		g.keepRAs(h, up6.Name)
 	}
 	if err6 != nil {
 		up6 = Uplink{}
+	} else {
+		// The IPv6 uplink found some other way (RAs taken before
+		// forwarding was on, a route by hand): turning IPv6 forwarding
+		// on to announce must not make the kernel drop its RA route.
+		g.keepRAs(h, up6.Name)
 	}
 	if st.announced != "" && st.announced != up.Name {
 		g.checker.Reset() // a new uplink earns its announcement afresh
