@@ -51,7 +51,7 @@ const maxPrefixes = 64
 // Uplink), each uplink gets its own rules, for the prefixes of its family:
 // the two iifname rules per uplink first, then each uplink's accepts and
 // its final drop. Uplink may be "" (an IPv6-only uplink): then no IPv4
-// prefix leaves at all.
+// prefix is masqueraded, and IPv4 that would leave by Uplink6 is dropped.
 type NAT struct {
 	Table    string         // "" means DefaultNATTable
 	Uplink   string         // IPv4's way out ("" for none, when Uplink6 is set)
