@@ -484,7 +484,10 @@ func (g *Gateway) keepRAs(h *netlink.Handle, iface string) {
 	if err == nil {
 		err = solicitRouters(g.ns, l.Attrs().Index)
 	}
-	if err != nil {
+	// No usable link-local source yet (still in DAD, a link just up):
+	// the kernel solicits by itself once DAD completes, accept_ra being
+	// 2 by then.
+	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 		// The next unsolicited RA will do, later.
 		g.cfg.Logf("gateway: %s: %v", iface, err)
 	}

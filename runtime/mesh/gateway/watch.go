@@ -22,7 +22,13 @@ func (g *Gateway) watch(ctx context.Context) {
 		h := g.ns.h
 		nsh = &h
 	}
-	onErr := func(err error) { g.cfg.Logf("gateway: netlink subscription: %v", err) }
+	onErr := func(err error) {
+		// Closing the subscriptions when Run ends makes their readers
+		// fail, perhaps after Run returned: not worth a word.
+		if ctx.Err() == nil {
+			g.cfg.Logf("gateway: netlink subscription: %v", err)
+		}
+	}
 	links := make(chan netlink.LinkUpdate, 64)
 	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{Namespace: nsh, ErrorCallback: onErr}); err != nil {
 		onErr(err)
