@@ -327,6 +327,12 @@ func gatewayLines(g nodeapi.MeshGateway) []string {
 		out = append(out, "This node does not share an Internet connection with the mesh: "+why+".")
 	}
 	switch {
+	case g.SharingIPv6:
+		out = append(out, fmt.Sprintf("It shares IPv6 too (%s).", g.UplinkIPv6))
+	case g.UplinkIPv6 != "" && g.CheckIPv6 != "":
+		out = append(out, fmt.Sprintf("It does not share IPv6: the IPv6 check through %s fails: %s.", g.UplinkIPv6, g.CheckIPv6))
+	}
+	switch {
 	case g.InUse != "":
 		out = append(out, fmt.Sprintf("It reaches the Internet through the mesh gateway %s (metric %d).", g.InUse, g.InUseMetric))
 	case g.Sharing:

@@ -88,6 +88,7 @@ func startMesh(ctx context.Context, stateDir string, log *slog.Logger) (*meshNod
 		Gateway: func(gw *nodeapi.MeshGateway) {
 			s := g.Status()
 			gw.Share, gw.Uplink, gw.Sharing, gw.Check = s.Share, s.Uplink, s.Sharing, s.Check
+			gw.UplinkIPv6, gw.SharingIPv6, gw.CheckIPv6 = s.UplinkIPv6, s.SharingIPv6, s.CheckIPv6
 		},
 	}, meshcfg.Defaults())
 	if err != nil {

@@ -115,6 +115,12 @@ type MeshGateway struct {
 	// its own uplink.
 	InUse       string `json:"in_use,omitempty"`
 	InUseMetric int    `json:"in_use_metric,omitempty"`
+	// The IPv6 side, shared on its own (::/0 and NAT66 of the mesh's ULA):
+	// the uplink with an IPv6 default route, whether ::/0 is announced,
+	// and the IPv6 check's last verdict.
+	UplinkIPv6  string `json:"uplink_ipv6,omitempty"`
+	SharingIPv6 bool   `json:"sharing_ipv6"`
+	CheckIPv6   string `json:"check_ipv6,omitempty"`
 }
 
 // MeshSettings are the mesh's settings: the spec's defaults, changed in

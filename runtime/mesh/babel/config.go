@@ -237,8 +237,11 @@ func Generate(c Config) ([]byte, error) {
 		b.WriteByte('\n')
 	}
 	// What neighbours may tell us: prefixes inside the mesh's ranges, and
-	// default routes (gateways). Anything else (a route to an uplink's
-	// LAN, say) is refused rather than installed.
+	// default routes (gateways), 0.0.0.0/0 and ::/0 each on its own
+	// line: a gateway may share IPv4 only, IPv6 only, or both
+	// (runtime/mesh/gateway). Anything else (a route to an uplink's LAN,
+	// say) is refused rather than installed; TestBabeldDefaultRoutes
+	// checks it between two real babelds.
 	for _, m := range c.Mesh {
 		if !m.Prefix.IsValid() || m.MinLen < m.Prefix.Bits() || m.MinLen > m.Prefix.Addr().BitLen() {
 			return nil, fmt.Errorf("%w: mesh prefix %v ge %d", ErrConfig, m.Prefix, m.MinLen)
@@ -255,8 +258,10 @@ func Generate(c Config) ([]byte, error) {
 		fmt.Fprintf(&b, "redistribute local ip %s eq %d allow\n", p, p.Bits())
 	}
 	b.WriteString("redistribute local deny\n")
-	// Everything byzd put in its table (client prefixes, a default route
-	// while this node is a gateway) with its protocol; nothing else.
+	// Everything byzd put in its table (client prefixes, and the default
+	// routes 0.0.0.0/0 and ::/0 while this node shares that family) with
+	// its protocol; nothing else. import-table and this filter cover both
+	// families: babeld reads table 200 for IPv4 and IPv6 alike.
 	fmt.Fprintf(&b, "redistribute proto %d allow\n", RouteProto)
 	b.WriteString("redistribute deny\n")
 	return b.Bytes(), nil

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -21,6 +23,13 @@ import (
 // check must not depend on DNS working) on TCP 53 (a connection that
 // completes is an answer from the Net; UDP would need a query).
 var DefaultTargets = []string{"tcp:1.1.1.1:53", "tcp:9.9.9.9:53"}
+
+// DefaultTargets6 are the IPv6 check's targets when the targets name no
+// IPv6 one: the same two resolvers' IPv6 anycast addresses on TCP 53, for
+// the same reasons. The IPv6 way out is checked on its own (an uplink may
+// give working IPv4 and broken IPv6, or the reverse): an IPv4 target
+// answering says nothing about IPv6.
+var DefaultTargets6 = []string{"tcp:[2606:4700:4700::1111]:53", "tcp:[2620:fe::fe]:53"}
 
 // Bounds on what a spec or the API may configure (meshcfg's).
 const (
@@ -36,6 +45,7 @@ type target struct {
 	raw  string
 	tcp  string // "host:port" for tcp: targets
 	http string // the URL for http(s) targets
+	ipv6 bool   // an IPv6 literal: the IPv6 check's
 }
 
 // String is the target as a verdict names it: the address of a tcp:
@@ -52,7 +62,48 @@ func parseTarget(s string) (target, error) {
 	if err != nil {
 		return target{}, fmt.Errorf("gateway: check target: %w", err)
 	}
-	return target{raw: s, tcp: t.TCP, http: t.URL}, nil
+	tg := target{raw: s, tcp: t.TCP, http: t.URL}
+	var host string
+	if h, _, err := net.SplitHostPort(t.TCP); err == nil {
+		host = h
+	} else if u, err := url.Parse(t.URL); err == nil { // parsed once already
+		host = u.Hostname()
+	}
+	// A name (an http URL's host) is IPv4's: the check of a family must
+	// not pass on an answer of the other, and a name says neither.
+	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+		tg.ipv6 = true
+	}
+	return tg, nil
+}
+
+// SplitTargets sorts check targets by family: IPv6 literals (tcp:[…]:P,
+// http://[…]/) go to the IPv6 check, everything else (IPv4 literals and
+// names) to the IPv4 check. A family given no target gets its defaults
+// (DefaultTargets, DefaultTargets6), so that naming a local IPv4 server
+// does not leave IPv6 unchecked, nor the reverse. Bad targets are refused.
+func SplitTargets(targets []string) (v4, v6 []string, err error) {
+	if len(targets) > maxTargets {
+		return nil, nil, fmt.Errorf("gateway: %d check targets, at most %d", len(targets), maxTargets)
+	}
+	for _, s := range targets {
+		t, err := parseTarget(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		if t.ipv6 {
+			v6 = append(v6, s)
+		} else {
+			v4 = append(v4, s)
+		}
+	}
+	if len(v4) == 0 {
+		v4 = DefaultTargets
+	}
+	if len(v6) == 0 {
+		v6 = DefaultTargets6
+	}
+	return v4, v6, nil
 }
 
 // Checker tells whether the Internet answers through an uplink. Each
@@ -76,26 +127,59 @@ type Checker struct {
 	timeout time.Duration
 	fails   int
 	ns      *netNS
+	network string // "tcp4" or "tcp6": the family checked
 
 	up      bool // the verdict after hysteresis
 	failRun int  // consecutive raw failures
 }
 
-// NewChecker parses targets ("tcp:IP:PORT", "http://…", "https://…";
-// none means DefaultTargets). timeout 0 means DefaultCheckTimeout, fails
-// below 1 means 2.
+// NewChecker parses targets ("tcp:IP:PORT", "http://…", "https://…")
+// and makes the IPv4 check of those that are IPv4's (SplitTargets; none
+// means DefaultTargets). timeout 0 means DefaultCheckTimeout, fails below
+// 1 means 2.
 func NewChecker(targets []string, timeout time.Duration, fails int) (*Checker, error) {
-	return newChecker(targets, timeout, fails, &netNS{h: -1})
+	v4, _, err := SplitTargets(targets)
+	if err != nil {
+		return nil, err
+	}
+	return newChecker(v4, timeout, fails, &netNS{h: -1}, false)
 }
 
-func newChecker(targets []string, timeout time.Duration, fails int, ns *netNS) (*Checker, error) {
-	if len(targets) == 0 {
-		targets = DefaultTargets
+// NewChecker6 is NewChecker for the IPv6 check: the IPv6 literals among
+// targets, or DefaultTargets6.
+func NewChecker6(targets []string, timeout time.Duration, fails int) (*Checker, error) {
+	_, v6, err := SplitTargets(targets)
+	if err != nil {
+		return nil, err
 	}
+	return newChecker(v6, timeout, fails, &netNS{h: -1}, true)
+}
+
+// newCheckers makes the IPv4 and the IPv6 check of targets.
+func newCheckers(targets []string, timeout time.Duration, fails int, ns *netNS) (c4, c6 *Checker, err error) {
+	v4, v6, err := SplitTargets(targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c4, err = newChecker(v4, timeout, fails, ns, false); err != nil {
+		return nil, nil, err
+	}
+	if c6, err = newChecker(v6, timeout, fails, ns, true); err != nil {
+		return nil, nil, err
+	}
+	return c4, c6, nil
+}
+
+// newChecker makes the check of one family from targets SplitTargets
+// gave for it.
+func newChecker(targets []string, timeout time.Duration, fails int, ns *netNS, ipv6 bool) (*Checker, error) {
 	if len(targets) > maxTargets {
 		return nil, fmt.Errorf("gateway: %d check targets, at most %d", len(targets), maxTargets)
 	}
-	c := &Checker{timeout: timeout, fails: fails, ns: ns}
+	c := &Checker{timeout: timeout, fails: fails, ns: ns, network: "tcp4"}
+	if ipv6 {
+		c.network = "tcp6"
+	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultCheckTimeout
 	}
@@ -106,6 +190,9 @@ func newChecker(targets []string, timeout time.Duration, fails int, ns *netNS) (
 		t, err := parseTarget(s)
 		if err != nil {
 			return nil, err
+		}
+		if t.ipv6 != ipv6 {
+			return nil, fmt.Errorf("gateway: check target %s is not of the family checked (%s)", t, c.network)
 		}
 		c.targets = append(c.targets, t)
 	}
@@ -174,7 +261,7 @@ func (c *Checker) Reset() { c.up, c.failRun = false, 0 }
 
 func (c *Checker) try(ctx context.Context, iface string, t target) error {
 	if t.tcp != "" {
-		conn, err := c.dial(ctx, iface, "tcp4", t.tcp)
+		conn, err := c.dial(ctx, iface, c.network, t.tcp)
 		if err != nil {
 			return err
 		}
@@ -183,7 +270,7 @@ func (c *Checker) try(ctx context.Context, iface string, t target) error {
 	client := &http.Client{
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-				return c.dial(ctx, iface, "tcp4", addr)
+				return c.dial(ctx, iface, c.network, addr)
 			},
 			DisableKeepAlives: true,
 			Proxy:             nil, // the check is about this uplink, not a proxy
@@ -212,8 +299,9 @@ func (c *Checker) try(ctx context.Context, iface string, t target) error {
 }
 
 // dial connects from a socket bound to iface, in the gateway's namespace.
-// Names are resolved through iface too. Only IPv4 is tried: the route this
-// node announces is IPv4's default. FallbackDelay -1 keeps the dial on
+// Names are resolved through iface too. Only network's family is tried
+// (tcp4 or tcp6): each family's check decides that family's default
+// route alone. FallbackDelay -1 keeps the dial on
 // this goroutine (no Happy Eyeballs goroutines), which netNS.do needs.
 func (c *Checker) dial(ctx context.Context, iface, network, addr string) (net.Conn, error) {
 	// An HTTP transport may dial on with a context of its own after the

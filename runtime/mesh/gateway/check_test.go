@@ -113,7 +113,7 @@ func TestProbe(t *testing.T) {
 		{"no such interface", []string{"tcp:198.51.100.1:8053"}, "nosuch0", false, "no answer from 198.51.100.1:8053 (no such interface)"},
 	}
 	for _, c := range cases {
-		ch, err := newChecker(c.targets, time.Second, 2, w.gwNS)
+		ch, err := newChecker(c.targets, time.Second, 2, w.gwNS, false)
 		if err != nil {
 			t.Fatal(err)
 		}

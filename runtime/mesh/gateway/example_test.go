@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"log"
-	"net/netip"
 
 	"byzantium/runtime/mesh/gateway"
 	"byzantium/runtime/nodeapi"
@@ -11,16 +10,17 @@ import (
 
 // The mesh manager owns one Gateway for the node's life: it passes the
 // settings and its addresses in, tells it the mesh interfaces whenever
-// they change, and copies Status into nodeapi.Mesh.Gateway (adding InUse,
-// which is the manager's).
+// they change, and copies Status's MeshGateway into nodeapi.Mesh.Gateway
+// (adding InUse, which is the manager's); the IPv6 side is in Status's
+// own fields (UplinkIPv6, SharingIPv6, CheckIPv6).
 func Example() {
 	settings := nodeapi.MeshSettings{Share: nodeapi.ShareAuto}
 	g, err := gateway.New(gateway.Config{
 		Share:  settings.Share,
 		Uplink: settings.Uplink,
-		// The mesh's and the clients' IPv4 space; the ULA /48 may be
-		// added for NAT66.
-		Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		// The mesh's and the clients' IPv4 space and the ULA /48
+		// (NAT66): DefaultPrefixes.
+		Prefixes: gateway.DefaultPrefixes,
 		Logf:     log.Printf,
 	})
 	if err != nil {
@@ -37,8 +37,12 @@ func Example() {
 	}
 	var mesh nodeapi.Mesh
 	inUse := mesh.Gateway.InUse
-	mesh.Gateway = g.Status()
+	st := g.Status()
+	mesh.Gateway = st.MeshGateway
 	mesh.Gateway.InUse = inUse
+	if st.SharingIPv6 {
+		log.Printf("sharing IPv6 via %s", st.UplinkIPv6)
+	}
 
 	stop() // at shutdown: Run withdraws the route and removes the NAT
 	if err := <-done; err != nil {

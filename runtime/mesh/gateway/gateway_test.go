@@ -310,7 +310,7 @@ func TestGatewayWatch(t *testing.T) {
 	ip(t, "-n", w.gw, "link", "set", renamed, "up")
 	ip(t, "-n", w.gw, "route", "add", "default", "via", "198.51.100.1", "dev", renamed, "proto", "dhcp")
 	waitFor(t, "sharing through "+renamed, func() bool { g.Wake(); s := g.Status(); return s.Sharing && s.Uplink == renamed })
-	if got, want := readNAT(t, nftIn(t, w.gwPath), DefaultNATTable), wantNAT(renamed, "10.0.0.0/8"); !equalNAT(got, want) {
+	if got, want := readNAT(t, nftIn(t, w.gwPath), DefaultNATTable), wantNAT(renamed, "10.0.0.0/8", defaultULA); !equalNAT(got, want) {
 		t.Errorf("NAT after the rename:\n%q\nwant\n%q", got, want)
 	}
 	if r, _ := kernelState(t, w); r != "via 198.51.100.1 dev "+renamed+" proto 201" {
@@ -344,7 +344,7 @@ func TestGatewayStale(t *testing.T) {
 	if r, _ := kernelState(t, w); r != "" {
 		t.Errorf("the stale route is still there: %q", r)
 	}
-	if got, want := readNAT(t, nftIn(t, w.gwPath), DefaultNATTable), wantNAT(w.uplink, "10.0.0.0/8"); !equalNAT(got, want) {
+	if got, want := readNAT(t, nftIn(t, w.gwPath), DefaultNATTable), wantNAT(w.uplink, "10.0.0.0/8", defaultULA); !equalNAT(got, want) {
 		t.Errorf("NAT after the first step:\n%q\nwant\n%q", got, want)
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+
+	"byzantium/runtime/mesh/addr"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -16,13 +19,17 @@ import (
 const DefaultNATTable = "byz-gateway"
 
 // DefaultPrefixes are the sources masqueraded when the manager names none:
-// the whole 10/8 the mesh's IPv4 addresses and client prefixes come from.
-var DefaultPrefixes = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+// the whole 10/8 the mesh's IPv4 addresses and client prefixes come from,
+// and the mesh's ULA /48 (addr.ULA), whose addresses the Net does not
+// route back: NAT66 is the one way a ULA-only mesh reaches the IPv6 Net
+// without a delegated prefix.
+var DefaultPrefixes = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), addr.ULA}
 
 const maxPrefixes = 64
 
 // NAT is the gateway's nftables table: masquerade traffic from Prefixes
-// leaving by Uplink, and a forward policy for the uplink. Its rules are
+// leaving by Uplink (the IPv6 ones by Uplink6 when it is set), and a
+// forward policy for the uplink(s). With one uplink its rules are
 //
 //	table inet byz-gateway {
 //	  chain postrouting { type nat hook postrouting priority srcnat; policy accept;
@@ -39,10 +46,36 @@ const maxPrefixes = 64
 // The forward chain's policy is accept: mesh traffic between mesh
 // interfaces and clients is forwarded too, and a drop policy in this table
 // would drop it whatever other tables say.
+//
+// When IPv6 leaves by another interface than IPv4 (Uplink6 set and not
+// Uplink), each uplink gets its own rules, for the prefixes of its family:
+// the two iifname rules per uplink first, then each uplink's accepts and
+// its final drop. Uplink may be "" (an IPv6-only uplink): then no IPv4
+// prefix is masqueraded, and IPv4 that would leave by Uplink6 is dropped.
 type NAT struct {
-	Table    string // "" means DefaultNATTable
-	Uplink   string
+	Table    string         // "" means DefaultNATTable
+	Uplink   string         // IPv4's way out ("" for none, when Uplink6 is set)
+	Uplink6  string         // IPv6's way out; "" means Uplink
 	Prefixes []netip.Prefix // nil means DefaultPrefixes
+}
+
+// uplinkFor is the interface p's traffic leaves by, "" for none.
+func (n NAT) uplinkFor(p netip.Prefix) string {
+	if p.Addr().Is6() && n.Uplink6 != "" {
+		return n.Uplink6
+	}
+	return n.Uplink
+}
+
+// uplinks are the distinct ways out, IPv4's first.
+func (n NAT) uplinks() []string {
+	var out []string
+	for _, u := range []string{n.Uplink, n.Uplink6} {
+		if u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func (n NAT) table() *nftables.Table {
@@ -62,8 +95,15 @@ func (n NAT) prefixes() []netip.Prefix {
 
 // validate refuses what would make a wrong or oversized rule set.
 func (n NAT) validate() error {
-	if err := ValidInterfaceName(n.Uplink); err != nil {
-		return err
+	if n.Uplink != "" || n.Uplink6 == "" {
+		if err := ValidInterfaceName(n.Uplink); err != nil {
+			return err
+		}
+	}
+	if n.Uplink6 != "" {
+		if err := ValidInterfaceName(n.Uplink6); err != nil {
+			return err
+		}
 	}
 	ps := n.prefixes()
 	if len(ps) == 0 || len(ps) > maxPrefixes {
@@ -102,22 +142,32 @@ func (n NAT) Apply(c *nftables.Conn) error {
 		Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept,
 	})
-	for _, p := range n.prefixes() {
-		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: concat(ifMatch(unix.NFT_META_OIFNAME, n.Uplink), srcMatch(p), []expr.Any{&expr.Masq{}})})
+	for _, u := range n.uplinks() {
+		for _, p := range n.prefixes() {
+			if n.uplinkFor(p) == u {
+				c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: concat(ifMatch(unix.NFT_META_OIFNAME, u), srcMatch(p), []expr.Any{&expr.Masq{}})})
+			}
+		}
 	}
-	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: concat(ifMatch(unix.NFT_META_IIFNAME, n.Uplink), []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-			Xor:  binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Verdict{Kind: expr.VerdictAccept},
-	})})
-	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: concat(ifMatch(unix.NFT_META_IIFNAME, n.Uplink), []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})})
-	for _, p := range n.prefixes() {
-		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: concat(ifMatch(unix.NFT_META_OIFNAME, n.Uplink), srcMatch(p), []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})})
+	for _, u := range n.uplinks() {
+		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: concat(ifMatch(unix.NFT_META_IIFNAME, u), []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+				Xor:  binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		})})
+		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: concat(ifMatch(unix.NFT_META_IIFNAME, u), []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})})
 	}
-	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: concat(ifMatch(unix.NFT_META_OIFNAME, n.Uplink), []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})})
+	for _, u := range n.uplinks() {
+		for _, p := range n.prefixes() {
+			if n.uplinkFor(p) == u {
+				c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: concat(ifMatch(unix.NFT_META_OIFNAME, u), srcMatch(p), []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})})
+			}
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: concat(ifMatch(unix.NFT_META_OIFNAME, u), []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})})
+	}
 	if err := c.Flush(); err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
 			// The kernel knows no "masq", "ct" or nat chain type: it

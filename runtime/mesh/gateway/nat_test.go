@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"byzantium/ci/testenv"
+	"byzantium/runtime/mesh/addr"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -111,19 +112,33 @@ func readNAT(t *testing.T, c *nftables.Conn, table string) map[string][]string {
 }
 
 func wantNAT(uplink string, prefixes ...string) map[string][]string {
+	return wantNATUplinks(append([]string{uplink}, prefixes...))
+}
+
+// defaultULA is DefaultPrefixes' IPv6 one, spelled out: the test fails if
+// the mesh's ULA (addr.ULA) changes under the NAT.
+const defaultULA = "fd19:f45:f324::/48"
+
+// wantNATUplinks is the table for several uplinks, each given as its name
+// and then the prefixes leaving by it.
+func wantNATUplinks(groups ...[]string) map[string][]string {
 	post := []string{"nat hook=postrouting accept"}
-	fwd := []string{"filter hook=forward accept",
-		"iifname=" + uplink + " ct state established,related accept",
-		"iifname=" + uplink + " drop"}
-	for _, p := range prefixes {
-		fam := "ip"
-		if strings.Contains(p, ":") {
-			fam = "ip6"
-		}
-		post = append(post, "oifname="+uplink+" "+fam+" saddr="+p+" masq")
-		fwd = append(fwd, "oifname="+uplink+" "+fam+" saddr="+p+" accept")
+	fwd := []string{"filter hook=forward accept"}
+	for _, g := range groups {
+		fwd = append(fwd, "iifname="+g[0]+" ct state established,related accept", "iifname="+g[0]+" drop")
 	}
-	fwd = append(fwd, "oifname="+uplink+" drop")
+	for _, g := range groups {
+		uplink := g[0]
+		for _, p := range g[1:] {
+			fam := "ip"
+			if strings.Contains(p, ":") {
+				fam = "ip6"
+			}
+			post = append(post, "oifname="+uplink+" "+fam+" saddr="+p+" masq")
+			fwd = append(fwd, "oifname="+uplink+" "+fam+" saddr="+p+" accept")
+		}
+		fwd = append(fwd, "oifname="+uplink+" drop")
+	}
 	return map[string][]string{"postrouting": post, "forward": fwd}
 }
 
@@ -195,11 +210,17 @@ func TestNATApplyReadBackRemove(t *testing.T) {
 		nat  NAT
 		want map[string][]string
 	}{
-		{"default prefixes", NAT{Uplink: "up0"}, wantNAT("up0", "10.0.0.0/8")},
-		{"again, idempotent", NAT{Uplink: "up0"}, wantNAT("up0", "10.0.0.0/8")},
-		{"uplink renamed", NAT{Uplink: "wwan0"}, wantNAT("wwan0", "10.0.0.0/8")},
+		{"default prefixes", NAT{Uplink: "up0"}, wantNAT("up0", "10.0.0.0/8", defaultULA)},
+		{"again, idempotent", NAT{Uplink: "up0"}, wantNAT("up0", "10.0.0.0/8", defaultULA)},
+		{"uplink renamed", NAT{Uplink: "wwan0"}, wantNAT("wwan0", "10.0.0.0/8", defaultULA)},
 		{"two families", NAT{Uplink: "eth1", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.23.0.0/16"), mesh6}},
 			wantNAT("eth1", "10.23.0.0/16", "fd12:3456:789a::/48")},
+		{"IPv6 by the same uplink", NAT{Uplink: "eth1", Uplink6: "eth1"}, wantNAT("eth1", "10.0.0.0/8", defaultULA)},
+		// IPv6 leaves by another interface: each uplink masquerades its
+		// family only, and drops what else would leave by it.
+		{"IPv6 by another uplink", NAT{Uplink: "eth1", Uplink6: "usb0"},
+			wantNATUplinks([]string{"eth1", "10.0.0.0/8"}, []string{"usb0", defaultULA})},
+		{"IPv6 only", NAT{Uplink6: "usb0"}, wantNATUplinks([]string{"usb0", defaultULA})},
 	}
 	for _, s := range steps {
 		if err := s.nat.Apply(c); err != nil {
@@ -215,7 +236,7 @@ func TestNATApplyReadBackRemove(t *testing.T) {
 		// nft's own reading of the masquerade rule.
 		joined := strings.Join(rules, "\n")
 		for _, want := range []string{
-			`postrouting [{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"` + s.nat.Uplink + `"}}`,
+			`postrouting [{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"` + s.nat.uplinks()[0] + `"}}`,
 			`{"masquerade":null}`,
 			`{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":["established","related"]}}`,
 		} {
@@ -223,8 +244,10 @@ func TestNATApplyReadBackRemove(t *testing.T) {
 				t.Errorf("%s: nft -j rules lack %s:\n%s", s.name, want, joined)
 			}
 		}
-		if !strings.Contains(joined, `"prefix":{"addr":"`+s.nat.prefixes()[0].Addr().String()+`","len":`) {
-			t.Errorf("%s: nft -j shows no saddr prefix %s:\n%s", s.name, s.nat.prefixes()[0], joined)
+		for _, p := range s.nat.prefixes() {
+			if s.nat.uplinkFor(p) != "" && !strings.Contains(joined, `"prefix":{"addr":"`+p.Addr().String()+`","len":`) {
+				t.Errorf("%s: nft -j shows no saddr prefix %s:\n%s", s.name, p, joined)
+			}
 		}
 	}
 	if ok, err := NATPresent(c, ""); !ok || err != nil {
@@ -250,6 +273,7 @@ func TestNATRefuses(t *testing.T) {
 		want string
 	}{
 		{"no uplink", NAT{}, "gateway: interface name: an empty name"},
+		{"bad IPv6 uplink", NAT{Uplink: "eth0", Uplink6: "eth0/1"}, "letters, digits and punctuation other than / and :"},
 		{"bad uplink", NAT{Uplink: "eth0/1"}, "letters, digits and punctuation other than / and :"},
 		{"long uplink", NAT{Uplink: "abcdefghijklmnop"}, "is 16 bytes: at most 15"},
 		{"host bits", NAT{Uplink: "eth0", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8")}}, "not a network prefix"},
@@ -262,5 +286,14 @@ func TestNATRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Apply = %v, want an error containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestDefaultPrefixes: the NAT's defaults are the mesh's own ranges, the
+// ULA taken from runtime/mesh/addr (the one definition).
+func TestDefaultPrefixes(t *testing.T) {
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), addr.ULA}
+	if !slices.Equal(DefaultPrefixes, want) || addr.ULA.String() != defaultULA {
+		t.Errorf("DefaultPrefixes = %v, want %v (%s)", DefaultPrefixes, want, defaultULA)
 	}
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // watch wakes Run when a link changes (an uplink's cable pulled, a USB
-// modem unplugged) or a default route comes or goes in the main table (a
-// DHCP lease), so that a lost uplink is withdrawn at once rather than at
+// modem unplugged) or a default route of either family comes or goes in
+// the main table (a DHCP lease, a router advertisement), so that a lost uplink is withdrawn at once rather than at
 // the next periodic check. Routes babeld learns from the mesh change
 // often and are ignored. If the kernel refuses the subscription, the
 // periodic check still works: it is logged and watch gives up.
@@ -22,7 +22,13 @@ func (g *Gateway) watch(ctx context.Context) {
 		h := g.ns.h
 		nsh = &h
 	}
-	onErr := func(err error) { g.cfg.Logf("gateway: netlink subscription: %v", err) }
+	onErr := func(err error) {
+		// Closing the subscriptions when Run ends makes their readers
+		// fail, perhaps after Run returned: not worth a word.
+		if ctx.Err() == nil {
+			g.cfg.Logf("gateway: netlink subscription: %v", err)
+		}
+	}
 	links := make(chan netlink.LinkUpdate, 64)
 	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{Namespace: nsh, ErrorCallback: onErr}); err != nil {
 		onErr(err)
@@ -48,7 +54,7 @@ func (g *Gateway) watch(ctx context.Context) {
 				routes = nil
 				continue
 			}
-			if u.Table == unix.RT_TABLE_MAIN && u.Protocol != protoBabel && isDefault4(u.Route) && u.Route.Family != netlink.FAMILY_V6 {
+			if u.Table == unix.RT_TABLE_MAIN && u.Protocol != protoBabel && (isDefault4(u.Route) || isDefault6(u.Route)) {
 				g.Wake()
 			}
 		}
