@@ -19,6 +19,7 @@ import (
 //	  ssid: byzantium-mesh   # the radios' mesh name, 1 to 32 bytes (default byzantium-mesh)
 //	  channel: 6             # 1 to 13 (2.4 GHz) or a 5 GHz channel 36 to 165 (default 6)
 //	  interfaces: []         # mesh only on these; empty: every port and radio that can
+//	  babel_only: []         # with both: ports kept out of the batman-adv cloud, babel on them directly
 //	  share: auto            # share an uplink with the mesh: auto (default), on or off
 //	  uplink: ""             # the uplink; empty: the interface DHCP gave a default route
 //	  check: []              # Internet check targets, tcp:IP:PORT or http(s) URLs; empty: the gateway's
@@ -34,6 +35,7 @@ type Mesh struct {
 	SSID       string
 	Channel    int
 	Interfaces []string
+	BabelOnly  []string
 	Share      string
 	Uplink     string
 	Check      []string
@@ -43,7 +45,7 @@ type Mesh struct {
 // (meshcfg.ImageFile).
 func (m Mesh) Image() meshcfg.Image {
 	return meshcfg.Image{Settings: nodeapi.MeshSettings{Protocol: m.Protocol, SSID: m.SSID, Channel: m.Channel,
-		Interfaces: m.Interfaces, Share: m.Share, Uplink: m.Uplink, Check: m.Check}}
+		Interfaces: m.Interfaces, BabelOnly: m.BabelOnly, Share: m.Share, Uplink: m.Uplink, Check: m.Check}}
 }
 
 // mesh reads the mesh mapping; an empty value (every key commented out)
@@ -58,6 +60,7 @@ func (d *decoder) mesh(n *yaml.Node, path string) Mesh {
 		{"ssid", false, func(v *yaml.Node, p string) { m.SSID, _ = d.str(v, p) }},
 		{"channel", false, func(v *yaml.Node, p string) { m.Channel = d.integer(v, p) }},
 		{"interfaces", false, func(v *yaml.Node, p string) { m.Interfaces = d.strings(v, p) }},
+		{"babel_only", false, func(v *yaml.Node, p string) { m.BabelOnly = d.strings(v, p) }},
 		{"share", false, func(v *yaml.Node, p string) { m.Share, _ = d.str(v, p) }},
 		{"uplink", false, func(v *yaml.Node, p string) { m.Uplink, _ = d.str(v, p) }},
 		{"check", false, func(v *yaml.Node, p string) { m.Check = d.strings(v, p) }},

@@ -69,6 +69,7 @@ type meshSetFlags struct {
 	protocol, ssid, share, uplink, keyFile string
 	channel                                int
 	interfaces                             []string
+	babelOnly                              []string
 	allInterfaces, findUplink, open        bool
 }
 
@@ -96,13 +97,14 @@ channel.`,
   byz node mesh set --protocol both --ssid town-mesh --channel 1
   byz node mesh set --interfaces eth1,wlan0 --share off
   byz node mesh set --all-interfaces --find-uplink
+  byz node mesh set --protocol both --babel-only eth2
   printf '%s' 'a long mesh key' | byz node mesh set --key-file -
   byz node mesh set --key-file /root/mesh.key
   byz node mesh set --open`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fl := cmd.Flags()
-			if !fl.Changed("protocol") && !fl.Changed("ssid") && !fl.Changed("channel") && !fl.Changed("interfaces") &&
+			if !fl.Changed("protocol") && !fl.Changed("ssid") && !fl.Changed("channel") && !fl.Changed("interfaces") && !fl.Changed("babel-only") &&
 				!f.allInterfaces && !fl.Changed("share") && !fl.Changed("uplink") && !f.findUplink && f.keyFile == "" && !f.open {
 				return usageError{errors.New("node mesh set: nothing to change: give at least one flag (see byz node mesh set --help)")}
 			}
@@ -130,6 +132,9 @@ channel.`,
 			}
 			if f.allInterfaces {
 				s.Interfaces = nil
+			}
+			if fl.Changed("babel-only") {
+				s.BabelOnly = f.babelOnly
 			}
 			if fl.Changed("share") {
 				s.Share = f.share
@@ -173,6 +178,7 @@ channel.`,
 	fl.IntVar(&f.channel, "channel", 0, "the radios' channel: 1 to 13 (2.4 GHz) or 36 to 165 (5 GHz)")
 	fl.StringSliceVar(&f.interfaces, "interfaces", nil, "mesh on these interfaces only (comma-separated)")
 	fl.BoolVar(&f.allInterfaces, "all-interfaces", false, "mesh on every port and radio that can, plugged in later too")
+	fl.StringSliceVar(&f.babelOnly, "babel-only", nil, "with --protocol both: keep these out of the batman-adv cloud, babeld on them directly (between clouds); \"\" for none")
 	fl.StringVar(&f.share, "share", "", "share this node's uplink with the mesh: auto, on or off")
 	fl.StringVar(&f.uplink, "uplink", "", "the interface that leads to the Internet")
 	fl.BoolVar(&f.findUplink, "find-uplink", false, "find the uplink (a default route from DHCP)")

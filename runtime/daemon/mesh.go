@@ -96,6 +96,8 @@ func OpenMeshSettings(dir string, def nodeapi.MeshSettings, log *slog.Logger) *M
 				v.Share = def.Share
 			case "interfaces":
 				v.Interfaces = def.Interfaces
+			case "babel_only":
+				v.BabelOnly = def.BabelOnly
 			case "uplink":
 				v.Uplink = def.Uplink
 			case "key":
@@ -129,6 +131,7 @@ func (s *MeshSettings) Get() nodeapi.MeshSettings {
 	defer s.mu.Unlock()
 	v := s.v
 	v.Interfaces = append([]string(nil), v.Interfaces...)
+	v.BabelOnly = append([]string(nil), v.BabelOnly...)
 	return v
 }
 
@@ -152,6 +155,9 @@ func (s *MeshSettings) Resolve(v nodeapi.MeshSettings) (nodeapi.MeshSettings, er
 	v.KeepKey, v.Keyed = false, false
 	if len(v.Interfaces) == 0 {
 		v.Interfaces = nil
+	}
+	if len(v.BabelOnly) == 0 {
+		v.BabelOnly = nil
 	}
 	return v, meshcfg.ValidateSettings(v)
 }
@@ -266,15 +272,18 @@ type meshPageData struct {
 	Mesh        nodeapi.Mesh
 	MeshRunning bool
 	Settings    nodeapi.MeshSettings // the key blanked
-	// Interfaces is Settings.Interfaces as the form shows them.
+	// Interfaces and BabelOnly are the settings' lists as the form shows
+	// them.
 	Interfaces string
+	BabelOnly  string
 	Channels   []int
 }
 
 func (w *Web) meshData() meshPageData {
 	st, running := w.meshStatus()
 	set := w.MeshSettings.Public()
-	d := meshPageData{Mesh: st, MeshRunning: running, Settings: set, Interfaces: strings.Join(set.Interfaces, " ")}
+	d := meshPageData{Mesh: st, MeshRunning: running, Settings: set, Interfaces: strings.Join(set.Interfaces, " "),
+		BabelOnly: strings.Join(set.BabelOnly, " ")}
 	for c := 1; c <= 13; c++ {
 		d.Channels = append(d.Channels, c)
 	}
@@ -292,6 +301,11 @@ func (w *Web) meshPage(rw http.ResponseWriter, r *http.Request) {
 	w.render(rw, http.StatusOK, "mesh", p)
 }
 
+// names splits a form's list of interface names (spaces or commas).
+func names(s string) []string {
+	return strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r' })
+}
+
 // meshPost is the Mesh page's settings form. The key field is empty
 // unless one is typed: key_action keep (the default) keeps the current
 // key unless one is typed, set uses the one typed, open removes it.
@@ -305,7 +319,8 @@ func (w *Web) meshPost(rw http.ResponseWriter, r *http.Request) {
 		Protocol:   r.PostFormValue("protocol"),
 		SSID:       r.PostFormValue("ssid"),
 		Channel:    channel,
-		Interfaces: strings.FieldsFunc(r.PostFormValue("interfaces"), func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r' }),
+		Interfaces: names(r.PostFormValue("interfaces")),
+		BabelOnly:  names(r.PostFormValue("babel_only")),
 		Share:      r.PostFormValue("share"),
 		Uplink:     strings.TrimSpace(r.PostFormValue("uplink")),
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -32,10 +34,10 @@ import (
 //     The gateway is batman-adv's: a sharing node is a gw_mode server,
 //     the others clients, and a client's default route goes to the best
 //     gateway's mesh address.
-//   - both: the batman-adv cloud over every mesh interface, and babeld
+//   - both: the batman-adv cloud over the mesh interfaces, and babeld
 //     over bat0: addresses, collisions and the gateway as with babel.
-//     Babel between clouds needs a port kept out of the cloud, which the
-//     settings cannot say yet.
+//     The interfaces the settings name BabelOnly stay out of the cloud,
+//     and babeld runs on them directly: between clouds.
 
 // BatmanEngine is batman-adv's engine (runtime/mesh/batadv.Engine).
 type BatmanEngine interface {
@@ -69,17 +71,31 @@ const batDownKbit, batUpKbit = 10000, 2000
 func usesBabel(p string) bool  { return p != nodeapi.MeshBatman }
 func usesBatman(p string) bool { return p == nodeapi.MeshBatman || p == nodeapi.MeshBoth }
 
-// babelInterfaces are the interfaces babeld runs on under protocol p: the
-// mesh interfaces, or the batman-adv cloud.
-func (m *Manager) babelInterfaces(p string, ifs []nodeapi.MeshInterface) []babel.Interface {
-	if p == nodeapi.MeshBoth {
-		return []babel.Interface{{Name: m.opt.Batman.Iface()}}
-	}
+// babelInterfaces are the interfaces babeld runs on under the settings:
+// the mesh interfaces (babel); the batman-adv cloud and the interfaces
+// kept out of it (both).
+func (m *Manager) babelInterfaces(s nodeapi.MeshSettings, ifs []nodeapi.MeshInterface) []babel.Interface {
 	var out []babel.Interface
+	if s.Protocol == nodeapi.MeshBoth {
+		out = append(out, babel.Interface{Name: m.opt.Batman.Iface()})
+	}
 	for _, i := range ifs {
-		if i.Meshing {
+		if i.Meshing && (s.Protocol == nodeapi.MeshBabel || slices.Contains(s.BabelOnly, i.Name)) {
 			out = append(out, babel.Interface{Name: i.Name, Wireless: i.Kind == "wifi"})
 		}
+	}
+	return out
+}
+
+// cloudInterfaces are the mesh interfaces batman-adv runs over under the
+// settings: all but the ones kept for babeld alone.
+func cloudInterfaces(s nodeapi.MeshSettings, ifs []nodeapi.MeshInterface) []nodeapi.MeshInterface {
+	var out []nodeapi.MeshInterface
+	for _, i := range ifs {
+		if s.Protocol == nodeapi.MeshBoth && slices.Contains(s.BabelOnly, i.Name) {
+			i.Meshing = false
+		}
+		out = append(out, i)
 	}
 	return out
 }
@@ -104,13 +120,15 @@ func (m *Manager) applyProtocol(ctx context.Context, restartBabel bool) {
 	}
 	if usesBatman(p) {
 		m.opt.Batman.SetHardwareAddr(id.HardwareAddr())
-		if err := m.opt.Batman.Start(ctx, ifs, s); err != nil {
+		cloud := cloudInterfaces(s, ifs)
+		m.batIfs = cloud
+		if err := m.opt.Batman.Start(ctx, cloud, s); err != nil {
 			m.logf("batman-adv: %v", err)
 			m.setBatErr(err)
 		} else {
 			m.setBatErr(nil)
 			if !m.batOn {
-				m.logf("protocol %s: batman-adv up on %s", p, names(ifs))
+				m.logf("protocol %s: batman-adv up on %s", p, names(cloud))
 			}
 			m.mu.Lock()
 			m.batOn = true
@@ -440,13 +458,15 @@ func (m *Manager) batmanStatus(out *nodeapi.Mesh) {
 }
 
 // cloudInterface is the soft interface's line in the interface list.
-func (m *Manager) cloudInterface(p string, ifs []nodeapi.MeshInterface) nodeapi.MeshInterface {
+func (m *Manager) cloudInterface(s nodeapi.MeshSettings, ifs []nodeapi.MeshInterface) nodeapi.MeshInterface {
 	mi := nodeapi.MeshInterface{Name: m.opt.Batman.Iface(), Kind: "batman-adv", Mode: "cloud", Meshing: m.batOn}
-	over := names(ifs)
+	over := names(cloudInterfaces(s, ifs))
 	switch {
 	case m.batErr != "":
 		mi.Reason = "batman-adv failed: " + m.batErr
-	case p == nodeapi.MeshBoth:
+	case s.Protocol == nodeapi.MeshBoth && len(s.BabelOnly) > 0:
+		mi.Reason = "the batman-adv cloud over " + over + "; babeld runs over it and on " + strings.Join(s.BabelOnly, ", ") + " (between clouds)"
+	case s.Protocol == nodeapi.MeshBoth:
 		mi.Reason = "the batman-adv cloud over " + over + "; babeld runs over it"
 	default:
 		mi.Reason = "the batman-adv cloud over " + over + "; the mesh's addresses are on-link here"
@@ -478,7 +498,7 @@ func (m *Manager) reroll(id addr.Identity) {
 		m.mu.Lock()
 		ifs, s := m.ifaces, m.settings
 		m.mu.Unlock()
-		if err := m.opt.Batman.Start(m.runCtx, ifs, s); err != nil {
+		if err := m.opt.Batman.Start(m.runCtx, cloudInterfaces(s, ifs), s); err != nil {
 			m.logf("batman-adv: %v", err)
 		}
 		if err := m.setBatmanAddrs(nid, p == nodeapi.MeshBatman); err != nil {

@@ -104,18 +104,21 @@ type Manager struct {
 
 	// Run's goroutine alone uses these; it writes batOn, batErr and
 	// batVia under mu, which Status reads.
-	runCtx     context.Context
-	babelStop  func()
-	babelIfs   []babel.Interface // what babeld was last started on (mu)
-	batOn      bool
-	batProto   string
-	batServer  bool
-	batModeSet bool
-	batErr     string
-	batVia     netip.Addr
-	batSnap    nodeapi.Mesh // batman-adv alone: engine, neighbours, routes (mu)
-	batNodes   int          // how many nodes batSnap reached, for the log
-	radios     radioSet     // radios.go; Run's goroutine only
+	runCtx    context.Context
+	babelStop func()
+	babelIfs  []babel.Interface // what babeld was last started on (mu)
+	batOn     bool
+	batProto  string
+	batIfs    []nodeapi.MeshInterface // what batman-adv was last started on
+	// lastBabelOnly is the settings' BabelOnly refresh last saw.
+	lastBabelOnly []string
+	batServer     bool
+	batModeSet    bool
+	batErr        string
+	batVia        netip.Addr
+	batSnap       nodeapi.Mesh // batman-adv alone: engine, neighbours, routes (mu)
+	batNodes      int          // how many nodes batSnap reached, for the log
+	radios        radioSet     // radios.go; Run's goroutine only
 }
 
 // New makes a Manager with the settings (validated).
@@ -287,7 +290,8 @@ func (m *Manager) refresh(force bool) {
 	m.mu.Lock()
 	changed := !slices.Equal(ifs, m.ifaces)
 	m.ifaces = ifs
-	p := m.settings.Protocol
+	s := m.settings
+	p := s.Protocol
 	m.mu.Unlock()
 	if changed {
 		m.logf("mesh interfaces now %s", names(ifs))
@@ -296,16 +300,20 @@ func (m *Manager) refresh(force bool) {
 		m.applyProtocol(m.runCtx, true)
 		return
 	}
-	if !changed {
+	// Only a change of interfaces, or of which of them stay out of the
+	// cloud, moves the engines.
+	moved := !slices.Equal(s.BabelOnly, m.lastBabelOnly)
+	m.lastBabelOnly = s.BabelOnly
+	if !changed && !moved {
 		return
 	}
-	if m.batOn {
+	if m.batOn && !slices.Equal(cloudInterfaces(s, ifs), m.batIfs) {
 		m.applyProtocol(m.runCtx, false)
 	}
 	m.mu.Lock()
 	was := m.babelIfs
 	m.mu.Unlock()
-	if sup := m.currentSup(); sup != nil && usesBabel(p) && !slices.Equal(m.babelInterfaces(p, ifs), was) {
+	if sup := m.currentSup(); sup != nil && usesBabel(p) && !slices.Equal(m.babelInterfaces(s, ifs), was) {
 		sup.Restart()
 	}
 }
@@ -339,7 +347,7 @@ func (m *Manager) prepare() ([]string, error) {
 	m.mu.Lock()
 	id, s, ifs := m.id, m.settings, m.ifaces
 	m.mu.Unlock()
-	bifs := m.babelInterfaces(s.Protocol, ifs)
+	bifs := m.babelInterfaces(s, ifs)
 	var names []string
 	for _, i := range bifs {
 		names = append(names, i.Name)
@@ -674,7 +682,7 @@ func (m *Manager) Status() nodeapi.Mesh {
 	}
 	p := m.settings.Protocol
 	if usesBatman(p) && m.opt.Batman != nil {
-		out.Interfaces = append(out.Interfaces, m.cloudInterface(p, m.ifaces))
+		out.Interfaces = append(out.Interfaces, m.cloudInterface(m.settings, m.ifaces))
 	}
 	if p == nodeapi.MeshBatman && m.opt.Batman != nil {
 		m.batmanStatus(&out)

@@ -134,8 +134,13 @@ type MeshSettings struct {
 	// that is not an uplink and every radio that can mesh, including
 	// ones plugged in later.
 	Interfaces []string `json:"interfaces,omitempty"`
-	Share      string   `json:"share"`            // auto, on, off
-	Uplink     string   `json:"uplink,omitempty"` // "" finds it (a DHCP default route)
+	// BabelOnly names, under the protocol both, mesh interfaces kept out
+	// of the batman-adv cloud: babeld runs on them directly, between
+	// clouds (a wired link to another cloud). Ignored by babel and
+	// batman-adv.
+	BabelOnly []string `json:"babel_only,omitempty"`
+	Share     string   `json:"share"`            // auto, on, off
+	Uplink    string   `json:"uplink,omitempty"` // "" finds it (a DHCP default route)
 	// Check lists the Internet check's targets ("tcp:HOST:PORT" or an
 	// http:// URL), tried through the uplink; empty means the defaults.
 	// A mesh whose "Net" is a local server names that server here.

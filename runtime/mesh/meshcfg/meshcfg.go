@@ -106,6 +106,23 @@ func ValidateSettings(s nodeapi.MeshSettings) error {
 			field(fmt.Sprintf("interfaces[%d]", i), err)
 		}
 	}
+	if len(s.BabelOnly) > MaxInterfaces {
+		field("babel_only", invalid("%d names, at most %d", len(s.BabelOnly), MaxInterfaces))
+	} else {
+		for i, name := range s.BabelOnly {
+			err := Interface(name)
+			switch {
+			case err != nil:
+			case slices.Index(s.BabelOnly, name) < i:
+				err = invalid("%s is named twice", quote(name))
+			case len(s.Interfaces) > 0 && !slices.Contains(s.Interfaces, name):
+				err = invalid("%s is not one of the mesh interfaces (%s)", quote(name), strings.Join(s.Interfaces, ", "))
+			case name == s.Uplink:
+				err = invalid("%s is the uplink: it does not mesh at all", quote(name))
+			}
+			field(fmt.Sprintf("babel_only[%d]", i), err)
+		}
+	}
 	if s.Uplink != "" {
 		err := Interface(s.Uplink)
 		if err == nil && slices.Contains(s.Interfaces, s.Uplink) {
