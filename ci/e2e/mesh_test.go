@@ -174,14 +174,19 @@ func meshLine(t testing.TB) meshFigures {
 	fig["batman-gateway-loss"] = cutUplink(ctx, t, a, c)
 	fig["batman-node-loss"], fig["batman-reboot-heal"] = loseAndHeal(ctx, t, a, b, c, ca.IPv4, nodeapi.MeshBatman)
 
-	// Both: babeld over the batman-adv cloud.
+	// Both: A and B in one batman-adv cloud with babeld over it, and
+	// the B–C link kept out of the cloud (B's eth2, C's eth1: QEMU names
+	// the user network eth0, then the links in order), babeld on it
+	// directly: between clouds.
 	switched = time.Now()
+	babelOnly := map[*meshNode][]string{b: {"eth2"}, c: {"eth1"}}
 	for _, n := range nodes {
-		setProtocol(t, n, nodeapi.MeshBoth)
+		setProtocol(t, n, nodeapi.MeshBoth, babelOnly[n]...)
 	}
 	am = waitMesh(ctx, t, a, "A reaches C with babeld over batman-adv", func(m nodeapi.Mesh) bool {
 		return m.Protocol == nodeapi.MeshBoth && hasRouteOn(m, ca.IPv4, "bat0")
 	})
+	waitMesh(ctx, t, b, "B reaches C between clouds (babeld on eth2)", func(m nodeapi.Mesh) bool { return hasRouteOn(m, ca.IPv4, "eth2") })
 	fig["both-switch-converge"] = time.Since(switched)
 	t.Logf("both: the switch to A's route to C over bat0: %v (%s)", time.Since(switched).Round(time.Second), am.Summary)
 	if !am.Joined || !hasCloud(am) {
@@ -237,15 +242,16 @@ func loseAndHeal(ctx context.Context, t testing.TB, a, b, c *meshNode, caIPv4, p
 	return lost, healed
 }
 
-// setProtocol switches a node's mesh protocol through the API, keeping
-// its other settings.
-func setProtocol(t testing.TB, n *meshNode, proto string) {
+// setProtocol switches a node's mesh protocol through the API, with the
+// interfaces kept out of the batman-adv cloud (both), keeping its other
+// settings.
+func setProtocol(t testing.TB, n *meshNode, proto string, babelOnly ...string) {
 	t.Helper()
 	var set nodeapi.MeshSettings
 	if code, body := call(t, n.c, "GET", n.base+nodeapi.MeshSettingsPath, nil, n.auth, &set); code != http.StatusOK {
 		t.Fatalf("%s: GET %s: %d %s", n.name, nodeapi.MeshSettingsPath, code, body)
 	}
-	set.Protocol, set.KeepKey = proto, true
+	set.Protocol, set.BabelOnly, set.KeepKey = proto, babelOnly, true
 	body, _ := json.Marshal(set)
 	if code, out := call(t, n.c, "PUT", n.base+nodeapi.MeshSettingsPath, strings.NewReader(string(body)), n.auth, nil); code != http.StatusOK {
 		t.Fatalf("%s: PUT %s protocol %s: %d %s", n.name, nodeapi.MeshSettingsPath, proto, code, out)
