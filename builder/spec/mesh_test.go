@@ -27,6 +27,7 @@ func TestMesh(t *testing.T) {
 		{head + "mesh:\n  protocol: batman-adv\n  ssid: \"Town square\"\n  channel: 165\n  interfaces: [eth1, enx00e04c680001]\n  share: on\n  uplink: eth0\n  check: [\"tcp:9.9.9.9:53\"]\n",
 			Mesh{Protocol: "batman-adv", SSID: "Town square", Channel: 165, Interfaces: []string{"eth1", "enx00e04c680001"}, Share: "on", Uplink: "eth0", Check: []string{"tcp:9.9.9.9:53"}}},
 		{head + "mesh: {share: off, protocol: both}\n", Mesh{Protocol: "both", SSID: meshcfg.DefaultSSID, Channel: 6, Share: "off"}},
+		{head + "mesh: {protocol: both, babel_only: [eth2]}\n", Mesh{Protocol: "both", SSID: meshcfg.DefaultSSID, Channel: 6, Share: "auto", BabelOnly: []string{"eth2"}}},
 	} {
 		s, err := Parse([]byte(tc.yaml), filepath.Join("testdata", "snippet.yaml"))
 		if err == nil {
@@ -61,6 +62,7 @@ func TestMesh(t *testing.T) {
 		{"interface too long", head + "mesh:\n  interfaces:\n    - enx00e04c68000123\n", []string{`7:7: mesh.interfaces[0]: "enx00e04c68000123" is 17 bytes: at most 15`}},
 		{"interface twice", head + "mesh: {interfaces: [eth1, eth1]}\n", []string{`5:27: mesh.interfaces[1]: "eth1" is named twice`}},
 		{"uplink meshes", head + "mesh: {interfaces: [eth0], uplink: eth0}\n", []string{`5:36: mesh.uplink: "eth0" is a mesh interface too`}},
+		{"babel only not meshing", head + "mesh: {interfaces: [eth1], babel_only: [eth2]}\n", []string{`5:41: mesh.babel_only[0]: "eth2" is not one of the mesh interfaces (eth1)`}},
 		{"check a name", head + "mesh: {check: [\"tcp:example.net:443\"]}\n", []string{`5:16: mesh.check[0]: "tcp:example.net:443": want tcp:IP:PORT`}},
 		{"check loopback", head + "mesh: {check: [\"tcp:127.0.0.1:53\"]}\n", []string{`5:16: mesh.check[0]: "tcp:127.0.0.1:53": a loopback`}},
 		{"unknown key", head + "mesh: {key: secret}\n", []string{`5:8: unknown key "key" in mesh`}},

@@ -362,8 +362,12 @@ func writeMeshSettings(w io.Writer, s nodeapi.MeshSettings) {
 	if s.Keyed {
 		key = "set"
 	}
-	printLines(w, columns([][]string{{"Protocol:", s.Protocol}, {"SSID:", s.SSID}, {"Channel:", fmt.Sprint(s.Channel)},
-		{"Interfaces:", ifaces}, {"Share:", s.Share}, {"Uplink:", uplink}, {"Mesh key:", key}}))
+	rows := [][]string{{"Protocol:", s.Protocol}, {"SSID:", s.SSID}, {"Channel:", fmt.Sprint(s.Channel)}, {"Interfaces:", ifaces}}
+	if len(s.BabelOnly) > 0 {
+		rows = append(rows, []string{"Babel only:", strings.Join(s.BabelOnly, ",") + " (kept out of the batman-adv cloud under both)"})
+	}
+	rows = append(rows, []string{"Share:", s.Share}, []string{"Uplink:", uplink}, []string{"Mesh key:", key})
+	printLines(w, columns(rows))
 }
 
 func printLines(w io.Writer, lines []string) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -184,6 +185,13 @@ func TestNodeMeshSet(t *testing.T) {
 		t.Errorf("saved %+v: want the other settings kept", node.set)
 	}
 
+	r = set("", "--protocol", "both", "--babel-only", "eth1")
+	if r.code != 0 || !strings.Contains(r.stdout, "Babel only:  eth1 (kept out") || !slices.Equal(node.set.BabelOnly, []string{"eth1"}) {
+		t.Fatalf("set --babel-only: exit %d, saved %+v\n%s%s", r.code, node.set, r.stdout, r.stderr)
+	}
+	if r = set("", "--babel-only", "eth2"); r.code != 2 || !strings.Contains(r.stderr, "babel_only[0]: ") {
+		t.Errorf("--babel-only a port that does not mesh: exit %d\n%s", r.code, r.stderr)
+	}
 	r = set("a long mesh key\n", "--key-file", "-")
 	if r.code != 0 || node.key != "a long mesh key" || strings.Contains(r.stdout+r.stderr, "a long mesh key") || !strings.Contains(r.stdout, "Mesh key:    set") {
 		t.Fatalf("key from stdin: exit %d, key %q\n%s%s", r.code, node.key, r.stdout, r.stderr)

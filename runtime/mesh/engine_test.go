@@ -15,6 +15,7 @@ import (
 	"byzantium/ci/testenv"
 	"byzantium/runtime/mesh/addr"
 	"byzantium/runtime/mesh/batadv"
+	"byzantium/runtime/nodeapi"
 )
 
 // node is an identity with a given slot's MAC, as another node's soft
@@ -183,6 +184,58 @@ func TestCloudRoutes(t *testing.T) {
 	for _, want := range []string{"inet 10.9.9.1/32", "inet6 " + own.IPv6.String()} {
 		if !strings.Contains(addrs, want) {
 			t.Errorf("no %q on bat0:\n%s", want, addrs)
+		}
+	}
+}
+
+// TestProtocolInterfaces pins which interfaces each engine runs on under
+// each protocol: babeld on every mesh interface (babel), on the cloud and
+// the ones kept out of it (both), on none (batman-adv); batman-adv on
+// every mesh interface but those.
+func TestProtocolInterfaces(t *testing.T) {
+	m := &Manager{opt: Options{Batman: &batadv.Engine{}}}
+	ifs := []nodeapi.MeshInterface{
+		{Name: "eth1", Kind: "wired", Meshing: true},
+		{Name: "eth2", Kind: "wired", Meshing: true},
+		{Name: "wlan0", Kind: "wifi", Meshing: true},
+		{Name: "eth0", Kind: "wired", Mode: "uplink"},
+	}
+	tests := []struct {
+		proto     string
+		babelOnly []string
+		babel     string
+		cloud     string
+	}{
+		{nodeapi.MeshBabel, nil, "eth1 eth2 wlan0(w)", "eth1 eth2 wlan0"},
+		{nodeapi.MeshBabel, []string{"eth2"}, "eth1 eth2 wlan0(w)", "eth1 eth2 wlan0"}, // ignored
+		{nodeapi.MeshBatman, nil, "", "eth1 eth2 wlan0"},
+		{nodeapi.MeshBatman, []string{"eth2"}, "", "eth1 eth2 wlan0"}, // ignored
+		{nodeapi.MeshBoth, nil, "bat0", "eth1 eth2 wlan0"},
+		{nodeapi.MeshBoth, []string{"eth2"}, "bat0 eth2", "eth1 wlan0"},
+		{nodeapi.MeshBoth, []string{"eth0"}, "bat0", "eth1 eth2 wlan0"}, // the uplink meshes in neither
+	}
+	for _, tt := range tests {
+		s := nodeapi.MeshSettings{Protocol: tt.proto, BabelOnly: tt.babelOnly}
+		var babelIfs, cloud []string
+		if usesBabel(tt.proto) {
+			for _, i := range m.babelInterfaces(s, ifs) {
+				n := i.Name
+				if i.Wireless {
+					n += "(w)"
+				}
+				babelIfs = append(babelIfs, n)
+			}
+		}
+		for _, i := range cloudInterfaces(s, ifs) {
+			if i.Meshing {
+				cloud = append(cloud, i.Name)
+			}
+		}
+		if got := strings.Join(babelIfs, " "); got != tt.babel {
+			t.Errorf("%s %v: babeld on %q, want %q", tt.proto, tt.babelOnly, got, tt.babel)
+		}
+		if got := strings.Join(cloud, " "); got != tt.cloud {
+			t.Errorf("%s %v: batman-adv over %q, want %q", tt.proto, tt.babelOnly, got, tt.cloud)
 		}
 	}
 }
