@@ -117,6 +117,7 @@ bench: image deps
 	$(GO) test -run XXX -bench SessionUnderAttack -benchtime 300x ./runtime/auth
 	$(GO) test -run XXX -bench Withdraw -benchtime 3x ./runtime/mesh/gateway
 	$(GO) test -run XXX -bench Convergence -benchtime 1x -timeout 20m ./ci/meshsim
+	$(GO) test -run XXX -bench GatewayLoss -benchtime 1x ./ci/meshsim
 
 # A man page per byz command, made from its --help text.
 man: byz

@@ -2,9 +2,12 @@ package meshsim
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -73,4 +76,98 @@ func BenchmarkConvergence(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkGatewayLoss measures, on a line of three nodes whose links
+// babeld takes for wired ports and then for radios (its hello interval
+// and link-death timing differ), how long node 0 keeps a default route
+// through node 2, the gateway, once the gateway goes: withdrawn (its
+// uplink lost: the route leaves table 200, as runtime/mesh/gateway does)
+// and silent (its babeld stopped dead, no retraction, the link still up).
+// The goal is 30 s for each.
+// Run: go test -run XXX -bench GatewayLoss -benchtime 1x ./ci/meshsim
+func BenchmarkGatewayLoss(b *testing.B) {
+	for _, wireless := range []bool{false, true} {
+		b.Run(fmt.Sprintf("wireless=%v", wireless), func(b *testing.B) {
+			needRoot(b)
+			for i := 0; i < b.N; i++ {
+				s, err := Start(3, Line(3), Options{Wireless: wireless})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Converge(60 * time.Second); err != nil {
+					s.Close()
+					b.Fatal(err)
+				}
+				gw, far := s.Nodes[2], s.Nodes[0]
+				announce := []string{"-n", gw.NS, "route", "replace", "unreachable", "0.0.0.0/0", "table", "200", "proto", "201"}
+				withdrawn, err := gatewayLoss(far, func() error { return ip(announce...) }, func() error {
+					return ip("-n", gw.NS, "route", "del", "0.0.0.0/0", "table", "200", "proto", "201")
+				})
+				if err != nil {
+					s.Close()
+					b.Fatalf("withdrawn: %v", err)
+				}
+				silent, err := gatewayLoss(far, func() error { return ip(announce...) }, func() error { return signalBabeld(gw.NS, syscall.SIGSTOP) })
+				signalBabeld(gw.NS, syscall.SIGCONT)
+				s.Close()
+				if err != nil {
+					b.Fatalf("silent: %v", err)
+				}
+				b.ReportMetric(withdrawn.Seconds(), "s-withdrawn")
+				b.ReportMetric(silent.Seconds(), "s-silent")
+				b.Logf("wireless %v: node 0's default route through the gateway gone %.1f s after its uplink went, %.1f s after it went silent",
+					wireless, withdrawn.Seconds(), silent.Seconds())
+			}
+		})
+	}
+}
+
+// gatewayLoss announces a default route, waits for node nd to have it
+// from babeld, takes it away with lose and returns how long nd kept it.
+func gatewayLoss(nd *Node, announce, lose func() error) (time.Duration, error) {
+	if err := announce(); err != nil {
+		return 0, err
+	}
+	if err := waitDefault(nd, true, 60*time.Second); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := lose(); err != nil {
+		return 0, err
+	}
+	if err := waitDefault(nd, false, 120*time.Second); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// waitDefault waits until nd's main table has (or lacks) a default route
+// from babeld.
+func waitDefault(nd *Node, want bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := exec.Command("ip", "-n", nd.NS, "-4", "route", "show", "default", "proto", "babel").Output()
+		if err != nil {
+			return err
+		}
+		if (len(strings.TrimSpace(string(out))) > 0) == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %d: default route present %v after %v, want %v", nd.Index, !want, timeout, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// signalBabeld sends sig to the babeld in namespace ns.
+func signalBabeld(ns string, sig syscall.Signal) error {
+	for _, p := range nsPids(ns) {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+		if strings.TrimSpace(string(comm)) == "babeld" {
+			return syscall.Kill(p, sig)
+		}
+	}
+	return fmt.Errorf("no babeld in %s", ns)
 }
