@@ -1,6 +1,7 @@
 package meshsim
 
 import (
+	"byzantium/ci/testenv"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,7 +26,7 @@ func BenchmarkConvergence(b *testing.B) {
 	for _, g := range []struct{ w, h int }{{5, 2}, {10, 5}, {10, 10}} {
 		n := g.w * g.h
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			needRoot(b)
+			testenv.RequireBabeld(b)
 			for i := 0; i < b.N; i++ {
 				runtime.GC()
 				var before runtime.MemStats
@@ -89,7 +90,7 @@ func BenchmarkConvergence(b *testing.B) {
 func BenchmarkGatewayLoss(b *testing.B) {
 	for _, wireless := range []bool{false, true} {
 		b.Run(fmt.Sprintf("wireless=%v", wireless), func(b *testing.B) {
-			needRoot(b)
+			testenv.RequireBabeld(b)
 			for i := 0; i < b.N; i++ {
 				s, err := Start(3, Line(3), Options{Wireless: wireless})
 				if err != nil {

@@ -1,35 +1,15 @@
 package meshsim
 
 import (
+	"byzantium/ci/testenv"
 	"byzantium/runtime/mesh/addr"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 )
 
-func needRoot(t testing.TB) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root (network namespaces, veth)"
-	} else if _, err := exec.LookPath("babeld"); err != nil {
-		why = "needs babeld (ci/packages.txt)"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs ip (iproute2)"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
-
 func start(t *testing.T, n int, edges []Edge, opt Options) *Sim {
 	t.Helper()
-	needRoot(t)
+	testenv.RequireBabeld(t)
 	opt.Logf = t.Logf
 	s, err := Start(n, edges, opt)
 	if err != nil {

@@ -50,3 +50,12 @@ func RequireFile(t testing.TB, path, hint string) string {
 	}
 	return path
 }
+
+// RequireBabeld skips (or under CI fails) a test that runs the real
+// babeld in network namespaces: it needs root, babeld and ip.
+func RequireBabeld(t testing.TB) {
+	t.Helper()
+	RequireRoot(t)
+	RequireTool(t, "babeld")
+	RequireTool(t, "ip")
+}

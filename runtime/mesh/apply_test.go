@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"byzantium/ci/testenv"
 	"context"
 	"fmt"
 	"net"
@@ -17,26 +18,6 @@ import (
 	"byzantium/runtime/mesh/meshcfg"
 	"byzantium/runtime/nodeapi"
 )
-
-// needRoot skips outside CI when the test cannot run, and fails in CI.
-func needRoot(t *testing.T) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root (network namespaces)"
-	} else if _, err := exec.LookPath("babeld"); err != nil {
-		why = "needs babeld (ci/packages.txt)"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs ip (iproute2)"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
 
 // idleEngine stands in for batman-adv (absent from this host's kernel):
 // with it, Apply accepts the protocols that use it.
@@ -67,7 +48,7 @@ func (idleEngine) Originators() ([]batadv.Originator, error) { return nil, nil }
 // is seen as the supervisor's start count and as the router id babeld
 // gives in its socket's header.
 func TestApplyRestartRule(t *testing.T) {
-	needRoot(t)
+	testenv.RequireBabeld(t)
 	ns := fmt.Sprintf("byzapply-%d", os.Getpid())
 	ip := func(args ...string) {
 		t.Helper()

@@ -1,6 +1,7 @@
 package babel
 
 import (
+	"byzantium/ci/testenv"
 	"context"
 	"fmt"
 	"net/netip"
@@ -21,7 +22,7 @@ import (
 // 42), and not the outside prefix (the in filters); withdrawing ::/0 on a
 // must take it from b while 0.0.0.0/0 stays.
 func TestBabeldDefaultRoutes(t *testing.T) {
-	needRoot(t)
+	testenv.RequireBabeld(t)
 	names := map[string]string{}
 	for _, n := range []string{"a", "b"} {
 		ns := fmt.Sprintf("byzbabel%s-%d", n, os.Getpid())

@@ -1,6 +1,7 @@
 package babel
 
 import (
+	"byzantium/ci/testenv"
 	"context"
 	"errors"
 	"fmt"
@@ -10,24 +11,6 @@ import (
 	"testing"
 	"time"
 )
-
-// needRoot skips outside CI when the test cannot run, and fails in CI.
-func needRoot(t *testing.T) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root (network namespaces)"
-	} else if _, err := exec.LookPath("babeld"); err != nil {
-		why = "needs babeld (apt-get install babeld)"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
 
 func run(t *testing.T, args ...string) {
 	t.Helper()
@@ -42,7 +25,7 @@ func run(t *testing.T, args ...string) {
 // accepted every line, announces exactly our two addresses and the
 // table-200 proto-201 prefix, and none of the others on the node.
 func TestBabeldReadsConfig(t *testing.T) {
-	needRoot(t)
+	testenv.RequireBabeld(t)
 	ns := fmt.Sprintf("byzbabel-%d", os.Getpid())
 	run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })

@@ -1,6 +1,7 @@
 package batadv
 
 import (
+	"byzantium/ci/testenv"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,17 +13,6 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// needRoot skips without root, except under CI where it fails.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (network namespaces) and CI=true")
-		}
-		t.Skip("needs root for a network namespace")
-	}
-}
 
 // batmanAvailable says whether this kernel has batman-adv loaded or as a
 // module file.
@@ -50,7 +40,7 @@ func batmanAvailable() bool {
 // nothing touches the host's links.
 func inNetns(t *testing.T, f func()) {
 	t.Helper()
-	needRoot(t)
+	testenv.RequireRoot(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
