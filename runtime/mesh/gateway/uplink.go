@@ -63,21 +63,29 @@ func FindUplink(h *netlink.Handle, named string, exclude []string) (Uplink, erro
 	return all[0], nil
 }
 
+// namedLink is the index of the uplink the operator named, 0 for none.
+func namedLink(h *netlink.Handle, named string) (int, error) {
+	if named == "" {
+		return 0, nil
+	}
+	if err := ValidInterfaceName(named); err != nil {
+		return 0, err
+	}
+	l, err := h.LinkByName(named)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: %v", ErrNoUplink, named, err)
+	}
+	return l.Attrs().Index, nil
+}
+
 // Uplinks lists every interface FindUplink would accept, best first: the
 // mesh manager leaves them all out of the mesh (a wired port that got a
 // DHCP lease is a way to the Net, not a mesh link). It fails only when the
 // routes cannot be read or named is not a valid, existing interface.
 func Uplinks(h *netlink.Handle, named string, exclude []string) ([]Uplink, error) {
-	namedIndex := 0
-	if named != "" {
-		if err := ValidInterfaceName(named); err != nil {
-			return nil, err
-		}
-		l, err := h.LinkByName(named)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrNoUplink, named, err)
-		}
-		namedIndex = l.Attrs().Index
+	namedIndex, err := namedLink(h, named)
+	if err != nil {
+		return nil, err
 	}
 	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
@@ -173,16 +181,9 @@ func FindUplink6(h *netlink.Handle, named string, exclude []string, v4 string) (
 
 // Uplinks6 lists every interface FindUplink6 would accept, best first.
 func Uplinks6(h *netlink.Handle, named string, exclude []string, v4 string) ([]Uplink, error) {
-	namedIndex := 0
-	if named != "" {
-		if err := ValidInterfaceName(named); err != nil {
-			return nil, err
-		}
-		l, err := h.LinkByName(named)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrNoUplink, named, err)
-		}
-		namedIndex = l.Attrs().Index
+	namedIndex, err := namedLink(h, named)
+	if err != nil {
+		return nil, err
 	}
 	routes, err := h.RouteListFiltered(netlink.FAMILY_V6, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
