@@ -193,6 +193,24 @@ func meshLine(t testing.TB) meshFigures {
 		t.Errorf("A on both: joined %v, interfaces %+v: want joined, bat0", am.Joined, am.Interfaces)
 	}
 	a.reach(ctx, t, c, ca.IPv4)
+
+	// A radio appears (the generic kernel's simulated one): byzd reads
+	// it over nl80211, puts it in 802.11s mesh point mode with the
+	// mesh's settings and meshes on it, in the batman-adv cloud here.
+	a.console(ctx, t, "modprobe mac80211_hwsim radios=1 && echo hwsim-$((1+1))", "hwsim-2")
+	plugged := time.Now()
+	am = waitMesh(ctx, t, a, "A meshes on the radio", func(m nodeapi.Mesh) bool {
+		for _, i := range m.Interfaces {
+			if i.Kind == "wifi" && i.Mode == "mesh-point" && i.Meshing {
+				return true
+			}
+		}
+		return false
+	})
+	fig["radio-plugged-meshing"] = time.Since(plugged)
+	for _, i := range am.Interfaces {
+		t.Logf("A: %s %s %s meshing=%v: %s", i.Name, i.Kind, i.Mode, i.Meshing, i.Reason)
+	}
 	return fig
 }
 
