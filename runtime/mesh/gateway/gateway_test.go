@@ -85,14 +85,8 @@ func TestGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.SetMeshInterfaces([]string{w.gwMesh})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	stop := runGateway(g, w.gwMesh)
+	defer stop()
 
 	wantRoute := "via 198.51.100.1 dev " + w.uplink + " proto 201"
 	expect := func(step string, sharing bool, route string, nat bool, check string) {
@@ -191,11 +185,9 @@ func TestGateway(t *testing.T) {
 		t.Errorf("share %q after Set(on)", s.Share)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	done <- nil // for the deferred wait
 	if r, n := kernelState(t, w); r != "" || n {
 		t.Errorf("after Run returned the kernel still holds route %q, NAT %v", r, n)
 	}
@@ -347,4 +339,18 @@ func TestGatewayStale(t *testing.T) {
 	if got, want := readNAT(t, nftIn(t, w.gwPath), DefaultNATTable), wantNAT(w.uplink, "10.0.0.0/8", defaultULA); !equalNAT(got, want) {
 		t.Errorf("NAT after the first step:\n%q\nwant\n%q", got, want)
 	}
+}
+
+// runGateway runs g with mesh as its mesh interface until the returned
+// stop is called: it ends Run and returns Run's error, the same on every
+// call (a test stops early to check what Run leaves, and defers it too).
+func runGateway(g *Gateway, mesh string) (stop func() error) {
+	g.SetMeshInterfaces([]string{mesh})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	return sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
 }

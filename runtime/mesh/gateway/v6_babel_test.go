@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -73,14 +72,8 @@ func TestGateway6ThroughBabel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.SetMeshInterfaces([]string{w.gwMesh})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	stop := runGateway(g, w.gwMesh)
+	defer stop()
 
 	clientDefault := func() string {
 		return strings.TrimSpace(ip(t, "-n", w.client, "-6", "route", "show", "default", "proto", "42"))
@@ -98,11 +91,10 @@ func TestGateway6ThroughBabel(t *testing.T) {
 		t.Errorf("the Net saw the client as %s, want %s", got, uplink6)
 	}
 
-	cancel() // byzd stops: ::/0 withdrawn, babel retracts it
-	if err := <-done; err != nil {
+	// byzd stops: ::/0 withdrawn, babel retracts it.
+	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	done <- nil
 	stopped := time.Now()
 	waitFor(t, "the client loses ::/0", func() bool { return clientDefault() == "" })
 	t.Logf("the client lost ::/0 %v after the gateway stopped", time.Since(stopped).Round(100*time.Millisecond))

@@ -311,14 +311,8 @@ func TestGateway6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.SetMeshInterfaces([]string{w.gwMesh})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	stop := runGateway(g, w.gwMesh)
+	defer stop()
 
 	llRouter := ""
 	if addrs, err := hin.AddrList(inLink, netlink.FAMILY_V6); err == nil {
@@ -420,11 +414,9 @@ func TestGateway6(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "sharing IPv6 again", func() bool { return g.Status().SharingIPv6 })
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	done <- nil // for the deferred wait
 	if r, n := kernelState(t, w); r != "" || n || announced6In(t, w) != "" {
 		t.Errorf("after Run returned the kernel still holds route %q / %q, NAT %v", r, announced6In(t, w), n)
 	}
