@@ -58,7 +58,17 @@ func (d *Dir) Remove() error {
 	if d == nil || d.lock == nil {
 		return nil
 	}
-	err := removeAll(d.Path)
+	// A goroutine may still be writing into the tree (an extract that
+	// Ctrl-C stopped, which cannot be cancelled mid-file): moved away
+	// first, the tree gets no new entry by its old path, and the removal
+	// below catches up with at most the entry that was under way. The new
+	// name keeps the prefix, so a Sweep still finds it if this process
+	// dies first; the lock is on the folder itself and moves with it.
+	p := d.Path
+	if err := os.Rename(p, p+"-gone"); err == nil {
+		p += "-gone"
+	}
+	err := removeAll(p)
 	d.lock.Close()
 	d.lock = nil
 	return err

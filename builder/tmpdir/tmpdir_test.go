@@ -3,6 +3,7 @@ package tmpdir
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,4 +116,38 @@ func TestHelperHold(t *testing.T) {
 	}
 	os.Stdout.WriteString(d.Path + "\n")
 	time.Sleep(time.Minute)
+}
+
+// TestRemoveWhileWritten removes a folder a goroutine keeps writing small
+// files into (an interrupted extract): nothing may be left behind.
+func TestRemoveWhileWritten(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		parent := t.TempDir()
+		d, err := New(parent, ".x.byz-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		many := filepath.Join(d.Path, "root", "many")
+		if err := os.MkdirAll(many, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stopped := make(chan int)
+		go func() {
+			i := 0
+			for ; ; i++ {
+				if os.WriteFile(filepath.Join(many, fmt.Sprintf("f%05d", i)), []byte("x"), 0o644) != nil {
+					break
+				}
+			}
+			stopped <- i
+		}()
+		time.Sleep(20 * time.Millisecond)
+		if err := d.Remove(); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		n := <-stopped
+		if left, _ := os.ReadDir(parent); len(left) != 0 {
+			t.Fatalf("round %d: %d files written, then Remove left %v behind", round, n, left)
+		}
+	}
 }
