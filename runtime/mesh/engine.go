@@ -112,11 +112,9 @@ func (m *Manager) applyProtocol(ctx context.Context, restartBabel bool) {
 		m.logf("protocol %s: stopping babeld", p)
 		m.stopBabel()
 	}
-	if usesBatman(p) != m.batOn || (m.batOn && p != m.batProto) {
-		if m.batOn && !usesBatman(p) {
-			m.logf("protocol %s: stopping batman-adv", p)
-			m.stopBatman()
-		}
+	if m.batOn && !usesBatman(p) {
+		m.logf("protocol %s: stopping batman-adv", p)
+		m.stopBatman()
 	}
 	if usesBatman(p) {
 		m.opt.Batman.SetHardwareAddr(id.HardwareAddr())
