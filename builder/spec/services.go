@@ -44,7 +44,46 @@ func (d *decoder) services(n *yaml.Node, path string) []manifest.Service {
 			{"data", false, func(v *yaml.Node, p string) { s.Data, _ = d.nonEmpty(v, p) }},
 			{"health", false, func(v *yaml.Node, p string) { s.Health = d.health(v, p) }},
 			{"limits", false, func(v *yaml.Node, p string) { s.Limits = d.limits(v, p) }},
+			{"web", false, func(v *yaml.Node, p string) { s.Web = d.web(v, p) }},
 		})
+	}
+	return out
+}
+
+// web reads a service's web app declaration (manifest.Web).
+func (d *decoder) web(n *yaml.Node, path string) *manifest.Web {
+	w := &manifest.Web{}
+	d.object(n, path, []field{
+		{"name", false, func(v *yaml.Node, p string) { w.Name, _ = d.nonEmpty(v, p) }},
+		{"title", false, func(v *yaml.Node, p string) { w.Title, _ = d.nonEmpty(v, p) }},
+		{"socket", false, func(v *yaml.Node, p string) { w.Socket, _ = d.nonEmpty(v, p) }},
+		{"addr", false, func(v *yaml.Node, p string) { w.Addr, _ = d.nonEmpty(v, p) }},
+		{"fastcgi", false, func(v *yaml.Node, p string) {
+			f := &manifest.FastCGI{}
+			d.object(v, p, []field{
+				{"root", true, func(v *yaml.Node, p string) { f.Root, _ = d.nonEmpty(v, p) }},
+				{"index", false, func(v *yaml.Node, p string) { f.Index, _ = d.nonEmpty(v, p) }},
+				{"deny", false, func(v *yaml.Node, p string) { f.Deny = d.strs(v, p) }},
+				{"static", false, func(v *yaml.Node, p string) { f.Static = d.strs(v, p) }},
+			})
+			w.FastCGI = f
+		}},
+		{"health", false, func(v *yaml.Node, p string) { w.Health, _ = d.nonEmpty(v, p) }},
+		{"publish", false, func(v *yaml.Node, p string) { w.Publish = d.boolean(v, p) }},
+		{"max_body_mb", false, func(v *yaml.Node, p string) { w.MaxBodyMB = d.integer(v, p) }},
+		{"concurrent", false, func(v *yaml.Node, p string) { w.Concurrent = d.integer(v, p) }},
+		{"per_client", false, func(v *yaml.Node, p string) { w.PerClient = d.integer(v, p) }},
+	})
+	return w
+}
+
+// strs reads a list of non-empty strings.
+func (d *decoder) strs(n *yaml.Node, path string) []string {
+	var out []string
+	for i, it := range d.list(n, path) {
+		if s, ok := d.nonEmpty(it, fmt.Sprintf("%s[%d]", path, i)); ok {
+			out = append(out, s)
+		}
 	}
 	return out
 }
@@ -281,6 +320,9 @@ func (v *validator) service(sp, module string, s *manifest.Service) {
 		if strings.ContainsAny(h.Expect, "\r\n") {
 			v.failf(sp+".health.expect", "a line break: expect is a prefix of the first line the server sends")
 		}
+	}
+	if s.Web != nil {
+		probe(sp+".web", manifest.Service{Data: data, Web: s.Web})
 	}
 	for _, l := range []struct {
 		key string

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path"
 	"regexp"
 	"strings"
@@ -75,6 +76,61 @@ type Service struct {
 	Health *Health `json:"health,omitempty"`
 	// Limits bound its resources; zero values mean byzd's defaults.
 	Limits Limits `json:"limits,omitempty"`
+	// Web, when set, makes the service a web app that byzd serves over
+	// HTTPS as its front (runtime/webfront, docs/apps.md).
+	Web *Web `json:"web,omitempty"`
+}
+
+// Web declares how byzd reaches a web app in its sandbox, and how people
+// reach it: by its own name, https://NAME.NODE.byzantium.mesh/, which
+// gives each app its own origin in the browser (never the panel's).
+type Web struct {
+	// Name is the app's label in its host name; "" means the service's
+	// name. Title is what the panel and the start page show ("Wiki").
+	Name  string `json:"name,omitempty"`
+	Title string `json:"title,omitempty"`
+	// Socket is the unix socket the app listens on, inside its data
+	// folder (the only place the service can create it, and where byzd
+	// finds it); Addr a loopback "127.0.0.1:PORT" instead. One of the
+	// two.
+	Socket string `json:"socket,omitempty"`
+	Addr   string `json:"addr,omitempty"`
+	// FastCGI, when set, says the socket is a FastCGI responder
+	// (php-fpm); otherwise the app speaks HTTP/1.1 and WebSockets.
+	FastCGI *FastCGI `json:"fastcgi,omitempty"`
+	// Health is the path byzd asks to know the app answers ("/" if
+	// empty): 2xx-4xx is up.
+	Health string `json:"health,omitempty"`
+	// Publish lists the app in the node's start page (and, later, the
+	// mesh's directory).
+	Publish bool `json:"publish,omitempty"`
+	// MaxBodyMB, Concurrent and PerClient bound requests (webfront's
+	// Limits); 0 means the front's defaults.
+	MaxBodyMB  int `json:"max_body_mb,omitempty"`
+	Concurrent int `json:"concurrent,omitempty"`
+	PerClient  int `json:"per_client,omitempty"`
+}
+
+// FastCGI is a PHP app's side of the front.
+type FastCGI struct {
+	// Root is the document root inside the service's root
+	// ("/usr/share/dokuwiki"); Index the script for a folder ("index.php"
+	// if empty).
+	Root  string `json:"root"`
+	Index string `json:"index,omitempty"`
+	// Deny lists paths under Root never served ("conf/", "install.php");
+	// Static the extensions served as files (webfront's DefaultStatic if
+	// empty).
+	Deny   []string `json:"deny,omitempty"`
+	Static []string `json:"static,omitempty"`
+}
+
+// WebName is the app's host label.
+func (s *Service) WebName() string {
+	if s.Web != nil && s.Web.Name != "" {
+		return s.Web.Name
+	}
+	return s.Name
 }
 
 // DataPrefix is where a service's data folder must be, inside its root:
@@ -260,6 +316,67 @@ func (s *Service) validate() error {
 		}
 		if inside(c.Path, data) || inside(data, c.Path) {
 			return fmt.Errorf("config path %q is in the data folder %s, which the service can write: put it elsewhere (under /etc)", c.Path, data)
+		}
+	}
+	if s.Web != nil {
+		if err := s.Web.validate(data); err != nil {
+			return fmt.Errorf("web: %v", err)
+		}
+		if !webLabel.MatchString(s.WebName()) {
+			return fmt.Errorf("web: name %q: a host label (lower-case letters, digits, inner dashes): give web.name", s.WebName())
+		}
+	}
+	return nil
+}
+
+// webLabel is one DNS label: what goes before the node's name.
+var webLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (w *Web) validate(data string) error {
+	switch {
+	case w.Socket == "" && w.Addr == "":
+		return errors.New("no socket or addr: say where the app listens")
+	case w.Socket != "" && w.Addr != "":
+		return errors.New("both socket and addr: give one")
+	case w.Socket != "":
+		if err := cleanPath(w.Socket); err != nil {
+			return fmt.Errorf("socket %q: %v", w.Socket, err)
+		}
+		if !strings.HasPrefix(w.Socket, data+"/") {
+			return fmt.Errorf("socket %q: want it inside the data folder %s (the service can create it nowhere else)", w.Socket, data)
+		}
+	case w.Addr != "":
+		host, port, err := net.SplitHostPort(w.Addr)
+		ip := net.ParseIP(host)
+		if err != nil || ip == nil || !ip.IsLoopback() || !portPattern.MatchString(port+"/tcp") {
+			return fmt.Errorf("addr %q: want a loopback address and port, such as 127.0.0.1:9000", w.Addr)
+		}
+	}
+	if w.Health != "" && (!strings.HasPrefix(w.Health, "/") || strings.ContainsAny(w.Health, " \r\n#")) {
+		return fmt.Errorf("health %q: want a path such as /", w.Health)
+	}
+	if w.MaxBodyMB < 0 || w.Concurrent < 0 || w.PerClient < 0 {
+		return errors.New("limits: want positive numbers, or 0 for the defaults")
+	}
+	if f := w.FastCGI; f != nil {
+		if w.Socket == "" {
+			return errors.New("fastcgi: give the responder's socket")
+		}
+		if err := cleanPath(f.Root); err != nil {
+			return fmt.Errorf("fastcgi.root %q: %v", f.Root, err)
+		}
+		if strings.Contains(f.Index, "/") {
+			return fmt.Errorf("fastcgi.index %q: a file name", f.Index)
+		}
+		for _, d := range f.Deny {
+			if d == "" || strings.HasPrefix(d, "/") || strings.Contains(d, "..") {
+				return fmt.Errorf("fastcgi.deny %q: a path under the root, such as conf/", d)
+			}
+		}
+		for _, e := range f.Static {
+			if !strings.HasPrefix(e, ".") || strings.Contains(e, "/") {
+				return fmt.Errorf("fastcgi.static %q: an extension such as .css", e)
+			}
 		}
 	}
 	return nil
