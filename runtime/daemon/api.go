@@ -67,6 +67,10 @@ func (w *Web) routes() []route {
 		route{"GET " + nodeapi.MeshPath, false, w.apiMesh},
 		route{"GET " + nodeapi.MeshSettingsPath, false, w.apiMeshSettings},
 		route{"PUT " + nodeapi.MeshSettingsPath, false, w.apiMeshSettingsPut},
+		// The web apps: public, for the people on the mesh; a login
+		// sees more.
+		route{"GET /apps", true, w.appsPage},
+		route{"GET " + nodeapi.AppsPath, true, w.apiApps},
 	)...)
 }
 

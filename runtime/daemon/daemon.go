@@ -163,7 +163,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 	cert, err := tlscert.LoadOrCreate(tlscert.Options{
 		Dir:    filepath.Join(cfg.StateDir, "tls"),
-		Names:  []string{cfg.NodeName, cfg.NodeName + ".local", "localhost"},
+		// The apps' names (nodeapi.AppHost) are under the node's own name
+		// in the apps' domain: one wildcard covers every app.
+		Names: []string{cfg.NodeName, cfg.NodeName + ".local", "localhost",
+			strings.ToLower(cfg.NodeName) + "." + nodeapi.AppDomain, "*." + strings.ToLower(cfg.NodeName) + "." + nodeapi.AppDomain},
 		IPs:    hostIPs(),
 		Logger: log,
 	})
@@ -211,6 +214,13 @@ func Run(ctx context.Context, cfg Config) error {
 	handler, err := web.Handler()
 	if err != nil {
 		return err
+	}
+	if web.Services != nil {
+		// byzd is the front of the node's web apps; the panel serves
+		// what no app's host name claims.
+		web.apps = newApps(web.Services, handler, func() string { return settings.Get().NodeName }, log)
+		handler = web.apps.front
+		go web.apps.watch(ctx)
 	}
 	localHandler, err := web.LocalHandler()
 	if err != nil {

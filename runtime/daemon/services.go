@@ -107,7 +107,25 @@ func (w *Web) apiServices(rw http.ResponseWriter, _ *http.Request) {
 		writeError(rw, errNoManager)
 		return
 	}
-	writeJSON(rw, http.StatusOK, w.Services.Services())
+	writeJSON(rw, http.StatusOK, w.services())
+}
+
+// services lists the services with what the manager does not know: the
+// web app each one is, and its memory use.
+func (w *Web) services() []nodeapi.ServiceInfo {
+	list := w.Services.Services()
+	for i := range list {
+		s := &list[i]
+		if s.State != "stopped" {
+			s.MemoryBytes = max(w.Services.MemoryBytes(s.Name), 0)
+		}
+		if w.apps != nil {
+			if a, ok := w.apps.byService(s.Name); ok {
+				s.Web = &a
+			}
+		}
+	}
+	return list
 }
 
 func (w *Web) serviceAction(name, action string) (nodeapi.ServiceInfo, error) {
@@ -220,7 +238,7 @@ func (w *Web) servicesPage(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := w.page(r, "services.title")
-	p.Data = w.Services.Services()
+	p.Data = w.services()
 	w.render(rw, http.StatusOK, "services", p)
 }
 
@@ -232,7 +250,7 @@ func (w *Web) servicesPost(rw http.ResponseWriter, r *http.Request) {
 	action := r.PathValue("action")
 	if _, err := w.serviceAction(r.PathValue("name"), action); err != nil {
 		p := w.page(r, "services.title")
-		p.Data = w.Services.Services()
+		p.Data = w.services()
 		p.Error = err.Error()
 		w.render(rw, statusOf(serviceError(err)), "services", p)
 		return

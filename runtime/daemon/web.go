@@ -63,6 +63,7 @@ type Web struct {
 	MeshSettings *MeshSettings
 
 	clones pendingClones // the panel's clone requests awaiting confirmation
+	apps   *apps         // the web apps' front; nil without Services
 
 	cat   *i18n.Catalogs
 	pages map[string]*template.Template

@@ -168,7 +168,7 @@ func TestRoutesNeedLogin(t *testing.T) {
 			t.Errorf("%s with a forged token: %d", rt.pattern, r.code)
 		}
 	}
-	want := []string{"GET /healthz", "GET /login", "POST /login", "GET /setup", "POST /setup", "GET /lang", "GET /static/", "POST /api/v1/login"}
+	want := []string{"GET /healthz", "GET /login", "POST /login", "GET /setup", "POST /setup", "GET /lang", "GET /static/", "POST /api/v1/login", "GET /apps", "GET /api/v1/apps"}
 	slices.Sort(public)
 	slices.Sort(want)
 	if !slices.Equal(public, want) {

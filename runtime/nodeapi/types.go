@@ -165,6 +165,40 @@ type ServiceInfo struct {
 	LastError    string   `json:"last_error,omitempty"`
 	// Since is when it entered its state (RFC 3339).
 	Since string `json:"since,omitempty"`
+	// MemoryBytes is what its processes use now (0 when it is not
+	// running or the node has no cgroup v2).
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
+	// Web is set when the service is a web app that byzd fronts.
+	Web *WebApp `json:"web,omitempty"`
+}
+
+// AppDomain is the domain under which a node serves its web apps, each by
+// its own name: https://APP.NODE.byzantium.mesh/ (its own origin in the
+// browser, never the panel's).
+const AppDomain = "byzantium.mesh"
+
+// AppsPath lists the node's web apps (GET; a login shows every app, no
+// login only the published apps that are on).
+const AppsPath = "/api/v1/apps"
+
+// AppHost is the host name of the web app labelled app on node.
+func AppHost(app, node string) string { return app + "." + node + "." + AppDomain }
+
+// WebApp is a service's web app as people reach it.
+type WebApp struct {
+	Service string `json:"service"`
+	Title   string `json:"title"`
+	// Host is its name (AppHost), URL its address over HTTPS.
+	Host string `json:"host"`
+	URL  string `json:"url"`
+	// State is "off" (its module is not active or the service is not
+	// enabled), "starting", "running", "not answering" (running, and its
+	// last health check failed) or "failed" (it exited and is restarting,
+	// or cannot start).
+	State   string `json:"state"`
+	Publish bool   `json:"publish,omitempty"`
+	// MemoryBytes is what its processes use now (0 when off).
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
 }
 
 // LogLine is one record of byzd's own log (GET /api/v1/logs): time,

@@ -3,7 +3,6 @@ package service
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,14 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"byzantium/ci/testenv"
+	"byzantium/ci/servicetest"
 	"byzantium/modules/manifest"
 	"byzantium/overlays"
 	"byzantium/runtime/nodeapi"
@@ -34,12 +32,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// node is a fake running node: a root folder with the media (a tmpfs)
-// holding modules made with mksquashfs, the busybox base stacked "at
-// boot" as byz-init would have, and its modules.json.
-type node struct {
-	root, state string
-}
+// node is a fake running node (servicetest.Node).
+type node struct{ *servicetest.Node }
+
+func newNode(t *testing.T) node { return node{servicetest.NewNode(t)} }
 
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,86 +46,10 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func mkModule(t *testing.T, n *node, folder, file string, man manifest.Manifest, files map[string]string) {
-	t.Helper()
-	b, err := man.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	files[manifest.Path(man.Name)] = string(b)
-	mkModuleFiles(t, n, folder, file, files, nil)
-}
-
-// mkModuleFiles makes a module of files and symlinks (path → target), the
-// manifest among the files.
-func mkModuleFiles(t *testing.T, n *node, folder, file string, files, links map[string]string) {
-	t.Helper()
-	src := t.TempDir()
-	for p, data := range files {
-		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
-		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for p, target := range links {
-		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
-		if err := os.Symlink(target, filepath.Join(src, p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out := filepath.Join(n.root, "run/byz/media/byzantium", folder, file)
-	os.MkdirAll(filepath.Dir(out), 0o755)
-	if o, err := exec.Command(testenv.RequireTool(t, "mksquashfs"), src, out, "-noappend", "-quiet", "-no-progress").CombinedOutput(); err != nil {
-		t.Fatalf("mksquashfs: %v\n%s", err, o)
-	}
-}
-
-func newNode(t *testing.T) *node {
-	t.Helper()
-	testenv.RequireRoot(t)
-	n := &node{root: t.TempDir(), state: t.TempDir()}
-	media := filepath.Join(n.root, "run/byz/media")
-	os.MkdirAll(media, 0o755)
-	if err := unix.Mount("tmpfs", media, "tmpfs", 0, "size=64m"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sandbox.UnmountUnder(n.root) })
-	// The base: busybox, extracted and "stacked at boot".
-	debs, _ := filepath.Glob(filepath.Join(repoRoot(t), ".cache/debs/busybox-static_*.deb"))
-	if len(debs) == 0 {
-		testenv.Unavailable(t, "no busybox-static .deb in .cache/debs (make fetch)")
-	}
-	layer := filepath.Join(n.root, "run/byz/layers/000-busybox")
-	os.MkdirAll(layer, 0o755)
-	if out, err := exec.Command(testenv.RequireTool(t, "dpkg-deb"), "-x", debs[0], layer).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb: %v\n%s", err, out)
-	}
-	for _, d := range []string{"proc", "dev", "tmp", "run", "var/lib"} {
-		os.MkdirAll(filepath.Join(layer, d), 0o755)
-	}
-	b, _ := (&manifest.Manifest{Name: "busybox"}).Marshal()
-	os.MkdirAll(filepath.Join(layer, manifest.Dir), 0o755)
-	os.WriteFile(filepath.Join(layer, manifest.Path("busybox")), b, 0o644)
-	os.MkdirAll(filepath.Join(media, "byzantium/base"), 0o755)
-	os.WriteFile(filepath.Join(media, "byzantium/base/000-busybox.xzm"), []byte("stand-in: stacked at boot"), 0o644)
-	mj, _ := json.Marshal([]map[string]string{{"name": "busybox", "file": "byzantium/base/000-busybox.xzm", "layer": "/run/byz/layers/000-busybox"}})
-	os.MkdirAll(filepath.Join(n.root, "run/byzantium"), 0o755)
-	os.WriteFile(filepath.Join(n.root, overlays.ModulesJSON), mj, 0o644)
-	return n
-}
-
-func repoRoot(t *testing.T) string {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(string(bytes.TrimSpace(out)))
-}
-
-func (n *node) manager(t *testing.T, ctx context.Context, log io.Writer) *Manager {
+func (n node) manager(t *testing.T, ctx context.Context, log io.Writer) *Manager {
 	t.Helper()
 	self, _ := os.Executable()
-	m := &Manager{Root: n.root, StateDir: n.state, Self: self, Node: func() string { return "testnode" },
+	m := &Manager{Root: n.Root, StateDir: n.State, Self: self, Node: func() string { return "testnode" },
 		Log: slog.New(slog.NewTextHandler(log, nil))}
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -171,13 +91,13 @@ func TestModulesAndServices(t *testing.T) {
 			"cat /etc/web/motd; exec /bin/busybox httpd -f -p 127.0.0.1:" + fmt.Sprint(port) + " -h /var/lib/web/site"},
 		Ports: []string{fmt.Sprint(port) + "/tcp"}, Data: "/var/lib/web/site", Limits: manifest.Limits{Processes: 4},
 		Config: []manifest.ConfigFile{{Path: "/etc/web/motd", Template: "welcome to {{.Node}} ({{.User}}, data in {{.Data}})\n"}}}
-	mkModule(t, n, "optional", "010-lib.xzm", manifest.Manifest{Name: "lib"}, map[string]string{"usr/share/lib/marker": "from lib\n"})
-	mkModule(t, n, "optional", "020-web.xzm", manifest.Manifest{Name: "web", Depends: []string{"lib"}, Services: []manifest.Service{web}}, map[string]string{})
-	mkModule(t, n, "optional", "030-crash.xzm", manifest.Manifest{Name: "crash", Services: []manifest.Service{
+	n.Module(t, "optional", "010-lib.xzm", manifest.Manifest{Name: "lib"}, map[string]string{"usr/share/lib/marker": "from lib\n"})
+	n.Module(t, "optional", "020-web.xzm", manifest.Manifest{Name: "web", Depends: []string{"lib"}, Services: []manifest.Service{web}}, map[string]string{})
+	n.Module(t, "optional", "030-crash.xzm", manifest.Manifest{Name: "crash", Services: []manifest.Service{
 		{Name: "crash", Command: []string{"/bin/busybox", "sh", "-c", "echo boom; exit 3"}}}}, map[string]string{})
-	mkModule(t, n, "optional", "040-cyc-a.xzm", manifest.Manifest{Name: "cyc-a", Depends: []string{"cyc-b"}, Services: []manifest.Service{{Name: "a", Command: []string{"/bin/true"}}}}, map[string]string{})
-	mkModule(t, n, "optional", "041-cyc-b.xzm", manifest.Manifest{Name: "cyc-b", Depends: []string{"cyc-a"}}, map[string]string{})
-	mkModule(t, n, "optional", "050-docs.xzm", manifest.Manifest{Name: "docs"}, map[string]string{"usr/share/doc/x": "x"})
+	n.Module(t, "optional", "040-cyc-a.xzm", manifest.Manifest{Name: "cyc-a", Depends: []string{"cyc-b"}, Services: []manifest.Service{{Name: "a", Command: []string{"/bin/true"}}}}, map[string]string{})
+	n.Module(t, "optional", "041-cyc-b.xzm", manifest.Manifest{Name: "cyc-b", Depends: []string{"cyc-a"}}, map[string]string{})
+	n.Module(t, "optional", "050-docs.xzm", manifest.Manifest{Name: "docs"}, map[string]string{"usr/share/doc/x": "x"})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var log bytes.Buffer
@@ -246,7 +166,7 @@ func TestModulesAndServices(t *testing.T) {
 		return len(lines) > 0 && lines[0].Message == "welcome to testnode (web, data in /var/lib/web/site)"
 	})
 	waitFor(t, "its health check", func() bool { return m.info(m.services["web"]).Health == "ok" })
-	if fi, err := os.Stat(filepath.Join(n.state, "services/web")); err != nil || fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid != 61000 {
+	if fi, err := os.Stat(filepath.Join(n.State, "services/web")); err != nil || fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid != 61000 {
 		t.Errorf("the data folder on the node: %v %v", fi, err)
 	}
 
@@ -293,7 +213,7 @@ func TestModulesAndServices(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 		t.Error("the port is still open after deactivation")
 	}
-	if isMountPoint(filepath.Join(n.root, "run/byz/layers/opt-020-web")) {
+	if isMountPoint(filepath.Join(n.Root, "run/byz/layers/opt-020-web")) {
 		t.Error("the module is still mounted")
 	}
 
@@ -301,7 +221,7 @@ func TestModulesAndServices(t *testing.T) {
 	if err := m.SetNextBoot("docs", true); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(n.root, "run/byz/media/byzantium/load")); !strings.Contains(string(b), "\ndocs\n") {
+	if b, _ := os.ReadFile(filepath.Join(n.Root, "run/byz/media/byzantium/load")); !strings.Contains(string(b), "\ndocs\n") {
 		t.Errorf("byzantium/load: %q", b)
 	}
 	for _, mi := range m.Modules() {
@@ -315,7 +235,7 @@ func TestModulesAndServices(t *testing.T) {
 	if err := m.SetNextBoot("docs", false); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(n.root, "run/byz/media/byzantium/load")); strings.Contains(string(b), "docs") {
+	if b, _ := os.ReadFile(filepath.Join(n.Root, "run/byz/media/byzantium/load")); strings.Contains(string(b), "docs") {
 		t.Errorf("byzantium/load after unmarking: %q", b)
 	}
 }
@@ -354,15 +274,15 @@ func TestRootRefusesSymlinks(t *testing.T) {
 	}
 	// A symlink at the config file itself: replaced, not followed.
 	b, _ := (&manifest.Manifest{Name: "atfile", Services: []manifest.Service{sh("atfile")}}).Marshal()
-	mkModuleFiles(t, n, "optional", "010-atfile.xzm", map[string]string{manifest.Path("atfile"): string(b)},
+	n.ModuleFiles(t, "optional", "010-atfile.xzm", map[string]string{manifest.Path("atfile"): string(b)},
 		map[string]string{"etc/atfile/atfile.conf": secret})
 	// A symlink at its folder: refused.
 	b, _ = (&manifest.Manifest{Name: "atdir", Services: []manifest.Service{sh("atdir")}}).Marshal()
-	mkModuleFiles(t, n, "optional", "020-atdir.xzm", map[string]string{manifest.Path("atdir"): string(b)},
+	n.ModuleFiles(t, "optional", "020-atdir.xzm", map[string]string{manifest.Path("atdir"): string(b)},
 		map[string]string{"etc/atdir": node})
 	// The manifests of the review, written by hand (Marshal refuses them).
-	mkModuleFiles(t, n, "optional", "030-overetc.xzm", map[string]string{manifest.Path("overetc"): `{"name":"overetc","services":[{"name":"overetc","command":["/bin/true"],"data":"/etc"}]}`}, nil)
-	mkModuleFiles(t, n, "optional", "040-indata.xzm", map[string]string{manifest.Path("indata"): `{"name":"indata","services":[{"name":"indata","command":["/bin/true"],"data":"/var/lib/x","config":[{"path":"/var/lib/x/passwd","template":""}]}]}`}, nil)
+	n.ModuleFiles(t, "optional", "030-overetc.xzm", map[string]string{manifest.Path("overetc"): `{"name":"overetc","services":[{"name":"overetc","command":["/bin/true"],"data":"/etc"}]}`}, nil)
+	n.ModuleFiles(t, "optional", "040-indata.xzm", map[string]string{manifest.Path("indata"): `{"name":"indata","services":[{"name":"indata","command":["/bin/true"],"data":"/var/lib/x","config":[{"path":"/var/lib/x/passwd","template":""}]}]}`}, nil)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var log bytes.Buffer
@@ -401,7 +321,7 @@ func TestRootRefusesSymlinks(t *testing.T) {
 	waitFor(t, "atdir to fail", func() bool {
 		return strings.Contains(m.info(m.services["atdir"]).LastError, "preparing its root: config /etc/atdir/atdir.conf: service: a symlink or another mount on the way: /etc/atdir in the service's root is a symlink")
 	})
-	root := filepath.Join(n.root, overlays.ServicesDir, "atfile/root")
+	root := filepath.Join(n.Root, overlays.ServicesDir, "atfile/root")
 	var st unix.Stat_t
 	must(t, unix.Lstat(filepath.Join(root, "etc/atfile/atfile.conf"), &st))
 	if b, _ := os.ReadFile(filepath.Join(root, "etc/atfile/atfile.conf")); st.Mode&unix.S_IFMT != unix.S_IFREG || string(b) != "written by byzd\n" {
