@@ -162,7 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	cert, err := tlscert.LoadOrCreate(tlscert.Options{
-		Dir:    filepath.Join(cfg.StateDir, "tls"),
+		Dir: filepath.Join(cfg.StateDir, "tls"),
 		// The apps' names (nodeapi.AppHost) are under the node's own name
 		// in the apps' domain: one wildcard covers every app.
 		Names: []string{cfg.NodeName, cfg.NodeName + ".local", "localhost",
