@@ -73,6 +73,11 @@ type Options struct {
 	Timeout time.Duration
 	// Path is the Chromium executable; "" means Find().
 	Path string
+	// Hosts are names that resolve to 127.0.0.1, as a node's DNS would
+	// resolve its apps' names to the node (the tests' nodes are reached
+	// through ports forwarded to the host's loopback). Every other name
+	// still resolves to nothing.
+	Hosts []string
 }
 
 // ErrNotFound means Debian's Chromium is not installed.
@@ -175,8 +180,8 @@ func New(t testing.TB, opts Options) *Browser {
 		// localhost resolves, nor any IP literal outside 127/8 and ::1,
 		// so nothing asks a DNS server or connects on its own either.
 		chromedp.ProxyServer("http://"+b.sink.addr()),
-		chromedp.Flag("proxy-bypass-list", "<-loopback>;localhost;127.0.0.1/8;[::1]"),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.* , EXCLUDE ::1"),
+		chromedp.Flag("proxy-bypass-list", strings.Join(append([]string{"<-loopback>", "localhost", "127.0.0.1/8", "[::1]"}, opts.Hosts...), ";")),
+		chromedp.Flag("host-resolver-rules", hostRules(opts.Hosts)),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-domain-reliability", true),
 		chromedp.Flag("no-pings", true),
@@ -223,6 +228,16 @@ func New(t testing.TB, opts Options) *Browser {
 		b.SetLanguage(opts.Language)
 	}
 	return b
+}
+
+// hostRules maps hosts to 127.0.0.1 and every other name but localhost
+// to nothing (Chromium takes the first rule that matches).
+func hostRules(hosts []string) string {
+	var rules []string
+	for _, h := range hosts {
+		rules = append(rules, "MAP "+h+" 127.0.0.1")
+	}
+	return strings.Join(append(rules, "MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.* , EXCLUDE ::1"), " , ")
 }
 
 // do runs actions under the per-action timeout.
@@ -374,6 +389,45 @@ func query[T any](b *Browser, selector, fn string, args ...any) (T, error) {
 			return zero, fmt.Errorf("%q: %w (after %v)", selector, err, b.timeout)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// Type sends text as key presses to whatever has the focus (focus it
+// first, with Eval or a click), as a person types: each character is a
+// key down, a character and a key up, which editors that listen to keys
+// (a pad's, a chat's input) see as typing. "\r" is Enter.
+func (b *Browser) Type(text string) {
+	b.t.Helper()
+	if err := b.do(chromedp.KeyEvent(text)); err != nil {
+		b.fatal("Type", err)
+	}
+}
+
+// Eval runs a JavaScript expression in the page and returns its value,
+// decoded as JSON into T.
+func Eval[T any](b *Browser, expr string) T {
+	b.t.Helper()
+	v, err := run(b, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.fatal("Eval", err)
+	}
+	return v
+}
+
+// WaitFor evaluates a JavaScript expression until it is true, or fails
+// the test after d.
+func (b *Browser) WaitFor(what, expr string, d time.Duration) {
+	b.t.Helper()
+	end := time.Now().Add(d)
+	for {
+		ok, err := run(b, chromedp.Evaluate[bool]("Boolean(" + expr + ")"))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(end) {
+			b.t.Fatalf("browser: waiting %v for %s (%s): last error %v", d, what, expr, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"log"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -315,5 +316,39 @@ func TestSafeName(t *testing.T) {
 		if got := safeName(c.in); got != c.want {
 			t.Errorf("safeName(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestHostsAndTyping: a name in Options.Hosts reaches the loopback server
+// (another name still resolves to nothing), and Type's key presses reach
+// a page's key listeners as typing, which Eval and WaitFor read back.
+func TestHostsAndTyping(t *testing.T) {
+	cert := selfSigned(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><title>pad</title><p id="host">%s</p><textarea id="t"></textarea><p id="keys">0</p>
+<script>let n = 0; document.getElementById('t').addEventListener('keydown', () => { document.getElementById('keys').textContent = ++n })</script>`, r.Host)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+
+	b := New(t, Options{SPKIHashes: []string{SPKIHash(cert.Leaf)}, Hosts: []string{"pad.node1.byzantium.mesh"}})
+	if got := b.Navigate("https://pad.node1.byzantium.mesh:" + port + "/"); got != http.StatusOK {
+		t.Fatalf("the mapped name: status %d", got)
+	}
+	if got := b.Text("#host"); got != "pad.node1.byzantium.mesh:"+port {
+		t.Errorf("the server saw host %q", got)
+	}
+	if _, err := b.TryNavigate("https://wiki.node1.byzantium.mesh:" + port + "/"); err == nil {
+		t.Error("a name not in Hosts loaded")
+	}
+	b.Navigate("https://pad.node1.byzantium.mesh:" + port + "/")
+	Eval[bool](b, `(document.getElementById('t').focus(), true)`)
+	b.Type("hello mesh")
+	b.WaitFor("the typed text", `document.getElementById('t').value === 'hello mesh'`, 10*time.Second)
+	if n := Eval[string](b, `document.getElementById('keys').textContent`); n != "10" {
+		t.Errorf("key listeners saw %s key presses, want 10", n)
 	}
 }
