@@ -60,11 +60,19 @@ MESH_DEBS := babeld libb2-1 libgomp1
 # guest with mac80211_hwsim.
 WIFI_DEBS := wpasupplicant libnl-3-200 libnl-genl-3-200 libnl-route-3-200 libpcsclite1 libssl3 libdbus-1-3 \
 	libsystemd0 libcap2 libgcrypt20 liblzma5 libzstd1 liblz4-1 libgpg-error0
+
+# The optional nodejs module: Debian 12's Node.js 18 and every shared
+# library /usr/bin/node loads (libc6 and zlib1g are in SERVICE_DEBS, libssl3
+# in WIFI_DEBS already), plus the JavaScript that libnode108 loads from
+# /usr/share/nodejs (acorn, cjs-module-lexer, undici: Debian builds Node
+# without its bundled copies). Check with builder's TestTheLoungeModule.
+NODE_DEBS := nodejs libnode108 libuv1 libc-ares2 libbrotli1 libnghttp2-14 libicu72 libstdc++6 libgcc-s1 \
+	node-acorn node-cjs-module-lexer node-undici
 fetch:
 	ci/fetch-debs --lock examples/debs.lock
 
 relock:
-	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS) $(MESH_DEBS) $(WIFI_DEBS)
+	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS) $(MESH_DEBS) $(WIFI_DEBS) $(NODE_DEBS)
 
 # npm applications (examples/apps/*/, each a package.json and its
 # package-lock.json): their package tarballs into .cache/npm (gitignored),
