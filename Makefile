@@ -92,7 +92,7 @@ deps:
 # The timeout is a backstop against a hung test, not a speed check: ci/e2e
 # boots some twenty QEMU guests under TCG and took 23 of 25 minutes on a
 # quiet CI machine, more when the machine is shared.
-test: deps fetch
+test: deps fetch npm-fetch
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 45m ./...
 
