@@ -36,7 +36,7 @@ runtime: bins
 	cmp -s bin/byzd out/runtime/usr/sbin/byzd || cp bin/byzd out/runtime/usr/sbin/byzd
 	cmp -s bin/byz out/runtime/usr/bin/byz || cp bin/byz out/runtime/usr/bin/byz
 
-image: runtime fetch
+image: runtime fetch npm-fetch
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out
 
 # The Debian packages the examples and tests are built from, into
