@@ -254,38 +254,6 @@ func runChat(t *testing.T, layers []string, svc manifest.Service) {
 	// What byzd wrote: nothing else may appear in the upper layer.
 	wrote := upperFiles(t, upper)
 
-	cmd := exec.Command(svc.Command[0], svc.Command[1:]...)
-	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	for k, v := range svc.Environment {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var log syncBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Chroot:     sandbox,
-		Credential: &syscall.Credential{Uid: serviceUID, Gid: serviceUID, Groups: []uint32{}},
-		Setpgid:    true,
-		Pdeathsig:  syscall.SIGKILL,
-	}
-	started := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %v in the sandbox: %v", svc.Command, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf(format+"\nThe Lounge's output:\n%s", append(args, log.String())...)
-	}
-
 	// The web front's way in: the socket in the data folder.
 	sock := filepath.Join(hostData, strings.TrimPrefix(svc.Web.Socket, data+"/"))
 	hc := &http.Client{Timeout: 40 * time.Second, Transport: &http.Transport{
@@ -294,29 +262,9 @@ func runChat(t *testing.T, layers []string, svc manifest.Service) {
 			return d.DialContext(ctx, "unix", sock)
 		},
 	}}
-	var page []byte
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		resp, err := hc.Get("http://chat.testnode.byzantium.mesh" + svc.Web.Health)
-		if err == nil {
-			page, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				fail("GET %s: %s", svc.Web.Health, resp.Status)
-			}
-			break
-		}
-		select {
-		case err := <-exited:
-			stopped = true
-			fail("The Lounge exited before it answered: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			fail("no answer on %s: %v", sock, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("The Lounge answered on its socket %v after its start", time.Since(started).Round(time.Millisecond))
+	run := startChat(t, sandbox, svc, hc)
+	fail := run.fail
+	page := run.page
 	for _, want := range []string{"<title>The Lounge</title>", `name="viewport"`} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("its page has no %q:\n%.600s", want, page)
@@ -380,9 +328,11 @@ func runChat(t *testing.T, layers []string, svc manifest.Service) {
 		}
 	}
 	t.Logf("a message went from the web client to IRC and one came back")
+	// Browsers move the session to a WebSocket once it is open.
+	checkUpgrade(t, sock, sio.sid)
 
 	// Its footprint, and it runs as the service's user.
-	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", run.cmd.Process.Pid))
 	if !regexp.MustCompile(fmt.Sprintf(`(?m)^Uid:\s+%d\s+%d\s+%d\s+%d$`, serviceUID, serviceUID, serviceUID, serviceUID)).Match(status) {
 		t.Errorf("node's uids are not all %d:\n%s", serviceUID, status)
 	}
@@ -400,12 +350,26 @@ func runChat(t *testing.T, layers []string, svc manifest.Service) {
 		}
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
+	// Killed (by the cgroup's memory limit, say), it leaves its socket
+	// behind; started again, it listens all the same, on a data folder it
+	// used before. byzd stops it with SIGTERM.
+	run.kill()
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Logf("no socket left after SIGKILL (%v): the restart below checks less", err)
+	}
+	run2 := startChat(t, sandbox, svc, hc)
+	// It waits for its open connections to close, 3 s at most, then
+	// exits 1: none are open here, and it exits 0.
+	hc.CloseIdleConnections()
+	run2.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-exited:
-		stopped = true
+	case err := <-run2.exited:
+		run2.stopped = true
+		if err != nil {
+			run2.fail("The Lounge on SIGTERM: %v", err)
+		}
 	case <-time.After(10 * time.Second):
-		fail("The Lounge still runs 10 s after SIGTERM")
+		run2.fail("The Lounge still runs 10 s after SIGTERM")
 	}
 	// Everything it wrote is in its data folder.
 	if extra := upperFiles(t, upper); !equalStrings(extra, wrote) {
@@ -420,14 +384,89 @@ func runChat(t *testing.T, layers []string, svc manifest.Service) {
 		return nil
 	})
 	t.Logf("its data folder: %v", inData)
-	for _, bad := range []string{"[ERROR]", "[WARN]", "Error"} {
-		if strings.Contains(log.String(), bad) {
-			t.Errorf("The Lounge said %q:\n%s", bad, log.String())
+	for i, r := range []*chatRun{run, run2} {
+		for _, bad := range []string{"[ERROR]", "[WARN]", "Error"} {
+			if strings.Contains(r.log.String(), bad) {
+				t.Errorf("The Lounge (run %d) said %q:\n%s", i+1, bad, r.log.String())
+			}
+		}
+		if testing.Verbose() {
+			t.Logf("The Lounge's output, run %d:\n%s", i+1, r.log.String())
 		}
 	}
-	if testing.Verbose() {
-		t.Logf("The Lounge's output:\n%s", log.String())
+}
+
+// chatRun is the chat service running in its sandbox.
+type chatRun struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	exited  chan error
+	stopped bool
+	log     syncBuffer
+	page    []byte // its page at /
+}
+
+func (r *chatRun) fail(format string, args ...any) {
+	r.t.Helper()
+	r.t.Fatalf(format+"\nThe Lounge's output:\n%s", append(args, r.log.String())...)
+}
+
+func (r *chatRun) kill() {
+	if !r.stopped {
+		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.exited
+		r.stopped = true
 	}
+}
+
+// startChat runs the service's command chrooted in the sandbox as its
+// unprivileged user, as byzd would, and waits until its health path
+// answers 200 on the socket hc dials.
+func startChat(t *testing.T, sandbox string, svc manifest.Service, hc *http.Client) *chatRun {
+	t.Helper()
+	r := &chatRun{t: t, exited: make(chan error, 1)}
+	r.cmd = exec.Command(svc.Command[0], svc.Command[1:]...)
+	r.cmd.Dir = "/"
+	r.cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	for k, v := range svc.Environment {
+		r.cmd.Env = append(r.cmd.Env, k+"="+v)
+	}
+	r.cmd.Stdout, r.cmd.Stderr = &r.log, &r.log
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{
+		Chroot:     sandbox,
+		Credential: &syscall.Credential{Uid: serviceUID, Gid: serviceUID, Groups: []uint32{}},
+		Setpgid:    true,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	started := time.Now()
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("starting %v in the sandbox: %v", svc.Command, err)
+	}
+	go func() { r.exited <- r.cmd.Wait() }()
+	t.Cleanup(r.kill)
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		resp, err := hc.Get("http://chat.testnode.byzantium.mesh" + svc.Web.Health)
+		if err == nil {
+			r.page, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				r.fail("GET %s: %s", svc.Web.Health, resp.Status)
+			}
+			break
+		}
+		select {
+		case err := <-r.exited:
+			r.stopped = true
+			r.fail("The Lounge exited before it answered: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.fail("no answer on its socket: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("The Lounge answered on its socket %v after its start", time.Since(started).Round(time.Millisecond))
+	return r
 }
 
 // upperFiles lists the files (not folders) in an overlay's upper layer.
@@ -694,5 +733,46 @@ func (s *socketIO) waitEvent(t *testing.T, name string, d time.Duration) json.Ra
 		case <-deadline:
 			t.Fatalf("socket.io: no %s event in %v (events: %v)", name, d, skipped)
 		}
+	}
+}
+
+// checkUpgrade asks for the socket.io session's WebSocket as a browser
+// does after its first polls, and wants 101 Switching Protocols and the
+// Engine.IO probe answered over it.
+func checkUpgrade(t *testing.T, sock, sid string) {
+	t.Helper()
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /socket.io/?EIO=4&transport=websocket&sid=%s HTTP/1.1\r\nHost: chat.testnode.byzantium.mesh\r\n"+
+		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", sid)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("WebSocket upgrade: %v", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("WebSocket upgrade: %s %v, want 101 with the key's accept value", resp.Status, resp.Header)
+	}
+	// A masked text frame "2probe"; the server answers "3probe".
+	payload := []byte("2probe")
+	mask := []byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(payload))}
+	frame = append(frame, mask...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	c.Write(frame)
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(br, head); err != nil {
+		t.Fatalf("WebSocket: no answer to the probe: %v", err)
+	}
+	body := make([]byte, head[1]&0x7f)
+	io.ReadFull(br, body)
+	if head[0] != 0x81 || string(body) != "3probe" {
+		t.Fatalf("WebSocket: probe answered with %x %q, want a text frame 3probe", head, body)
 	}
 }
