@@ -36,7 +36,7 @@ runtime: bins
 	cmp -s bin/byzd out/runtime/usr/sbin/byzd || cp bin/byzd out/runtime/usr/sbin/byzd
 	cmp -s bin/byz out/runtime/usr/bin/byz || cp bin/byz out/runtime/usr/bin/byz
 
-image: runtime fetch
+image: runtime fetch npm-fetch
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/byz build -f examples/byzantium.yaml -o out
 
 # The Debian packages the examples and tests are built from, into
@@ -60,11 +60,19 @@ MESH_DEBS := babeld libb2-1 libgomp1
 # guest with mac80211_hwsim.
 WIFI_DEBS := wpasupplicant libnl-3-200 libnl-genl-3-200 libnl-route-3-200 libpcsclite1 libssl3 libdbus-1-3 \
 	libsystemd0 libcap2 libgcrypt20 liblzma5 libzstd1 liblz4-1 libgpg-error0
+
+# The optional nodejs module: Debian 12's Node.js 18 and every shared
+# library /usr/bin/node loads (libc6 and zlib1g are in SERVICE_DEBS, libssl3
+# in WIFI_DEBS already), plus the JavaScript that libnode108 loads from
+# /usr/share/nodejs (acorn, cjs-module-lexer, undici: Debian builds Node
+# without its bundled copies). Check with builder's TestTheLoungeModule.
+NODE_DEBS := nodejs libnode108 libuv1 libc-ares2 libbrotli1 libnghttp2-14 libicu72 libstdc++6 libgcc-s1 \
+	node-acorn node-cjs-module-lexer node-undici
 fetch:
 	ci/fetch-debs --lock examples/debs.lock
 
 relock:
-	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS) $(MESH_DEBS) $(WIFI_DEBS)
+	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS) $(MESH_DEBS) $(WIFI_DEBS) $(NODE_DEBS)
 
 # npm applications (examples/apps/*/, each a package.json and its
 # package-lock.json): their package tarballs into .cache/npm (gitignored),
@@ -84,7 +92,7 @@ deps:
 # The timeout is a backstop against a hung test, not a speed check: ci/e2e
 # boots some twenty QEMU guests under TCG and took 23 of 25 minutes on a
 # quiet CI machine, more when the machine is shared.
-test: deps fetch
+test: deps fetch npm-fetch
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 45m ./...
 
