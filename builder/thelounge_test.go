@@ -60,7 +60,7 @@ func TestTheLoungeModule(t *testing.T) {
 	if want := []string{"busybox"}; !equalStrings(node.Depends, want) {
 		t.Errorf("nodejs depends on %v, want %v", node.Depends, want)
 	}
-	if want := []string{"nodejs"}; !equalStrings(lounge.Depends, want) {
+	if want := []string{"nodejs", "ngircd"}; !equalStrings(lounge.Depends, want) {
 		t.Errorf("thelounge depends on %v, want %v", lounge.Depends, want)
 	}
 	for _, src := range append(append([]string{}, node.Sources...), s.Base[0].Sources...) {
