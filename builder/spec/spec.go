@@ -157,6 +157,11 @@ type Module struct {
 	Level     int      // 0: the compressor's default
 	BlockSize int      // bytes; Parse sets squashfs.DefaultBlockSize when absent
 	Depends   []string
+	// Exclude leaves out of every source the entries whose path matches
+	// one of these patterns, and what is under them (entry.Exclude:
+	// path.Match against the path without its leading slash): a Debian
+	// package's links that only its maintainer scripts complete.
+	Exclude []string
 	// Services go into the module's manifest as they are, for byzd.
 	Services []manifest.Service
 }
