@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/template"
@@ -410,6 +411,18 @@ func (r *wikiRun) stop(t *testing.T) {
 	}
 }
 
+// masterRSS is the php-fpm master's own VmRSS (kB): all an idle wiki
+// costs once its workers have left.
+func (r *wikiRun) masterRSS() int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
+	m := regexp.MustCompile(`(?m)^VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return n
+}
+
 // rss sums VmRSS and Pss (kB) of the php-fpm master and its workers.
 func (r *wikiRun) rss(t *testing.T) (procs int, rssKB, pssKB int64) {
 	master := r.cmd.Process.Pid
@@ -498,7 +511,10 @@ func serveWiki(t *testing.T, mods []string, svc manifest.Service) {
 	f := &webfront.Front{Logf: func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) }}
 	route := webfront.Route{Name: svc.Web.Name, Title: svc.Web.Title, Host: host, Health: svc.Web.Health,
 		FastCGI: &webfront.FastCGIBackend{Socket: sock, Root: svc.Web.FastCGI.Root, Index: svc.Web.FastCGI.Index,
-			FSRoot: root, Deny: svc.Web.FastCGI.Deny, Static: svc.Web.FastCGI.Static}}
+			FSRoot: root, Deny: svc.Web.FastCGI.Deny, Static: svc.Web.FastCGI.Static},
+		// All the test's requests come from one address: let it fill the
+		// pool, as four phones would.
+		Limits: webfront.Limits{Concurrent: svc.Web.Concurrent, PerClient: 4}}
 	if err := f.Update([]webfront.Route{route}); err != nil {
 		t.Fatal(err)
 	}
@@ -516,6 +532,7 @@ func serveWiki(t *testing.T, mods []string, svc manifest.Service) {
 	c := &http.Client{Transport: tr}
 	c.Jar, _ = cookiejar.New(nil)
 	defer tr.CloseIdleConnections()
+	var requests atomic.Int64
 	do := func(method, p string, form url.Values) (*http.Response, string) {
 		t.Helper()
 		var body io.Reader
@@ -529,9 +546,11 @@ func serveWiki(t *testing.T, mods []string, svc manifest.Service) {
 		if form != nil {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
+		requests.Add(1)
 		resp, err := c.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return &http.Response{}, ""
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -613,9 +632,24 @@ func serveWiki(t *testing.T, mods []string, svc manifest.Service) {
 		do("GET", "/doku.php?id=start", nil)
 	}
 	procs, rss, pss := run.rss(t)
-	t.Logf("php-fpm after %d requests: %d processes, RSS %d kB in all (PSS %d kB)", 22, procs, rss, pss)
-	if limit := int64(svc.Limits.MemoryMB) << 10; pss > limit {
-		t.Errorf("php-fpm's PSS %d kB is past the service's memory limit %d kB", pss, limit)
+	t.Logf("php-fpm after %d requests one at a time: %d processes, RSS %d kB in all (PSS %d kB)", requests.Load(), procs, rss, pss)
+	// Then the pool full: requests at once from clients enough to take
+	// the four workers (the front lets one client have two).
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			do("GET", fmt.Sprintf("/doku.php?id=page%d&do=edit", i%8), nil)
+		}()
+	}
+	wg.Wait()
+	procs, rss, pss = run.rss(t)
+	t.Logf("php-fpm after %d requests, 16 of them at once: %d processes, RSS %d kB in all (PSS %d kB); the master alone (an idle wiki): RSS %d kB",
+		requests.Load(), procs, rss, pss, run.masterRSS())
+	if limit := int64(svc.Limits.MemoryMB) << 10; pss > limit || procs > 5 {
+		t.Errorf("php-fpm: %d processes, PSS %d kB; want at most the master and 4 workers, within the service's memory limit %d kB",
+			procs, pss, limit)
 	}
 	if status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", run.cmd.Process.Pid)); !regexp.MustCompile(
 		fmt.Sprintf(`(?m)^Uid:\s+%d\s+%d\s+%d\s+%d$`, wikiUID, wikiUID, wikiUID, wikiUID)).Match(status) {
