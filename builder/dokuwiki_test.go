@@ -607,6 +607,15 @@ func serveWiki(t *testing.T, mods []string, svc manifest.Service) {
 		}
 	}
 
+	// No accounts, so nobody is an administrator: the settings byzd
+	// writes cannot be changed from the web.
+	for _, p := range []string{"/doku.php?do=admin&page=config", "/doku.php?do=admin&page=extension", "/doku.php?do=login"} {
+		if _, b := do("GET", p, nil); strings.Contains(b, `id="config__manager"`) || strings.Contains(b, `id="extension__manager"`) ||
+			strings.Contains(b, `name="p"`) {
+			t.Errorf("%s: an admin page or a login form\n%.2000s", p, b)
+		}
+	}
+
 	// Edit a page with DokuWiki's own form, then read it back.
 	const note = "Water at the school at 3 pm."
 	resp, body = do("GET", "/doku.php?id=notes&do=edit", nil)
