@@ -24,6 +24,7 @@
 //	    level: 19                    # 0 or absent: the compressor's default
 //	    block-size: 128K             # a power of two, 4K to 1M; default 128K
 //	    depends: []                  # names of modules at the same layer or below
+//	    exclude: []                  # paths left out of every source: usr/share/doc/*, a folder
 //	    services: []                 # what byzd may run from this module (see below)
 //	modules: []                      # loaded at boot; same form as base
 //	optional: []                     # on the media, loaded on demand; same form
