@@ -60,6 +60,21 @@ MESH_DEBS := babeld libb2-1 libgomp1
 # guest with mac80211_hwsim.
 WIFI_DEBS := wpasupplicant libnl-3-200 libnl-genl-3-200 libnl-route-3-200 libpcsclite1 libssl3 libdbus-1-3 \
 	libsystemd0 libcap2 libgcrypt20 liblzma5 libzstd1 liblz4-1 libgpg-error0
+# The optional php module: php-fpm and every shared library it and its
+# extensions load (libxml2 pulls in ICU, which costs most of the module;
+# intl then adds little). Extensions: Debian's common set, opcache, the XML
+# ones (DokuWiki's php-xml) and intl (DokuWiki sorts with its Collator);
+# not curl, gd or mbstring, which DokuWiki does without. tzdata: Debian's
+# PHP knows no time zone, not even UTC, without it; gcc-12-base holds the
+# documentation libgcc-s1 and libstdc++6 link to. libc6, zlib1g,
+# libffi8, libssl3 and libsystemd0's libraries are locked above already.
+# Check with builder's TestDokuWikiModule after changing it.
+PHP_DEBS := php8.2-fpm php8.2-common php8.2-opcache php8.2-xml php8.2-intl libacl1 libapparmor1 libargon2-1 \
+	libpcre2-8-0 libsodium23 libxml2 libicu72 libstdc++6 libgcc-s1 libxslt1.1 tzdata gcc-12-base
+# The optional dokuwiki module: Debian's DokuWiki and the PHP and JavaScript
+# libraries it loads by path or links to (/usr/share/php, /usr/share/javascript).
+WIKI_DEBS := dokuwiki libjs-jquery libjs-jquery-cookie libjs-jquery-ui libphp-simplepie php-geshi php-phpseclib \
+	php-random-compat
 
 # The optional nodejs module: Debian 12's Node.js 18 and every shared
 # library /usr/bin/node loads (libc6 and zlib1g are in SERVICE_DEBS, libssl3
@@ -72,7 +87,8 @@ fetch:
 	ci/fetch-debs --lock examples/debs.lock
 
 relock:
-	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS) $(MESH_DEBS) $(WIFI_DEBS) $(NODE_DEBS)
+	ci/fetch-debs --relock examples/debs.lock busybox-static dep:linux-image-cloud-amd64 dep:linux-image-amd64 $(BOOT_DEBS) $(SERVICE_DEBS) $(MESH_DEBS) $(WIFI_DEBS) \
+	$(PHP_DEBS) $(WIKI_DEBS) $(NODE_DEBS)
 
 # npm applications (examples/apps/*/, each a package.json and its
 # package-lock.json): their package tarballs into .cache/npm (gitignored),

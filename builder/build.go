@@ -242,6 +242,9 @@ func (b *builder) moduleStage() ([]built, error) {
 			}
 			parts := []string{"module", b.tool, b.epochKey(), m.Name, m.Comp, strconv.Itoa(m.Level),
 				strconv.Itoa(m.BlockSize), strings.Join(m.Depends, ","), string(services)}
+			if len(m.Exclude) > 0 { // only then: other modules keep their keys
+				parts = append(parts, "exclude", strings.Join(m.Exclude, "\x00"))
+			}
 			for _, src := range m.Sources {
 				d, err := modules.Digest(src, &b.opts.Epoch)
 				if err != nil {
@@ -257,7 +260,7 @@ func (b *builder) moduleStage() ([]built, error) {
 				b.logf("building %s/%s", l.dir, m.Name)
 				_, err := modules.Create(m.Sources, path, modules.CreateOptions{
 					Name: m.Name, Depends: m.Depends, Services: m.Services, Epoch: &b.opts.Epoch, SourceNames: b.sourceNames(m.Sources),
-					Squashfs: squashfs.Options{Compressor: comp, Level: m.Level, BlockSize: m.BlockSize}})
+					Exclude: m.Exclude, Squashfs: squashfs.Options{Compressor: comp, Level: m.Level, BlockSize: m.BlockSize}})
 				return err
 			})
 			if err != nil {

@@ -390,6 +390,7 @@ func (d *decoder) modules(n *yaml.Node, path string) []Module {
 				m.BlockSize = int(min(d.size(v, p), 1<<31))
 			}},
 			{"depends", false, func(v *yaml.Node, p string) { m.Depends = d.names(v, p) }},
+			{"exclude", false, func(v *yaml.Node, p string) { m.Exclude = d.strs(v, p) }},
 			{"services", false, func(v *yaml.Node, p string) { m.Services = d.services(v, p) }},
 		})
 	}

@@ -24,6 +24,7 @@
 //	    level: 19                    # 0 or absent: the compressor's default
 //	    block-size: 128K             # a power of two, 4K to 1M; default 128K
 //	    depends: []                  # names of modules at the same layer or below
+//	    exclude: []                  # paths left out of every source: usr/share/doc/*, a folder
 //	    services: []                 # what byzd may run from this module (see below)
 //	modules: []                      # loaded at boot; same form as base
 //	optional: []                     # on the media, loaded on demand; same form
@@ -157,6 +158,11 @@ type Module struct {
 	Level     int      // 0: the compressor's default
 	BlockSize int      // bytes; Parse sets squashfs.DefaultBlockSize when absent
 	Depends   []string
+	// Exclude leaves out of every source the entries whose path matches
+	// one of these patterns, and what is under them (entry.Exclude:
+	// path.Match against the path without its leading slash): a Debian
+	// package's links that only its maintainer scripts complete.
+	Exclude []string
 	// Services go into the module's manifest as they are, for byzd.
 	Services []manifest.Service
 }

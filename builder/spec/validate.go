@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -208,6 +209,11 @@ func (v *validator) module(p string, m Module) {
 	}
 	if bs := m.BlockSize; bs != 0 && (bs < squashfs.MinBlockSize || bs > squashfs.MaxBlockSize || bits.OnesCount(uint(bs)) != 1) {
 		v.failf(p+".block-size", "%d: want a power of two from 4K to 1M", bs)
+	}
+	for j, pat := range m.Exclude {
+		if _, err := path.Match(pat, ""); err != nil || strings.HasPrefix(pat, "/") {
+			v.failf(fmt.Sprintf("%s.exclude[%d]", p, j), "%q: want a path.Match pattern without a leading slash (usr/share/doc/*)", pat)
+		}
 	}
 	for j, dep := range m.Depends {
 		if !manifest.ValidName(dep) {
