@@ -490,23 +490,6 @@ func upperFiles(t *testing.T, upper string) []string {
 }
 
 // syncBuffer is a bytes.Buffer two goroutines may write and read.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fakeIRC is just enough of an IRC server for one client: it registers
 // it, echoes its JOINs and records every line it sends.
 type fakeIRC struct {

@@ -16,6 +16,7 @@ import (
 	"byzantium/builder/cache"
 	"byzantium/builder/spec"
 	"byzantium/ci/testenv"
+	"byzantium/modules/npm"
 )
 
 // epoch is SOURCE_DATE_EPOCH for every build here.
@@ -26,6 +27,13 @@ var epoch = time.Unix(1700000000, 0).UTC()
 var workDir string
 
 func TestMain(m *testing.M) {
+	// The default spec's npm apps come from the repository's npm cache
+	// (make npm-fetch), not from one relative to this package.
+	if os.Getenv("BYZ_NPM_CACHE") == "" {
+		if out, err := exec.Command("go", "env", "GOMOD").Output(); err == nil {
+			os.Setenv("BYZ_NPM_CACHE", filepath.Join(filepath.Dir(string(bytes.TrimSpace(out))), npm.DefaultCacheDir))
+		}
+	}
 	var err error
 	if workDir, err = os.MkdirTemp("", "byz-e2e-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
