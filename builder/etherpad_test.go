@@ -410,10 +410,14 @@ func runPad(t *testing.T, layers []string, svc manifest.Service, moduleSize int6
 
 	t.Run("two writers", func(t *testing.T) { padTwoWriters(t, client, get) })
 
-	rss := padRSS(t, cmd.Process.Pid)
-	t.Logf("first answer %v after the start; RSS %d KiB after two writers; module %d bytes", firstAnswer.Round(time.Millisecond), rss, moduleSize)
-	if limit := svc.Limits.MemoryMB; limit > 0 && rss > int64(limit)*1024*3/4 {
-		t.Errorf("RSS %d KiB is over 3/4 of memory_mb %d", rss, limit)
+	rss, threads := padProc(t, cmd.Process.Pid)
+	t.Logf("first answer %v after the start; RSS %d KiB and %d threads after two writers; module %d bytes",
+		firstAnswer.Round(time.Millisecond), rss, threads, moduleSize)
+	if limit := svc.Limits.MemoryMB; limit == 0 || rss > int64(limit)*1024*3/4 {
+		t.Errorf("RSS %d KiB: want memory_mb (%d) at least 4/3 of it", rss, limit)
+	}
+	if limit := svc.Limits.Processes; limit == 0 || threads*2 > int64(limit) {
+		t.Errorf("%d threads: want processes (%d) at least twice that", threads, limit)
 	}
 
 	// It runs as the service's user.
@@ -455,18 +459,23 @@ func runPad(t *testing.T, layers []string, svc manifest.Service, moduleSize int6
 	})
 }
 
-func padRSS(t *testing.T, pid int) int64 {
+// padProc gives a process's resident memory in KiB and its threads (the
+// processes limit counts threads).
+func padProc(t *testing.T, pid int) (rss, threads int64) {
 	t.Helper()
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^VmRSS:\s+(\d+) kB$`).FindSubmatch(status)
-	if m == nil {
-		t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	field := func(re string) int64 {
+		m := regexp.MustCompile(re).FindSubmatch(status)
+		if m == nil {
+			t.Fatalf("no %s in /proc/%d/status", re, pid)
+		}
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		return n
 	}
-	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	return n
+	return field(`(?m)^VmRSS:\s+(\d+) kB$`), field(`(?m)^Threads:\s+(\d+)$`)
 }
 
 // padSocket is a socket.io 2 client (Engine.IO 3, long polling with
