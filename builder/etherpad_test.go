@@ -145,6 +145,17 @@ func TestEtherpadModule(t *testing.T) {
 		if h := tree.entries["opt/etherpad/node_modules/ep_etherpad-lite"]; h.Type != entry.TypeSymlink || h.Linkname != "src" {
 			t.Errorf("node_modules/ep_etherpad-lite is %+v, want a link to src", h)
 		}
+		// It serves the browser's libraries from its package's own
+		// node_modules, where npm left none: links to the hoisted ones.
+		for _, lib := range []string{"async", "js-cookie", "security", "tinycon", "underscore", "unorm"} {
+			h := tree.entries["opt/etherpad/node_modules/src/node_modules/"+lib]
+			if h.Type != entry.TypeSymlink || h.Linkname != "../../"+lib {
+				t.Errorf("node_modules/src/node_modules/%s is %+v, want a link to ../../%s", lib, h, lib)
+			}
+			if _, ok := tree.entries["opt/etherpad/node_modules/"+lib+"/package.json"]; !ok {
+				t.Errorf("node_modules/%s/package.json is not in the module", lib)
+			}
+		}
 	})
 	t.Run("pad", func(t *testing.T) { runPad(t, []string{padXZM, built[1].path, built[0].path}, svc, fi.Size()) })
 }
@@ -190,7 +201,7 @@ type padSettings struct {
 	Users                              map[string]any
 	DBType                             string
 	DBSettings                         struct{ Filename string }
-	PadOptions                         struct{ Lang *string }
+	PadOptions                         map[string]any
 }
 
 // jsonComments removes Etherpad's // comments (outside strings) so that
@@ -311,8 +322,8 @@ func runPad(t *testing.T, layers []string, svc manifest.Service, moduleSize int6
 	if settings.IP != "" || settings.Port != data+"/"+filepath.Base(svc.Web.Socket) || !settings.TrustProxy ||
 		settings.SkinName != "colibris" || settings.RequireAuthentication || len(settings.Users) != 0 ||
 		settings.DBType != "dirty" || !strings.HasPrefix(settings.DBSettings.Filename, data+"/") ||
-		settings.PadOptions.Lang != nil || !strings.Contains(settings.DefaultPadText, "testnode") {
-		t.Errorf("settings %+v: want the unix socket, trustProxy, colibris, no users, a dirty DB in %s, the browser's language and the node's name in the default text", settings, data)
+		settings.PadOptions != nil || !strings.Contains(settings.DefaultPadText, "testnode") {
+		t.Errorf("settings %+v: want the unix socket, trustProxy, colibris, no users, a dirty DB in %s, Etherpad's own padOptions (a partial object replaces them all and breaks the pad's script) and the node's name in the default text", settings, data)
 	}
 	// Something in the data folder from a killed process: a stale socket.
 	if l, err := net.Listen("unix", filepath.Join(hostData, filepath.Base(svc.Web.Socket))); err == nil {
@@ -399,9 +410,18 @@ func runPad(t *testing.T, layers []string, svc manifest.Service, moduleSize int6
 		!strings.Contains(body, "colibris") {
 		fail("GET /p/mesh-notes: %d %v, want 200 and the colibris pad page:\n%.500s", status, err, body)
 	}
-	for _, p := range []string{"/static/js/pad.js", "/static/skins/colibris/pad.css", "/socket.io/socket.io.js"} {
+	for _, p := range []string{"/static/js/pad.js", "/static/skins/colibris/pad.css", "/socket.io/socket.io.js", "/locales/fr.json"} {
 		if status, _, err := get(p); err != nil || status != 200 {
 			fail("GET %s: %d %v, want 200", p, status, err)
+		}
+	}
+	// The pad's script as the page loads it: Etherpad's client modules
+	// with the libraries it takes from src/node_modules.
+	for _, b := range []struct{ script, lib string }{{"pad", "security/index.js"}, {"pad", "js-cookie/src/js.cookie.js"},
+		{"timeslider", "js-cookie/src/js.cookie.js"}} {
+		status, body, err := get("/javascripts/lib/ep_etherpad-lite/static/js/" + b.script + ".js?callback=require.define")
+		if err != nil || status != 200 || !strings.Contains(body, `"`+b.lib+`"`) {
+			fail("GET the %s bundle: %d %v, want 200 with %s", b.script, status, err, b.lib)
 		}
 	}
 	if status, _, _ := get("/admin/"); status == 200 {
