@@ -130,7 +130,8 @@ fuzz:
 # image beside dd and a read-back; a no-change rebuild
 # (must report 0 built: no compression); boot time to /healthz beside the
 # direct-boot floor, and to byz-init's ready line; the web front beside
-# the apps reached directly; the mesh simulator's convergence and memory per
+# the apps reached directly; the memory of the default node with its three
+# web apps on, and the media each app adds; the mesh simulator's convergence and memory per
 # node for 10, 50 and 100 nodes (real babeld in network namespaces, as root).
 bench: image deps
 	$(GO) run ./ci/bench
@@ -138,6 +139,7 @@ bench: image deps
 	$(GO) test -run XXX -bench 'Boot|Persist|Daemon' -benchtime 3x ./ci/e2e ./ci/qemu
 	$(GO) test -run XXX -bench MeshLine -benchtime 1x -timeout 40m ./ci/e2e
 	$(GO) test -run XXX -bench Front -benchtime 1x ./runtime/webfront
+	$(GO) test -run XXX -bench WebApps -benchtime 1x -timeout 30m ./ci/e2e
 	$(GO) test -run XXX -bench SessionUnderAttack -benchtime 300x ./runtime/auth
 	$(GO) test -run XXX -bench Withdraw -benchtime 3x ./runtime/mesh/gateway
 	$(GO) test -run XXX -bench Convergence -benchtime 1x -timeout 20m ./ci/meshsim

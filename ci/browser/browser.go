@@ -420,7 +420,7 @@ func (b *Browser) WaitFor(what, expr string, d time.Duration) {
 	b.t.Helper()
 	end := time.Now().Add(d)
 	for {
-		ok, err := run(b, chromedp.Evaluate[bool]("Boolean(" + expr + ")"))
+		ok, err := run(b, chromedp.Evaluate[bool]("Boolean("+expr+")"))
 		if err == nil && ok {
 			return
 		}
