@@ -234,34 +234,7 @@ const wikiUID = 64322
 // templates as runtime/service does (Node, Data, User). It returns the
 // root.
 func wikiRoot(t *testing.T, mods []string, svc manifest.Service, data string) string {
-	testenv.RequireRoot(t)
-	mount := testenv.RequireTool(t, "mount")
-	dir := t.TempDir()
-	var lowers []string
-	for i, f := range mods {
-		mnt := filepath.Join(dir, "lower"+strconv.Itoa(i))
-		os.Mkdir(mnt, 0o755)
-		if out, err := exec.Command(mount, "-t", "squashfs", "-o", "loop,ro", f, mnt).CombinedOutput(); err != nil {
-			t.Fatalf("mount %s: %v\n%s", f, err, out)
-		}
-		t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-		lowers = append(lowers, mnt)
-	}
-	rw := filepath.Join(dir, "rw")
-	os.Mkdir(rw, 0o755)
-	if err := unix.Mount("tmpfs", rw, "tmpfs", 0, "size=64m,mode=0755"); err != nil {
-		t.Fatalf("tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(rw, unix.MNT_DETACH) })
-	os.Mkdir(filepath.Join(rw, "upper"), 0o755)
-	os.Mkdir(filepath.Join(rw, "work"), 0o755)
-	root := filepath.Join(dir, "root")
-	os.Mkdir(root, 0o755)
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", strings.Join(lowers, ":"), rw, rw)
-	if err := unix.Mount("overlay", root, "overlay", 0, opts); err != nil {
-		t.Fatalf("overlay: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	root, _ := stackModules(t, t.TempDir(), mods)
 
 	in := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
 	// The sandbox's private /tmp and its few devices (php-fpm opens

@@ -239,35 +239,8 @@ func jsonComments(s string) string {
 // runPad stacks the modules (top first) as byzd's sandbox does, renders
 // the service's settings, runs it and uses it as browsers would.
 func runPad(t *testing.T, layers []string, svc manifest.Service, moduleSize int64) {
-	testenv.RequireRoot(t)
-	mount := testenv.RequireTool(t, "mount")
 	dir := t.TempDir()
-	var lowers []string
-	for i, file := range layers {
-		mnt := filepath.Join(dir, "layer"+strconv.Itoa(i))
-		os.Mkdir(mnt, 0o755)
-		if out, err := exec.Command(mount, "-t", "squashfs", "-o", "loop,ro", file, mnt).CombinedOutput(); err != nil {
-			t.Fatalf("mount %s: %v\n%s", file, err, out)
-		}
-		t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-		lowers = append(lowers, mnt)
-	}
-	rw := filepath.Join(dir, "rw")
-	os.Mkdir(rw, 0o755)
-	if err := unix.Mount("tmpfs", rw, "tmpfs", 0, "size=64m,mode=0755"); err != nil {
-		t.Fatalf("tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(rw, unix.MNT_DETACH) })
-	upper := filepath.Join(rw, "upper")
-	os.Mkdir(upper, 0o755)
-	os.Mkdir(filepath.Join(rw, "work"), 0o755)
-	sandbox := filepath.Join(dir, "root")
-	os.Mkdir(sandbox, 0o755)
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s/work", strings.Join(lowers, ":"), upper, rw)
-	if err := unix.Mount("overlay", sandbox, "overlay", 0, opts); err != nil {
-		t.Fatalf("overlay: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(sandbox, unix.MNT_DETACH) })
+	sandbox, upper := stackModules(t, dir, layers)
 	inRoot := func(p string) string { return filepath.Join(sandbox, filepath.FromSlash(p)) }
 
 	// What byzd does before a start: the accounts, the data folder (a

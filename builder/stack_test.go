@@ -1,0 +1,53 @@
+package builder
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"byzantium/ci/testenv"
+
+	"golang.org/x/sys/unix"
+)
+
+// stackModules mounts the module files (top first) read-only and stacks
+// them with overlayfs over a tmpfs in dir, as byzd's sandbox does for a
+// service, and returns the root and its upper folder (what the service
+// wrote outside its data folder). Everything is unmounted when the test
+// ends.
+func stackModules(t *testing.T, dir string, layers []string) (root, upper string) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	mount := testenv.RequireTool(t, "mount")
+	var lowers []string
+	for i, file := range layers {
+		mnt := filepath.Join(dir, "layer"+strconv.Itoa(i))
+		os.Mkdir(mnt, 0o755)
+		if out, err := exec.Command(mount, "-t", "squashfs", "-o", "loop,ro", file, mnt).CombinedOutput(); err != nil {
+			t.Fatalf("mount %s: %v\n%s", file, err, out)
+		}
+		t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+		lowers = append(lowers, mnt)
+	}
+	rw := filepath.Join(dir, "rw")
+	os.Mkdir(rw, 0o755)
+	if err := unix.Mount("tmpfs", rw, "tmpfs", 0, "size=64m,mode=0755"); err != nil {
+		t.Fatalf("tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(rw, unix.MNT_DETACH) })
+	upper = filepath.Join(rw, "upper")
+	os.Mkdir(upper, 0o755)
+	os.Mkdir(filepath.Join(rw, "work"), 0o755)
+	root = filepath.Join(dir, "root")
+	os.Mkdir(root, 0o755)
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s/work", strings.Join(lowers, ":"), upper, rw)
+	if err := unix.Mount("overlay", root, "overlay", 0, opts); err != nil {
+		t.Fatalf("overlay: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	return root, upper
+}
