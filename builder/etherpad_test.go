@@ -245,23 +245,9 @@ func runPad(t *testing.T, layers []string, svc manifest.Service, moduleSize int6
 
 	// What byzd does before a start: the accounts, the data folder (a
 	// fresh folder of the node's, bound in), the config files.
-	user := svc.User
-	os.WriteFile(inRoot("etc/passwd"), []byte(fmt.Sprintf("root:x:0:0::/root:/bin/sh\n%s:x:%d:%d::/nonexistent:/bin/false\n", user, serviceUID, serviceUID)), 0o644)
-	os.WriteFile(inRoot("etc/group"), []byte(fmt.Sprintf("root:x:0:\n%s:x:%d:\n", user, serviceUID)), 0o644)
-	data := svc.Data
-	if data == "" {
-		data = "/var/lib/" + svc.Name
-	}
-	hostData := filepath.Join(dir, "data")
-	os.Mkdir(hostData, 0o700)
-	os.Chown(hostData, serviceUID, serviceUID)
-	if err := os.MkdirAll(inRoot(data), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(hostData, inRoot(data), "", unix.MS_BIND, ""); err != nil {
-		t.Fatalf("bind %s: %v", data, err)
-	}
-	t.Cleanup(func() { unix.Unmount(inRoot(data), unix.MNT_DETACH) })
+	serviceAccounts(t, sandbox, svc.User, serviceUID)
+	hostData := serviceData(t, sandbox, dir, svc, serviceUID)
+	data := svc.DataDir()
 	// byzd's sandbox has /proc: node reads its memory use there.
 	os.Mkdir(inRoot("proc"), 0o555)
 	if err := unix.Mount("proc", inRoot("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
@@ -275,7 +261,7 @@ func runPad(t *testing.T, layers []string, svc manifest.Service, moduleSize int6
 			t.Fatalf("%s: %v", c.Path, err)
 		}
 		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, struct{ Node, Data, User string }{"testnode", data, user}); err != nil {
+		if err := tmpl.Execute(&buf, struct{ Node, Data, User string }{"testnode", data, svc.User}); err != nil {
 			t.Fatalf("%s: %v", c.Path, err)
 		}
 		if err := json.Unmarshal([]byte(jsonComments(buf.String())), &settings); err != nil {

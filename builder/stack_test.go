@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"byzantium/ci/testenv"
+	"byzantium/modules/manifest"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,4 +51,31 @@ func stackModules(t *testing.T, dir string, layers []string) (root, upper string
 	}
 	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
 	return root, upper
+}
+
+// serviceAccounts and serviceData do what byzd does in a service's root
+// before a start: the account files naming its user as uid, and a fresh
+// data folder of the node's (dir/data, the user's) bound on the
+// service's data folder. It returns that host folder.
+func serviceAccounts(t *testing.T, root string, user string, uid int) {
+	t.Helper()
+	in := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
+	os.WriteFile(in("etc/passwd"), []byte(fmt.Sprintf("root:x:0:0::/root:/bin/sh\n%s:x:%d:%d::/nonexistent:/bin/false\n", user, uid, uid)), 0o644)
+	os.WriteFile(in("etc/group"), []byte(fmt.Sprintf("root:x:0:\n%s:x:%d:\n", user, uid)), 0o644)
+}
+
+func serviceData(t *testing.T, root, dir string, svc manifest.Service, uid int) string {
+	t.Helper()
+	data := filepath.Join(root, filepath.FromSlash(svc.DataDir()))
+	host := filepath.Join(dir, "data")
+	os.Mkdir(host, 0o700)
+	os.Chown(host, uid, uid)
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(host, data, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s: %v", svc.DataDir(), err)
+	}
+	t.Cleanup(func() { unix.Unmount(data, unix.MNT_DETACH) })
+	return host
 }
