@@ -231,7 +231,7 @@ const wikiUID = 64322
 // wikiRoot stacks the modules (top first) with overlayfs over a tmpfs, as
 // byzd's sandbox does, with a /tmp, the service's account files, its data
 // folder bound from data, and its config files rendered from their
-// templates as runtime/service does (Node, Data, User). It returns the
+// templates as runtime/service does (manifest.TemplateData). It returns the
 // root.
 func wikiRoot(t *testing.T, mods []string, svc manifest.Service, data string) string {
 	root, _ := stackModules(t, t.TempDir(), mods)
@@ -269,7 +269,7 @@ func wikiRoot(t *testing.T, mods []string, svc manifest.Service, data string) st
 			t.Fatalf("%s: %v", c.Path, err)
 		}
 		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, struct{ Node, Data, User string }{"testnode", home, user}); err != nil {
+		if err := tmpl.Execute(&buf, manifest.TemplateData{Node: "testnode", Data: home, User: user, Lang: "es"}); err != nil {
 			t.Fatalf("%s: %v", c.Path, err)
 		}
 		mode := uint64(0o644)
@@ -544,6 +544,11 @@ func serveWiki(t *testing.T, mods []string, svc manifest.Service) {
 	title := wikiTitle.FindStringSubmatch(body)
 	if resp.StatusCode != 200 || title == nil || !strings.Contains(title[1], "Wiki on testnode") {
 		fail("the start page: %d, title %q\n%.2000s", resp.StatusCode, title, body)
+	}
+	// In the node's language (the test renders the templates with "es"):
+	// DokuWiki's own words in Spanish.
+	if !strings.Contains(body, `<html lang="es"`) {
+		t.Errorf("the start page is not in the node's language (es):\n%.600s", body)
 	}
 	if !strings.Contains(body, "Notes and notices for the people around testnode") || !strings.Contains(body, `name="viewport"`) {
 		t.Errorf("the start page lacks the seeded text or a viewport for phones:\n%.3000s", body)

@@ -188,7 +188,7 @@ func runChat(t *testing.T, layers []string, svc manifest.Service) {
 			t.Fatalf("%s: %v", c.Path, err)
 		}
 		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, struct{ Node, Data, User string }{"testnode", data, svc.User}); err != nil {
+		if err := tmpl.Execute(&buf, manifest.TemplateData{Node: "testnode", Data: data, User: svc.User, Lang: "en"}); err != nil {
 			t.Fatalf("%s: %v", c.Path, err)
 		}
 		text := buf.String()

@@ -353,8 +353,8 @@ func (v *validator) servicesAcross(all map[string]serviceDecl, order []string) {
 }
 
 // TemplateFields are the fields a config template may use: what byzd gives
-// it (see manifest.Service.Config).
-var TemplateFields = []string{"Node", "Data", "User"}
+// it (manifest.TemplateData).
+var TemplateFields = manifest.TemplateFields
 
 // errTemplateField reports a template naming a field byzd does not give.
 var errTemplateField = errors.New("unknown template field")
@@ -390,7 +390,9 @@ func checkFields(n parse.Node) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("%w .%s: a config template has %s", errTemplateField, name, "."+strings.Join(TemplateFields, " and ."))
+		n := len(TemplateFields)
+		return fmt.Errorf("%w .%s: a config template has .%s and .%s", errTemplateField, name,
+			strings.Join(TemplateFields[:n-1], ", ."), TemplateFields[n-1])
 	}
 	switch n := n.(type) {
 	case *parse.ListNode:

@@ -164,7 +164,7 @@ func TestInvalidServices(t *testing.T) {
 		{"template syntax", svcHead + svc("name: a", cmd, "config: [{path: /x, template: 'Name = {{.Node'}]") + lOutputs,
 			[]string{`10:39: optional[0].services[0].config[0].template: template: config:1: unclosed action`}, nil},
 		{"template field", svcHead + svc("name: a", cmd, "config: [{path: /x, template: '{{if .Data}}{{$.Nodes}}{{end}}'}]") + lOutputs,
-			[]string{`10:39: optional[0].services[0].config[0].template: unknown template field .Nodes: a config template has .Node and .Data`}, errTemplateField},
+			[]string{`10:39: optional[0].services[0].config[0].template: unknown template field .Nodes: a config template has .Node, .Data, .User and .Lang`}, errTemplateField},
 		{"relative data folder", svcHead + svc("name: a", cmd, "data: var/lib/a") + lOutputs,
 			[]string{`10:15: optional[0].services[0].data: manifest: invalid: irc: service a: data "var/lib/a": want an absolute path`}, manifest.ErrInvalid},
 		{"data folder over /etc", svcHead + svc("name: a", cmd, "data: /etc") + lOutputs,

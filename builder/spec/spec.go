@@ -79,9 +79,9 @@
 //
 // Validate checks services with the manifest's rules (manifest.Validate),
 // each error at its value, and also what the manifest leaves to its
-// writer: a template must parse and use only .Node and .Data, a mode is
-// octal, health.tcp is HOST:PORT, limits are not negative, and a service
-// depends only on services in the spec.
+// writer: a template must parse and use only .Node, .Data, .User and
+// .Lang, a mode is octal, health.tcp is HOST:PORT, limits are not
+// negative, and a service depends only on services in the spec.
 //
 // A module source is anything modules.ParseSource accepts: a directory, a
 // tarball, a .deb, a prebuilt .xzm, oci:PATH[:TAG], docker-archive:FILE[:TAG],

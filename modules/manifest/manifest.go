@@ -63,10 +63,9 @@ type Service struct {
 	Depends     []string          `json:"depends,omitempty"`
 	Environment map[string]string `json:"environment,omitempty"`
 	// Config lists files written into the service's root before each
-	// start from Go text/template text, with .Node (the node's name),
-	// .Data (the data folder inside the root) and .User (the service's
-	// account). They are never inside the data folder: the service can
-	// write there, and byzd must not write through what it leaves.
+	// start from Go text/template text, with the fields of TemplateData.
+	// They are never inside the data folder: the service can write
+	// there, and byzd must not write through what it leaves.
 	Config []ConfigFile `json:"config,omitempty"`
 	// Data is the folder, inside the service's root, that persists (in
 	// the node's persistence store) and that only the service can read;
@@ -145,6 +144,21 @@ func (s *Service) DataDir() string {
 	}
 	return DataPrefix + s.Name
 }
+
+// TemplateData is what a service's config templates are given, at each
+// start of the service.
+type TemplateData struct {
+	// Node is the node's name, Data the service's data folder inside its
+	// root, User its account.
+	Node, Data, User string
+	// Lang is the node's language ("en", "es", "fr"), which the panel's
+	// settings choose: an app that speaks it starts in it.
+	Lang string
+}
+
+// TemplateFields are the names of TemplateData's fields: all that a
+// config template may use.
+var TemplateFields = []string{"Node", "Data", "User", "Lang"}
 
 // ConfigFile is one templated file of a service.
 type ConfigFile struct {

@@ -202,7 +202,7 @@ func Run(ctx context.Context, cfg Config) error {
 			self = "/proc/self/exe"
 		}
 		mgr := &service.Manager{Root: cfg.RootDir, StateDir: cfg.StateDir, Self: self, Log: log,
-			Node: func() string { return settings.Get().NodeName }}
+			Node: func() string { return settings.Get().NodeName }, Lang: func() string { return settings.Get().Language }}
 		// Services stop with the daemon: Run waits for them below.
 		if err := mgr.Start(ctx); err != nil {
 			log.Error("module and service manager", "err", err)

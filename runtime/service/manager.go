@@ -32,8 +32,10 @@ type Manager struct {
 	StateDir string
 	// Self is the binary that runs sandbox.Main (byzd itself).
 	Self string
-	// Node gives the node's name for config templates and host names.
+	// Node gives the node's name for config templates and host names,
+	// Lang the node's language for config templates ("en" if nil).
 	Node func() string
+	Lang func() string
 	Log  *slog.Logger
 
 	mu       sync.Mutex
@@ -68,6 +70,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	if m.Node == nil {
 		m.Node = func() string { return "byzantium" }
+	}
+	if m.Lang == nil {
+		m.Lang = func() string { return "en" }
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/template"
 
+	"byzantium/modules/manifest"
 	"byzantium/overlays"
 	"byzantium/runtime/sandbox"
 
@@ -164,7 +165,7 @@ func (m *Manager) renderConfig(root string, s *svc, path, mode, text string) err
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, struct{ Node, Data, User string }{m.Node(), dataDir(s), s.user()}); err != nil {
+	if err := t.Execute(&buf, manifest.TemplateData{Node: m.Node(), Data: dataDir(s), User: s.user(), Lang: m.Lang()}); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	perm := os.FileMode(0o644)

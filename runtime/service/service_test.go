@@ -49,7 +49,7 @@ func freePort(t *testing.T) int {
 func (n node) manager(t *testing.T, ctx context.Context, log io.Writer) *Manager {
 	t.Helper()
 	self, _ := os.Executable()
-	m := &Manager{Root: n.Root, StateDir: n.State, Self: self, Node: func() string { return "testnode" },
+	m := &Manager{Root: n.Root, StateDir: n.State, Self: self, Node: func() string { return "testnode" }, Lang: func() string { return "fr" },
 		Log: slog.New(slog.NewTextHandler(log, nil))}
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestModulesAndServices(t *testing.T) {
 			"grep ' /var/lib/web/site ' /proc/self/mountinfo > mountinfo; " +
 			"cat /etc/web/motd; exec /bin/busybox httpd -f -p 127.0.0.1:" + fmt.Sprint(port) + " -h /var/lib/web/site"},
 		Ports: []string{fmt.Sprint(port) + "/tcp"}, Data: "/var/lib/web/site", Limits: manifest.Limits{Processes: 4},
-		Config: []manifest.ConfigFile{{Path: "/etc/web/motd", Template: "welcome to {{.Node}} ({{.User}}, data in {{.Data}})\n"}}}
+		Config: []manifest.ConfigFile{{Path: "/etc/web/motd", Template: "welcome to {{.Node}} ({{.User}}, data in {{.Data}}, in {{.Lang}})\n"}}}
 	n.Module(t, "optional", "010-lib.xzm", manifest.Manifest{Name: "lib"}, map[string]string{"usr/share/lib/marker": "from lib\n"})
 	n.Module(t, "optional", "020-web.xzm", manifest.Manifest{Name: "web", Depends: []string{"lib"}, Services: []manifest.Service{web}}, map[string]string{})
 	n.Module(t, "optional", "030-crash.xzm", manifest.Manifest{Name: "crash", Services: []manifest.Service{
@@ -163,7 +163,7 @@ func TestModulesAndServices(t *testing.T) {
 	}
 	waitFor(t, "the motd in its log", func() bool {
 		lines, _ := m.Logs("web")
-		return len(lines) > 0 && lines[0].Message == "welcome to testnode (web, data in /var/lib/web/site)"
+		return len(lines) > 0 && lines[0].Message == "welcome to testnode (web, data in /var/lib/web/site, in fr)"
 	})
 	waitFor(t, "its health check", func() bool { return m.info(m.services["web"]).Health == "ok" })
 	if fi, err := os.Stat(filepath.Join(n.State, "services/web")); err != nil || fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid != 61000 {
