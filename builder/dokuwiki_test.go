@@ -23,7 +23,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -263,25 +262,7 @@ func wikiRoot(t *testing.T, mods []string, svc manifest.Service, data string) st
 		t.Fatalf("binding the data folder: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(in(home), unix.MNT_DETACH) })
-	for _, c := range svc.Config {
-		tmpl, err := template.New(c.Path).Option("missingkey=error").Parse(c.Template)
-		if err != nil {
-			t.Fatalf("%s: %v", c.Path, err)
-		}
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, manifest.TemplateData{Node: "testnode", Data: home, User: user, Lang: "es"}); err != nil {
-			t.Fatalf("%s: %v", c.Path, err)
-		}
-		mode := uint64(0o644)
-		if c.Mode != "" {
-			mode, _ = strconv.ParseUint(c.Mode, 8, 32)
-		}
-		os.MkdirAll(filepath.Dir(in(c.Path)), 0o755)
-		if err := os.WriteFile(in(c.Path), buf.Bytes(), os.FileMode(mode)); err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(in(c.Path), os.FileMode(mode))
-	}
+	renderConfigs(t, root, svc, manifest.TemplateData{Node: "testnode", Data: home, User: user, Lang: "es"}, nil)
 	return root
 }
 

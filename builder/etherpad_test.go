@@ -20,7 +20,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 	"unicode/utf16"
 
@@ -33,19 +32,6 @@ import (
 	"byzantium/modules/manifest"
 	"byzantium/modules/npm"
 )
-
-// padNodeDebs stand in for the nodejs module (Debian 12's Node.js 18 and
-// the libraries it loads) in a tree whose default spec does not have it
-// yet: the etherpad module depends on it by name.
-var padNodeDebs = []string{
-	"nodejs_18.20.4+dfsg-1~deb12u3_amd64.deb", "libnode108_18.20.4+dfsg-1~deb12u3_amd64.deb",
-	"libuv1_1.44.2-1+deb12u1_amd64.deb", "libc-ares2_1.18.1-3_amd64.deb", "libbrotli1_1.0.9-2+deb12u1_amd64.deb",
-	"libnghttp2-14_1.52.0-1+deb12u3_amd64.deb", "libicu72_72.1-3+deb12u1_amd64.deb",
-	"libstdc++6_12.2.0-14+deb12u1_amd64.deb", "libgcc-s1_12.2.0-14+deb12u1_amd64.deb",
-	"libssl3_3.0.22-1~deb12u2_amd64.deb", "zlib1g_1%3a1.2.13.dfsg-1_amd64.deb", "libc6_2.36-9+deb12u14_amd64.deb",
-	"node-acorn_8.8.1+ds+~cs25.17.7-2_all.deb", "node-cjs-module-lexer_1.2.2+dfsg-5_all.deb",
-	"node-undici_5.15.0+dfsg1+~cs20.10.9.3-1+deb12u4_all.deb",
-}
 
 // TestEtherpadModule builds the optional etherpad module of the default
 // spec (Etherpad 1.8.14 from its npm lock, and launch.js) and the nodejs
@@ -60,14 +46,7 @@ var padNodeDebs = []string{
 // nothing outside its data folder, and stops on SIGTERM.
 func TestEtherpadModule(t *testing.T) {
 	root := repoRoot(t)
-	file := filepath.Join(root, "examples", "byzantium.yaml")
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Parsed, then validated below with the modules the test builds: the
-	// nodejs module may be missing from this tree's spec (see padNodeDebs).
-	s, err := spec.Parse(data, file)
+	s, err := spec.Load(filepath.Join(root, "examples", "byzantium.yaml"), spec.Options{SkipInputChecks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,19 +55,11 @@ func TestEtherpadModule(t *testing.T) {
 		mods[m.Name] = m
 	}
 	pad, node := mods["etherpad"], mods["nodejs"]
-	if pad.Name == "" || len(s.Base) != 1 || s.Base[0].Name != "busybox" {
-		t.Fatalf("want an optional module etherpad and a busybox base")
+	if pad.Name == "" || node.Name == "" || len(s.Base) != 1 || s.Base[0].Name != "busybox" {
+		t.Fatalf("want optional modules etherpad and nodejs and a busybox base")
 	}
 	if got := strings.Join(pad.Depends, ","); got != "nodejs" {
 		t.Errorf("etherpad depends on [%s], want [nodejs]", got)
-	}
-	if node.Name == "" {
-		t.Logf("no nodejs module in %s: Debian's Node.js 18 packages stand in for it", file)
-		node = pad
-		node.Name, node.Services, node.Depends, node.Sources = "nodejs", nil, []string{"busybox"}, nil
-		for _, deb := range padNodeDebs {
-			node.Sources = append(node.Sources, filepath.Join(root, ".cache", "debs", deb))
-		}
 	}
 	for _, src := range append(append([]string{}, node.Sources...), s.Base[0].Sources...) {
 		testenv.RequireFile(t, src, "run make fetch")
@@ -97,12 +68,6 @@ func TestEtherpadModule(t *testing.T) {
 		t.Setenv("BYZ_NPM_CACHE", filepath.Join(root, npm.DefaultCacheDir))
 	}
 
-	if _, ok := mods["nodejs"]; !ok {
-		s.Optional = append(s.Optional, node)
-	}
-	if err := s.Validate(spec.Options{SkipInputChecks: true}); err != nil {
-		t.Fatalf("%s with a nodejs module: %v", file, err)
-	}
 	s = &spec.Spec{File: s.File, Dir: s.Dir, Name: s.Name, Base: s.Base[:1], Optional: []spec.Module{node, pad}}
 	b := &builder{spec: s, opts: Options{Epoch: epoch, Logf: t.Logf}, cache: &cache.Cache{Dir: t.TempDir()}, tool: "test"}
 	start := time.Now()
@@ -255,27 +220,10 @@ func runPad(t *testing.T, layers []string, svc manifest.Service, moduleSize int6
 	}
 	t.Cleanup(func() { unix.Unmount(inRoot("proc"), unix.MNT_DETACH) })
 	var settings padSettings
-	for _, c := range svc.Config {
-		tmpl, err := template.New(c.Path).Option("missingkey=error").Parse(c.Template)
-		if err != nil {
-			t.Fatalf("%s: %v", c.Path, err)
+	for path, text := range renderConfigs(t, sandbox, svc, manifest.TemplateData{Node: "testnode", Data: data, User: svc.User, Lang: "en"}, nil) {
+		if err := json.Unmarshal([]byte(jsonComments(text)), &settings); err != nil {
+			t.Fatalf("%s is not JSON with // comments: %v\n%s", path, err, text)
 		}
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, manifest.TemplateData{Node: "testnode", Data: data, User: svc.User, Lang: "en"}); err != nil {
-			t.Fatalf("%s: %v", c.Path, err)
-		}
-		if err := json.Unmarshal([]byte(jsonComments(buf.String())), &settings); err != nil {
-			t.Fatalf("%s is not JSON with // comments: %v\n%s", c.Path, err, buf.String())
-		}
-		mode := uint64(0o644)
-		if c.Mode != "" {
-			mode, _ = strconv.ParseUint(c.Mode, 8, 32)
-		}
-		os.MkdirAll(filepath.Dir(inRoot(c.Path)), 0o755)
-		if err := os.WriteFile(inRoot(c.Path), buf.Bytes(), os.FileMode(mode)); err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(inRoot(c.Path), os.FileMode(mode))
 	}
 	// The defaults the docs promise, as Etherpad reads them.
 	if settings.IP != "" || settings.Port != data+"/"+filepath.Base(svc.Web.Socket) || !settings.TrustProxy ||

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"text/template"
 
 	"byzantium/ci/testenv"
 	"byzantium/modules/manifest"
@@ -78,4 +80,39 @@ func serviceData(t *testing.T, root, dir string, svc manifest.Service, uid int) 
 	}
 	t.Cleanup(func() { unix.Unmount(data, unix.MNT_DETACH) })
 	return host
+}
+
+// renderConfigs writes the service's config files into root as byzd does
+// before a start (text/template with td, the file's mode), each through
+// edit first when it is given (a test's own port, say), and returns the
+// texts written by path.
+func renderConfigs(t *testing.T, root string, svc manifest.Service, td manifest.TemplateData, edit func(path, text string) string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, c := range svc.Config {
+		tmpl, err := template.New(c.Path).Option("missingkey=error").Parse(c.Template)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Path, err)
+		}
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, td); err != nil {
+			t.Fatalf("%s: %v", c.Path, err)
+		}
+		text := buf.String()
+		if edit != nil {
+			text = edit(c.Path, text)
+		}
+		mode := uint64(0o644)
+		if c.Mode != "" {
+			mode, _ = strconv.ParseUint(c.Mode, 8, 32)
+		}
+		p := filepath.Join(root, filepath.FromSlash(c.Path))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), os.FileMode(mode)); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, os.FileMode(mode))
+		out[c.Path] = text
+	}
+	return out
 }

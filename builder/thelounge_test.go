@@ -19,7 +19,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"byzantium/builder/cache"
@@ -172,7 +171,6 @@ func checkChatService(t *testing.T, svc manifest.Service) {
 func runChat(t *testing.T, layers []string, svc manifest.Service) {
 	dir := t.TempDir()
 	sandbox, upper := stackModules(t, dir, layers)
-	inRoot := func(p string) string { return filepath.Join(sandbox, filepath.FromSlash(p)) }
 
 	// What byzd does before a start: the accounts, the data folder (a
 	// fresh folder of the node's, bound in), the config files.
@@ -182,32 +180,16 @@ func runChat(t *testing.T, layers []string, svc manifest.Service) {
 
 	irc := startFakeIRC(t)
 	ircPort := regexp.MustCompile(`(?m)^(\s*port:\s*)6667,$`)
-	for _, c := range svc.Config {
-		tmpl, err := template.New(c.Path).Option("missingkey=error").Parse(c.Template)
-		if err != nil {
-			t.Fatalf("%s: %v", c.Path, err)
+	renderConfigs(t, sandbox, svc, manifest.TemplateData{Node: "testnode", Data: data, User: svc.User, Lang: "en"}, func(path, text string) string {
+		if path != "/etc/thelounge/config.js" {
+			return text
 		}
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, manifest.TemplateData{Node: "testnode", Data: data, User: svc.User, Lang: "en"}); err != nil {
-			t.Fatalf("%s: %v", c.Path, err)
+		// ngircd's port may be taken on this machine: the fake's.
+		if n := len(ircPort.FindAllString(text, -1)); n != 1 {
+			t.Fatalf("%s: %d lines port: 6667, want 1:\n%s", path, n, text)
 		}
-		text := buf.String()
-		if c.Path == "/etc/thelounge/config.js" {
-			// ngircd's port may be taken on this machine: the fake's.
-			if n := len(ircPort.FindAllString(text, -1)); n != 1 {
-				t.Fatalf("%s: %d lines port: 6667, want 1:\n%s", c.Path, n, text)
-			}
-			text = ircPort.ReplaceAllString(text, "${1}"+strconv.Itoa(irc.port)+",")
-		}
-		mode := uint64(0o644)
-		if c.Mode != "" {
-			mode, _ = strconv.ParseUint(c.Mode, 8, 32)
-		}
-		os.MkdirAll(filepath.Dir(inRoot(c.Path)), 0o755)
-		if err := os.WriteFile(inRoot(c.Path), []byte(text), os.FileMode(mode)); err != nil {
-			t.Fatal(err)
-		}
-	}
+		return ircPort.ReplaceAllString(text, "${1}"+strconv.Itoa(irc.port)+",")
+	})
 	// What byzd wrote: nothing else may appear in the upper layer.
 	wrote := upperFiles(t, upper)
 
