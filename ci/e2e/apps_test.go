@@ -366,18 +366,28 @@ func joinIRC(t *testing.T, addr, nick, channel string) *ircPeer {
 // expect waits for a line containing text and returns it.
 func (p *ircPeer) expect(t *testing.T, text string, d time.Duration) string {
 	t.Helper()
+	line, ok := p.wait(text, d)
+	if !ok {
+		t.Fatalf("IRC: no %q in %v (or the connection closed)", text, d)
+	}
+	return line
+}
+
+// wait waits for a line containing text; false if none came in d or the
+// connection closed.
+func (p *ircPeer) wait(text string, d time.Duration) (string, bool) {
 	timeout := time.After(d)
 	for {
 		select {
 		case line, ok := <-p.lines:
 			if !ok {
-				t.Fatalf("IRC: the connection closed before %q", text)
+				return "", false
 			}
 			if strings.Contains(line, text) {
-				return line
+				return line, true
 			}
 		case <-timeout:
-			t.Fatalf("IRC: no %q in %v", text, d)
+			return "", false
 		}
 	}
 }
@@ -386,20 +396,33 @@ func (p *ircPeer) expect(t *testing.T, text string, d time.Duration) string {
 // a nick and Connect) and talk with an IRC client on the host, both ways.
 func useChat(t *testing.T, n *appNode, b *browser.Browser, irc int) {
 	peer := joinIRC(t, fmt.Sprintf("127.0.0.1:%d", irc), "hostpeer", "#byzantium")
-	if code := b.Navigate(n.appURL("chat", "/")); code != http.StatusOK {
-		t.Fatalf("the chat: %d", code)
+	// Up to three tries: under a loaded CI host the session has been seen
+	// to drop before the JOIN ("transport close"; The Lounge does not
+	// reconnect in public mode), and a person would reload. Each try is
+	// logged, so a drop is on record.
+	for try := 1; ; try++ {
+		if code := b.Navigate(n.appURL("chat", "/")); code != http.StatusOK {
+			t.Fatalf("the chat: %d", code)
+		}
+		b.WaitFor("the connect form", `document.querySelector('#connect\\:nick')`, time.Minute)
+		b.Screenshot("chat-1-connect")
+		b.SetField(`#connect\:nick`, "phone1")
+		// The Lounge is a Vue app: a field set from outside must say so.
+		browser.Eval[bool](b, `(document.querySelector('#connect\\:nick').dispatchEvent(new Event('input')), true)`)
+		browser.Eval[bool](b, `(document.querySelector('#connect button[type=submit]').click(), true)`)
+		b.WaitFor("the channel's input", `document.querySelector('textarea#input')`, time.Minute)
+		if _, ok := peer.wait("phone1", time.Minute); ok { // its JOIN
+			break
+		}
+		b.Screenshot(fmt.Sprintf("chat-dropped-%d", try))
+		t.Logf("chat: try %d: no JOIN from the web chat in a minute", try)
+		if try == 3 {
+			t.Fatal("chat: the web chat never joined the channel")
+		}
 	}
-	b.WaitFor("the connect form", `document.querySelector('#connect\\:nick')`, time.Minute)
-	b.Screenshot("chat-1-connect")
-	b.SetField(`#connect\:nick`, "phone1")
-	// The Lounge is a Vue app: a field set from outside must say so.
-	browser.Eval[bool](b, `(document.querySelector('#connect\\:nick').dispatchEvent(new Event('input')), true)`)
-	browser.Eval[bool](b, `(document.querySelector('#connect button[type=submit]').click(), true)`)
-	b.WaitFor("the channel's input", `document.querySelector('textarea#input')`, time.Minute)
-	peer.expect(t, "phone1", time.Minute) // its JOIN
 	browser.Eval[bool](b, `(document.querySelector('textarea#input').focus(), true)`)
 	b.Type("hello from a phone\r")
-	if line := peer.expect(t, "PRIVMSG #byzantium :hello from a phone", time.Minute); !strings.HasPrefix(line, ":phone1!") {
+	if line := peer.expect(t, "PRIVMSG #byzantium :hello from a phone", time.Minute); !strings.HasPrefix(line, ":phone1") {
 		t.Errorf("the message reached IRC as %q", line)
 	}
 	fmt.Fprintf(peer.c, "PRIVMSG #byzantium :hello from the host\r\n")
