@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,8 +48,8 @@ func TestWebApps(t *testing.T) {
 	n.Module(t, "optional", "020-notes.xzm", manifest.Manifest{Name: "notes", Services: []manifest.Service{notes}}, map[string]string{})
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs strings.Builder
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil))
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
 	self, _ := os.Executable()
 	m := &service.Manager{Root: n.Root, StateDir: n.State, Self: self, Node: func() string { return "node1" }, Log: log}
 	if err := m.Start(ctx); err != nil {
@@ -199,16 +198,4 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// lockedWriter serializes the log's writes from the manager's goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
